@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "crashing now"
+exit 1

@@ -1,0 +1,152 @@
+// Package api is the contract between the daemon and its clients (the CLI, monit, the
+// dashboard): HTTP+JSON over a unix socket in CORRAL_HOME, under versioned paths. It holds the
+// wire types and a small client.
+package api
+
+import (
+	"time"
+
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// Prefix is the path prefix of this version of the API.
+const Prefix = "/v1"
+
+// HeaderVersion carries the daemon's build version on every response.
+const HeaderVersion = "Corral-Version"
+
+// Process is one process slot as the daemon reports it. Secrets in App.Env and App.BaseEnv are
+// masked unless the request asked to reveal them.
+type Process struct {
+	ID         int       `json:"pm_id"`
+	Name       string    `json:"name"`
+	Namespace  string    `json:"namespace"`
+	Instance   int       `json:"instance"`
+	PID        int       `json:"pid"`
+	Status     string    `json:"status"`
+	Restarts   int       `json:"restart_time"`
+	Unstable   int       `json:"unstable_restarts"`
+	StartedAt  time.Time `json:"started_at"`
+	CreatedAt  time.Time `json:"created_at"`
+	Exited     bool      `json:"exited,omitempty"`
+	ExitCode   int       `json:"exit_code"`
+	ExitSignal string    `json:"exit_signal,omitempty"`
+	// PrevRestartDelayMS is the last exponential backoff delay.
+	PrevRestartDelayMS int64  `json:"prev_restart_delay"`
+	LastError          string `json:"last_error,omitempty"`
+
+	CPU    float64 `json:"cpu"`    // percent of one CPU, whole process tree
+	Memory int64   `json:"memory"` // RSS bytes, whole process tree
+
+	OutLog      string `json:"pm_out_log_path"`
+	ErrLog      string `json:"pm_err_log_path"`
+	CombinedLog string `json:"pm_log_path,omitempty"`
+	PidFile     string `json:"pm_pid_path,omitempty"`
+
+	Version     string `json:"version"`  // from the app's package.json, or "N/A"
+	Username    string `json:"username"` // who runs the daemon (and so the app)
+	Watching    bool   `json:"watching"`
+	NodeVersion string `json:"node_version,omitempty"`
+
+	App spec.App `json:"app"`
+
+	// Cluster is set for cluster-mode processes.
+	Cluster *WorkerStats `json:"cluster,omitempty"`
+}
+
+// WorkerStats is a cluster worker's share of the app's connections.
+type WorkerStats struct {
+	WorkerID    int      `json:"worker_id"`    // NODE_UNIQUE_ID of the current run
+	Listening   []string `json:"listening"`    // addresses the worker serves
+	Connections uint64   `json:"connections"`  // handed off and accepted, since the slot was created
+	ConnPerSec  float64  `json:"conn_per_sec"` // over the last sampling interval
+	Refused     uint64   `json:"refused"`      // connections it answered accepted:false
+	InFlight    int      `json:"in_flight"`    // handed off, not yet answered
+}
+
+// StartRequest asks the daemon to run apps. Apps that already exist are restarted with the new
+// spec (as `pm2 start ecosystem.config.js` does) unless Mode is "create".
+type StartRequest struct {
+	Apps []spec.App `json:"apps"`
+	// Mode: "file" (create or update+restart), "create" (error if the app exists).
+	Mode string `json:"mode"`
+}
+
+// ActionRequest names targets for stop, restart, reload, delete, reset, signal, start.
+type ActionRequest struct {
+	// Targets: ids, names, namespaces, "all" or /regex/.
+	Targets []string `json:"targets"`
+	// UpdateEnv, when set, replaces each app's inherited environment (restart --update-env).
+	UpdateEnv map[string]string `json:"update_env,omitempty"`
+	// Signal for the signal action.
+	Signal string `json:"signal,omitempty"`
+}
+
+// ActionResponse lists the processes an action touched, after it.
+type ActionResponse struct {
+	Processes []Process `json:"processes"`
+	Warnings  []string  `json:"warnings,omitempty"`
+	// Errors lists per-process failures (the action went on for the others).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// ScaleRequest sets an app's number of processes: "4", "max", "+2", "-1".
+type ScaleRequest struct {
+	App   string `json:"app"`
+	Count string `json:"count"`
+}
+
+// MessageRequest sends a message to processes' process.on('message').
+type MessageRequest struct {
+	Targets []string `json:"targets"`
+	Data    any      `json:"data"`
+}
+
+// SaveResponse says what `save` wrote.
+type SaveResponse struct {
+	Path  string `json:"path"`
+	Apps  int    `json:"apps"`
+	Procs int    `json:"processes"`
+}
+
+// ResurrectResponse says what `resurrect` did.
+type ResurrectResponse struct {
+	Path       string    `json:"path"`
+	FromBackup bool      `json:"from_backup"`
+	Started    []string  `json:"started"`
+	Skipped    []string  `json:"skipped"` // already running
+	Processes  []Process `json:"processes"`
+}
+
+// Version answers GET /v1/version (and ping).
+type Version struct {
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Home    string    `json:"home"`
+	Started time.Time `json:"started"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+	// Code is machine-readable: "not_found", "bad_request", "conflict", "internal".
+	Code string `json:"code"`
+}
+
+// EnvResponse is the environment of one process.
+type EnvResponse struct {
+	ID  int               `json:"pm_id"`
+	Env map[string]string `json:"env"`
+}
+
+// LogLine is one line of GET /v1/logs: PM2's `logs --json` fields, plus where a line of
+// history came from.
+type LogLine struct {
+	Time    time.Time `json:"timestamp"`
+	ProcID  int       `json:"process_id"` // -1 for the daemon
+	App     string    `json:"app_name"`
+	Stream  string    `json:"type"` // out, err, corral
+	Message string    `json:"message"`
+	History bool      `json:"history,omitempty"`
+	Path    string    `json:"path,omitempty"`
+}

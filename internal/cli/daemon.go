@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/daemon"
+	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/persist"
+	"github.com/corral-pm/corral/internal/startup"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) saveCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "save",
+		Aliases: []string{"dump"},
+		Short:   "save the process list, for resurrect and boot (secrets sealed)",
+		GroupID: "daemon",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, true); err != nil {
+				return err
+			}
+			path := "/save"
+			if force {
+				path += "?force=1"
+			}
+			var resp api.SaveResponse
+			if err := c.client.Do(ctx, "POST", path, nil, &resp); err != nil {
+				return err
+			}
+			c.infof("Saved %d apps (%d processes) in %s", resp.Apps, resp.Procs, resp.Path)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "save even an empty list")
+	return cmd
+}
+
+func (c *cli) resurrectCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "resurrect",
+		Short:   "start the saved apps that are not running (stopped ones stay stopped)",
+		GroupID: "daemon",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, true); err != nil {
+				return err
+			}
+			var resp api.ResurrectResponse
+			err := c.client.Do(ctx, "POST", "/resurrect", nil, &resp)
+			if err != nil {
+				return err
+			}
+			if resp.FromBackup {
+				c.warnf("%s was unreadable: restored from its backup", resp.Path)
+			}
+			for _, n := range resp.Started {
+				c.infof("Resurrected %s", n)
+			}
+			for _, n := range resp.Skipped {
+				c.infof("%s already exists: left as it is", n)
+			}
+			return c.printTable(ctx)
+		},
+	}
+}
+
+func (c *cli) killCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "kill",
+		Short:   "stop every app and the daemon (the saved list is not touched)",
+		GroupID: "daemon",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, false); err != nil {
+				if errors.Is(err, errNoDaemon) {
+					c.infof("No daemon running")
+					return nil
+				}
+				return err
+			}
+			if err := c.client.Do(ctx, "POST", "/kill", nil, nil); err != nil {
+				return err
+			}
+			if err := c.waitGone(ctx, 10*time.Second); err != nil {
+				return err
+			}
+			c.infof("Every app stopped; daemon stopped")
+			return nil
+		},
+	}
+}
+
+func (c *cli) pingCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ping",
+		Short:   "make sure the daemon runs (starting it if needed)",
+		GroupID: "daemon",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.connect(cmd.Context(), true); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stdout, "{ msg: 'pong' }")
+			return nil
+		},
+	}
+}
+
+// updateCommand restarts the daemon with this binary: save, kill, start, resurrect.
+func (c *cli) updateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "update",
+		Short:   "restart the daemon with this version of corral (apps are saved and started again)",
+		GroupID: "daemon",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, false); err == nil {
+				if err := c.client.Do(ctx, "POST", "/save?force=1", nil, nil); err != nil {
+					return fmt.Errorf("save before update: %w", err)
+				}
+				if err := c.client.Do(ctx, "POST", "/kill", nil, nil); err != nil {
+					return err
+				}
+				if err := c.waitGone(ctx, 10*time.Second); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, errNoDaemon) {
+				return err
+			}
+			if err := c.connect(ctx, true); err != nil {
+				return err
+			}
+			if isFile(c.paths.Dump) {
+				if err := c.client.Do(ctx, "POST", "/resurrect", nil, nil); err != nil {
+					return err
+				}
+			}
+			c.infof("Daemon updated")
+			return c.printTable(ctx)
+		},
+	}
+}
+
+// daemonCommand runs the daemon in the foreground. The CLI starts it in the background this
+// way; systemd runs it so (`corral startup`).
+func (c *cli) daemonCommand() *cobra.Command {
+	var resurrect bool
+	cmd := &cobra.Command{
+		Use:    "daemon",
+		Short:  "run the daemon in the foreground",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths, err := home.Resolve()
+			if err != nil {
+				return err
+			}
+			d, err := daemon.New(daemon.Options{Paths: paths, Resurrect: resurrect})
+			if err != nil {
+				return err
+			}
+			return d.Run(context.Background())
+		},
+	}
+	cmd.Flags().BoolVar(&resurrect, "resurrect", false, "restore the saved process list at start")
+	return cmd
+}
+
+func (c *cli) startupCommand() *cobra.Command {
+	var o startup.Options
+	var unitDir string
+	var noEnable bool
+	cmd := &cobra.Command{
+		Use:     "startup [systemd]",
+		Short:   "start corral and the saved apps at boot (writes a systemd unit)",
+		GroupID: "daemon",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && args[0] != "systemd" {
+				return fmt.Errorf("init system %q is not supported: corral writes systemd units (`corral startup systemd`)", args[0])
+			}
+			if err := c.fillStartupOptions(&o); err != nil {
+				return err
+			}
+			defaultDir := unitDir == ""
+			if defaultDir {
+				unitDir = "/etc/systemd/system"
+			}
+			if defaultDir && os.Geteuid() != 0 {
+				fmt.Fprintf(c.stdout, "[corral] To start corral at boot, run as root:\nsudo env PATH=%s %s startup systemd -u %s --hp %s\n",
+					o.Path, o.Binary, o.User, o.Home)
+				return nil
+			}
+			unit := filepath.Join(unitDir, o.Name()+".service")
+			if err := persist.WriteFileAtomic(unit, []byte(startup.SystemdUnit(o)), 0o644); err != nil {
+				return fmt.Errorf("write %s: %w", unit, err)
+			}
+			c.infof("Wrote %s", unit)
+			if defaultDir && !noEnable {
+				for _, args := range [][]string{{"daemon-reload"}, {"enable", o.Name()}} {
+					out, err := exec.Command("systemctl", args...).CombinedOutput()
+					if err != nil {
+						return fmt.Errorf("systemctl %v: %v: %s", args, err, out)
+					}
+				}
+				c.infof("Enabled %s: corral starts at boot and resurrects the saved list", o.Name())
+			}
+			c.infof("Run `corral save` to choose which apps come back at boot")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.User, "user", "u", "", "user the daemon runs as (default: you)")
+	cmd.Flags().StringVar(&o.Home, "hp", "", "that user's home directory")
+	cmd.Flags().StringVar(&o.ServiceName, "service-name", "", "unit name (default corral-<user>)")
+	cmd.Flags().BoolVar(&o.WaitIP, "wait-ip", false, "start after the network is online")
+	cmd.Flags().StringVar(&unitDir, "unit-dir", "", "write the unit here instead of /etc/systemd/system (and do not enable it)")
+	cmd.Flags().BoolVar(&noEnable, "no-enable", false, "write the unit without enabling it")
+	return cmd
+}
+
+// fillStartupOptions completes startup options from the environment.
+func (c *cli) fillStartupOptions(o *startup.Options) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the corral binary: %w", err)
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	o.Binary = exe
+	if o.User == "" {
+		u, err := user.Current()
+		if err != nil {
+			return fmt.Errorf("current user: %w", err)
+		}
+		o.User = u.Username
+		if o.Home == "" {
+			o.Home = u.HomeDir
+		}
+	} else if o.Home == "" {
+		u, err := user.Lookup(o.User)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", o.User, err)
+		}
+		o.Home = u.HomeDir
+	}
+	if h := os.Getenv("CORRAL_HOME"); h != "" {
+		o.CorralHome, _ = filepath.Abs(h)
+	} else {
+		o.CorralHome = filepath.Join(o.Home, ".corral")
+	}
+	o.Path = os.Getenv("PATH")
+	return nil
+}
+
+func (c *cli) unstartupCommand() *cobra.Command {
+	var o startup.Options
+	var unitDir string
+	cmd := &cobra.Command{
+		Use:     "unstartup [systemd]",
+		Short:   "stop starting corral at boot (removes the systemd unit)",
+		GroupID: "daemon",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.fillStartupOptions(&o); err != nil {
+				return err
+			}
+			defaultDir := unitDir == ""
+			if defaultDir {
+				unitDir = "/etc/systemd/system"
+			}
+			unit := filepath.Join(unitDir, o.Name()+".service")
+			if defaultDir {
+				if out, err := exec.Command("systemctl", "disable", o.Name()).CombinedOutput(); err != nil {
+					c.warnf("systemctl disable %s: %v: %s", o.Name(), err, out)
+				}
+			}
+			if err := os.Remove(unit); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("remove %s: %w", unit, err)
+			}
+			c.infof("Removed %s", unit)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.User, "user", "u", "", "user the daemon runs as (default: you)")
+	cmd.Flags().StringVar(&o.Home, "hp", "", "that user's home directory")
+	cmd.Flags().StringVar(&o.ServiceName, "service-name", "", "unit name (default corral-<user>)")
+	cmd.Flags().StringVar(&unitDir, "unit-dir", "", "the directory the unit was written to")
+	return cmd
+}

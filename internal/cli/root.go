@@ -1,0 +1,148 @@
+// Package cli is corral's command line: PM2's verbs, aliases and flags, as a thin client of the
+// daemon's API. It resolves ecosystem files and its own environment into app specs; the daemon
+// does the rest.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/render"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// cli holds what every command shares.
+type cli struct {
+	stdout, stderr io.Writer
+	noColor        bool
+	silent         bool
+
+	paths  home.Paths
+	client *api.Client
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// silentExit ends the command with a code and no further message (it was printed already).
+type silentExit int
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// Main runs the command line and returns the exit code.
+func Main(args []string) int {
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr}
+	root := c.rootCommand()
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return int(se)
+	}
+	fmt.Fprintf(c.stderr, "[corral] error: %s\n", err)
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "corral",
+		Short: "corral runs your apps, one worker per CPU core behind one port, and keeps them running",
+		Long: `corral is a process manager: PM2's commands and ecosystem files, with a cluster mode for
+Node.js and any other language, rolling reloads that drop nothing, and secrets kept out of sight.`,
+		Version:       buildinfo.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().BoolVar(&c.noColor, "no-color", false, "print without colours")
+	root.PersistentFlags().BoolVarP(&c.silent, "silent", "s", false, "print nothing but errors and asked-for data")
+	root.AddGroup(&cobra.Group{ID: "apps", Title: "Apps:"}, &cobra.Group{ID: "info", Title: "Inspection:"},
+		&cobra.Group{ID: "logs", Title: "Logs:"}, &cobra.Group{ID: "daemon", Title: "Daemon and boot:"})
+	root.AddCommand(
+		c.startCommand(), c.stopCommand(), c.restartCommand(), c.reloadCommand(), c.deleteCommand(),
+		c.resetCommand(), c.sendSignalCommand(),
+		c.listCommand(), c.jlistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
+		c.logsCommand(), c.flushCommand(), c.reloadLogsCommand(),
+		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),
+		c.killCommand(), c.pingCommand(), c.updateCommand(), c.runCommand(), c.daemonCommand(),
+	)
+	return root
+}
+
+// color reports whether to paint: a terminal, no NO_COLOR, no --no-color.
+func (c *cli) color() bool {
+	if c.noColor || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := c.stdout.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func (c *cli) renderOptions() render.Options {
+	return render.Options{Now: time.Now(), Color: c.color()}
+}
+
+// infof prints a progress line unless --silent.
+func (c *cli) infof(format string, args ...any) {
+	if c.silent {
+		return
+	}
+	fmt.Fprintf(c.stdout, "[corral] "+format+"\n", args...)
+}
+
+func (c *cli) warnf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "[corral] warning: "+format+"\n", args...)
+}
+
+// printTable prints the process table, as PM2 does after most commands.
+func (c *cli) printTable(ctx context.Context) error {
+	if c.silent {
+		return nil
+	}
+	var procs []api.Process
+	if err := c.client.Do(ctx, "GET", "/processes", nil, &procs); err != nil {
+		return err
+	}
+	fmt.Fprint(c.stdout, render.Table(procs, c.renderOptions()))
+	return nil
+}
+
+// reportErrors prints per-process failures of an action and turns them into exit code 1.
+func (c *cli) reportErrors(errs []string) error {
+	for _, e := range errs {
+		fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+	}
+	if len(errs) > 0 {
+		return silentExit(1)
+	}
+	return nil
+}

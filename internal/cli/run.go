@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/daemon"
+	"github.com/corral-pm/corral/internal/ecosystem"
+	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/spec"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// runCommand is the foreground mode (PM2's pm2-runtime / --no-daemon), for containers and
+// systemd: the daemon runs attached to the terminal, prints every app's output, stops every
+// app on SIGINT/SIGTERM, and exits with code 2 when no app is left running.
+func (c *cli) runCommand() *cobra.Command {
+	f := &appFlags{}
+	cmd := &cobra.Command{
+		Use:     "run <ecosystem file | script> [-- args]",
+		Short:   "run apps in the foreground (containers, systemd): logs to stdout, Ctrl-C stops all",
+		GroupID: "daemon",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var scriptArgs []string
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				scriptArgs = args[dash:]
+				args = args[:dash]
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("run takes one ecosystem file or script")
+			}
+			return c.runForeground(cmd.Context(), cmd.Flags(), f, args[0], scriptArgs)
+		},
+	}
+	addAppFlags(cmd.Flags(), f)
+	return cmd
+}
+
+// exitNothingRunning is pm2-runtime's exit code when every app has stopped.
+const exitNothingRunning = 2
+
+func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags, target string, scriptArgs []string) error {
+	paths, err := home.Resolve()
+	if err != nil {
+		return err
+	}
+	c.paths = paths
+	opt, err := c.loaderOptions(f, overrides(fs))
+	if err != nil {
+		return err
+	}
+	var apps []spec.App
+	if ecosystem.IsConfigFile(target) && isFile(target) {
+		apps, err = c.loadFile(target, opt)
+	} else {
+		var a spec.App
+		a, err = c.scriptApp(target, scriptArgs, opt)
+		apps = []spec.App{a}
+	}
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(daemon.Options{Paths: paths})
+	if err != nil {
+		return err
+	}
+	sub := d.Hub().Subscribe(func(logs.Line) bool { return true }, 8192)
+	lp := &logPrinter{out: c.stdout, errOut: c.stderr, color: c.color(), nameWidth: 12}
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for l := range sub.C {
+			lp.print(api.LogLine{Time: l.Time, ProcID: l.ProcID, App: l.App, Stream: l.Stream, Message: l.Message})
+		}
+	}()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+
+	resp, err := d.StartApps(api.StartRequest{Apps: apps, Mode: "create"})
+	if err != nil {
+		cancel()
+		<-done
+		sub.Close()
+		<-printed
+		return err
+	}
+	for _, e := range resp.Errors {
+		fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+	}
+
+	nothingRunning := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	idle := 0
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			if anyAlive(d.Processes(false)) {
+				idle = 0
+				continue
+			}
+			// A few seconds of nothing alive, so a restart in progress is not mistaken for the end.
+			if idle++; idle >= 3 {
+				nothingRunning = true
+				cancel()
+			}
+		}
+	}
+	sub.Close()
+	<-printed
+	if err != nil {
+		return err
+	}
+	if nothingRunning {
+		fmt.Fprintln(c.stderr, "[corral] no app is running any more: exiting")
+		return silentExit(exitNothingRunning)
+	}
+	return nil
+}
+
+func anyAlive(procs []api.Process) bool {
+	for _, p := range procs {
+		switch p.Status {
+		case "online", "launching", "waiting restart", "stopping":
+			return true
+		}
+	}
+	return false
+}

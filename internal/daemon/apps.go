@@ -1,0 +1,484 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/cpus"
+	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/watch"
+	"github.com/robfig/cron/v3"
+)
+
+// opTimeout bounds one lifecycle operation on one process. Stops end with SIGKILL after
+// kill_timeout, so this is only reached when the kernel cannot kill a process.
+func opTimeout(s *spec.App) time.Duration {
+	return 2*s.KillTimeout.D() + 2*s.ListenTimeout.D() + 30*time.Second
+}
+
+// conflictError: an app exists where the request wanted a new one.
+type conflictError struct{ msg string }
+
+func (e conflictError) Error() string { return e.msg }
+
+// badRequestError: the request itself is wrong.
+type badRequestError struct{ msg string }
+
+func (e badRequestError) Error() string { return e.msg }
+
+// StartApps runs the apps of a start request. Every app is checked before anything starts, so a
+// bad request starts nothing. Existing apps are updated and restarted in "file" mode (as
+// `pm2 start ecosystem.config.js` does); in "create" mode they are an error.
+func (d *Daemon) StartApps(req api.StartRequest) (api.ActionResponse, error) {
+	var resp api.ActionResponse
+	if len(req.Apps) == 0 {
+		return resp, badRequestError{"no app to start"}
+	}
+	seen := map[string]bool{}
+	for i := range req.Apps {
+		s := &req.Apps[i]
+		d.fillDefaults(s)
+		if err := s.Validate(); err != nil {
+			return resp, badRequestError{err.Error()}
+		}
+		if seen[s.Name] {
+			return resp, badRequestError{fmt.Sprintf("app %q is given twice", s.Name)}
+		}
+		seen[s.Name] = true
+		if _, err := d.cronSchedule(s); err != nil {
+			return resp, badRequestError{err.Error()}
+		}
+	}
+	d.tbl.mu.Lock()
+	for _, s := range req.Apps {
+		if a, ok := d.tbl.apps[s.Name]; ok && req.Mode == "create" {
+			ids := procIDs(a.procs)
+			d.tbl.mu.Unlock()
+			return resp, conflictError{fmt.Sprintf("app %q already exists (ids %s): `corral restart %s` restarts it; --name starts another copy under a new name",
+				s.Name, ids, s.Name)}
+		}
+	}
+	d.tbl.mu.Unlock()
+
+	var touched []int
+	var errs []string
+	for i := range req.Apps {
+		s := req.Apps[i].Clone()
+		d.tbl.mu.Lock()
+		existing := d.tbl.apps[s.Name]
+		d.tbl.mu.Unlock()
+		var ids []int
+		var err error
+		if existing != nil {
+			ids, err = d.updateApp(existing, &s)
+		} else {
+			ids, err = d.createApp(&s, nil, nil)
+		}
+		touched = append(touched, ids...)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	resp.Processes = d.processesByID(touched, false)
+	resp.Errors = errs
+	return resp, nil
+}
+
+// fillDefaults sets what only the daemon knows: default log and pid paths in its home.
+func (d *Daemon) fillDefaults(s *spec.App) {
+	safe := spec.SafeFileName(s.Name)
+	if s.OutFile == "" {
+		s.OutFile = filepath.Join(d.paths.LogDir, safe+"-out.log")
+	}
+	if s.ErrorFile == "" {
+		s.ErrorFile = filepath.Join(d.paths.LogDir, safe+"-error.log")
+	}
+	if s.PidFile == "" {
+		s.PidFile = filepath.Join(d.paths.PidDir, safe+".pid")
+	}
+	if s.Namespace == "" {
+		s.Namespace = spec.DefaultNamespace
+	}
+	if s.InstanceVar == "" {
+		s.InstanceVar = spec.DefaultInstanceVar
+	}
+	if s.KillSignal == "" {
+		s.KillSignal = spec.DefaultKillSignal
+	}
+}
+
+// createApp adds a new app. instances, when given, fixes the instance numbers (resurrect);
+// start says which of them to start (nil: all, if autostart).
+func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, error) {
+	a := &app{spec: s, version: readAppVersion(s), crons: map[int]cron.EntryID{}}
+	a.op.Lock()
+	defer a.op.Unlock()
+	if instances == nil {
+		n := cpus.Resolve(s.Instances, cpus.Usable())
+		for i := range n {
+			instances = append(instances, i)
+		}
+	}
+	d.tbl.mu.Lock()
+	if _, ok := d.tbl.apps[s.Name]; ok {
+		d.tbl.mu.Unlock()
+		return nil, conflictError{fmt.Sprintf("app %q already exists", s.Name)}
+	}
+	hooks := d.hooksFor(a)
+	var ids []int
+	for _, inst := range instances {
+		id := d.tbl.allocID()
+		p := supervisor.New(id, inst, s, hooks)
+		a.procs = append(a.procs, p)
+		d.tbl.procs[id] = p
+		d.tbl.owner[id] = a
+		ids = append(ids, id)
+	}
+	d.tbl.apps[s.Name] = a
+	d.tbl.mu.Unlock()
+	d.logf("app %s added (%s mode, %d process(es): ids %s)", s.Name, s.ExecMode, len(ids), procIDs(a.procs))
+
+	if err := d.armTriggers(a); err != nil {
+		d.logf("app %s: %v", s.Name, err)
+	}
+	var errs []string
+	for i, p := range a.procs {
+		want := s.Autostart
+		if start != nil {
+			want = start[i]
+		}
+		if !want {
+			continue
+		}
+		if err := p.Start(); err != nil {
+			errs = append(errs, fmt.Sprintf("%s[%d]: %v", s.Name, p.ID(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return ids, errors.New(strings.Join(errs, "; "))
+	}
+	return ids, nil
+}
+
+// updateApp gives an existing app a new spec and restarts its processes with it.
+func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
+	a.op.Lock()
+	defer a.op.Unlock()
+	d.disarmTriggers(a)
+	d.tbl.mu.Lock()
+	a.spec = s
+	a.version = readAppVersion(s)
+	procs := append([]*supervisor.Process(nil), a.procs...)
+	d.tbl.mu.Unlock()
+	if err := d.armTriggers(a); err != nil {
+		d.logf("app %s: %v", s.Name, err)
+	}
+	d.logf("app %s: new configuration, restarting", s.Name)
+	err := forEach(procs, func(p *supervisor.Process) error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+		defer cancel()
+		return p.Restart(ctx, s)
+	})
+	return procIDsList(procs), err
+}
+
+// hooksFor connects an app's processes to the daemon.
+func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
+	return &supervisor.Hooks{
+		Logs:    d.logs,
+		Hub:     d.hub,
+		Event:   d.onEvent,
+		Message: d.onMessage,
+	}
+}
+
+// Act runs a lifecycle action on targets: apps in parallel, each app's processes as the
+// action requires.
+func (d *Daemon) Act(action string, req api.ActionRequest) (api.ActionResponse, error) {
+	var resp api.ActionResponse
+	var sig syscall.Signal
+	switch action {
+	case "start", "stop", "restart", "reload", "delete", "reset":
+	case "signal":
+		s, err := supervisor.ParseSignal(req.Signal)
+		if err != nil {
+			return resp, badRequestError{err.Error()}
+		}
+		sig = s
+	default:
+		return resp, badRequestError{fmt.Sprintf("unknown action %q", action)}
+	}
+	sel, err := d.tbl.resolve(req.Targets)
+	if err != nil {
+		return resp, err
+	}
+	var mu sync.Mutex
+	var ids []int
+	var wg sync.WaitGroup
+	for _, a := range sel.apps {
+		procs := sel.procs[a]
+		ids = append(ids, procIDsList(procs)...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := d.actOnApp(action, a, procs, req, sig)
+			if err != nil {
+				mu.Lock()
+				resp.Errors = append(resp.Errors, err.Error())
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if action != "delete" {
+		resp.Processes = d.processesByID(ids, false)
+	}
+	return resp, nil
+}
+
+func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	d.tbl.mu.Lock()
+	s := a.spec
+	d.tbl.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+	defer cancel()
+	switch action {
+	case "stop":
+		return forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+	case "start":
+		return forEach(procs, func(p *supervisor.Process) error {
+			switch p.Info().Status {
+			case supervisor.StatusOnline, supervisor.StatusLaunching:
+				return p.Restart(ctx, nil) // PM2's "smart start": starting a running app restarts it
+			default:
+				return p.Start()
+			}
+		})
+	case "restart", "reload":
+		var next *spec.App
+		if req.UpdateEnv != nil {
+			n := s.Clone()
+			n.BaseEnv = req.UpdateEnv
+			next = &n
+			d.tbl.mu.Lock()
+			a.spec = next
+			d.tbl.mu.Unlock()
+		}
+		return forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
+	case "delete":
+		return d.deleteProcs(a, procs)
+	case "reset":
+		return forEach(procs, func(p *supervisor.Process) error { return p.Reset() })
+	case "signal":
+		return forEach(procs, func(p *supervisor.Process) error { return p.Signal(sig) })
+	}
+	return nil
+}
+
+// deleteApp stops and removes every process of a; op must not be held. procs nil = all.
+func (d *Daemon) deleteApp(a *app, procs []*supervisor.Process) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	if procs == nil {
+		d.tbl.mu.Lock()
+		procs = append([]*supervisor.Process(nil), a.procs...)
+		d.tbl.mu.Unlock()
+	}
+	return d.deleteProcs(a, procs)
+}
+
+// deleteProcs stops and removes procs of a (a.op held). The app goes when its last process does.
+func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
+	d.tbl.mu.Lock()
+	s := a.spec
+	d.tbl.mu.Unlock()
+	err := forEach(procs, func(p *supervisor.Process) error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+		defer cancel()
+		err := p.Delete(ctx)
+		d.disarmCron(a, p.ID())
+		d.tbl.mu.Lock()
+		delete(d.tbl.procs, p.ID())
+		delete(d.tbl.owner, p.ID())
+		a.procs = removeProc(a.procs, p)
+		d.tbl.mu.Unlock()
+		return err
+	})
+	d.tbl.mu.Lock()
+	empty := len(a.procs) == 0
+	if empty && d.tbl.apps[s.Name] == a {
+		delete(d.tbl.apps, s.Name)
+	}
+	d.tbl.mu.Unlock()
+	if empty {
+		d.disarmTriggers(a)
+		d.logf("app %s deleted", s.Name)
+	}
+	return err
+}
+
+// forEach runs f on every process in parallel and joins the errors.
+func forEach(procs []*supervisor.Process, f func(*supervisor.Process) error) error {
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(p); err != nil {
+				errs[i] = fmt.Errorf("%s[%d]: %w", p.Info().App.Name, p.ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func removeProc(ps []*supervisor.Process, p *supervisor.Process) []*supervisor.Process {
+	out := ps[:0]
+	for _, x := range ps {
+		if x != p {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func procIDsList(ps []*supervisor.Process) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID()
+	}
+	return out
+}
+
+func procIDs(ps []*supervisor.Process) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%d", p.ID())
+	}
+	return b.String()
+}
+
+// Message delivers data to the targets' process.on('message').
+func (d *Daemon) Message(req api.MessageRequest) (api.ActionResponse, error) {
+	var resp api.ActionResponse
+	sel, err := d.tbl.resolve(req.Targets)
+	if err != nil {
+		return resp, err
+	}
+	var ids []int
+	for _, a := range sel.apps {
+		for _, p := range sel.procs[a] {
+			ids = append(ids, p.ID())
+			if err := p.Send(req.Data); err != nil {
+				resp.Errors = append(resp.Errors, err.Error())
+			}
+		}
+	}
+	resp.Processes = d.processesByID(ids, false)
+	return resp, nil
+}
+
+// onMessage publishes a user message a process sent (process.send) on the event stream.
+func (d *Daemon) onMessage(id int, m nodeipc.Message) {
+	d.events.publish(supervisor.Event{Time: time.Now(), ID: id, Name: d.nameOf(id), Event: "message", Message: string(m.Raw)})
+}
+
+func (d *Daemon) nameOf(id int) string {
+	d.tbl.mu.Lock()
+	defer d.tbl.mu.Unlock()
+	if a, ok := d.tbl.owner[id]; ok {
+		return a.spec.Name
+	}
+	return ""
+}
+
+// readAppVersion finds the "version" of the package.json nearest to the app's script, for the
+// `ls` version column (PM2 does the same), or "N/A".
+func readAppVersion(s *spec.App) string {
+	dir := s.Cwd
+	if !s.Shell && filepath.IsAbs(s.Script) {
+		dir = filepath.Dir(s.Script)
+	}
+	for range 8 {
+		raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		if err == nil {
+			var pkg struct {
+				Version string `json:"version"`
+			}
+			if json.Unmarshal(raw, &pkg) == nil && pkg.Version != "" {
+				return pkg.Version
+			}
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "N/A"
+}
+
+// armTriggers sets up cron_restart and watch for a's processes.
+func (d *Daemon) armTriggers(a *app) error {
+	d.tbl.mu.Lock()
+	s := a.spec
+	procs := append([]*supervisor.Process(nil), a.procs...)
+	d.tbl.mu.Unlock()
+	for _, p := range procs {
+		d.armCron(a, p)
+	}
+	if len(s.Watch) == 0 {
+		return nil
+	}
+	w, err := watch.New(watch.Options{Paths: s.Watch, Ignore: s.IgnoreWatch, Delay: s.WatchDelay.D()}, func(path string) {
+		d.tbl.mu.Lock()
+		procs := append([]*supervisor.Process(nil), a.procs...)
+		d.tbl.mu.Unlock()
+		for _, p := range procs {
+			p.Trigger("file changed: " + path)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	d.tbl.mu.Lock()
+	a.watcher = w
+	d.tbl.mu.Unlock()
+	return nil
+}
+
+func (d *Daemon) disarmTriggers(a *app) {
+	d.tbl.mu.Lock()
+	w := a.watcher
+	a.watcher = nil
+	ids := make([]int, 0, len(a.crons))
+	for id := range a.crons {
+		ids = append(ids, id)
+	}
+	d.tbl.mu.Unlock()
+	if w != nil {
+		w.Close()
+	}
+	for _, id := range ids {
+		d.disarmCron(a, id)
+	}
+}

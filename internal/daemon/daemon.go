@@ -1,0 +1,323 @@
+// Package daemon is corral's long-lived process (PM2's "God daemon"): it owns the apps, their
+// processes and logs, and serves the control API on a unix socket in CORRAL_HOME. The CLI is a
+// thin client of that API.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/procstat"
+	"github.com/corral-pm/corral/internal/sdnotify"
+	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/robfig/cron/v3"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a daemon.
+type Options struct {
+	Paths home.Paths
+	// Resurrect restores the saved process list at start (the systemd unit uses it).
+	Resurrect bool
+	// SampleInterval is how often CPU and memory are sampled (and max_memory_restart checked).
+	SampleInterval time.Duration
+}
+
+// DefaultSampleInterval: PM2 checks memory every 30 s, long enough for a leak to take a host down.
+const DefaultSampleInterval = 2 * time.Second
+
+// Daemon is a running corral daemon.
+type Daemon struct {
+	paths    home.Paths
+	started  time.Time
+	username string
+	interval time.Duration
+
+	logs    *logs.Manager
+	hub     *logs.Hub
+	events  *eventBus
+	logFile *logs.File
+	cron    *cron.Cron
+
+	tbl *table
+
+	usageMu sync.Mutex
+	usage   map[int]procstat.Usage
+
+	lock     *os.File
+	listener net.Listener
+	server   *http.Server
+
+	shutdownOnce sync.Once
+	quit         chan struct{} // closed when the daemon should stop
+	resurrect    bool
+}
+
+// New prepares a daemon for paths.Home: it takes the home's lock (one daemon per home) and
+// opens the daemon log. Nothing listens until Run.
+func New(opt Options) (*Daemon, error) {
+	p := opt.Paths
+	if err := p.Ensure(); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(p.Lock, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open daemon lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("another corral daemon is already running for %s (its pid is in %s)", p.Home, p.PidFile)
+	}
+	d := &Daemon{
+		paths:     p,
+		started:   time.Now(),
+		interval:  opt.SampleInterval,
+		logs:      logs.NewManager(),
+		hub:       logs.NewHub(),
+		events:    newEventBus(),
+		tbl:       newTable(),
+		usage:     map[int]procstat.Usage{},
+		lock:      lock,
+		quit:      make(chan struct{}),
+		resurrect: opt.Resurrect,
+		cron:      cron.New(cron.WithParser(cronParser)),
+	}
+	if d.interval <= 0 {
+		d.interval = DefaultSampleInterval
+	}
+	if u, err := user.Current(); err == nil {
+		d.username = u.Username
+	} else {
+		d.username = strconv.Itoa(os.Getuid())
+	}
+	d.logFile, err = d.logs.Open(p.DaemonLog, logs.FileOptions{MaxSize: 10 << 20, Retain: 3, Mode: 0o600})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open daemon log: %w", err)
+	}
+	return d, nil
+}
+
+// cronParser accepts PM2's cron_restart forms: 5 fields, or 6 with seconds first, and
+// descriptors such as @hourly.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Hub is the live log fan-out (the foreground mode prints from it).
+func (d *Daemon) Hub() *logs.Hub { return d.hub }
+
+// logf writes a line to the daemon log and the live log stream.
+func (d *Daemon) logf(format string, args ...any) {
+	d.logLine(-1, "corral", fmt.Sprintf(format, args...))
+}
+
+func (d *Daemon) logLine(procID int, app, msg string) {
+	now := time.Now()
+	_ = d.logFile.WriteLine([]byte(now.Format("2006-01-02T15:04:05") + ": " + msg + "\n"))
+	d.hub.Publish(logs.Line{Time: now, ProcID: procID, App: app, Stream: "corral", Message: msg})
+}
+
+// Run serves the API until the daemon is killed (API or signal) or ctx ends; then it stops
+// every app gracefully and releases the home.
+func (d *Daemon) Run(ctx context.Context) error {
+	_ = os.Remove(d.paths.Socket) // stale from a daemon that died; the lock says none runs
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", d.paths.Socket)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", d.paths.Socket, err)
+	}
+	if err := os.Chmod(d.paths.Socket, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("restrict control socket: %w", err)
+	}
+	d.listener = ln
+	if err := os.WriteFile(d.paths.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.server.Serve(ln) }()
+	d.logf("corral daemon %s started (pid %d, home %s)", buildinfo.Version, os.Getpid(), d.paths.Home)
+
+	d.cron.Start()
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); d.sampleLoop() }()
+
+	if d.resurrect {
+		if res, err := d.Resurrect(); err != nil {
+			d.logf("resurrect: %v", err)
+		} else {
+			d.logf("resurrected %d apps from %s", len(res.Started), res.Path)
+		}
+	}
+	if ok, err := sdnotify.Notify("READY=1\nSTATUS=serving"); err != nil {
+		d.logf("%v", err)
+	} else if ok {
+		d.logf("told systemd the daemon is ready")
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-d.quit:
+			break loop
+		case err := <-serveErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				d.logf("API server failed: %v", err)
+			}
+			break loop
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGUSR2:
+				d.reopenLogs()
+			case syscall.SIGHUP:
+				// Ignored, as PM2 does: a closed terminal must not take the apps down.
+			default:
+				d.logf("received %s: stopping every app", s)
+				break loop
+			}
+		}
+	}
+	_, _ = sdnotify.Notify("STOPPING=1")
+	d.stopEverything()
+	d.cron.Stop()
+	d.shutdown()
+	<-samplerDone
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = d.server.Shutdown(shutdownCtx)
+	_ = os.Remove(d.paths.Socket)
+	_ = os.Remove(d.paths.PidFile)
+	d.logf("corral daemon stopped")
+	d.logFile.Close()
+	d.lock.Close()
+	return nil
+}
+
+// shutdown asks Run to return.
+func (d *Daemon) shutdown() {
+	d.shutdownOnce.Do(func() { close(d.quit) })
+}
+
+// stopEverything deletes every app, gracefully, in parallel.
+func (d *Daemon) stopEverything() {
+	d.tbl.mu.Lock()
+	apps := d.tbl.appsSorted()
+	d.tbl.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range apps {
+		wg.Add(1)
+		go func(a *app) {
+			defer wg.Done()
+			_ = d.deleteApp(a, nil)
+		}(a)
+	}
+	wg.Wait()
+}
+
+func (d *Daemon) reopenLogs() {
+	if err := d.logs.ReopenAll(); err != nil {
+		d.logf("reopen logs: %v", err)
+		return
+	}
+	d.logf("log files reopened")
+}
+
+// onEvent turns a process event into a daemon log line and an event-stream message.
+func (d *Daemon) onEvent(ev supervisor.Event) {
+	d.events.publish(ev)
+	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+}
+
+func describeEvent(ev supervisor.Event) string {
+	who := fmt.Sprintf("%s[%d]", ev.Name, ev.ID)
+	switch ev.Event {
+	case "start":
+		return fmt.Sprintf("%s started (pid %d)", who, ev.PID)
+	case "online":
+		if ev.Message != "" {
+			return fmt.Sprintf("%s online (%s)", who, ev.Message)
+		}
+		return who + " online"
+	case "exit":
+		switch {
+		case ev.Signal != "":
+			return fmt.Sprintf("%s (pid %d) was killed by %s", who, ev.PID, ev.Signal)
+		case ev.ExitCode != nil:
+			return fmt.Sprintf("%s (pid %d) exited with code %d", who, ev.PID, *ev.ExitCode)
+		}
+		return fmt.Sprintf("%s (pid %d) exited", who, ev.PID)
+	case "waiting restart":
+		return fmt.Sprintf("%s restarting in %dms", who, ev.DelayMS)
+	}
+	if ev.Message != "" {
+		return fmt.Sprintf("%s %s: %s", who, ev.Event, ev.Message)
+	}
+	return who + " " + ev.Event
+}
+
+// sampleLoop measures every process tree and enforces max_memory_restart.
+func (d *Daemon) sampleLoop() {
+	sampler := procstat.NewSampler()
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	for {
+		d.sampleOnce(sampler)
+		select {
+		case <-d.quit:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
+	d.tbl.mu.Lock()
+	procs := d.tbl.allProcs()
+	d.tbl.mu.Unlock()
+	roots := make([]int, 0, len(procs))
+	byPID := map[int]*supervisor.Process{}
+	for _, p := range procs {
+		if info := p.Info(); info.PID > 0 {
+			roots = append(roots, info.PID)
+			byPID[info.PID] = p
+		}
+	}
+	usage := sampler.Sample(roots)
+	byID := make(map[int]procstat.Usage, len(usage))
+	for pid, u := range usage {
+		p := byPID[pid]
+		byID[p.ID()] = u
+		if limit := p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit {
+			p.MemoryExceeded(u.RSS)
+		}
+	}
+	d.usageMu.Lock()
+	d.usage = byID
+	d.usageMu.Unlock()
+}
+
+func (d *Daemon) usageOf(id int) procstat.Usage {
+	d.usageMu.Lock()
+	defer d.usageMu.Unlock()
+	return d.usage[id]
+}

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"sync"
+	"time"
+
+	"github.com/corral-pm/corral/internal/supervisor"
+)
+
+// eventBus fans process events out to the clients of GET /v1/events. A slow client misses
+// events, and is told how many.
+type eventBus struct {
+	mu   sync.Mutex
+	subs map[*eventSub]struct{}
+}
+
+type eventSub struct {
+	c       chan supervisor.Event
+	dropped int
+}
+
+func newEventBus() *eventBus { return &eventBus{subs: map[*eventSub]struct{}{}} }
+
+func (b *eventBus) subscribe() *eventSub {
+	s := &eventSub{c: make(chan supervisor.Event, 256)}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+func (b *eventBus) unsubscribe(s *eventSub) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+func (b *eventBus) publish(ev supervisor.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		if s.dropped > 0 {
+			select {
+			case s.c <- supervisor.Event{Time: time.Now(), ID: -1, Event: "dropped", DelayMS: int64(s.dropped)}:
+				s.dropped = 0
+			default:
+				s.dropped++
+				continue
+			}
+		}
+		select {
+		case s.c <- ev:
+		default:
+			s.dropped++
+		}
+	}
+}

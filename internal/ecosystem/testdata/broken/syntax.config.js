@@ -1,0 +1,6 @@
+module.exports = {
+  apps: [
+    { name: 'web', script: 'app.js' }
+    { name: 'worker', script: 'worker.js' },
+  ],
+};

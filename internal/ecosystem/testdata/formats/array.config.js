@@ -1,0 +1,4 @@
+module.exports = [
+  { name: 'web', script: 'app.js' },
+  { name: 'worker', script: 'worker.py' },
+];

@@ -1,0 +1,1 @@
+exports.apps = [{ name: 'web', script: 'app.js' }, { name: 'worker', script: 'worker.py' }];

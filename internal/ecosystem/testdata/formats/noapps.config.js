@@ -1,0 +1,1 @@
+module.exports = { services: [{ name: 'web', script: 'app.js' }] };

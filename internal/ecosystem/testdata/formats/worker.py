@@ -1,0 +1,2 @@
+# A stand-in app for the ecosystem files in this directory; it is never run.
+print("working")

@@ -1,0 +1,418 @@
+package nodeipc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Message is one message received from the child.
+type Message struct {
+	// Raw is the message as a JSON value; for NODE_HANDLE it is the inner "msg" (spec §4.1).
+	Raw json.RawMessage
+	// Cmd is the top-level "cmd" field when the message is an object with a string cmd.
+	Cmd string
+	// Internal is Node's rule (spec §1): Cmd starts with "NODE_" and is longer than 5
+	// characters. Node never shows internal messages to user 'message' listeners.
+	Internal bool
+	// Handle is the fd the child attached (NODE_HANDLE), else nil. The handler owns it and
+	// must close it. It is close-on-exec.
+	Handle *os.File
+	// HandleType is the "type" of the NODE_HANDLE envelope ("net.Native", "net.Socket",
+	// "net.Server", "dgram.Native", ...) when Handle is set, else "".
+	HandleType string
+}
+
+// Handler receives what the child sends. All three methods run on the channel's reader
+// goroutine, one at a time, so a slow handler delays further reads (the child then buffers;
+// spec §9.6) but never the writer. A handler may call Send, SendHandle and Close; it must not
+// wait for Done.
+type Handler interface {
+	// HandleMessage gets every message in arrival order, except the handle-layer commands
+	// NODE_HANDLE_ACK / NODE_HANDLE_NACK, which the channel consumes itself.
+	HandleMessage(m Message)
+	// HandleBadLine gets a line that is not one JSON value (including an empty line). The
+	// channel stays open: a worker writing garbage must not kill the daemon's reader.
+	HandleBadLine(line []byte, err error)
+	// HandleClose runs exactly once, after the last HandleMessage/HandleBadLine and after
+	// every pending SendHandle callback: err is nil when the child went away (EOF, or
+	// ECONNRESET / EPIPE, which mean the same), ErrClosed after Close, else the error that
+	// ended the channel (a read or write failure, or a peer flooding handles unread).
+	HandleClose(err error)
+}
+
+// Options configures a Channel.
+type Options struct {
+	// QueueLen bounds the send queue (messages accepted by Send/SendHandle but not yet
+	// written, including those held back behind an unacknowledged handle). Default 1024.
+	QueueLen int
+
+	readBufSize int // recvmsg data buffer; tests shrink it to force split reads
+	// sendmsg replaces the handle-carrying sendmsg; tests inject kernel refusals with it.
+	sendmsg func(conn *net.UnixConn, line, oob []byte) (int, error)
+}
+
+// DefaultQueueLen is the send queue bound used when Options.QueueLen is not positive.
+const DefaultQueueLen = 1024
+
+// defaultReadBufSize is libuv's read size for the channel (spec §2.2). Lines longer than this
+// are reassembled by the framer.
+const defaultReadBufSize = 64 << 10
+
+var (
+	// ErrQueueFull is returned by Send and SendHandle when the bounded send queue is full,
+	// i.e. the child is not reading (spec §9.6). What to do then (drop, kill) is policy.
+	ErrQueueFull = errors.New("nodeipc: send queue full")
+	// ErrClosed is returned by Send and SendHandle once the channel is closed or the child
+	// has disconnected, by a second Close, and passed to HandleClose after Close.
+	ErrClosed = errors.New("nodeipc: channel closed")
+)
+
+// liveGoroutines counts the reader and writer goroutines of all channels, so tests can prove
+// that none leak.
+var liveGoroutines atomic.Int64
+
+// outgoing is one queued line. fd >= 0 makes it a handle message: fd is the channel's own dup
+// of the caller's fd, closed by the writer right after sendmsg (spec §9.4) or by the reader's
+// cleanup if it is never sent.
+type outgoing struct {
+	line     []byte
+	fd       int
+	onResult func(acked bool)
+}
+
+// Channel is the daemon's end of one Node IPC channel. Create it with Open.
+type Channel struct {
+	conn        *net.UnixConn
+	h           Handler
+	queueLen    int
+	readBufSize int
+	sendmsg     func(conn *net.UnixConn, line, oob []byte) (int, error)
+
+	mu         sync.Mutex
+	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
+	ctrl       [][]byte      // our ACK/NACK lines; they bypass the handle hold (spec §4.3)
+	inflight   *outgoing     // handle being written or awaiting ACK/NACK; holds back queue
+	writing    bool          // the writer is in the middle of a line
+	sendClosed bool          // Send/SendHandle fail with ErrClosed
+	terminated bool          // the socket is closed (or closing); cause is final
+	cause      error         // what HandleClose gets
+	idle       chan struct{} // closed when nothing is left to write (Flush); nil if no waiter
+
+	wake       chan struct{} // cap 1: something was queued or the handle hold was lifted
+	stop       chan struct{} // closed when the writer must exit
+	stopOnce   sync.Once
+	writerDone chan struct{}
+	done       chan struct{}
+
+	stats struct {
+		partialSendmsg atomic.Int64 // sendmsg wrote part of a handle line (tests)
+	}
+}
+
+// Open starts serving the channel on f, the daemon's end from NewPair. It takes ownership of f
+// (also on error) and starts the reader and writer goroutines; h gets everything the child
+// sends until HandleClose.
+func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
+	if f == nil {
+		return nil, errors.New("nodeipc: open: nil file")
+	}
+	if h == nil {
+		f.Close()
+		return nil, errors.New("nodeipc: open: nil handler")
+	}
+	conn, err := unixStreamConn(f)
+	if err != nil {
+		return nil, err
+	}
+	c := &Channel{
+		conn:        conn,
+		h:           h,
+		queueLen:    opt.QueueLen,
+		readBufSize: opt.readBufSize,
+		sendmsg:     opt.sendmsg,
+		wake:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		writerDone:  make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if c.queueLen <= 0 {
+		c.queueLen = DefaultQueueLen
+	}
+	if c.readBufSize <= 0 {
+		c.readBufSize = defaultReadBufSize
+	}
+	if c.sendmsg == nil {
+		c.sendmsg = sendmsg
+	}
+	liveGoroutines.Add(2)
+	go c.writeLoop()
+	go c.readLoop()
+	return c, nil
+}
+
+// unixStreamConn turns f into a pollable *net.UnixConn (net.FileConn dups f; f is closed) and
+// checks that it is a stream socket, which the framing relies on (spec §2.2).
+func unixStreamConn(f *os.File) (*net.UnixConn, error) {
+	fc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
+	}
+	conn, ok := fc.(*net.UnixConn)
+	if !ok {
+		fc.Close()
+		return nil, fmt.Errorf("nodeipc: open channel fd: %T is not a unix socket", fc)
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
+	}
+	typ, serr := 0, error(nil)
+	if err := rc.Control(func(fd uintptr) {
+		typ, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nodeipc: open channel fd: SO_TYPE: %w", serr)
+	}
+	if typ != unix.SOCK_STREAM {
+		conn.Close()
+		return nil, fmt.Errorf("nodeipc: open channel fd: socket type %d, want SOCK_STREAM", typ)
+	}
+	return conn, nil
+}
+
+// Send queues v as one JSON line ("json" framing, spec §3.1). It never blocks: the line is
+// written by the channel's writer goroutine, after any earlier message and, like Node's own
+// sender, only once an earlier SendHandle has been answered (spec §4.3). It returns
+// ErrQueueFull when the queue is full and ErrClosed once the channel is closed; a nil error
+// means queued, not delivered.
+//
+// v is encoded with encoding/json, so no blank or non-JSON line can be produced (both kill a
+// Node child, spec §9.8). Handle-layer commands (NODE_HANDLE*) are rejected; everything else
+// is sent as is — note that Node swallows other NODE_* objects as internal messages (§1).
+func (c *Channel) Send(v any) error {
+	line, err := encodeLine(v)
+	if err != nil {
+		return err
+	}
+	if err := checkReserved(line); err != nil {
+		return err
+	}
+	return c.enqueue(&outgoing{line: line, fd: -1})
+}
+
+// SendHandle queues {"cmd":"NODE_HANDLE","type":typ,"msg":v} with fd attached (spec §4.1):
+// one sendmsg whose data is exactly that line and whose SCM_RIGHTS carries exactly that fd
+// (§9.2). typ is "net.Native" for cluster use ("dgram.Native" for UDP, "net.Socket" /
+// "net.Server" for user messages that Node should wrap).
+//
+// fd is dup'ed at call time: the caller keeps its copy and may close it whenever it likes.
+// Only fds a Node receiver can take are accepted — TCP/UDP sockets, AF_UNIX stream sockets and
+// FIFOs; anything else would abort the child or wedge its handle slot for good (§4.2).
+//
+// Like Node's sender, every later message (plain or handle) is held back until the child
+// answers NODE_HANDLE_ACK or NODE_HANDLE_NACK; onResult(acked) is then called on the reader
+// goroutine (it must not block). It is called with false if the channel closes first or the
+// kernel refuses the fd (ETOOMANYREFS, §9.3). Nothing is retransmitted on NACK (Node does that
+// for net.Socket only); that is up to onResult. If SendHandle returns an error, onResult is
+// never called and nothing was queued.
+func (c *Channel) SendHandle(typ string, v any, fd int, onResult func(acked bool)) error {
+	if typ == "" {
+		return errors.New("nodeipc: send handle: empty handle type")
+	}
+	line, err := encodeHandleLine(typ, v)
+	if err != nil {
+		return err
+	}
+	if err := checkSendable(fd); err != nil {
+		return err
+	}
+	dup, err := dupFD(fd)
+	if err != nil {
+		return fmt.Errorf("nodeipc: send handle: %w", err)
+	}
+	if err := c.enqueue(&outgoing{line: line, fd: dup, onResult: onResult}); err != nil {
+		unix.Close(dup)
+		return err
+	}
+	return nil
+}
+
+// enqueue appends m to the send queue and wakes the writer.
+func (c *Channel) enqueue(m *outgoing) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sendClosed {
+		return ErrClosed
+	}
+	if len(c.queue) >= c.queueLen {
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, m)
+	c.wakeWriter()
+	return nil
+}
+
+// enqueueControl queues an ACK/NACK line. It reports false when the channel is going away.
+// Control lines are bounded separately: a Node sender has at most one handle waiting for our
+// answer (spec §4.3), so a full control queue means a peer that floods handles and reads
+// nothing; the channel is ended rather than letting the reader block or grow without bound.
+func (c *Channel) enqueueControl(line []byte) bool {
+	c.mu.Lock()
+	if c.sendClosed {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.ctrl) >= c.queueLen {
+		c.mu.Unlock()
+		c.terminate(fmt.Errorf("nodeipc: peer sent %d handles without reading their acknowledgements", c.queueLen))
+		return false
+	}
+	c.ctrl = append(c.ctrl, line)
+	c.wakeWriter()
+	c.mu.Unlock()
+	return true
+}
+
+// wakeWriter nudges the writer goroutine; it never blocks.
+func (c *Channel) wakeWriter() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idleLocked reports whether everything accepted so far has been written and answered.
+func (c *Channel) idleLocked() bool {
+	return len(c.queue) == 0 && len(c.ctrl) == 0 && c.inflight == nil && !c.writing
+}
+
+// notifyIdleLocked releases Flush waiters once the channel is idle.
+func (c *Channel) notifyIdleLocked() {
+	if c.idle != nil && c.idleLocked() {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+// Flush waits until every message queued so far has been written to the socket and every
+// handle sent has been answered, or until ctx is done (ctx.Err()) or the channel ends first
+// (ErrClosed). Written means handed to the kernel, not read by the child. It lets a caller
+// send a last message and then Close without losing it.
+func (c *Channel) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	if c.idleLocked() {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.terminated {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the socket at once; queued messages are dropped. The reader then finishes on
+// its own goroutine: queued and unanswered SendHandle callbacks get false, HandleClose gets
+// ErrClosed, and Done is closed. Close does not wait for that (it may be called from a
+// handler); wait on Done. A second Close, or Close after the child disconnected, returns
+// ErrClosed. For a cluster worker, closing the channel makes it exit(0) at once (spec §7.8).
+func (c *Channel) Close() error {
+	if !c.terminate(ErrClosed) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Done is closed after HandleClose has returned.
+func (c *Channel) Done() <-chan struct{} { return c.done }
+
+// terminate ends the channel with cause unless it has already ended, closing the socket, which
+// wakes a blocked reader and writer. It reports whether this call ended it.
+func (c *Channel) terminate(cause error) bool {
+	c.mu.Lock()
+	if c.terminated {
+		c.mu.Unlock()
+		return false
+	}
+	c.terminated = true
+	c.sendClosed = true
+	c.cause = cause
+	c.mu.Unlock()
+	c.stopWriter()
+	c.conn.Close()
+	return true
+}
+
+// stopWriter makes the writer goroutine exit at its next wait.
+func (c *Channel) stopWriter() {
+	c.stopOnce.Do(func() { close(c.stop) })
+}
+
+// handleResult processes NODE_HANDLE_ACK / NODE_HANDLE_NACK from the child: it answers the
+// handle in flight and lifts the hold on the queue (spec §4.3). A stray answer is ignored, as
+// Node ignores it.
+func (c *Channel) handleResult(acked bool) {
+	c.mu.Lock()
+	m := c.inflight
+	c.inflight = nil
+	if m != nil {
+		c.notifyIdleLocked()
+		c.wakeWriter()
+	}
+	c.mu.Unlock()
+	if m != nil && m.onResult != nil {
+		m.onResult(acked)
+	}
+}
+
+// finish runs on the reader goroutine once reading has stopped: it waits for the writer,
+// fails everything still queued, and reports the end to the handler exactly once.
+func (c *Channel) finish(readCause error) {
+	c.terminate(readCause) // no-op if Close or a write error came first
+	<-c.writerDone
+	c.mu.Lock()
+	failed := make([]*outgoing, 0, len(c.queue)+1)
+	if c.inflight != nil {
+		failed = append(failed, c.inflight)
+	}
+	failed = append(failed, c.queue...)
+	c.queue, c.ctrl, c.inflight = nil, nil, nil
+	cause := c.cause
+	c.mu.Unlock()
+	for _, m := range failed {
+		if m.fd >= 0 {
+			unix.Close(m.fd)
+			m.fd = -1
+		}
+		if m.onResult != nil {
+			m.onResult(false)
+		}
+	}
+	c.h.HandleClose(cause)
+	close(c.done)
+}

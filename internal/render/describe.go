@@ -1,0 +1,152 @@
+package render
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// Describe renders `corral describe` for one process: PM2's key/value table with corral's
+// extra facts (restart policy, memory, last exit), the app's declared environment (masked
+// unless revealed), and for cluster apps the per-worker distribution of connections.
+func Describe(p api.Process, o Options, revealed bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, " Describing process with id %d - name %s\n", p.ID, o.paint(ansiBold, p.Name))
+	na := func(s string) string {
+		if s == "" {
+			return "N/A"
+		}
+		return s
+	}
+	uptime := "0"
+	if p.Status == "online" && !p.StartedAt.IsZero() {
+		uptime = FormatUptime(o.Now.Sub(p.StartedAt))
+	}
+	a := p.App
+	rows := [][]cell{
+		{{text: "status"}, {text: p.Status, color: statusColor(p.Status)}},
+		{{text: "name"}, {text: p.Name}},
+		{{text: "namespace"}, {text: p.Namespace}},
+		{{text: "version"}, {text: p.Version}},
+		{{text: "restarts"}, {text: strconv.Itoa(p.Restarts)}},
+		{{text: "uptime"}, {text: uptime}},
+		{{text: "pid"}, {text: strconv.Itoa(p.PID)}},
+		{{text: "script path"}, {text: a.Script}},
+		{{text: "script args"}, {text: na(strings.Join(a.Args, " "))}},
+		{{text: "error log path"}, {text: p.ErrLog}},
+		{{text: "out log path"}, {text: p.OutLog}},
+	}
+	if p.CombinedLog != "" {
+		rows = append(rows, []cell{{text: "log path"}, {text: p.CombinedLog}})
+	}
+	rows = append(rows,
+		[]cell{{text: "pid path"}, {text: na(p.PidFile)}},
+		[]cell{{text: "interpreter"}, {text: na(a.Interpreter)}},
+		[]cell{{text: "interpreter args"}, {text: na(strings.Join(a.InterpreterArgs, " "))}},
+		[]cell{{text: "script id"}, {text: strconv.Itoa(p.ID)}},
+		[]cell{{text: "instance"}, {text: fmt.Sprintf("%s=%d", a.InstanceVar, p.Instance)}},
+		[]cell{{text: "exec cwd"}, {text: a.Cwd}},
+		[]cell{{text: "exec mode"}, {text: a.ExecMode + "_mode"}},
+		[]cell{{text: "node env"}, {text: na(a.Environ()["NODE_ENV"])}},
+		[]cell{{text: "watch & reload"}, {text: yesNo(len(a.Watch) > 0, "✔", "✘")}},
+		[]cell{{text: "cpu"}, {text: FormatCPU(p.CPU)}},
+		[]cell{{text: "memory"}, {text: spec.FormatSize(p.Memory)}},
+		[]cell{{text: "stop"}, {text: stopSummary(a)}},
+		[]cell{{text: "restart policy"}, {text: restartSummary(a)}},
+		[]cell{{text: "max memory restart"}, {text: sizeOrNA(a.MaxMemoryRestart)}},
+		[]cell{{text: "cron restart"}, {text: na(a.CronRestart)}},
+		[]cell{{text: "unstable restarts"}, {text: strconv.Itoa(p.Unstable)}},
+		[]cell{{text: "last exit"}, {text: lastExit(p)}},
+		[]cell{{text: "created at"}, {text: p.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}},
+	)
+	if p.LastError != "" {
+		rows = append(rows, []cell{{text: "last error"}, {text: p.LastError, color: ansiRed}})
+	}
+	b.WriteString(boxNoHeader(o, rows))
+
+	if len(a.Env) > 0 {
+		title := " Environment declared by the app (secrets masked: --reveal shows them)"
+		if revealed {
+			title = " Environment declared by the app"
+		}
+		b.WriteString(title + "\n")
+		keys := make([]string, 0, len(a.Env))
+		for k := range a.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		env := make([][]cell, 0, len(keys))
+		for _, k := range keys {
+			env = append(env, []cell{{text: k}, {text: a.Env[k]}})
+		}
+		b.WriteString(boxNoHeader(o, env))
+	}
+	return b.String()
+}
+
+// boxNoHeader draws a two-column key/value table.
+func boxNoHeader(o Options, rows [][]cell) string {
+	full := box(o, []string{"", ""}, rows)
+	// Drop the empty header row and its separator: lines 2 and 3.
+	lines := strings.SplitAfter(full, "\n")
+	return lines[0] + strings.Join(lines[3:], "")
+}
+
+func stopSummary(a spec.App) string {
+	how := a.KillSignal
+	if a.ShutdownWithMessage {
+		how = "'shutdown' message"
+	}
+	return fmt.Sprintf("%s, SIGKILL after %v", how, a.KillTimeout.D())
+}
+
+func restartSummary(a spec.App) string {
+	if !a.Autorestart {
+		return "no autorestart"
+	}
+	parts := []string{fmt.Sprintf("max %d unstable (min_uptime %v)", a.MaxRestarts, a.MinUptime.D())}
+	if a.ExpBackoffRestartDelay > 0 {
+		parts = append(parts, fmt.Sprintf("backoff from %v", a.ExpBackoffRestartDelay.D()))
+	} else if a.RestartDelay > 0 {
+		parts = append(parts, fmt.Sprintf("delay %v", a.RestartDelay.D()))
+	}
+	if len(a.StopExitCodes) > 0 {
+		codes := make([]string, len(a.StopExitCodes))
+		for i, c := range a.StopExitCodes {
+			codes[i] = strconv.Itoa(c)
+		}
+		parts = append(parts, "not on exit "+strings.Join(codes, ","))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sizeOrNA(n int64) string {
+	if n <= 0 {
+		return "N/A"
+	}
+	return spec.FormatSize(n)
+}
+
+func lastExit(p api.Process) string {
+	switch {
+	case !p.Exited:
+		return "N/A"
+	case p.ExitSignal != "":
+		return "killed by " + p.ExitSignal
+	default:
+		return "code " + strconv.Itoa(p.ExitCode)
+	}
+}
+
+// epochMillis is PM2's time unit in jlist.
+func epochMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}

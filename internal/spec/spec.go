@@ -1,0 +1,293 @@
+// Package spec defines an app as corral runs it: the fully resolved form of one entry of an
+// ecosystem file (or of `corral start` flags). The CLI resolves files, flags and its own
+// environment into App values and sends them to the daemon; the daemon never reads ecosystem
+// files itself, so what is saved and resurrected is exactly what ran.
+//
+// JSON field names are PM2's attribute names wherever PM2 has one, so the saved list and
+// `jlist` read naturally to PM2 users.
+package spec
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Exec modes.
+const (
+	ModeFork    = "fork"
+	ModeCluster = "cluster"
+)
+
+// Cluster connection policies (issue 3): round-robin hand-off by the daemon, or the listening
+// socket shared with every worker.
+const (
+	PolicyRoundRobin = "rr"
+	PolicyShared     = "shared"
+)
+
+// Defaults, PM2's unless a comment says otherwise.
+const (
+	DefaultNamespace     = "default"
+	DefaultInstanceVar   = "NODE_APP_INSTANCE"
+	DefaultMaxRestarts   = 16
+	DefaultMinUptime     = Millis(1000)
+	DefaultKillTimeout   = Millis(1600)
+	DefaultListenTimeout = Millis(3000)
+	DefaultKillSignal    = "SIGINT"
+	// DefaultLogMaxSize caps each log file; PM2 has no cap at all (its most common complaint
+	// about logs). The value matches pm2-logrotate's default.
+	DefaultLogMaxSize = 10 << 20
+	// DefaultLogRetain is how many rotated files are kept beside the live one.
+	DefaultLogRetain = 5
+	// MaxBackoffDelay caps exp_backoff_restart_delay, as PM2 does.
+	MaxBackoffDelay = 15 * time.Second
+	// BackoffResetAfter: an app that stays up this long has its backoff delay reset.
+	BackoffResetAfter = 30 * time.Second
+)
+
+// Millis is a duration in whole milliseconds, PM2's unit for every time attribute.
+type Millis int64
+
+// D converts to a time.Duration.
+func (m Millis) D() time.Duration { return time.Duration(m) * time.Millisecond }
+
+// App is one app, fully resolved: paths absolute, units parsed, defaults applied.
+type App struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+
+	// Script is the program to run: an absolute path, a program found in PATH, or a shell
+	// command line (then Shell is true and it runs under `sh -c`).
+	Script          string   `json:"script"`
+	Shell           bool     `json:"shell,omitempty"`
+	Args            []string `json:"args,omitempty"`
+	Interpreter     string   `json:"exec_interpreter"` // "none" when Script is run directly
+	InterpreterArgs []string `json:"node_args,omitempty"`
+	Cwd             string   `json:"cwd"`
+
+	ExecMode    string `json:"exec_mode"`
+	Instances   int    `json:"instances"` // as declared: N > 0, 0 = max, -N = max - N
+	InstanceVar string `json:"instance_var"`
+	// SchedPolicy is the cluster connection policy: PolicyRoundRobin (default) or PolicyShared.
+	SchedPolicy string `json:"sched_policy,omitempty"`
+
+	// Env is the app's declared environment (env, then env_<name> with --env).
+	Env map[string]string `json:"env,omitempty"`
+	// BaseEnv is the environment of the CLI that started (or last --update-env'd) the app.
+	// A process gets BaseEnv overlaid with Env. Kept apart so --update-env can replace the
+	// inherited part (dropping variables unset since) without touching what the file declares.
+	BaseEnv map[string]string `json:"base_env,omitempty"`
+	// EnvName is the --env name the app was started with, if any.
+	EnvName string `json:"env_name,omitempty"`
+
+	Autorestart            bool   `json:"autorestart"`
+	Autostart              bool   `json:"autostart"`
+	MaxRestarts            int    `json:"max_restarts"`
+	MinUptime              Millis `json:"min_uptime"`
+	RestartDelay           Millis `json:"restart_delay"`
+	ExpBackoffRestartDelay Millis `json:"exp_backoff_restart_delay"`
+	StopExitCodes          []int  `json:"stop_exit_codes,omitempty"`
+	MaxMemoryRestart       int64  `json:"max_memory_restart,omitempty"` // bytes, whole process tree
+	CronRestart            string `json:"cron_restart,omitempty"`
+
+	Watch       []string `json:"watch,omitempty"` // absolute paths; empty = not watching
+	IgnoreWatch []string `json:"ignore_watch,omitempty"`
+	WatchDelay  Millis   `json:"watch_delay,omitempty"`
+
+	KillTimeout         Millis `json:"kill_timeout"`
+	KillSignal          string `json:"kill_signal"`
+	ShutdownWithMessage bool   `json:"shutdown_with_message,omitempty"`
+	WaitReady           bool   `json:"wait_ready,omitempty"`
+	ListenTimeout       Millis `json:"listen_timeout"`
+
+	// Log paths are absolute, or "/dev/null" to discard. Merge logs: one file for every
+	// instance; otherwise each file name gets a -<id> suffix.
+	OutFile       string `json:"out_file"`
+	ErrorFile     string `json:"error_file"`
+	LogFile       string `json:"log_file,omitempty"` // combined out+err, off when empty
+	PidFile       string `json:"pid_file,omitempty"`
+	MergeLogs     bool   `json:"merge_logs"`
+	LogDateFormat string `json:"log_date_format,omitempty"` // dayjs-style, as PM2
+	LogMaxSize    int64  `json:"log_max_size"`
+	LogRetain     int    `json:"log_retain"`
+
+	// Source is the ecosystem file the app came from, if any.
+	Source string `json:"source,omitempty"`
+}
+
+// Defaults returns an App with every default set; loaders start from it.
+func Defaults() App {
+	return App{
+		Namespace:     DefaultNamespace,
+		ExecMode:      ModeFork,
+		Instances:     1,
+		InstanceVar:   DefaultInstanceVar,
+		Autorestart:   true,
+		Autostart:     true,
+		MaxRestarts:   DefaultMaxRestarts,
+		MinUptime:     DefaultMinUptime,
+		KillTimeout:   DefaultKillTimeout,
+		KillSignal:    DefaultKillSignal,
+		ListenTimeout: DefaultListenTimeout,
+		LogMaxSize:    DefaultLogMaxSize,
+		LogRetain:     DefaultLogRetain,
+	}
+}
+
+// IsNode reports whether the app runs under Node.js, which decides whether it gets Node's IPC
+// channel and whether it can be a Node cluster worker.
+func (a *App) IsNode() bool {
+	base := filepath.Base(a.Interpreter)
+	return base == "node" || base == "nodejs" || base == "bun"
+}
+
+// Environ returns the process environment: BaseEnv overlaid with Env, sorted by key so spawns
+// are reproducible.
+func (a *App) Environ() map[string]string {
+	out := make(map[string]string, len(a.BaseEnv)+len(a.Env))
+	for k, v := range a.BaseEnv {
+		out[k] = v
+	}
+	for k, v := range a.Env {
+		out[k] = v
+	}
+	return out
+}
+
+// EnvList renders an environment map as sorted KEY=value strings.
+func EnvList(env map[string]string) []string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// EnvMap parses KEY=value strings (os.Environ's form).
+func EnvMap(list []string) map[string]string {
+	out := make(map[string]string, len(list))
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Argv is the command line a process is started with.
+func (a *App) Argv() []string {
+	if a.Shell {
+		return []string{"/bin/sh", "-c", a.Script}
+	}
+	var argv []string
+	if a.Interpreter != "" && a.Interpreter != "none" {
+		argv = append(argv, a.Interpreter)
+		argv = append(argv, a.InterpreterArgs...)
+	}
+	argv = append(argv, a.Script)
+	return append(argv, a.Args...)
+}
+
+// Clone returns a deep copy, so a stored spec never shares maps or slices with a caller.
+func (a App) Clone() App {
+	a.Args = cloneSlice(a.Args)
+	a.InterpreterArgs = cloneSlice(a.InterpreterArgs)
+	a.StopExitCodes = cloneSlice(a.StopExitCodes)
+	a.Watch = cloneSlice(a.Watch)
+	a.IgnoreWatch = cloneSlice(a.IgnoreWatch)
+	a.Env = cloneMap(a.Env)
+	a.BaseEnv = cloneMap(a.BaseEnv)
+	return a
+}
+
+func cloneSlice[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append([]T(nil), s...)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Validate checks the invariants every App must satisfy before the daemon accepts it. Loaders
+// give friendlier, file-specific errors first; this is the daemon's last line of defence.
+func (a *App) Validate() error {
+	switch {
+	case a.Name == "":
+		return fmt.Errorf("app has no name")
+	case strings.ContainsAny(a.Name, "/\x00") || a.Name == "." || a.Name == "..":
+		return fmt.Errorf("app %q: name must not contain '/'", a.Name)
+	case isAllDigits(a.Name):
+		return fmt.Errorf("app %q: a name made only of digits would be mistaken for a process id", a.Name)
+	case a.Name == "all":
+		return fmt.Errorf("app %q: \"all\" is reserved (it targets every app)", a.Name)
+	case a.Script == "":
+		return fmt.Errorf("app %q: no script", a.Name)
+	case a.ExecMode != ModeFork && a.ExecMode != ModeCluster:
+		return fmt.Errorf("app %q: exec_mode %q is neither %q nor %q", a.Name, a.ExecMode, ModeFork, ModeCluster)
+	case !filepath.IsAbs(a.Cwd):
+		return fmt.Errorf("app %q: cwd %q is not absolute", a.Name, a.Cwd)
+	case a.KillTimeout < 0 || a.ListenTimeout < 0 || a.MinUptime < 0 || a.RestartDelay < 0:
+		return fmt.Errorf("app %q: negative durations are not allowed", a.Name)
+	}
+	if a.SchedPolicy != "" && a.SchedPolicy != PolicyRoundRobin && a.SchedPolicy != PolicyShared {
+		return fmt.Errorf("app %q: sched_policy %q is neither %q nor %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared)
+	}
+	return nil
+}
+
+func isAllDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// NullPath is how a log or pid file is switched off ("NULL" in an ecosystem file).
+const NullPath = "/dev/null"
+
+// ProcessFilePath returns the file one process uses for a per-app path: the path itself when
+// merged (or switched off), else the path with "-<id>" before its extension, as PM2 names
+// "web-out.log" -> "web-out-3.log".
+func ProcessFilePath(path string, id int, merged bool) string {
+	if merged || path == "" || path == NullPath {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(path, ext), id, ext)
+}
+
+// SafeFileName turns an app name into something usable in a file name, as PM2 does: every
+// character outside [A-Za-z0-9._-] becomes '-'.
+func SafeFileName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,77 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ParseSignal turns "SIGTERM", "TERM", "sigterm" or "15" into a signal.
+func ParseSignal(name string) (syscall.Signal, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if n == "" {
+		return 0, fmt.Errorf("empty signal name")
+	}
+	if sig := unix.SignalNum(n); sig != 0 {
+		return sig, nil
+	}
+	if sig := unix.SignalNum("SIG" + n); sig != 0 {
+		return sig, nil
+	}
+	var num int
+	if _, err := fmt.Sscanf(n, "%d", &num); err == nil && num > 0 && num < 65 {
+		return syscall.Signal(num), nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
+// SignalName is the conventional name of sig ("SIGINT").
+func SignalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// signalTree sends sig to the process group led by pid (each app runs in its own group, so its
+// children get the signal too), and to pid itself in case it left the group.
+func signalTree(pid int, sig syscall.Signal) error {
+	groupErr := syscall.Kill(-pid, sig)
+	pidErr := syscall.Kill(pid, sig)
+	if groupErr != nil && pidErr != nil {
+		if errors.Is(pidErr, syscall.ESRCH) {
+			return nil // already gone
+		}
+		return fmt.Errorf("signal %s to pid %d: %w", SignalName(sig), pid, pidErr)
+	}
+	return nil
+}
+
+// groupAlive reports whether any process is left in the group led by pgid.
+func groupAlive(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == nil
+}
+
+// reapGroup makes sure nothing an app started outlives it: once the main process has exited,
+// whatever is left of its process group gets sig (unless it was already sent) and, after
+// timeout, SIGKILL. It runs in its own goroutine and polls with a deadline.
+func reapGroup(pgid int, sig syscall.Signal, alreadySignaled bool, timeout time.Duration) {
+	if !groupAlive(pgid) {
+		return
+	}
+	if !alreadySignaled {
+		_ = syscall.Kill(-pgid, sig)
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if !groupAlive(pgid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}

@@ -1,0 +1,582 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// ErrDeleted is returned by calls on a process that has been deleted.
+var ErrDeleted = errors.New("process was deleted")
+
+// Hooks connect a process to the daemon around it. Every field may be nil/zero except Logs.
+type Hooks struct {
+	Logs *logs.Manager
+	Hub  *logs.Hub
+	// Event is called on the process loop; it must not block.
+	Event func(Event)
+	// Message receives the user messages a Node process sends with process.send.
+	Message func(id int, m nodeipc.Message)
+	// Worker, when set, makes every run a worker of a protocol (cluster mode).
+	Worker WorkerProtocol
+}
+
+// Process is one managed process slot. Its runs (one OS process each) come and go; the slot,
+// its id, instance number and counters stay.
+type Process struct {
+	hooks *Hooks
+
+	ops  chan func()
+	done chan struct{} // closed when the process is deleted and its loop has ended
+
+	mu   sync.Mutex // guards info; only the loop writes it
+	info Info
+
+	// Owned by the loop goroutine.
+	cur          *run   // the run the restart policy applies to
+	old          []*run // runs being replaced (reload) and still draining
+	pol          policyState
+	restartTimer *time.Timer
+	userStopped  bool // stopped on purpose: cron and watch leave it alone
+	deleted      bool
+}
+
+// New creates a process slot; it starts nothing (see Start).
+func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
+	p := &Process{
+		hooks: hooks,
+		ops:   make(chan func(), 16),
+		done:  make(chan struct{}),
+		info: Info{
+			ID:        id,
+			Instance:  instance,
+			App:       app,
+			Status:    StatusStopped,
+			CreatedAt: time.Now(),
+			Files:     FilesFor(app, id),
+		},
+	}
+	go p.loop()
+	return p
+}
+
+func (p *Process) loop() {
+	for {
+		select {
+		case f := <-p.ops:
+			f()
+			if p.deleted {
+				close(p.done)
+				return
+			}
+		}
+	}
+}
+
+// post queues f to run on the loop; false if the process is gone.
+func (p *Process) post(f func()) bool {
+	select {
+	case p.ops <- f:
+		return true
+	case <-p.done:
+		return false
+	}
+}
+
+// call runs f on the loop and waits for it to return.
+func (p *Process) call(f func()) error {
+	ran := make(chan struct{})
+	if !p.post(func() { f(); close(ran) }) {
+		return ErrDeleted
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-p.done:
+		// f itself may have deleted the process; it ran all the same.
+		select {
+		case <-ran:
+			return nil
+		default:
+			return ErrDeleted
+		}
+	}
+}
+
+// Info returns a snapshot.
+func (p *Process) Info() Info {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info
+}
+
+// ID is the process id (PM2's pm_id).
+func (p *Process) ID() int { return p.info.ID }
+
+// update changes the snapshot; loop only.
+func (p *Process) update(f func(*Info)) {
+	p.mu.Lock()
+	f(&p.info)
+	p.mu.Unlock()
+}
+
+func (p *Process) app() *spec.App { return p.info.App }
+
+func (p *Process) setStatus(s Status) { p.update(func(i *Info) { i.Status = s }) }
+
+func (p *Process) emit(ev Event) {
+	if p.hooks.Event == nil {
+		return
+	}
+	ev.Time = time.Now()
+	ev.ID = p.info.ID
+	ev.Name = p.info.App.Name
+	p.hooks.Event(ev)
+}
+
+// Start starts the process unless it is already running. It returns once the program has been
+// spawned (or failed to).
+func (p *Process) Start() error {
+	var err error
+	if e := p.call(func() {
+		p.userStopped = false
+		switch {
+		case p.cur != nil && p.cur.stopping:
+			r := p.cur
+			r.onExit = append(r.onExit, func() {
+				if p.cur == nil && !p.userStopped {
+					_ = p.spawn()
+				}
+			})
+		case p.cur != nil:
+			// Already running.
+		default:
+			p.cancelRestartTimer()
+			p.pol = policyState{}
+			err = p.spawn()
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// Stop stops the process gracefully and waits until it has exited (or ctx ends).
+func (p *Process) Stop(ctx context.Context) error {
+	stopped := make(chan struct{})
+	if err := p.call(func() { p.stopAll(func() { close(stopped) }) }); err != nil {
+		return err
+	}
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process %d did not stop in time: %w", p.info.ID, ctx.Err())
+	}
+}
+
+// stopAll stops the current run and any draining ones; then calls done. Loop only.
+func (p *Process) stopAll(done func()) {
+	p.userStopped = true
+	p.cancelRestartTimer()
+	runs := append([]*run(nil), p.old...)
+	if p.cur != nil {
+		runs = append(runs, p.cur)
+	}
+	if len(runs) == 0 {
+		if p.info.Status != StatusStopped {
+			p.setStatus(StatusStopped)
+			p.emit(Event{Event: "stop"})
+		}
+		done()
+		return
+	}
+	left := len(runs)
+	for _, r := range runs {
+		r.onExit = append(r.onExit, func() {
+			if left--; left == 0 {
+				done()
+			}
+		})
+		p.beginStop(r)
+	}
+}
+
+// Restart stops the process (gracefully) and starts it again, with app as its new spec when app
+// is not nil. It returns once the new run has been spawned.
+func (p *Process) Restart(ctx context.Context, app *spec.App) error {
+	result := make(chan error, 1)
+	if err := p.call(func() {
+		if app != nil {
+			p.setApp(app)
+		}
+		p.userStopped = false
+		p.cancelRestartTimer()
+		p.pol = policyState{} // a deliberate restart forgives earlier crashes
+		startNew := func() {
+			if p.cur != nil || p.userStopped || p.deleted {
+				result <- nil // another restart or a stop got there first
+				return
+			}
+			p.update(func(i *Info) { i.Restarts++ })
+			p.emit(Event{Event: "restart"})
+			result <- p.spawn()
+		}
+		if p.cur == nil {
+			startNew()
+			return
+		}
+		p.cur.onExit = append(p.cur.onExit, startNew)
+		p.beginStop(p.cur)
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("process %d did not restart in time: %w", p.info.ID, ctx.Err())
+	}
+}
+
+// Update replaces the app spec without restarting; the next run uses it.
+func (p *Process) Update(app *spec.App) error {
+	return p.call(func() { p.setApp(app) })
+}
+
+func (p *Process) setApp(app *spec.App) {
+	p.update(func(i *Info) {
+		i.App = app
+		i.Files = FilesFor(app, i.ID)
+	})
+}
+
+// Delete stops the process and ends its slot. The Process is unusable afterwards.
+func (p *Process) Delete(ctx context.Context) error {
+	if err := p.Stop(ctx); err != nil && !errors.Is(err, ErrDeleted) {
+		return err
+	}
+	err := p.call(func() {
+		p.emit(Event{Event: "delete"})
+		p.deleted = true
+	})
+	if errors.Is(err, ErrDeleted) {
+		return nil
+	}
+	return err
+}
+
+// Reset zeroes the counters, as `pm2 reset` does.
+func (p *Process) Reset() error {
+	return p.call(func() {
+		p.pol = policyState{}
+		p.update(func(i *Info) {
+			i.Restarts, i.Unstable, i.PrevRestartDelay = 0, 0, 0
+			i.CreatedAt = time.Now()
+		})
+	})
+}
+
+// Signal sends sig to the running program's process group.
+func (p *Process) Signal(sig syscall.Signal) error {
+	var err error
+	if e := p.call(func() {
+		if p.cur == nil {
+			err = fmt.Errorf("process %d (%s) is not running", p.info.ID, p.info.App.Name)
+			return
+		}
+		err = signalTree(p.cur.pid, sig)
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// Send delivers a message to the running Node program (process.on('message')).
+func (p *Process) Send(v any) error {
+	var err error
+	if e := p.call(func() {
+		switch {
+		case p.cur == nil:
+			err = fmt.Errorf("process %d (%s) is not running", p.info.ID, p.info.App.Name)
+		case p.cur.ipc == nil:
+			err = fmt.Errorf("process %d (%s) has no IPC channel (only Node.js apps have one)", p.info.ID, p.info.App.Name)
+		default:
+			err = p.cur.ipc.Send(v)
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// MemoryExceeded is called by the daemon's sampler when the process tree uses more memory than
+// max_memory_restart allows: the process is restarted (gracefully).
+func (p *Process) MemoryExceeded(rss int64) {
+	p.post(func() {
+		if p.cur == nil || p.cur.stopping || p.userStopped {
+			return
+		}
+		p.emit(Event{Event: "memory limit", Message: fmt.Sprintf("using %s, over max_memory_restart %s: restarting",
+			spec.FormatSize(rss), spec.FormatSize(p.app().MaxMemoryRestart))})
+		go func() { _ = p.Restart(context.Background(), nil) }()
+	})
+}
+
+// Trigger restarts the process for a cron schedule or a watched file change. A process stopped
+// by the user stays stopped; one that exited on its own (a job with autorestart off) is started
+// again, which is how PM2 users run periodic jobs.
+func (p *Process) Trigger(reason string) {
+	p.post(func() {
+		if p.userStopped || p.deleted {
+			return
+		}
+		p.emit(Event{Event: "trigger", Message: reason})
+		go func() { _ = p.Restart(context.Background(), nil) }()
+	})
+}
+
+func (p *Process) cancelRestartTimer() {
+	if p.restartTimer != nil {
+		p.restartTimer.Stop()
+		p.restartTimer = nil
+	}
+}
+
+// spawn starts a new current run. Loop only.
+func (p *Process) spawn() error {
+	app := p.app()
+	r, err := p.startRun(app)
+	if err != nil {
+		p.update(func(i *Info) {
+			i.Status = StatusErrored
+			i.LastError = err.Error()
+			i.PID = 0
+		})
+		p.writeLine("err", "corral: cannot start: "+err.Error())
+		p.emit(Event{Event: "errored", Message: err.Error()})
+		return err
+	}
+	p.cur = r
+	p.update(func(i *Info) {
+		i.PID = r.pid
+		i.StartedAt = r.started
+		i.Status = StatusLaunching
+		i.LastError = ""
+		i.Ready = false
+	})
+	p.emit(Event{Event: "start", PID: r.pid})
+	switch {
+	case p.hooks.Worker != nil || app.WaitReady:
+		// Ready when the protocol says so ('listening', 'ready'), or, as PM2 does, when
+		// listen_timeout passes.
+		timeout := app.ListenTimeout.D()
+		r.readyTimer = time.AfterFunc(timeout, func() {
+			p.post(func() { p.readyTimeout(r) })
+		})
+	default:
+		p.markReady(r, "")
+	}
+	return nil
+}
+
+// readyTimeout: the run did not report ready within listen_timeout. In fork mode PM2 carries
+// on and calls it online; reload (cluster mode) treats it as a failure instead.
+func (p *Process) readyTimeout(r *run) {
+	if r.ready || r.exited {
+		return
+	}
+	r.readyTimedOut = true
+	for _, f := range r.onReadyTimeout {
+		f()
+	}
+	r.onReadyTimeout = nil
+	if r == p.cur && !r.stopping && !r.holdReady {
+		p.markReady(r, "listen_timeout passed without a ready signal")
+	}
+}
+
+// markReady records that r is ready. Loop only.
+func (p *Process) markReady(r *run, note string) {
+	if r.ready || r.exited {
+		return
+	}
+	r.ready = true
+	if r.readyTimer != nil {
+		r.readyTimer.Stop()
+	}
+	if r == p.cur && !r.stopping {
+		p.update(func(i *Info) {
+			i.Status = StatusOnline
+			i.Ready = true
+		})
+		p.emit(Event{Event: "online", PID: r.pid, Message: note})
+	}
+	for _, f := range r.onReady {
+		f()
+	}
+	r.onReady = nil
+}
+
+// beginStop asks r to stop: the shutdown message or kill_signal, then SIGKILL of the whole
+// group after kill_timeout. Loop only.
+func (p *Process) beginStop(r *run) {
+	if r.stopping || r.exited {
+		return
+	}
+	r.stopping = true
+	app := r.app
+	if r == p.cur {
+		p.setStatus(StatusStopping)
+	}
+	if r.readyTimer != nil {
+		r.readyTimer.Stop()
+	}
+	sent := false
+	if app.ShutdownWithMessage && r.ipc != nil {
+		sent = r.ipc.Send("shutdown") == nil
+	}
+	if !sent && p.hooks.Worker != nil && r.worker != nil {
+		sent = r.worker.Disconnect()
+	}
+	if !sent {
+		sig, err := ParseSignal(app.KillSignal)
+		if err != nil {
+			sig = syscall.SIGINT
+		}
+		if err := signalTree(r.pid, sig); err != nil {
+			p.writeLine("err", "corral: "+err.Error())
+		}
+		r.signaled = true
+	}
+	r.killTimer = time.AfterFunc(app.KillTimeout.D(), func() {
+		p.post(func() {
+			if r.exited {
+				return
+			}
+			p.emit(Event{Event: "kill", PID: r.pid, Message: fmt.Sprintf("still running %v after the stop request: SIGKILL", app.KillTimeout.D())})
+			_ = signalTree(r.pid, syscall.SIGKILL)
+		})
+	})
+}
+
+// onExit handles the end of run r. Loop only.
+func (p *Process) onExit(r *run, state *os.ProcessState) {
+	r.exited = true
+	if r.killTimer != nil {
+		r.killTimer.Stop()
+	}
+	if r.readyTimer != nil {
+		r.readyTimer.Stop()
+	}
+	r.release()
+	code, sigName := exitStatus(state)
+	uptime := time.Since(r.started)
+	app := r.app
+	killSig, err := ParseSignal(app.KillSignal)
+	if err != nil {
+		killSig = syscall.SIGINT
+	}
+	go reapGroup(r.pid, killSig, r.signaled, app.KillTimeout.D())
+
+	ev := Event{Event: "exit", PID: r.pid, ExitCode: &code, Signal: sigName}
+	callbacks := r.onExit
+	r.onExit = nil
+	for _, f := range r.onReadyTimeout {
+		f() // a reload waiting for this run learns it is gone
+	}
+	r.onReadyTimeout = nil
+
+	if r != p.cur {
+		p.old = removeRun(p.old, r)
+		ev.Message = "replaced worker exited"
+		p.emit(ev)
+		runAll(callbacks)
+		return
+	}
+	p.cur = nil
+	p.update(func(i *Info) {
+		i.PID = 0
+		i.Exited = true
+		i.ExitCode = code
+		i.ExitSignal = sigName
+		i.Ready = false
+	})
+	p.emit(ev)
+	if r.stopping {
+		p.setStatus(StatusStopped)
+		p.emit(Event{Event: "stop"})
+		runAll(callbacks)
+		return
+	}
+
+	d := decide(app, exitFacts{Uptime: uptime, Code: code, Signaled: sigName != ""}, p.pol)
+	p.pol = d.Next
+	p.update(func(i *Info) {
+		i.Unstable = d.Next.Unstable
+		i.PrevRestartDelay = d.Next.PrevDelay
+	})
+	switch {
+	case d.Errored:
+		p.setStatus(StatusErrored)
+		p.writeLine("err", fmt.Sprintf("corral: %s: not restarting (max_restarts %d); fix the app, then `corral restart %s`", d.Reason, app.MaxRestarts, app.Name))
+		p.emit(Event{Event: "errored", Message: d.Reason})
+	case !d.Restart:
+		p.setStatus(StatusStopped)
+		p.emit(Event{Event: "stop", Message: d.Reason})
+	case d.Delay > 0:
+		p.setStatus(StatusWaitingRestart)
+		p.emit(Event{Event: "waiting restart", DelayMS: d.Delay.Milliseconds()})
+		var t *time.Timer
+		t = time.AfterFunc(d.Delay, func() {
+			p.post(func() {
+				if p.restartTimer != t {
+					return // cancelled or superseded
+				}
+				p.restartTimer = nil
+				p.update(func(i *Info) { i.Restarts++ })
+				_ = p.spawn()
+			})
+		})
+		p.restartTimer = t
+	default:
+		p.update(func(i *Info) { i.Restarts++ })
+		_ = p.spawn()
+	}
+	runAll(callbacks)
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
+func removeRun(rs []*run, r *run) []*run {
+	out := rs[:0]
+	for _, x := range rs {
+		if x != r {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// exitStatus reads an exit code (-1 when killed by a signal) and the signal name.
+func exitStatus(state *os.ProcessState) (int, string) {
+	if state == nil {
+		return -1, ""
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, SignalName(ws.Signal())
+	}
+	return state.ExitCode(), ""
+}

@@ -1,0 +1,332 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// run is one execution of the program: one OS process and its pipes, channel and timers.
+// Fields after the first block are owned by the process loop.
+type run struct {
+	app     *spec.App
+	pid     int
+	started time.Time
+	ipc     *nodeipc.Channel
+	worker  Worker
+	pidFile string
+
+	exited        bool
+	stopping      bool // a stop was requested: the exit is planned
+	signaled      bool // the kill signal went to the group already
+	ready         bool
+	readyTimedOut bool
+	holdReady     bool // a reload decides what a missed ready means, not the timer
+	killTimer     *time.Timer
+	readyTimer    *time.Timer
+
+	onExit         []func()
+	onReady        []func()
+	onReadyTimeout []func()
+}
+
+// startRun spawns app as a new run. Loop only.
+func (p *Process) startRun(app *spec.App) (*run, error) {
+	info := p.info
+	env := processEnv(app, info.ID, info.Instance)
+	argv := app.Argv()
+	path, err := lookPath(argv[0], env["PATH"])
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(app.Cwd); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("cwd %s is not a directory", app.Cwd)
+	}
+
+	r := &run{app: app}
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+
+	var extra []*os.File
+	var parentEnd *os.File
+	if app.IsNode() {
+		parent, child, err := nodeipc.NewPair()
+		if err != nil {
+			return nil, fmt.Errorf("IPC channel: %w", err)
+		}
+		parentEnd = parent
+		closers = append(closers, func() { parent.Close() })
+		extra = append(extra, child)
+		defer child.Close() // the child has its copy once started
+		for _, kv := range nodeipc.Env(3) {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
+	if p.hooks.Worker != nil {
+		w, err := p.hooks.Worker.NewWorker(info.ID, runControl{p: p, r: r})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cluster worker: %w", err)
+		}
+		r.worker = w
+		for _, kv := range w.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		closeAll()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        argv,
+		Dir:         app.Cwd,
+		Env:         spec.EnvList(env),
+		Stdout:      outW,
+		Stderr:      errW,
+		ExtraFiles:  extra,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	startErr := cmd.Start()
+	outW.Close()
+	errW.Close()
+	if startErr != nil {
+		outR.Close()
+		errR.Close()
+		closeAll()
+		if r.worker != nil {
+			r.worker.Ended()
+		}
+		return nil, fmt.Errorf("spawn %s: %w", strings.Join(argv, " "), startErr)
+	}
+	r.pid = cmd.Process.Pid
+	r.started = time.Now()
+
+	files := FilesFor(app, info.ID)
+	p.startPumps(app, files, outR, errR)
+	if files.Pid != "" && files.Pid != spec.NullPath {
+		if err := writePidFile(files.Pid, r.pid); err != nil {
+			p.writeLine("err", "corral: "+err.Error())
+		} else {
+			r.pidFile = files.Pid
+		}
+	}
+	if parentEnd != nil {
+		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{})
+		if err != nil {
+			p.writeLine("err", "corral: IPC channel: "+err.Error())
+		} else {
+			r.ipc = ch
+		}
+	}
+	if r.worker != nil {
+		r.worker.Attach(r.ipc, r.pid)
+	}
+	go func() {
+		_ = cmd.Wait() // a non-zero exit is an error here; the state says what happened
+		p.post(func() { p.onExit(r, cmd.ProcessState) })
+	}()
+	return r, nil
+}
+
+// release frees what the run held once it has exited. Loop only.
+func (r *run) release() {
+	if r.ipc != nil {
+		r.ipc.Close()
+	}
+	if r.worker != nil {
+		r.worker.Ended()
+	}
+	if r.pidFile != "" {
+		_ = os.Remove(r.pidFile)
+	}
+}
+
+// startPumps copies the child's stdout and stderr into its log files and the live hub. Each
+// run holds its own references to the files, so a run replaced during a reload keeps logging
+// until its last line.
+func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) {
+	var tf *logs.TimeFormat
+	if app.LogDateFormat != "" {
+		tf, _ = logs.NewTimeFormat(app.LogDateFormat) // validated when the app was loaded
+	}
+	for _, s := range []struct {
+		name string
+		path string
+		r    *os.File
+	}{{"out", files.Out, outR}, {"err", files.Err, errR}} {
+		opened := p.openFiles(app, s.path, files.Combined)
+		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub}
+		go func(r *os.File) {
+			_ = stream.Pump(r)
+			r.Close()
+			for _, f := range opened {
+				f.Close()
+			}
+		}(s.r)
+	}
+}
+
+// openFiles opens the given log paths (skipping empty ones). A file that cannot be opened is
+// reported on the daemon's hub and skipped: the app still runs and its lines still stream.
+func (p *Process) openFiles(app *spec.App, paths ...string) []*logs.File {
+	var out []*logs.File
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		f, err := p.hooks.Logs.Open(path, logs.FileOptions{MaxSize: app.LogMaxSize, Retain: app.LogRetain})
+		if err != nil {
+			if p.hooks.Hub != nil {
+				p.hooks.Hub.Publish(logs.Line{Time: time.Now(), ProcID: -1, App: "corral", Stream: "corral",
+					Message: fmt.Sprintf("cannot open log file for %s: %v", app.Name, err)})
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// writeLine writes a line from corral itself into the process's log (stream "out" or "err"),
+// so that `corral logs app` shows why a process is not running.
+func (p *Process) writeLine(stream, msg string) {
+	info := p.Info()
+	path := info.Files.Out
+	if stream == "err" {
+		path = info.Files.Err
+	}
+	files := p.openFiles(info.App, path, info.Files.Combined)
+	s := &logs.Stream{ProcID: info.ID, App: info.App.Name, Name: stream, Files: files, Hub: p.hooks.Hub}
+	_ = s.Pump(strings.NewReader(msg + "\n"))
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+func writePidFile(path string, pid int) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// lookPath finds an executable the way a shell with the app's PATH would, not the daemon's:
+// the daemon may have been started by another CLI, under systemd, with another PATH.
+func lookPath(name, pathEnv string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return name, nil
+	}
+	if pathEnv == "" {
+		pathEnv = os.Getenv("PATH")
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		candidate := filepath.Join(dir, name)
+		if executable(candidate) == nil {
+			return candidate, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in the app's PATH; install it or give its full path as interpreter", name)
+}
+
+func executable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return errors.New("is a directory")
+	}
+	if st.Mode()&0o111 == 0 {
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+// runIPC receives a run's IPC traffic on the channel's reader goroutine.
+type runIPC struct {
+	p *Process
+	r *run
+}
+
+func (h *runIPC) HandleMessage(m nodeipc.Message) {
+	if m.Internal {
+		if h.r.worker != nil {
+			h.r.worker.HandleInternal(m)
+			return
+		}
+		if m.Handle != nil {
+			m.Handle.Close() // fork mode has no use for handles
+		}
+		return
+	}
+	if m.Handle != nil {
+		m.Handle.Close()
+		m.Handle = nil
+	}
+	if h.r.app.WaitReady && bytes.Equal(bytes.TrimSpace(m.Raw), []byte(`"ready"`)) {
+		r := h.r
+		h.p.post(func() { h.p.markReady(r, "") })
+	}
+	if h.p.hooks.Message != nil {
+		h.p.hooks.Message(h.p.info.ID, m)
+	}
+}
+
+func (h *runIPC) HandleBadLine(line []byte, err error) {
+	if len(line) > 200 {
+		line = append(line[:200:200], "..."...)
+	}
+	h.p.writeLine("err", fmt.Sprintf("corral: ignored a line on the IPC channel that is not JSON (%v): %q", err, line))
+}
+
+func (h *runIPC) HandleClose(error) {}
+
+// runControl is how a worker protocol reports on its run.
+type runControl struct {
+	p *Process
+	r *run
+}
+
+func (c runControl) Ready() {
+	if c.r.app.WaitReady {
+		return // with wait_ready only the app's own 'ready' counts, as in PM2
+	}
+	c.p.post(func() { c.p.markReady(c.r, "") })
+}
