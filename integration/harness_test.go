@@ -38,9 +38,30 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build corral:", err)
 		os.Exit(1)
 	}
+	if err := installNodeFixtures(); err != nil {
+		fmt.Fprintln(os.Stderr, "install npm fixtures:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// installNodeFixtures installs the npm packages the fixtures use (express...) from
+// testdata/node/package-lock.json, unless they are there already. They are never committed.
+func installNodeFixtures() error {
+	dir := filepath.Join("testdata", "node")
+	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !st.ModTime().Before(lock.ModTime()) {
+		return nil
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
 }
 
 // env is one test's corral installation: a home, a working directory, the binary.
@@ -226,6 +247,11 @@ type jproc struct {
 		Corral           struct {
 			ExitSignal string `json:"exit_signal"`
 			Instance   int    `json:"instance"`
+			Cluster    *struct {
+				Listening   []string `json:"listening"`
+				Connections uint64   `json:"connections"`
+				Refused     uint64   `json:"refused"`
+			} `json:"cluster"`
 		} `json:"corral"`
 	} `json:"pm2_env"`
 }

@@ -111,13 +111,17 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 }
 
 // Stream reads a newline-delimited JSON stream, calling fn with each line until the stream
-// ends, fn returns an error, or ctx is done.
-func (c *Client) Stream(ctx context.Context, path string, fn func(line []byte) error) error {
+// ends, fn returns an error, or ctx is done. opened (if not nil) is called once the daemon has
+// answered, i.e. once the subscription is live.
+func (c *Client) Stream(ctx context.Context, path string, opened func(), fn func(line []byte) error) error {
 	resp, err := c.request(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if opened != nil {
+		opened()
+	}
 	r := bufio.NewReaderSize(resp.Body, 64<<10)
 	for {
 		line, err := r.ReadBytes('\n')

@@ -88,6 +88,8 @@ type ActionResponse struct {
 	Warnings  []string  `json:"warnings,omitempty"`
 	// Errors lists per-process failures (the action went on for the others).
 	Errors []string `json:"errors,omitempty"`
+	// Reloads details a rolling reload (cluster mode), in the order it went.
+	Reloads []ReloadSummary `json:"reloads,omitempty"`
 }
 
 // ScaleRequest sets an app's number of processes: "4", "max", "+2", "-1".
@@ -149,4 +151,15 @@ type LogLine struct {
 	Message string    `json:"message"`
 	History bool      `json:"history,omitempty"`
 	Path    string    `json:"path,omitempty"`
+}
+
+// ReloadSummary is one process's part of a rolling reload.
+type ReloadSummary struct {
+	ID      int    `json:"pm_id"`
+	Name    string `json:"name"`
+	OldPID  int    `json:"old_pid"`
+	NewPID  int    `json:"new_pid"`
+	ReadyMS int64  `json:"ready_ms"`
+	Started bool   `json:"started,omitempty"` // was not running: simply started
+	Error   string `json:"error,omitempty"`
 }

@@ -128,11 +128,18 @@ func (c *cli) restartLike(action, short string) *cobra.Command {
 					c.infof("Use --update-env to give the app(s) this shell's environment")
 				}
 				var resp api.ActionResponse
-				if err := c.client.Do(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
+				stop := c.progress(ctx)
+				err := c.client.Do(ctx, "POST", "/actions/"+action, req, &resp)
+				stop()
+				if err != nil {
 					return err
 				}
-				for _, p := range resp.Processes {
-					c.infof("%s %s[%d]: %s", actionDone[action], p.Name, p.ID, p.Status)
+				if len(resp.Reloads) > 0 {
+					c.printReloads(resp.Reloads)
+				} else {
+					for _, p := range resp.Processes {
+						c.infof("%s %s[%d]: %s", actionDone[action], p.Name, p.ID, p.Status)
+					}
 				}
 				errs = append(errs, resp.Errors...)
 			}

@@ -28,13 +28,19 @@ type logPrinter struct {
 
 func (lp *logPrinter) print(l api.LogLine) {
 	if lp.asJSON {
+		// Lines of history carry no time (the file does not say when they were written):
+		// their timestamp is null rather than a made-up year 1.
+		var ts *time.Time
+		if !l.Time.IsZero() {
+			ts = &l.Time
+		}
 		b, _ := json.Marshal(struct {
-			Message string    `json:"message"`
-			Time    time.Time `json:"timestamp"`
-			Type    string    `json:"type"`
-			ProcID  int       `json:"process_id"`
-			App     string    `json:"app_name"`
-		}{l.Message, l.Time, l.Stream, l.ProcID, l.App})
+			Message string     `json:"message"`
+			Time    *time.Time `json:"timestamp"`
+			Type    string     `json:"type"`
+			ProcID  int        `json:"process_id"`
+			App     string     `json:"app_name"`
+		}{l.Message, ts, l.Stream, l.ProcID, l.App})
 		fmt.Fprintf(lp.out, "%s\n", b)
 		return
 	}
@@ -140,7 +146,7 @@ func (c *cli) logsCommand() *cobra.Command {
 				}
 				fmt.Fprintln(c.stdout, lp.paint("\x1b[90m", fmt.Sprintf("[TAILING] last %d lines of %s, then following (Ctrl-C to stop; --lines to change)", lines, what)))
 			}
-			err = c.client.Stream(ctx, "/logs?"+q.Encode(), func(b []byte) error {
+			err = c.client.Stream(ctx, "/logs?"+q.Encode(), nil, func(b []byte) error {
 				var l api.LogLine
 				if err := json.Unmarshal(b, &l); err != nil {
 					return fmt.Errorf("bad log line from the daemon: %w", err)

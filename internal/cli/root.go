@@ -85,7 +85,7 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		&cobra.Group{ID: "logs", Title: "Logs:"}, &cobra.Group{ID: "daemon", Title: "Daemon and boot:"})
 	root.AddCommand(
 		c.startCommand(), c.stopCommand(), c.restartCommand(), c.reloadCommand(), c.deleteCommand(),
-		c.resetCommand(), c.sendSignalCommand(),
+		c.resetCommand(), c.sendSignalCommand(), c.scaleCommand(),
 		c.listCommand(), c.jlistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
 		c.logsCommand(), c.flushCommand(), c.reloadLogsCommand(),
 		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),

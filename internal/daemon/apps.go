@@ -122,6 +122,9 @@ func (d *Daemon) fillDefaults(s *spec.App) {
 // start says which of them to start (nil: all, if autostart).
 func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, error) {
 	a := &app{spec: s, version: readAppVersion(s), crons: map[int]cron.EntryID{}}
+	if s.ExecMode == spec.ModeCluster {
+		a.group = d.newGroup(s)
+	}
 	a.op.Lock()
 	defer a.op.Unlock()
 	if instances == nil {
@@ -171,12 +174,15 @@ func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, e
 	return ids, nil
 }
 
-// updateApp gives an existing app a new spec and restarts its processes with it.
+// updateApp gives an existing app a new spec (from its ecosystem file) and applies it: a
+// rolling reload in cluster mode, a restart in fork mode, a stop-switch-start when the mode
+// changes (the rollback path from cluster to fork mode), then the file's instance count.
 func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 	a.op.Lock()
 	defer a.op.Unlock()
 	d.disarmTriggers(a)
 	d.tbl.mu.Lock()
+	old := a.spec
 	a.spec = s
 	a.version = readAppVersion(s)
 	procs := append([]*supervisor.Process(nil), a.procs...)
@@ -184,23 +190,83 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 	if err := d.armTriggers(a); err != nil {
 		d.logf("app %s: %v", s.Name, err)
 	}
-	d.logf("app %s: new configuration, restarting", s.Name)
-	err := forEach(procs, func(p *supervisor.Process) error {
+	var errs []string
+	modeChanged := old.ExecMode != s.ExecMode || (s.ExecMode == spec.ModeCluster && old.SchedPolicy != s.SchedPolicy)
+	switch {
+	case modeChanged:
+		d.logf("app %s: exec mode %s -> %s: stopping, switching, starting", s.Name, old.ExecMode, s.ExecMode)
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
-		defer cancel()
-		return p.Restart(ctx, s)
-	})
-	return procIDsList(procs), err
+		err := forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+		cancel()
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		d.tbl.mu.Lock()
+		oldGroup := a.group
+		a.group = nil
+		if s.ExecMode == spec.ModeCluster {
+			a.group = d.newGroup(s)
+		}
+		newGroup := a.group
+		d.tbl.mu.Unlock()
+		if oldGroup != nil {
+			oldGroup.CloseListeners()
+		}
+		var proto supervisor.WorkerProtocol
+		if newGroup != nil {
+			proto = newGroup
+		}
+		err = forEach(procs, func(p *supervisor.Process) error {
+			if err := p.SetWorker(proto); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+			defer cancel()
+			return p.Restart(ctx, s)
+		})
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	case a.group != nil:
+		d.logf("app %s: new configuration, rolling reload", s.Name)
+		if err := d.rollingReload(a, procs, s, &reloadLog{}); err != nil {
+			errs = append(errs, err.Error())
+		}
+	default:
+		d.logf("app %s: new configuration, restarting", s.Name)
+		err := forEach(procs, func(p *supervisor.Process) error {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+			defer cancel()
+			return p.Restart(ctx, s)
+		})
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if want := cpus.Resolve(s.Instances, cpus.Usable()); want != len(procs) {
+		errs = append(errs, d.scaleLocked(a, want)...)
+	}
+	d.tbl.mu.Lock()
+	ids := procIDsList(a.procs)
+	d.tbl.mu.Unlock()
+	if len(errs) > 0 {
+		return ids, errors.New(strings.Join(errs, "; "))
+	}
+	return ids, nil
 }
 
-// hooksFor connects an app's processes to the daemon.
+// hooksFor connects an app's processes to the daemon (and to its cluster primary).
 func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
-	return &supervisor.Hooks{
+	h := &supervisor.Hooks{
 		Logs:    d.logs,
 		Hub:     d.hub,
 		Event:   d.onEvent,
 		Message: d.onMessage,
 	}
+	if a.group != nil {
+		h.Worker = a.group
+	}
+	return h
 }
 
 // Act runs a lifecycle action on targets: apps in parallel, each app's processes as the
@@ -232,12 +298,14 @@ func (d *Daemon) Act(action string, req api.ActionRequest) (api.ActionResponse, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := d.actOnApp(action, a, procs, req, sig)
+			rl := &reloadLog{}
+			err := d.actOnApp(action, a, procs, req, sig, rl)
+			mu.Lock()
+			resp.Reloads = append(resp.Reloads, rl.entries...)
 			if err != nil {
-				mu.Lock()
 				resp.Errors = append(resp.Errors, err.Error())
-				mu.Unlock()
 			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -247,7 +315,7 @@ func (d *Daemon) Act(action string, req api.ActionRequest) (api.ActionResponse, 
 	return resp, nil
 }
 
-func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal) error {
+func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal, resp *reloadLog) error {
 	a.op.Lock()
 	defer a.op.Unlock()
 	d.tbl.mu.Lock()
@@ -257,16 +325,25 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 	defer cancel()
 	switch action {
 	case "stop":
-		return forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+		err := forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+		d.settleCluster(a)
+		return err
 	case "start":
-		return forEach(procs, func(p *supervisor.Process) error {
+		var running, stopped []*supervisor.Process
+		for _, p := range procs {
 			switch p.Info().Status {
 			case supervisor.StatusOnline, supervisor.StatusLaunching:
-				return p.Restart(ctx, nil) // PM2's "smart start": starting a running app restarts it
+				running = append(running, p)
 			default:
-				return p.Start()
+				stopped = append(stopped, p)
 			}
-		})
+		}
+		err := forEach(stopped, func(p *supervisor.Process) error { return p.Start() })
+		// PM2's "smart start": starting a running app restarts it (rolling in cluster mode).
+		if a.group != nil {
+			return errors.Join(err, d.rollingReload(a, running, nil, resp))
+		}
+		return errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
 	case "restart", "reload":
 		var next *spec.App
 		if req.UpdateEnv != nil {
@@ -276,6 +353,10 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 			d.tbl.mu.Lock()
 			a.spec = next
 			d.tbl.mu.Unlock()
+		}
+		if a.group != nil {
+			// Cluster mode: both are the rolling path, which keeps the app serving.
+			return d.rollingReload(a, procs, next, resp)
 		}
 		return forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
 	case "delete":
@@ -310,6 +391,9 @@ func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
 		defer cancel()
 		err := p.Delete(ctx)
 		d.disarmCron(a, p.ID())
+		if a.group != nil {
+			a.group.Forget(p.ID())
+		}
 		d.tbl.mu.Lock()
 		delete(d.tbl.procs, p.ID())
 		delete(d.tbl.owner, p.ID())
@@ -325,7 +409,12 @@ func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
 	d.tbl.mu.Unlock()
 	if empty {
 		d.disarmTriggers(a)
+		if a.group != nil {
+			a.group.CloseListeners()
+		}
 		d.logf("app %s deleted", s.Name)
+	} else {
+		d.settleCluster(a)
 	}
 	return err
 }

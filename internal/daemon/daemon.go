@@ -56,6 +56,7 @@ type Daemon struct {
 
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
+	conns   connRates
 
 	lock     *os.File
 	listener net.Listener
@@ -246,6 +247,17 @@ func (d *Daemon) reopenLogs() {
 func (d *Daemon) onEvent(ev supervisor.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+	if ev.Event == "errored" || ev.Event == "stop" {
+		// A cluster app whose last worker gave up closes its port (settleCluster).
+		go func() {
+			d.tbl.mu.Lock()
+			a := d.tbl.owner[ev.ID]
+			d.tbl.mu.Unlock()
+			if a != nil {
+				d.settleCluster(a)
+			}
+		}()
+	}
 }
 
 func describeEvent(ev supervisor.Event) string {
@@ -314,6 +326,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.usageMu.Lock()
 	d.usage = byID
 	d.usageMu.Unlock()
+	d.sampleClusters()
 }
 
 func (d *Daemon) usageOf(id int) procstat.Usage {

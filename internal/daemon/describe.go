@@ -71,6 +71,7 @@ func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool) api.Process 
 	}
 	if a != nil {
 		out.Version = a.version
+		out.Cluster = d.clusterStats(a, info.ID)
 	}
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)

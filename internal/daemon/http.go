@@ -22,6 +22,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/apps", d.handleStart)
 	mux.HandleFunc("POST "+p+"/actions/{action}", d.handleAction)
 	mux.HandleFunc("POST "+p+"/message", d.handleMessage)
+	mux.HandleFunc("POST "+p+"/scale", d.handleScale)
 	mux.HandleFunc("GET "+p+"/env/{target}", d.handleEnv)
 	mux.HandleFunc("POST "+p+"/save", d.handleSave)
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
@@ -205,4 +206,18 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+func (d *Daemon) handleScale(w http.ResponseWriter, r *http.Request) {
+	var req api.ScaleRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := d.Scale(req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/spec"
 	"github.com/corral-pm/corral/internal/supervisor"
 	"github.com/corral-pm/corral/internal/watch"
@@ -27,6 +28,9 @@ type app struct {
 	version string                // from package.json, for `ls`
 	watcher *watch.Watcher
 	crons   map[int]cron.EntryID
+	// group is the cluster primary of a cluster-mode app (nil in fork mode). It lives as long
+	// as the app, so its sockets outlive every worker.
+	group *cluster.Group
 }
 
 // table is the daemon's set of apps and processes.

@@ -42,10 +42,12 @@ type Process struct {
 
 	// Owned by the loop goroutine.
 	cur          *run   // the run the restart policy applies to
+	next         *run   // a reload's replacement, until it is ready
 	old          []*run // runs being replaced (reload) and still draining
 	pol          policyState
 	restartTimer *time.Timer
 	userStopped  bool // stopped on purpose: cron and watch leave it alone
+	proto        WorkerProtocol
 	deleted      bool
 }
 
@@ -64,6 +66,7 @@ func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
 			Files:     FilesFor(app, id),
 		},
 	}
+	p.proto = hooks.Worker
 	go p.loop()
 	return p
 }
@@ -188,8 +191,10 @@ func (p *Process) stopAll(done func()) {
 	p.userStopped = true
 	p.cancelRestartTimer()
 	runs := append([]*run(nil), p.old...)
-	if p.cur != nil {
-		runs = append(runs, p.cur)
+	for _, r := range []*run{p.cur, p.next} {
+		if r != nil {
+			runs = append(runs, r)
+		}
 	}
 	if len(runs) == 0 {
 		if p.info.Status != StatusStopped {
@@ -327,7 +332,7 @@ func (p *Process) MemoryExceeded(rss int64) {
 		}
 		p.emit(Event{Event: "memory limit", Message: fmt.Sprintf("using %s, over max_memory_restart %s: restarting",
 			spec.FormatSize(rss), spec.FormatSize(p.app().MaxMemoryRestart))})
-		go func() { _ = p.Restart(context.Background(), nil) }()
+		p.replaceAsync()
 	})
 }
 
@@ -340,8 +345,18 @@ func (p *Process) Trigger(reason string) {
 			return
 		}
 		p.emit(Event{Event: "trigger", Message: reason})
-		go func() { _ = p.Restart(context.Background(), nil) }()
+		p.replaceAsync()
 	})
+}
+
+// replaceAsync restarts the process in the background: a rolling reload for a cluster worker
+// (so its app keeps serving, as PM2 does for max_memory_restart), a restart otherwise. Loop only.
+func (p *Process) replaceAsync() {
+	if p.proto != nil && p.cur != nil && p.cur.ready {
+		go func() { _, _ = p.Reload(context.Background(), nil) }()
+		return
+	}
+	go func() { _ = p.Restart(context.Background(), nil) }()
 }
 
 func (p *Process) cancelRestartTimer() {
@@ -375,7 +390,7 @@ func (p *Process) spawn() error {
 	})
 	p.emit(Event{Event: "start", PID: r.pid})
 	switch {
-	case p.hooks.Worker != nil || app.WaitReady:
+	case p.proto != nil || app.WaitReady:
 		// Ready when the protocol says so ('listening', 'ready'), or, as PM2 does, when
 		// listen_timeout passes.
 		timeout := app.ListenTimeout.D()
@@ -444,8 +459,10 @@ func (p *Process) beginStop(r *run) {
 	if app.ShutdownWithMessage && r.ipc != nil {
 		sent = r.ipc.Send("shutdown") == nil
 	}
-	if !sent && p.hooks.Worker != nil && r.worker != nil {
-		sent = r.worker.Disconnect()
+	if r.worker != nil && r.worker.Disconnect() {
+		// A cluster worker leaves the rotation and drains first; its kill signal follows
+		// when its channel closes (runControl.Disconnected).
+		sent = true
 	}
 	if !sent {
 		sig, err := ParseSignal(app.KillSignal)
@@ -490,14 +507,21 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	ev := Event{Event: "exit", PID: r.pid, ExitCode: &code, Signal: sigName}
 	callbacks := r.onExit
 	r.onExit = nil
+	r.exitCode, r.exitSignal = code, sigName
 	for _, f := range r.onReadyTimeout {
 		f() // a reload waiting for this run learns it is gone
 	}
 	r.onReadyTimeout = nil
 
+	r.exitCode, r.exitSignal = code, sigName
 	if r != p.cur {
 		p.old = removeRun(p.old, r)
-		ev.Message = "replaced worker exited"
+		if r == p.next {
+			p.next = nil
+			ev.Message = "replacement exited before it was ready"
+		} else {
+			ev.Message = "replaced run exited"
+		}
 		p.emit(ev)
 		runAll(callbacks)
 		return

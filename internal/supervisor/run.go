@@ -37,6 +37,9 @@ type run struct {
 	killTimer     *time.Timer
 	readyTimer    *time.Timer
 
+	exitCode   int
+	exitSignal string
+
 	onExit         []func()
 	onReady        []func()
 	onReadyTimeout []func()
@@ -79,8 +82,8 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 			env[k] = v
 		}
 	}
-	if p.hooks.Worker != nil {
-		w, err := p.hooks.Worker.NewWorker(info.ID, runControl{p: p, r: r})
+	if p.proto != nil {
+		w, err := p.proto.NewWorker(info.ID, runControl{p: p, r: r})
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("cluster worker: %w", err)
@@ -316,7 +319,11 @@ func (h *runIPC) HandleBadLine(line []byte, err error) {
 	h.p.writeLine("err", fmt.Sprintf("corral: ignored a line on the IPC channel that is not JSON (%v): %q", err, line))
 }
 
-func (h *runIPC) HandleClose(error) {}
+func (h *runIPC) HandleClose(error) {
+	if h.r.worker != nil {
+		h.r.worker.HandleChannelClose()
+	}
+}
 
 // runControl is how a worker protocol reports on its run.
 type runControl struct {
@@ -329,4 +336,21 @@ func (c runControl) Ready() {
 		return // with wait_ready only the app's own 'ready' counts, as in PM2
 	}
 	c.p.post(func() { c.p.markReady(c.r, "") })
+}
+
+func (c runControl) Disconnected() {
+	r := c.r
+	c.p.post(func() {
+		if !r.stopping || r.exited || r.signaled || r.app.ShutdownWithMessage {
+			return
+		}
+		// Drained: now the kill signal, so the app's own shutdown code runs (or, without a
+		// handler, it exits at once with nothing left in flight).
+		sig, err := ParseSignal(r.app.KillSignal)
+		if err != nil {
+			sig = syscall.SIGINT
+		}
+		_ = signalTree(r.pid, sig)
+		r.signaled = true
+	})
 }

@@ -18,8 +18,11 @@ type Worker interface {
 	Attach(ch *nodeipc.Channel, pid int)
 	// HandleInternal receives internal IPC messages (cmd NODE_*), on the reader goroutine.
 	HandleInternal(m nodeipc.Message)
-	// Disconnect asks the worker to stop gracefully through the protocol; false means the
-	// protocol cannot, and the process gets its kill signal instead.
+	// HandleChannelClose is called (on the reader goroutine) when the run's IPC channel closes.
+	HandleChannelClose()
+	// Disconnect asks the worker to stop gracefully through the protocol: out of rotation,
+	// then let it finish what it is doing. false means the protocol cannot, and the process
+	// gets its kill signal at once instead.
 	Disconnect() bool
 	// Ended is called once the run has exited.
 	Ended()
@@ -29,4 +32,7 @@ type Worker interface {
 type WorkerControl interface {
 	// Ready marks the run ready (cluster: its first 'listening').
 	Ready()
+	// Disconnected reports that the worker's channel closed: after a Disconnect, the worker
+	// has finished its in-flight work, and gets its kill signal to exit.
+	Disconnected()
 }

@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// load is HTTP traffic in the background, for checks like "zero failed requests during a
+// reload". It counts successes, failures (with their errors) and which pid answered.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errors     map[string]int
+	byPID      map[int]int
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// startLoad sends requests to url from conc goroutines until stop. keepAlive reuses
+// connections; without it every request opens a new connection (the hard case for a
+// primary that hands off connections).
+func startLoad(url string, conc int, keepAlive bool) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{errors: map[string]int{}, byPID: map[int]int{}, cancel: cancel}
+	tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: conc}
+	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	for range conc {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				pid, err := get(ctx, client, url)
+				if ctx.Err() != nil {
+					return // stopping: not a failure of the server
+				}
+				l.record(pid, err)
+			}
+		}()
+	}
+	return l
+}
+
+func get(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var v struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return 0, fmt.Errorf("bad body %q", body)
+	}
+	return v.PID, nil
+}
+
+func (l *load) record(pid int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failed.Add(1)
+		msg := err.Error()
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+		l.errors[msg]++
+		return
+	}
+	l.ok.Add(1)
+	l.byPID[pid]++
+}
+
+// waitOK waits until at least n more requests have succeeded (the load is flowing).
+func (l *load) waitOK(e *env, n int64) {
+	e.t.Helper()
+	target := l.ok.Load() + n
+	e.waitFor(fmt.Sprintf("%d successful requests", n), 60*time.Second, func() bool { return l.ok.Load() >= target })
+}
+
+// stop ends the load and waits for in-flight requests.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+func (l *load) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []string
+	for k, v := range l.errors {
+		errs = append(errs, fmt.Sprintf("%d× %s", v, k))
+	}
+	sort.Strings(errs)
+	return fmt.Sprintf("%d ok, %d failed %v, by pid %v", l.ok.Load(), l.failed.Load(), errs, l.byPID)
+}

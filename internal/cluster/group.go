@@ -1,0 +1,208 @@
+// Package cluster makes the daemon the cluster primary of an app's Node.js workers, speaking
+// Node's own cluster protocol over each worker's IPC channel (shared/docs/node-cluster-ipc.md):
+// workers call listen() unmodified, the daemon owns the listening sockets and, with the default
+// round-robin policy, accepts every connection and hands it to the next free worker over
+// SCM_RIGHTS. Workers then answer their clients directly; the daemon is not in the data path.
+//
+// Sockets belong to the app (a Group), not to a worker: they stay open while workers crash,
+// restart, reload or scale, and close only when the app stops (CloseListeners).
+package cluster
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/supervisor"
+)
+
+// Group is the cluster primary of one app.
+type Group struct {
+	app    string
+	policy string
+	logf   func(format string, args ...any)
+
+	wg sync.WaitGroup // accept loops
+
+	mu           sync.Mutex
+	handles      map[string]*handle
+	nextWorkerID int
+	slots        map[int]*slotStats // by process id
+	lastLog      time.Time
+}
+
+// slotStats are one process slot's share of the app's connections, kept across its runs.
+type slotStats struct {
+	conns    atomic.Uint64
+	refused  atomic.Uint64
+	inflight atomic.Int64
+	workerID atomic.Int64
+	// listening is guarded by the group's mutex.
+	listening map[string]bool
+}
+
+// NewGroup creates the primary for app. policy is spec.PolicyRoundRobin (or "") or
+// spec.PolicyShared. logf reports problems to the daemon log.
+func NewGroup(app, policy string, logf func(format string, args ...any)) *Group {
+	if policy == "" {
+		policy = spec.PolicyRoundRobin
+	}
+	return &Group{app: app, policy: policy, logf: logf, handles: map[string]*handle{}, slots: map[int]*slotStats{}}
+}
+
+var _ supervisor.WorkerProtocol = (*Group)(nil)
+
+// NewWorker prepares the cluster side of a run of process procID.
+func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.Worker, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextWorkerID++
+	st := g.slots[procID]
+	if st == nil {
+		st = &slotStats{listening: map[string]bool{}}
+		g.slots[procID] = st
+	}
+	st.workerID.Store(int64(g.nextWorkerID))
+	return &worker{
+		g:        g,
+		procID:   procID,
+		id:       g.nextWorkerID,
+		ctl:      ctl,
+		stats:    st,
+		inflight: map[int64]*inflightConn{},
+		handles:  map[*handle]bool{},
+	}, nil
+}
+
+// handleFor returns the handle for a queryServer's key, opening its socket on first use.
+func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
+	key := m.key()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.handles[key]
+	if h == nil {
+		ls, err := m.listenSpec()
+		if err != nil {
+			return nil, err
+		}
+		shared := g.policy == spec.PolicyShared || ls.network == "udp"
+		var sock *socketFile
+		if shared {
+			sock, err = openBound(ls)
+		} else {
+			sock, err = openListener(ls)
+		}
+		if err != nil {
+			return nil, err // Node forgets a key whose bind failed; the next query retries
+		}
+		h = newHandle(g, key, sock, shared, ls.network == "udp")
+		h.name, _ = socknameOf(sock)
+		h.addr = describeAddr(ls, h.name)
+		g.handles[key] = h
+		if !shared {
+			g.wg.Add(1)
+			go h.acceptLoop()
+		}
+		g.logf("%s: %s listener on %s", g.app, g.policy, h.addr)
+	}
+	if isNull(h.data) && !isNull(m.Data) {
+		h.data = m.Data
+	}
+	return h, nil
+}
+
+func describeAddr(ls listenSpec, name *sockname) string {
+	if ls.network == "unix" {
+		return ls.address
+	}
+	proto := ""
+	if ls.network == "udp" {
+		proto = "udp "
+	}
+	if name != nil {
+		if name.Family == "IPv6" {
+			return fmt.Sprintf("%s[%s]:%d", proto, name.Address, name.Port)
+		}
+		return fmt.Sprintf("%s%s:%d", proto, name.Address, name.Port)
+	}
+	return fmt.Sprintf("%s%s:%d", proto, ls.address, ls.port)
+}
+
+// CloseListeners closes every socket of the app and the connections waiting on them: the
+// app's ports close. A later listen() by a worker opens them again.
+func (g *Group) CloseListeners() {
+	g.mu.Lock()
+	hs := g.handles
+	g.handles = map[string]*handle{}
+	g.mu.Unlock()
+	for _, h := range hs {
+		h.close()
+		g.logf("%s: closed %s", g.app, h.addr)
+	}
+	g.wg.Wait()
+}
+
+// Listeners lists the addresses the app's sockets are bound to.
+func (g *Group) Listeners() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.handles))
+	for _, h := range g.handles {
+		out = append(out, h.addr)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Stats is one process slot's share of the app's connections.
+type Stats struct {
+	WorkerID    int
+	Listening   []string
+	Connections uint64 // handed off and accepted
+	Refused     uint64 // answered accepted:false
+	InFlight    int    // handed off, not answered yet
+}
+
+// Stats returns the distribution of connections, by process id.
+func (g *Group) Stats() map[int]Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[int]Stats, len(g.slots))
+	for id, st := range g.slots {
+		s := Stats{
+			WorkerID:    int(st.workerID.Load()),
+			Connections: st.conns.Load(),
+			Refused:     st.refused.Load(),
+			InFlight:    int(st.inflight.Load()),
+		}
+		for a := range st.listening {
+			s.Listening = append(s.Listening, a)
+		}
+		sort.Strings(s.Listening)
+		out[id] = s
+	}
+	return out
+}
+
+// Forget drops a deleted process slot's statistics.
+func (g *Group) Forget(procID int) {
+	g.mu.Lock()
+	delete(g.slots, procID)
+	g.mu.Unlock()
+}
+
+// logThrottled logs at most one message a second, for things that can repeat per connection.
+func (g *Group) logThrottled(format string, args ...any) {
+	g.mu.Lock()
+	now := time.Now()
+	if now.Sub(g.lastLog) < time.Second {
+		g.mu.Unlock()
+		return
+	}
+	g.lastLog = now
+	g.mu.Unlock()
+	g.logf(format, args...)
+}

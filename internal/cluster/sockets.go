@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file is the cluster's seam to the operating system: creating the sockets an app listens
+// on and accepting connections as raw file descriptors. Raw fds, not net.Conn, because every
+// accepted connection only passes through the daemon on its way to a worker: wrapping it in a
+// net.Conn would register it with Go's poller for nothing.
+
+// listenSpec says what socket a queryServer asks for (spec §5.2, §6.1).
+type listenSpec struct {
+	network  string // "tcp", "unix", "udp"
+	address  string // host ("" = wildcard) or unix path
+	port     int
+	ipv6Only bool
+	ip6      bool // addressType 6 / udp6
+	ip4      bool // addressType 4 with an explicit IPv4 address, udp4
+	backlog  int
+	// readableAll/writableAll: chmod of a unix socket.
+	readableAll, writableAll bool
+	// reuseAddr for UDP (flags & 4).
+	reuseAddr bool
+}
+
+// socketFile is a socket fd owned by the daemon, wrapped in an os.File so that waiting for
+// connections goes through Go's poller.
+type socketFile struct {
+	f    *os.File
+	rc   syscall.RawConn
+	path string // unix socket path to unlink on close
+}
+
+func (s *socketFile) fd() int { return int(s.f.Fd()) }
+
+// close releases the socket (and the unix path it was bound to).
+func (s *socketFile) close() error {
+	err := s.f.Close()
+	if s.path != "" {
+		_ = os.Remove(s.path)
+	}
+	return err
+}
+
+// accept waits for one connection and returns its fd (close-on-exec, blocking: the worker's
+// libuv sets its own flags). It returns os.ErrClosed once the socket is closed.
+func (s *socketFile) accept() (int, error) {
+	var nfd int
+	var aerr error
+	err := s.rc.Read(func(fd uintptr) bool {
+		for {
+			nfd, _, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			switch {
+			case aerr == unix.EINTR:
+				continue
+			case aerr == unix.EAGAIN:
+				return false // wait for the poller
+			case aerr == unix.ECONNABORTED:
+				continue // the client gave up before we accepted: take the next one
+			}
+			return true
+		}
+	})
+	if err != nil {
+		return -1, err
+	}
+	return nfd, aerr
+}
+
+func newSocketFile(fd int, name, path string) (*socketFile, error) {
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &socketFile{f: f, rc: rc, path: path}, nil
+}
+
+// openListener creates what a round-robin key needs: a listening socket (TCP or unix) that the
+// daemon accepts on.
+func openListener(ls listenSpec) (*socketFile, error) {
+	sf, err := openBound(ls)
+	if err != nil {
+		return nil, err
+	}
+	backlog := ls.backlog
+	if backlog <= 0 {
+		backlog = 511 // Node's default
+	}
+	if err := unix.Listen(sf.fd(), backlog); err != nil {
+		sf.close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return sf, nil
+}
+
+// openBound creates a bound socket that is not listening yet: what the shared policy hands to
+// every worker (spec §6.2; each worker calls listen itself), and the first step of openListener.
+func openBound(ls listenSpec) (*socketFile, error) {
+	switch ls.network {
+	case "unix":
+		return openUnix(ls)
+	case "tcp", "udp":
+		return openInet(ls)
+	}
+	return nil, fmt.Errorf("network %q: %w", ls.network, unix.EINVAL)
+}
+
+func openInet(ls listenSpec) (*socketFile, error) {
+	typ := unix.SOCK_STREAM
+	if ls.network == "udp" {
+		typ = unix.SOCK_DGRAM
+	}
+	var addr netip.Addr
+	if ls.address != "" {
+		a, err := netip.ParseAddr(ls.address)
+		if err != nil {
+			return nil, fmt.Errorf("address %q is not an IP address: %w", ls.address, unix.EINVAL)
+		}
+		addr = a.Unmap()
+	}
+	family := unix.AF_INET6
+	switch {
+	case addr.IsValid() && addr.Is4():
+		family = unix.AF_INET
+	case !addr.IsValid() && ls.ip4:
+		family = unix.AF_INET
+	}
+	sf, err := openInetFamily(ls, typ, family, addr)
+	// No address: [::] dual-stack, or 0.0.0.0 where the host has no IPv6 (Node's fallback).
+	if err != nil && !addr.IsValid() && family == unix.AF_INET6 && !ls.ip6 &&
+		(errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EADDRNOTAVAIL)) {
+		return openInetFamily(ls, typ, unix.AF_INET, addr)
+	}
+	return sf, err
+}
+
+func openInetFamily(ls listenSpec, typ, family int, addr netip.Addr) (*socketFile, error) {
+	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(what string, err error) (*socketFile, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if typ == unix.SOCK_STREAM || ls.reuseAddr {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail("SO_REUSEADDR", err)
+		}
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET6 {
+		v6only := 0
+		if ls.ipv6Only {
+			v6only = 1
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+			return fail("IPV6_V6ONLY", err)
+		}
+		s6 := &unix.SockaddrInet6{Port: ls.port}
+		if addr.IsValid() {
+			s6.Addr = addr.As16()
+		}
+		sa = s6
+	} else {
+		s4 := &unix.SockaddrInet4{Port: ls.port}
+		if addr.IsValid() {
+			s4.Addr = addr.As4()
+		}
+		sa = s4
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	return newSocketFile(fd, fmt.Sprintf("%s:%s:%d", ls.network, ls.address, ls.port), "")
+}
+
+func openUnix(ls listenSpec) (*socketFile, error) {
+	if len(ls.address) > 107 {
+		return nil, fmt.Errorf("unix socket path %q is longer than 107 bytes: %w", ls.address, unix.EINVAL)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: ls.address})
+	if errors.Is(err, unix.EADDRINUSE) && staleUnixSocket(ls.address) {
+		// Left behind by a process that died: nobody answers on it, so it is safe to replace.
+		_ = os.Remove(ls.address)
+		err = unix.Bind(fd, &unix.SockaddrUnix{Name: ls.address})
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	mode := os.FileMode(0)
+	if ls.readableAll {
+		mode |= 0o444
+	}
+	if ls.writableAll {
+		mode |= 0o222
+	}
+	if mode != 0 {
+		if err := os.Chmod(ls.address, 0o600|mode); err != nil {
+			unix.Close(fd)
+			_ = os.Remove(ls.address)
+			return nil, fmt.Errorf("chmod: %w", err)
+		}
+	}
+	return newSocketFile(fd, "unix:"+ls.address, ls.address)
+}
+
+// staleUnixSocket reports whether path is a unix socket nobody listens on.
+func staleUnixSocket(path string) bool {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&os.ModeSocket == 0 {
+		return false
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return errors.Is(unix.Connect(fd, &unix.SockaddrUnix{Name: path}), unix.ECONNREFUSED)
+}
+
+// sockname is what a round-robin reply tells the worker its server is bound to
+// (server.address() in the worker), in Node's form.
+type sockname struct {
+	Address string `json:"address"`
+	Family  string `json:"family"`
+	Port    int    `json:"port"`
+}
+
+func socknameOf(sf *socketFile) (*sockname, error) {
+	sa, err := unix.Getsockname(sf.fd())
+	if err != nil {
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &sockname{Address: netip.AddrFrom4(a.Addr).String(), Family: "IPv4", Port: a.Port}, nil
+	case *unix.SockaddrInet6:
+		return &sockname{Address: netip.AddrFrom16(a.Addr).String(), Family: "IPv6", Port: a.Port}, nil
+	}
+	return nil, nil // unix sockets: Node sends no sockname
+}
+
+// errnoOf turns a socket error into Node's negative errno (libuv codes are -errno on Linux).
+func errnoOf(err error) int {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return -int(en)
+	}
+	return -int(unix.EINVAL)
+}

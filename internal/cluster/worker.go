@@ -1,0 +1,340 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// worker is the primary's side of one cluster worker (one run of a process slot).
+type worker struct {
+	g      *Group
+	procID int
+	id     int // NODE_UNIQUE_ID
+	ctl    supervisor.WorkerControl
+	stats  *slotStats
+
+	mu            sync.Mutex
+	ch            *nodeipc.Channel
+	pid           int
+	seq           int64
+	inflight      map[int64]*inflightConn // newconn seq → connection
+	handles       map[*handle]bool        // keys the worker listens on
+	listening     []string
+	disconnecting bool // we asked it to disconnect, or it said exitedAfterDisconnect
+	gone          bool // channel closed or process exited
+}
+
+// inflightConn is a connection handed to the worker and not answered yet.
+type inflightConn struct {
+	h     *handle
+	c     *pendingConn
+	acked bool // the worker received the fd (NODE_HANDLE_ACK)
+}
+
+var _ supervisor.Worker = (*worker)(nil)
+
+func (w *worker) Env() []string { return []string{"NODE_UNIQUE_ID=" + strconv.Itoa(w.id)} }
+
+func (w *worker) Attach(ch *nodeipc.Channel, pid int) {
+	w.mu.Lock()
+	w.ch, w.pid = ch, pid
+	w.mu.Unlock()
+}
+
+// nextSeqLocked numbers the primary's messages to this worker.
+func (w *worker) nextSeqLocked() int64 {
+	w.seq++
+	return w.seq
+}
+
+func (w *worker) send(fields reply) error {
+	w.mu.Lock()
+	ch := w.ch
+	if ch == nil || w.gone {
+		w.mu.Unlock()
+		return nodeipc.ErrClosed
+	}
+	fields["seq"] = w.nextSeqLocked()
+	w.mu.Unlock()
+	return ch.Send(clusterReply(fields))
+}
+
+// HandleInternal dispatches the worker's cluster messages (spec §5.2).
+func (w *worker) HandleInternal(m nodeipc.Message) {
+	if m.Cmd != "NODE_CLUSTER" {
+		if m.Handle != nil {
+			m.Handle.Close()
+		}
+		return
+	}
+	if m.Handle != nil {
+		m.Handle.Close() // workers never send handles to the primary in cluster messages
+	}
+	var msg clusterMsg
+	if err := json.Unmarshal(m.Raw, &msg); err != nil {
+		w.g.logThrottled("%s worker %d: unreadable cluster message: %v", w.g.app, w.id, err)
+		return
+	}
+	if msg.Ack != nil {
+		if msg.Accepted != nil {
+			w.onAccepted(*msg.Ack, *msg.Accepted)
+		}
+		return
+	}
+	switch msg.Act {
+	case "online":
+	case "queryServer":
+		w.onQueryServer(&msg)
+	case "listening":
+		w.onListening(&msg)
+	case "close":
+		w.onClose(msg.Key)
+	case "exitedAfterDisconnect":
+		w.onExitedAfterDisconnect(&msg)
+	}
+}
+
+// onQueryServer answers a listen() (spec §5.3): round-robin replies with the socket's name and
+// puts the worker in rotation; shared hands over the socket itself.
+func (w *worker) onQueryServer(m *clusterMsg) {
+	if m.Seq == nil {
+		return
+	}
+	w.mu.Lock()
+	leaving := w.disconnecting || w.gone
+	w.mu.Unlock()
+	if leaving {
+		return // Node's primary does not answer a worker on its way out either
+	}
+	key := m.key()
+	h, err := w.g.handleFor(m)
+	base := reply{"ack": *m.Seq, "key": key, "data": m.Data}
+	if isNull(m.Data) {
+		base["data"] = nil
+	}
+	if err != nil {
+		base["errno"] = errnoOf(err)
+		w.g.logf("%s worker %d: listen on %s failed: %v", w.g.app, w.id, key, err)
+		_ = w.send(base)
+		return
+	}
+	h.mu.Lock()
+	if !isNull(h.data) {
+		base["data"] = h.data
+	}
+	h.mu.Unlock()
+	w.mu.Lock()
+	w.handles[h] = true
+	w.mu.Unlock()
+	if h.shared {
+		base["errno"] = 0
+		typ := "net.Native"
+		if h.udp {
+			typ = "dgram.Native"
+		}
+		w.mu.Lock()
+		ch := w.ch
+		base["seq"] = w.nextSeqLocked()
+		w.mu.Unlock()
+		if ch == nil {
+			return
+		}
+		if err := ch.SendHandle(typ, clusterReply(base), h.sock.fd(), nil); err != nil {
+			w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
+			return
+		}
+		h.add(w)
+		return
+	}
+	base["errno"] = nil
+	if h.name != nil {
+		base["sockname"] = h.name
+	}
+	if err := w.send(base); err != nil {
+		return
+	}
+	// The reply is queued before any newconn, so the worker knows the key when one arrives.
+	h.add(w)
+}
+
+func (w *worker) onListening(m *clusterMsg) {
+	addr := jsString(m.Port)
+	if jsString(m.AddrType) == "-1" {
+		addr = jsString(m.Address)
+	} else if !isNull(m.Address) {
+		addr = jsString(m.Address) + ":" + addr
+	}
+	w.g.mu.Lock()
+	w.stats.listening[addr] = true
+	w.g.mu.Unlock()
+	w.ctl.Ready()
+}
+
+func (w *worker) onClose(key string) {
+	w.g.mu.Lock()
+	h := w.g.handles[key]
+	w.g.mu.Unlock()
+	if h == nil {
+		return
+	}
+	h.remove(w)
+	w.mu.Lock()
+	delete(w.handles, h)
+	w.mu.Unlock()
+}
+
+// onExitedAfterDisconnect: the worker is disconnecting on its own (cluster.worker.disconnect()
+// or kill()); it waits for this ack before closing its channel (spec §7.5).
+func (w *worker) onExitedAfterDisconnect(m *clusterMsg) {
+	w.leaveRotation()
+	w.mu.Lock()
+	w.disconnecting = true
+	w.mu.Unlock()
+	if m.Seq != nil {
+		_ = w.send(reply{"ack": *m.Seq})
+	}
+}
+
+// sendConn hands one connection to the worker: newconn with the fd (spec §5.4). Called with
+// h.mu held; it only queues.
+func (w *worker) sendConn(h *handle, c *pendingConn) error {
+	w.mu.Lock()
+	if w.ch == nil || w.gone || w.disconnecting {
+		w.mu.Unlock()
+		return nodeipc.ErrClosed
+	}
+	seq := w.nextSeqLocked()
+	ic := &inflightConn{h: h, c: c}
+	w.inflight[seq] = ic
+	ch := w.ch
+	w.mu.Unlock()
+	w.stats.inflight.Add(1)
+	msg := clusterReply(reply{"act": "newconn", "key": h.key, "seq": seq})
+	err := ch.SendHandle("net.Native", msg, c.fd, func(acked bool) { w.onHandleResult(seq, acked) })
+	if err != nil {
+		w.mu.Lock()
+		delete(w.inflight, seq)
+		w.mu.Unlock()
+		w.stats.inflight.Add(-1)
+	}
+	return err
+}
+
+// onHandleResult: NODE_HANDLE_ACK means the worker holds the connection and will answer;
+// NACK (or the channel closing first) means it never got it, so it goes to another worker.
+func (w *worker) onHandleResult(seq int64, acked bool) {
+	w.mu.Lock()
+	ic := w.inflight[seq]
+	if ic == nil {
+		w.mu.Unlock()
+		return
+	}
+	if acked {
+		ic.acked = true
+		w.mu.Unlock()
+		return
+	}
+	delete(w.inflight, seq)
+	w.mu.Unlock()
+	w.stats.inflight.Add(-1)
+	ic.h.requeue(ic.c, false)
+	ic.h.release(w)
+}
+
+// onAccepted is the worker's answer to a newconn.
+func (w *worker) onAccepted(seq int64, accepted bool) {
+	w.mu.Lock()
+	ic := w.inflight[seq]
+	delete(w.inflight, seq)
+	w.mu.Unlock()
+	if ic == nil {
+		return
+	}
+	w.stats.inflight.Add(-1)
+	if accepted {
+		unix.Close(ic.c.fd) // the worker has its own copy now
+		w.stats.conns.Add(1)
+	} else {
+		w.stats.refused.Add(1)
+		ic.h.requeue(ic.c, true)
+	}
+	ic.h.release(w)
+}
+
+// leaveRotation stops handing the worker connections, on every key.
+func (w *worker) leaveRotation() {
+	w.mu.Lock()
+	hs := make([]*handle, 0, len(w.handles))
+	for h := range w.handles {
+		hs = append(hs, h)
+	}
+	w.mu.Unlock()
+	for _, h := range hs {
+		h.remove(w)
+	}
+}
+
+// Disconnect is Node's worker.disconnect() from the primary (spec §7.6): out of rotation
+// first, then asked to close its servers, finish its connections and leave.
+func (w *worker) Disconnect() bool {
+	w.mu.Lock()
+	if w.ch == nil || w.gone {
+		w.mu.Unlock()
+		return false
+	}
+	already := w.disconnecting
+	w.disconnecting = true
+	w.mu.Unlock()
+	w.leaveRotation()
+	if already {
+		return true
+	}
+	if err := w.send(reply{"act": "disconnect"}); err != nil {
+		return false
+	}
+	return true
+}
+
+// HandleChannelClose: the worker's channel closed (it disconnected or died).
+func (w *worker) HandleChannelClose() {
+	w.finish()
+	w.ctl.Disconnected()
+}
+
+// Ended: the worker process exited.
+func (w *worker) Ended() { w.finish() }
+
+// finish takes the worker out of everything. Connections it acknowledged but never answered
+// are closed (it may have started on them; they cannot be given to another worker safely).
+func (w *worker) finish() {
+	w.mu.Lock()
+	if w.gone {
+		w.mu.Unlock()
+		return
+	}
+	w.gone = true
+	lost := w.inflight
+	w.inflight = map[int64]*inflightConn{}
+	w.mu.Unlock()
+	w.leaveRotation()
+	for _, ic := range lost {
+		w.stats.inflight.Add(-1)
+		if ic.acked {
+			unix.Close(ic.c.fd)
+		} else {
+			ic.h.requeue(ic.c, false)
+		}
+	}
+	w.g.mu.Lock()
+	clear(w.stats.listening)
+	w.g.mu.Unlock()
+}
+
+// String names the worker in messages.
+func (w *worker) String() string { return fmt.Sprintf("%s worker %d (pid %d)", w.g.app, w.id, w.pid) }
