@@ -193,7 +193,7 @@ loop:
 			case syscall.SIGHUP:
 				// Ignored, as PM2 does: a closed terminal must not take the apps down.
 			default:
-				d.logf("received %s: stopping every app", s)
+				d.logf("received %s: stopping every app", supervisor.SignalName(s.(syscall.Signal)))
 				break loop
 			}
 		}
