@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the whole run, as written by -json.
+type Report struct {
+	Host     Host     `json:"host"`
+	Options  any      `json:"options"`
+	Metrics  []Metric `json:"metrics"`
+	Errors   []string `json:"errors,omitempty"`
+	Complete bool     `json:"complete"` // false when something broke: figures may be missing
+}
+
+// printTable writes the host facts and one row per metric: for each contender "median / p90 /
+// min", then each contender's median over the baseline's, then the issue's target.
+func printTable(w io.Writer, r Report, contenders []string) {
+	h := r.Host
+	fmt.Fprintf(w, "corral benchmark, %s\n", h.Date)
+	fmt.Fprintf(w, "host: %d CPUs (%s), %.0f MB RAM, Linux %s, load average at start %s, at end %s\n",
+		h.CPUs, orNA(h.CPUModel), h.MemTotalMB, orNA(h.Kernel), orNA(h.LoadStart), orNA(h.LoadEnd))
+	fmt.Fprintf(w, "tools: %s, node %s, corral %s, PM2 %s\n", h.Go, orNA(h.Node), orNA(h.CorralCommit), orNA(h.PM2))
+	fmt.Fprintf(w, "floors (median of 10): `true` %s ms, `node -e 0` %s ms\n", num(h.ExecMS), num(h.NodeStartMS))
+	fmt.Fprintln(w)
+
+	var others []string
+	for _, c := range contenders {
+		if c != Baseline {
+			others = append(others, c)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := []string{"metric"}
+	for _, c := range contenders {
+		head = append(head, c+" med / p90 / min")
+	}
+	for _, c := range others {
+		head = append(head, c+"/"+Baseline)
+	}
+	head = append(head, "n", "target")
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	scenario := ""
+	for _, m := range r.Metrics {
+		if m.Scenario != scenario {
+			scenario = m.Scenario
+			fmt.Fprintf(tw, "[%s]\n", scenario)
+		}
+		name := fmt.Sprintf("%s (%s)", m.Name, m.Unit)
+		if m.Better == "higher" {
+			name += ", higher is better"
+		}
+		row := []string{name}
+		ns := map[int]bool{}
+		for _, c := range contenders {
+			s, ok := m.Values[c]
+			if !ok {
+				row = append(row, "-")
+				continue
+			}
+			ns[s.N] = true
+			if s.N == 1 {
+				row = append(row, num(s.Median))
+			} else {
+				row = append(row, fmt.Sprintf("%s / %s / %s", num(s.Median), num(s.P90), num(s.Min)))
+			}
+		}
+		for _, c := range others {
+			if ratio, ok := m.Ratios[c]; ok {
+				row = append(row, fmt.Sprintf("%.1fx", ratio))
+			} else {
+				row = append(row, "-")
+			}
+		}
+		var nn []string
+		for n := range ns {
+			nn = append(nn, fmt.Sprint(n))
+		}
+		sort.Strings(nn)
+		row = append(row, strings.Join(nn, ","), m.Target)
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "ratios are medians, other/%s: above 1 means %s is lower (faster, smaller) on a lower-is-better figure.\n", Baseline, Baseline)
+	fmt.Fprintln(w, "targets are the issue's, for context: the bench reports, it does not judge.")
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "errors (figures above may be missing or partial):")
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "  - %s\n", e)
+		}
+	}
+}
+
+// num prints a figure with about three significant digits.
+func num(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
+
+func writeJSON(path string, r Report) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}

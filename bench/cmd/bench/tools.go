@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Tool is a process manager under test, driven through its CLI the way a user drives it.
+type Tool struct {
+	Name    string // "corral", "pm2"
+	Bin     string // the command users type
+	HomeVar string // the variable that points it at its home: CORRAL_HOME, PM2_HOME
+	PidFile string // the daemon's pid file, inside the home
+	Version string
+}
+
+// homeVars are stripped from every child's environment so that no tool sees another's home
+// (or the user's own one).
+var homeVars = []string{"CORRAL_HOME", "PM2_HOME"}
+
+// Instance is a tool with a home of its own, so a daemon of its own. Every instance is
+// registered with the Bench, which shuts it down at the end whatever happened.
+type Instance struct {
+	*Tool
+	Home string
+	Dir  string // working directory of its commands (where the apps' scripts are)
+}
+
+// environ is the environment of every command of the instance: the bench's own, less any
+// home variable, plus this instance's home.
+func (in *Instance) environ() []string {
+	out := make([]string, 0, 64)
+next:
+	for _, kv := range os.Environ() {
+		for _, v := range homeVars {
+			if strings.HasPrefix(kv, v+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return append(out, in.HomeVar+"="+in.Home)
+}
+
+// command prepares `<tool> args...` in the instance's directory and home. Stdout is left to
+// the caller (nil means /dev/null); stderr goes to the returned buffer.
+func (in *Instance) command(ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	cmd := exec.CommandContext(ctx, in.Bin, args...)
+	cmd.Dir = in.Dir
+	cmd.Env = in.environ()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// A daemon that kept our stderr pipe open would otherwise hold Wait forever.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd, &stderr
+}
+
+// Time runs `<tool> args... > /dev/null` and returns its wall-clock time, from fork to exit.
+func (in *Instance) Time(ctx context.Context, args ...string) (time.Duration, error) {
+	cmd, stderr := in.command(ctx, args...)
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, in.cmdError(args, err, stderr)
+	}
+	return d, nil
+}
+
+// Output runs `<tool> args...` and returns its standard output.
+func (in *Instance) Output(ctx context.Context, args ...string) ([]byte, error) {
+	cmd, stderr := in.command(ctx, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), in.cmdError(args, err, stderr)
+	}
+	return stdout.Bytes(), nil
+}
+
+func (in *Instance) cmdError(args []string, err error, stderr *bytes.Buffer) error {
+	msg := strings.TrimSpace(stderr.String())
+	if len(msg) > 800 {
+		msg = "…" + msg[len(msg)-800:]
+	}
+	if msg != "" {
+		return fmt.Errorf("%s %s: %w: %s", in.Name, strings.Join(args, " "), err, msg)
+	}
+	return fmt.Errorf("%s %s: %w", in.Name, strings.Join(args, " "), err)
+}
+
+// DaemonPID reads the daemon's pid file.
+func (in *Instance) DaemonPID() (int, error) {
+	raw, err := os.ReadFile(filepath.Join(in.Home, in.PidFile))
+	if err != nil {
+		return 0, fmt.Errorf("%s daemon pid: %w", in.Name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s daemon pid file holds %q", in.Name, raw)
+	}
+	return pid, nil
+}
+
+// DaemonRunning reports whether the pid file names a live process.
+func (in *Instance) DaemonRunning() bool {
+	pid, err := in.DaemonPID()
+	return err == nil && alive(pid)
+}
+
+// Proc is what the benchmark reads of one `jlist` entry (the shape is PM2's, which corral keeps).
+type Proc struct {
+	Name  string `json:"name"`
+	PID   int    `json:"pid"`
+	PMID  int    `json:"pm_id"`
+	PMEnv struct {
+		Status      string `json:"status"`
+		RestartTime int    `json:"restart_time"`
+	} `json:"pm2_env"`
+}
+
+// JList runs `jlist` and decodes it.
+func (in *Instance) JList(ctx context.Context) ([]Proc, error) {
+	out, err := in.Output(ctx, "jlist")
+	if err != nil {
+		return nil, err
+	}
+	var procs []Proc
+	if err := json.Unmarshal(bytes.TrimSpace(out), &procs); err != nil {
+		return nil, fmt.Errorf("%s jlist: not a JSON list of processes: %w", in.Name, err)
+	}
+	return procs, nil
+}
+
+// WaitOnline waits until jlist shows n processes, all online with a pid.
+func (in *Instance) WaitOnline(ctx context.Context, n int, timeout time.Duration) ([]Proc, error) {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		procs, err := in.JList(ctx)
+		if err == nil {
+			online := 0
+			for _, p := range procs {
+				if p.PMEnv.Status == "online" && p.PID > 0 {
+					online++
+				}
+			}
+			if len(procs) == n && online == n {
+				return procs, nil
+			}
+			last = fmt.Sprintf("%d processes, %d online", len(procs), online)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: %d processes not online after %s (last: %s)", in.Name, n, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown stops the instance's daemon with the tool's own `kill`, then kills whatever is
+// left of it: the daemon by its pid file and every process whose environment names this home
+// (the apps inherit it), so nothing the benchmark started outlives it.
+func (in *Instance) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	// Only when its daemon runs: `pm2 kill` with none would start one first.
+	if in.DaemonRunning() {
+		if _, err := in.Time(ctx, "kill"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if pid, err := in.DaemonPID(); err == nil && alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if n := killByHome(in.HomeVar, in.Home); n > 0 {
+		errs = append(errs, fmt.Errorf("%s: %d processes outlived `%s kill` and were killed", in.Name, n, in.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// killByHome SIGKILLs every process (but this one) whose environment holds name=home, a few
+// times over so that children forked meanwhile go too. It returns how many it killed.
+func killByHome(name, home string) int {
+	needle := []byte("\x00" + name + "=" + home + "\x00")
+	killed := 0
+	for round := 0; round < 5; round++ {
+		found := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, ent := range entries {
+			pid, err := strconv.Atoi(ent.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
+			if err != nil {
+				continue
+			}
+			if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					found++
+				}
+			}
+		}
+		killed += found
+		if found == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return killed
+}
+
+// alive reports whether pid names a live process (not a zombie).
+func alive(pid int) bool {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may hold spaces.
+	s := string(raw)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+// waitGone waits until pid is no longer alive.
+func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d still alive after %s", pid, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// rssKB reads VmRSS of pid, in kB.
+func rssKB(pid int) (int, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				return strconv.Atoi(f[0])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+}
