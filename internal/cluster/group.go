@@ -31,7 +31,10 @@ type Group struct {
 	handles      map[string]*handle
 	nextWorkerID int
 	slots        map[int]*slotStats // by process id
-	lastLog      time.Time
+
+	// logMu is its own lock: throttled logging happens while handle locks are held.
+	logMu   sync.Mutex
+	lastLog time.Time
 }
 
 // slotStats are one process slot's share of the app's connections, kept across its runs.
@@ -40,8 +43,9 @@ type slotStats struct {
 	refused  atomic.Uint64
 	inflight atomic.Int64
 	workerID atomic.Int64
-	// listening is guarded by the group's mutex.
-	listening map[string]bool
+	// serving is the slot's run that listened last: during a reload the old and the new run
+	// overlap, and the slot shows the new one as soon as it listens.
+	serving atomic.Pointer[worker]
 }
 
 // NewGroup creates the primary for app. policy is spec.PolicyRoundRobin (or "") or
@@ -62,18 +66,22 @@ func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.
 	g.nextWorkerID++
 	st := g.slots[procID]
 	if st == nil {
-		st = &slotStats{listening: map[string]bool{}}
+		st = &slotStats{}
 		g.slots[procID] = st
 	}
-	st.workerID.Store(int64(g.nextWorkerID))
+	if st.serving.Load() == nil {
+		st.workerID.Store(int64(g.nextWorkerID))
+	}
 	return &worker{
-		g:        g,
-		procID:   procID,
-		id:       g.nextWorkerID,
-		ctl:      ctl,
-		stats:    st,
-		inflight: map[int64]*inflightConn{},
-		handles:  map[*handle]bool{},
+		g:         g,
+		procID:    procID,
+		id:        g.nextWorkerID,
+		ctl:       ctl,
+		stats:     st,
+		inflight:  map[int64]*inflightConn{},
+		handles:   map[*handle]bool{},
+		listening: map[string]bool{},
+		attached:  make(chan struct{}),
 	}, nil
 }
 
@@ -107,9 +115,6 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 			go h.acceptLoop()
 		}
 		g.logf("%s: %s listener on %s", g.app, g.policy, h.addr)
-	}
-	if isNull(h.data) && !isNull(m.Data) {
-		h.data = m.Data
 	}
 	return h, nil
 }
@@ -178,10 +183,9 @@ func (g *Group) Stats() map[int]Stats {
 			Refused:     st.refused.Load(),
 			InFlight:    int(st.inflight.Load()),
 		}
-		for a := range st.listening {
-			s.Listening = append(s.Listening, a)
+		if w := st.serving.Load(); w != nil {
+			s.Listening = w.listeningAddrs()
 		}
-		sort.Strings(s.Listening)
 		out[id] = s
 	}
 	return out
@@ -196,13 +200,13 @@ func (g *Group) Forget(procID int) {
 
 // logThrottled logs at most one message a second, for things that can repeat per connection.
 func (g *Group) logThrottled(format string, args ...any) {
-	g.mu.Lock()
+	g.logMu.Lock()
 	now := time.Now()
 	if now.Sub(g.lastLog) < time.Second {
-		g.mu.Unlock()
+		g.logMu.Unlock()
 		return
 	}
 	g.lastLog = now
-	g.mu.Unlock()
+	g.logMu.Unlock()
 	g.logf(format, args...)
 }

@@ -148,13 +148,13 @@ func (h *handle) dispatchLocked() {
 	}
 }
 
-// requeue puts a connection a worker did not take back at the front of the line.
-func (h *handle) requeue(c *pendingConn, refused bool) {
+// requeue puts a connection a worker did not take (refused it, NACKed it, or died before
+// receiving it) back at the front of the line. Every such return counts as a try, so no
+// connection circulates forever.
+func (h *handle) requeue(c *pendingConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if refused {
-		c.tries++
-	}
+	c.tries++
 	if h.closed || c.tries >= h.maxTriesLocked() {
 		unix.Close(c.fd)
 		if !h.closed {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -25,9 +26,14 @@ type worker struct {
 	seq           int64
 	inflight      map[int64]*inflightConn // newconn seq → connection
 	handles       map[*handle]bool        // keys the worker listens on
-	listening     []string
-	disconnecting bool // we asked it to disconnect, or it said exitedAfterDisconnect
-	gone          bool // channel closed or process exited
+	listening     map[string]bool         // addresses from its 'listening' messages
+	disconnecting bool                    // we asked it to disconnect, or it said exitedAfterDisconnect
+	gone          bool                    // channel closed or process exited
+
+	// attached is closed once the channel is attached (or the run ended): a message read
+	// before Attach waits for it instead of finding no channel to answer on.
+	attached     chan struct{}
+	attachedOnce sync.Once
 }
 
 // inflightConn is a connection handed to the worker and not answered yet.
@@ -45,6 +51,19 @@ func (w *worker) Attach(ch *nodeipc.Channel, pid int) {
 	w.mu.Lock()
 	w.ch, w.pid = ch, pid
 	w.mu.Unlock()
+	w.attachedOnce.Do(func() { close(w.attached) })
+}
+
+// listeningAddrs lists the addresses the worker said it listens on.
+func (w *worker) listeningAddrs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.listening))
+	for a := range w.listening {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // nextSeqLocked numbers the primary's messages to this worker.
@@ -67,6 +86,7 @@ func (w *worker) send(fields reply) error {
 
 // HandleInternal dispatches the worker's cluster messages (spec §5.2).
 func (w *worker) HandleInternal(m nodeipc.Message) {
+	<-w.attached
 	if m.Cmd != "NODE_CLUSTER" {
 		if m.Handle != nil {
 			m.Handle.Close()
@@ -124,7 +144,11 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		_ = w.send(base)
 		return
 	}
+	// The first worker's data (TLS session ticket keys) is every worker's (spec §5.3).
 	h.mu.Lock()
+	if isNull(h.data) && !isNull(m.Data) {
+		h.data = m.Data
+	}
 	if !isNull(h.data) {
 		base["data"] = h.data
 	}
@@ -170,9 +194,11 @@ func (w *worker) onListening(m *clusterMsg) {
 	} else if !isNull(m.Address) {
 		addr = jsString(m.Address) + ":" + addr
 	}
-	w.g.mu.Lock()
-	w.stats.listening[addr] = true
-	w.g.mu.Unlock()
+	w.mu.Lock()
+	w.listening[addr] = true
+	w.mu.Unlock()
+	w.stats.serving.Store(w)
+	w.stats.workerID.Store(int64(w.id))
 	w.ctl.Ready()
 }
 
@@ -228,6 +254,8 @@ func (w *worker) sendConn(h *handle, c *pendingConn) error {
 
 // onHandleResult: NODE_HANDLE_ACK means the worker holds the connection and will answer;
 // NACK (or the channel closing first) means it never got it, so it goes to another worker.
+// A worker that NACKs a handle that carried an fd has a wedged handle slot (spec §4.2: every
+// later handle is NACKed too), so it leaves the rotation.
 func (w *worker) onHandleResult(seq int64, acked bool) {
 	w.mu.Lock()
 	ic := w.inflight[seq]
@@ -241,10 +269,16 @@ func (w *worker) onHandleResult(seq int64, acked bool) {
 		return
 	}
 	delete(w.inflight, seq)
+	gone := w.gone
 	w.mu.Unlock()
 	w.stats.inflight.Add(-1)
-	ic.h.requeue(ic.c, false)
-	ic.h.release(w)
+	if !gone {
+		// Ask it to leave: it drains and exits, and the supervisor starts a healthy one.
+		w.g.logThrottled("%s worker %d: refused a connection handle (NACK): its channel cannot take handles any more; replacing it", w.g.app, w.id)
+		w.Disconnect()
+	}
+	w.leaveRotation()
+	ic.h.requeue(ic.c)
 }
 
 // onAccepted is the worker's answer to a newconn.
@@ -262,7 +296,7 @@ func (w *worker) onAccepted(seq int64, accepted bool) {
 		w.stats.conns.Add(1)
 	} else {
 		w.stats.refused.Add(1)
-		ic.h.requeue(ic.c, true)
+		ic.h.requeue(ic.c)
 	}
 	ic.h.release(w)
 }
@@ -328,12 +362,11 @@ func (w *worker) finish() {
 		if ic.acked {
 			unix.Close(ic.c.fd)
 		} else {
-			ic.h.requeue(ic.c, false)
+			ic.h.requeue(ic.c)
 		}
 	}
-	w.g.mu.Lock()
-	clear(w.stats.listening)
-	w.g.mu.Unlock()
+	w.stats.serving.CompareAndSwap(w, nil)
+	w.attachedOnce.Do(func() { close(w.attached) })
 }
 
 // String names the worker in messages.
