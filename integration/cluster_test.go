@@ -295,3 +295,69 @@ func TestClusterDaemonFDsStable(t *testing.T) {
 	}
 	e.waitFor(fmt.Sprintf("the daemon's fds to return to %d", before), 20*time.Second, func() bool { return count() <= before })
 }
+
+// TestClusterRollbacks: the three ways back from cluster mode. scale to 1 and back to max;
+// the ecosystem file switched to fork mode and restarted; stop + delete.
+func TestClusterRollbacks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	port := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	file := func(mode string, instances string) {
+		e.write("ecosystem.config.js", fmt.Sprintf(`module.exports = { apps: [{
+			name: 'web', script: './cluster_http.js', exec_mode: %q, instances: %s,
+		}] }`, mode, instances))
+	}
+	file("cluster", "2")
+	e.ok("start", "ecosystem.config.js")
+	waitServing(t, e, url, 2)
+
+	// 1. scale to one worker, then back to one per CPU.
+	l := startLoad(url, 2, false)
+	l.waitOK(e, 50)
+	e.ok("scale", "web", "1")
+	l.waitOK(e, 50)
+	e.ok("scale", "web", "max")
+	l.waitOK(e, 50)
+	l.stop()
+	if l.failed.Load() != 0 {
+		t.Fatalf("scale 1 / max dropped requests: %s", l)
+	}
+
+	// 2. the file says fork mode now: restart applies it; the app binds the port itself.
+	file("fork", "1")
+	e.ok("restart", "ecosystem.config.js")
+	procs := e.jlist()
+	if len(procs) != 1 || procs[0].Pm2Env.ExecMode != "fork_mode" {
+		t.Fatalf("after switching to fork mode: %+v", procs)
+	}
+	client := newConnClient()
+	e.waitFor("the fork-mode app to serve", 30*time.Second, func() bool { _, err := get(t.Context(), client, url); return err == nil })
+
+	// 3. stop + delete: corral lets go of everything.
+	e.ok("stop", "web")
+	e.ok("delete", "web")
+	if _, err := get(t.Context(), client, url); err == nil {
+		t.Fatal("the port still answers after delete")
+	}
+}
+
+// TestClusterSharedPolicy: sched_policy 'shared' hands the listening socket to every worker.
+func TestClusterSharedPolicy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	_, url := startCluster(t, e, "cluster_http.js", 2, "--sched-policy", "shared")
+	l := startLoad(url, 4, false)
+	l.waitOK(e, 300)
+	l.stop()
+	if l.failed.Load() != 0 {
+		t.Fatalf("requests failed: %s", l)
+	}
+	// The kernel, not corral, chooses the worker: corral counts no hand-offs.
+	for _, p := range e.jlist() {
+		if c := p.Pm2Env.Corral.Cluster; c == nil || c.Connections != 0 || len(c.Listening) == 0 {
+			t.Fatalf("shared policy stats: %+v", c)
+		}
+	}
+}

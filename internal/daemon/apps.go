@@ -138,16 +138,7 @@ func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, e
 		d.tbl.mu.Unlock()
 		return nil, conflictError{fmt.Sprintf("app %q already exists", s.Name)}
 	}
-	hooks := d.hooksFor(a)
-	var ids []int
-	for _, inst := range instances {
-		id := d.tbl.allocID()
-		p := supervisor.New(id, inst, s, hooks)
-		a.procs = append(a.procs, p)
-		d.tbl.procs[id] = p
-		d.tbl.owner[id] = a
-		ids = append(ids, id)
-	}
+	ids := procIDsList(d.addProcsLocked(a, instances))
 	d.tbl.apps[s.Name] = a
 	d.tbl.mu.Unlock()
 	d.logf("app %s added (%s mode, %d process(es): ids %s)", s.Name, s.ExecMode, len(ids), procIDs(a.procs))
@@ -191,6 +182,15 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 		d.logf("app %s: %v", s.Name, err)
 	}
 	var errs []string
+	// Fewer processes first (so a switch to fork mode does not start N copies fighting over
+	// one port), more processes last (they start with the new spec).
+	want := cpus.Resolve(s.Instances, cpus.Usable())
+	if want < len(procs) {
+		errs = append(errs, d.scaleLocked(a, want)...)
+		d.tbl.mu.Lock()
+		procs = append([]*supervisor.Process(nil), a.procs...)
+		d.tbl.mu.Unlock()
+	}
 	modeChanged := old.ExecMode != s.ExecMode || (s.ExecMode == spec.ModeCluster && old.SchedPolicy != s.SchedPolicy)
 	switch {
 	case modeChanged:
@@ -243,7 +243,7 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 			errs = append(errs, err.Error())
 		}
 	}
-	if want := cpus.Resolve(s.Instances, cpus.Usable()); want != len(procs) {
+	if want > len(procs) {
 		errs = append(errs, d.scaleLocked(a, want)...)
 	}
 	d.tbl.mu.Lock()
@@ -253,6 +253,22 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 		return ids, errors.New(strings.Join(errs, "; "))
 	}
 	return ids, nil
+}
+
+// addProcsLocked creates a's process slots with the given instance numbers (not started);
+// the table lock is held.
+func (d *Daemon) addProcsLocked(a *app, instances []int) []*supervisor.Process {
+	hooks := d.hooksFor(a)
+	var added []*supervisor.Process
+	for _, inst := range instances {
+		id := d.tbl.allocID()
+		p := supervisor.New(id, inst, a.spec, hooks)
+		a.procs = append(a.procs, p)
+		d.tbl.procs[id] = p
+		d.tbl.owner[id] = a
+		added = append(added, p)
+	}
+	return added
 }
 
 // hooksFor connects an app's processes to the daemon (and to its cluster primary).

@@ -111,18 +111,14 @@ func (d *Daemon) scaleLocked(a *app, want int) []string {
 	if want < current {
 		victims = append(victims, a.procs[:current-want]...)
 	} else {
-		hooks := d.hooksFor(a)
 		taken := map[int]bool{}
+		var instances []int
 		for range want - current {
 			inst := freeInstance(a, taken)
 			taken[inst] = true
-			id := d.tbl.allocID()
-			p := supervisor.New(id, inst, s, hooks)
-			a.procs = append(a.procs, p)
-			d.tbl.procs[id] = p
-			d.tbl.owner[id] = a
-			added = append(added, p)
+			instances = append(instances, inst)
 		}
+		added = d.addProcsLocked(a, instances)
 	}
 	d.tbl.mu.Unlock()
 

@@ -19,10 +19,18 @@ func (d *Daemon) routes() http.Handler {
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/version", d.handleVersion)
 	mux.HandleFunc("GET "+p+"/processes", d.handleProcesses)
-	mux.HandleFunc("POST "+p+"/apps", d.handleStart)
-	mux.HandleFunc("POST "+p+"/actions/{action}", d.handleAction)
-	mux.HandleFunc("POST "+p+"/message", d.handleMessage)
-	mux.HandleFunc("POST "+p+"/scale", d.handleScale)
+	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(_ *http.Request, req api.StartRequest) (api.ActionResponse, error) {
+		return d.StartApps(req)
+	}))
+	mux.HandleFunc("POST "+p+"/actions/{action}", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.ActionResponse, error) {
+		return d.Act(r.PathValue("action"), req)
+	}))
+	mux.HandleFunc("POST "+p+"/message", jsonHandler(func(_ *http.Request, req api.MessageRequest) (api.ActionResponse, error) {
+		return d.Message(req)
+	}))
+	mux.HandleFunc("POST "+p+"/scale", jsonHandler(func(_ *http.Request, req api.ScaleRequest) (api.ActionResponse, error) {
+		return d.Scale(req)
+	}))
 	mux.HandleFunc("GET "+p+"/env/{target}", d.handleEnv)
 	mux.HandleFunc("POST "+p+"/save", d.handleSave)
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
@@ -60,6 +68,23 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, status, api.Error{Error: err.Error(), Code: code})
 }
 
+// jsonHandler serves a POST whose body is a Req and whose answer is a Resp.
+func jsonHandler[Req, Resp any](f func(r *http.Request, req Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := readJSON(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		resp, err := f(r, req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
 // readJSON decodes a request body (at most 16 MB: app specs carry whole environments).
 func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
@@ -77,47 +102,8 @@ func (d *Daemon) handleProcesses(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.Processes(r.URL.Query().Get("reveal") == "1"))
 }
 
-func (d *Daemon) handleStart(w http.ResponseWriter, r *http.Request) {
-	var req api.StartRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := d.StartApps(req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
 
-func (d *Daemon) handleAction(w http.ResponseWriter, r *http.Request) {
-	var req api.ActionRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := d.Act(r.PathValue("action"), req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
 
-func (d *Daemon) handleMessage(w http.ResponseWriter, r *http.Request) {
-	var req api.MessageRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := d.Message(req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
 
 func (d *Daemon) handleEnv(w http.ResponseWriter, r *http.Request) {
 	out, err := d.Env(r.PathValue("target"), r.URL.Query().Get("reveal") == "1")
@@ -208,16 +194,3 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (d *Daemon) handleScale(w http.ResponseWriter, r *http.Request) {
-	var req api.ScaleRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := d.Scale(req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}

@@ -1,9 +1,7 @@
 package ecosystem
 
 import (
-	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/corral-pm/corral/internal/spec"
 )
@@ -224,29 +222,3 @@ func decodeEnv(attrs attrSet, envName string, errs *problems) map[string]string 
 	return env
 }
 
-// nameProblem explains why a name cannot be used, or returns "".
-func nameProblem(name string) string {
-	switch {
-	case name == "." || name == "..":
-		return fmt.Sprintf("%q cannot be used as a name", name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Sprintf("%q must not contain '/'", name)
-	case isAllDigits(name):
-		return fmt.Sprintf("%q is made only of digits and would be mistaken for a process id", name)
-	case name == "all":
-		return `"all" is reserved (it targets every app)`
-	}
-	return ""
-}
-
-func isAllDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}

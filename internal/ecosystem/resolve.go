@@ -47,7 +47,7 @@ func resolve(app *spec.App, p *pending, src appSource, errs *problems) []string 
 		name += "-" + opt.EnvName
 	}
 	if name != "" {
-		if problem := nameProblem(name); problem != "" {
+		if problem := spec.NameProblem(name); problem != "" {
 			if derived {
 				errs.addf("", `the name taken from the script, %s; set "name"`, problem)
 			} else {

@@ -232,12 +232,8 @@ func (a *App) Validate() error {
 	switch {
 	case a.Name == "":
 		return fmt.Errorf("app has no name")
-	case strings.ContainsAny(a.Name, "/\x00") || a.Name == "." || a.Name == "..":
-		return fmt.Errorf("app %q: name must not contain '/'", a.Name)
-	case isAllDigits(a.Name):
-		return fmt.Errorf("app %q: a name made only of digits would be mistaken for a process id", a.Name)
-	case a.Name == "all":
-		return fmt.Errorf("app %q: \"all\" is reserved (it targets every app)", a.Name)
+	case NameProblem(a.Name) != "":
+		return fmt.Errorf("app name %s", NameProblem(a.Name))
 	case a.Script == "":
 		return fmt.Errorf("app %q: no script", a.Name)
 	case a.ExecMode != ModeFork && a.ExecMode != ModeCluster:
@@ -251,6 +247,22 @@ func (a *App) Validate() error {
 		return fmt.Errorf("app %q: sched_policy %q is neither %q nor %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared)
 	}
 	return nil
+}
+
+// NameProblem explains why name cannot be an app name, or returns "". Names are targets on
+// the command line, next to ids, namespaces and "all", so they must not be mistaken for those.
+func NameProblem(name string) string {
+	switch {
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q cannot be used as a name", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Sprintf("%q must not contain '/'", name)
+	case isAllDigits(name):
+		return fmt.Sprintf("%q is made only of digits and would be mistaken for a process id", name)
+	case name == "all":
+		return `"all" is reserved (it targets every app)`
+	}
+	return ""
 }
 
 func isAllDigits(s string) bool {
