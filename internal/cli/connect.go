@@ -14,6 +14,7 @@ import (
 	"github.com/corral-pm/corral/internal/buildinfo"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
+	"golang.org/x/sys/unix"
 )
 
 // daemonStartTimeout bounds how long the CLI waits for a daemon it spawned to answer.
@@ -118,14 +119,38 @@ func (c *cli) daemonLogTail(n int) string {
 	return "  " + strings.Join(lines, "\n  ")
 }
 
-// waitGone waits until no daemon answers on the socket.
+// waitGone waits until no daemon answers on the socket and the daemon has finished exiting:
+// it stops answering before it has removed its socket and pid file and released the home's
+// lock, and a daemon started in between would find the lock taken.
 func (c *cli) waitGone(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	answers := true
+	for answers && time.Now().Before(deadline) {
 		if _, err := c.ping(ctx); err != nil {
-			return nil
+			answers = false
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if answers {
+		return fmt.Errorf("the daemon still answers after %v", timeout)
+	}
+	for !c.lockFree() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the daemon stopped answering but has not exited after %v (it still holds %s)", timeout, c.paths.Lock)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("the daemon still answers after %v", timeout)
+	return nil
+}
+
+// lockFree reports whether no daemon holds the home's lock (true as well when it cannot be
+// told: the lock file is missing or cannot be opened).
+func (c *cli) lockFree() bool {
+	f, err := os.OpenFile(c.paths.Lock, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close() // releases the probe's lock at once
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }

@@ -130,8 +130,18 @@ func (c *cli) updateCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if err := c.connect(ctx, false); err == nil {
-				if err := c.client.Do(ctx, "POST", "/save?force=1", nil, nil); err != nil {
-					return fmt.Errorf("save before update: %w", err)
+				var procs []api.Process
+				if err := c.client.Do(ctx, "GET", "/processes", nil, &procs); err != nil {
+					return err
+				}
+				// An empty list is not saved: that would replace the saved one, and the next
+				// boot would restore nothing. The saved list is then what comes back.
+				if len(procs) > 0 {
+					if err := c.client.Do(ctx, "POST", "/save", nil, nil); err != nil {
+						return fmt.Errorf("save before update: %w", err)
+					}
+				} else if isFile(c.paths.Dump) {
+					c.infof("No app is running: the saved list (%s) is kept and restored", c.paths.Dump)
 				}
 				if err := c.client.Do(ctx, "POST", "/kill", nil, nil); err != nil {
 					return err

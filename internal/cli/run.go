@@ -44,6 +44,12 @@ func (c *cli) runCommand() *cobra.Command {
 // exitNothingRunning is pm2-runtime's exit code when every app has stopped.
 const exitNothingRunning = 2
 
+// The foreground printer stops at this line, published once the daemon has returned.
+const (
+	runEndProcID  = -1000
+	runEndMessage = "corral run: end of output"
+)
+
 func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags, target string, scriptArgs []string) error {
 	paths, err := home.Resolve()
 	if err != nil {
@@ -75,6 +81,9 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 	go func() {
 		defer close(printed)
 		for l := range sub.C {
+			if l.ProcID == runEndProcID && l.Message == runEndMessage {
+				return
+			}
 			lp.print(api.LogLine{Time: l.Time, ProcID: l.ProcID, App: l.App, Stream: l.Stream, Message: l.Message})
 		}
 	}()
@@ -116,6 +125,13 @@ wait:
 				cancel()
 			}
 		}
+	}
+	// Print what is still queued (Close would drop it) up to a marker published last. The
+	// marker itself can be skipped if the queue is full: then give up after a while.
+	d.Hub().Publish(logs.Line{ProcID: runEndProcID, Stream: logs.StreamCorral, Message: runEndMessage})
+	select {
+	case <-printed:
+	case <-time.After(5 * time.Second):
 	}
 	sub.Close()
 	<-printed

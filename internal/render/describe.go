@@ -64,6 +64,19 @@ func Describe(p api.Process, o Options, revealed bool) string {
 		[]cell{{text: "last exit"}, {text: lastExit(p)}},
 		[]cell{{text: "created at"}, {text: p.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}},
 	)
+	if c := p.Cluster; c != nil {
+		listening := "not yet"
+		if len(c.Listening) > 0 {
+			listening = strings.Join(c.Listening, ", ")
+		}
+		rows = append(rows,
+			[]cell{{text: "cluster worker id"}, {text: strconv.Itoa(c.WorkerID)}},
+			[]cell{{text: "listening on"}, {text: listening}},
+			[]cell{{text: "connections"}, {text: fmt.Sprintf("%d (%.1f/s)", c.Connections, c.ConnPerSec)}},
+			[]cell{{text: "in flight"}, {text: strconv.Itoa(c.InFlight)}},
+			[]cell{{text: "refused"}, {text: strconv.FormatUint(c.Refused, 10)}},
+		)
+	}
 	if p.LastError != "" {
 		rows = append(rows, []cell{{text: "last error"}, {text: p.LastError, color: ansiRed}})
 	}

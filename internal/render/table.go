@@ -32,7 +32,7 @@ const (
 )
 
 func (o Options) paint(code, s string) string {
-	if !o.Color || s == "" {
+	if !o.Color || s == "" || code == "" {
 		return s
 	}
 	return code + s + ansiReset
@@ -170,7 +170,7 @@ func MiniList(procs []api.Process, o Options) string {
 		fmt.Fprintf(&b, "mode : %s\n", p.App.ExecMode)
 		fmt.Fprintf(&b, "restarted : %d\n", p.Restarts)
 		up := "0"
-		if p.Status == "online" {
+		if p.Status == "online" && !p.StartedAt.IsZero() {
 			up = FormatUptime(o.Now.Sub(p.StartedAt))
 		}
 		fmt.Fprintf(&b, "uptime : %s\n", up)
