@@ -143,9 +143,26 @@ func (c *cli) describeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			o := c.renderOptions()
 			for _, p := range procs {
-				fmt.Fprint(c.stdout, render.Describe(p, c.renderOptions(), reveal))
+				fmt.Fprint(c.stdout, render.Describe(p, o, reveal))
 			}
+			// The per-worker distribution of the apps described, all their workers.
+			all, err := c.processes(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			apps := map[string]bool{}
+			for _, p := range procs {
+				apps[p.Name] = true
+			}
+			var workers []api.Process
+			for _, p := range all {
+				if apps[p.Name] {
+					workers = append(workers, p)
+				}
+			}
+			fmt.Fprint(c.stdout, render.Distribution(workers, o))
 			return nil
 		},
 	}

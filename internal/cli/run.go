@@ -92,6 +92,13 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		sub.Close()
+		<-printed
+		return err
+	}
 
 	resp, err := d.StartApps(api.StartRequest{Apps: apps, Mode: "create"})
 	if err != nil {

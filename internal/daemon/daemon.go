@@ -64,6 +64,7 @@ type Daemon struct {
 
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop
+	ready        chan struct{} // closed once the API serves
 	resurrect    bool
 }
 
@@ -93,6 +94,7 @@ func New(opt Options) (*Daemon, error) {
 		usage:     map[int]procstat.Usage{},
 		lock:      lock,
 		quit:      make(chan struct{}),
+		ready:     make(chan struct{}),
 		resurrect: opt.Resurrect,
 		cron:      cron.New(cron.WithParser(cronParser)),
 	}
@@ -115,6 +117,9 @@ func New(opt Options) (*Daemon, error) {
 // cronParser accepts PM2's cron_restart forms: 5 fields, or 6 with seconds first, and
 // descriptors such as @hourly.
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Ready is closed once Run serves the API.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
 // Hub is the live log fan-out (the foreground mode prints from it).
 func (d *Daemon) Hub() *logs.Hub { return d.hub }
@@ -153,6 +158,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.server.Serve(ln) }()
 	d.logf("corral daemon %s started (pid %d, home %s)", buildinfo.Version, os.Getpid(), d.paths.Home)
+	close(d.ready)
 
 	d.cron.Start()
 	samplerDone := make(chan struct{})

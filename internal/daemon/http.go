@@ -102,9 +102,6 @@ func (d *Daemon) handleProcesses(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.Processes(r.URL.Query().Get("reveal") == "1"))
 }
 
-
-
-
 func (d *Daemon) handleEnv(w http.ResponseWriter, r *http.Request) {
 	out, err := d.Env(r.PathValue("target"), r.URL.Query().Get("reveal") == "1")
 	if err != nil {
@@ -193,4 +190,3 @@ func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-

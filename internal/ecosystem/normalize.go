@@ -221,4 +221,3 @@ func decodeEnv(attrs attrSet, envName string, errs *problems) map[string]string 
 	}
 	return env
 }
-

@@ -49,5 +49,11 @@ func Distribution(procs []api.Process, o Options) string {
 		return ""
 	}
 	header := []string{"id", "name", "pid", "worker", "listening", "connections", "share", "conn/s", "refused", "in flight"}
-	return " Connection distribution (handed off by corral, round-robin)\n" + box(o, header, rows)
+	title := " Connection distribution (handed off by corral, round-robin)\n"
+	for _, p := range procs {
+		if p.Cluster != nil && p.App.SchedPolicy == "shared" {
+			title = " Connection distribution (sched_policy shared: the kernel picks the worker, corral hands off nothing)\n"
+		}
+	}
+	return title + box(o, header, rows)
 }

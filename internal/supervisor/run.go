@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -133,7 +134,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	r.started = time.Now()
 
 	files := FilesFor(app, info.ID)
-	p.startPumps(app, files, outR, errR)
+	drained := p.startPumps(app, files, outR, errR)
 	if files.Pid != "" && files.Pid != spec.NullPath {
 		if err := writePidFile(files.Pid, r.pid); err != nil {
 			p.writeLine("err", "corral: "+err.Error())
@@ -154,6 +155,13 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	}
 	go func() {
 		_ = cmd.Wait() // a non-zero exit is an error here; the state says what happened
+		// Let the pumps write the program's last lines before the exit is handled (a stop
+		// or a kill must not return with output still in the pipes). A grandchild can keep a
+		// pipe open, so the wait is bounded.
+		select {
+		case <-drained:
+		case <-time.After(pumpDrainTimeout):
+		}
 		p.post(func() { p.onExit(r, cmd.ProcessState) })
 	}()
 	return r, nil
@@ -172,10 +180,15 @@ func (r *run) release() {
 	}
 }
 
+// pumpDrainTimeout bounds how long an exit waits for the run's output to be written.
+const pumpDrainTimeout = 2 * time.Second
+
 // startPumps copies the child's stdout and stderr into its log files and the live hub. Each
 // run holds its own references to the files, so a run replaced during a reload keeps logging
-// until its last line.
-func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) {
+// until its last line. The returned channel closes when both pipes have reached EOF.
+func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) <-chan struct{} {
+	var wg sync.WaitGroup
+	drained := make(chan struct{})
 	var tf *logs.TimeFormat
 	if app.LogDateFormat != "" {
 		tf, _ = logs.NewTimeFormat(app.LogDateFormat) // validated when the app was loaded
@@ -187,7 +200,9 @@ func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) {
 	}{{"out", files.Out, outR}, {"err", files.Err, errR}} {
 		opened := p.openFiles(app, s.path, files.Combined)
 		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub}
+		wg.Add(1)
 		go func(r *os.File) {
+			defer wg.Done()
 			_ = stream.Pump(r)
 			r.Close()
 			for _, f := range opened {
@@ -195,6 +210,8 @@ func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) {
 			}
 		}(s.r)
 	}
+	go func() { wg.Wait(); close(drained) }()
+	return drained
 }
 
 // openFiles opens the given log paths (skipping empty ones). A file that cannot be opened is
