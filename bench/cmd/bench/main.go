@@ -1,5 +1,5 @@
-// Command bench measures corral against what its users would pick instead (PM2, and later
-// Node's own cluster primary), in one run on one machine, and reports the figures and their
+// Command bench measures corral against what its users would pick instead (PM2, and Node's
+// own cluster primary), in one run on one machine, and reports the figures and their
 // ratios. It reports; it does not judge: it exits 0 unless something broke.
 //
 //	go run ./bench/cmd/bench [-n 30] [-cache /tmp/corral-bench-cache] [-json out.json]
@@ -31,7 +31,7 @@ func run() int {
 		jsonOut    = flag.String("json", "", "also write the results as JSON to `file`")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (homes, daemon logs) for inspection")
 		corralBin  = flag.String("corral", "", "use this corral `binary` instead of building ./cmd/corral")
-		contenders = flag.String("contenders", "corral,pm2", "comma-separated `list` of tools to measure: corral, pm2")
+		contenders = flag.String("contenders", "corral,pm2,"+nodeClusterName, "comma-separated `list` of contenders: corral, pm2, "+nodeClusterName+" (Node's own cluster primary, http scenario only)")
 		only       = flag.String("scenarios", "", "comma-separated `list` of scenarios to run (default all: "+scenarioNames()+")")
 	)
 	flag.IntVar(&opts.N, "n", 30, "measured runs of each timed command")
@@ -40,8 +40,16 @@ func run() int {
 	flag.IntVar(&opts.SpawnRuns, "spawn", 3, "daemon spawns (first command) timed per tool")
 	flag.IntVar(&opts.RSSSamples, "rss-samples", 7, "RSS samples per window")
 	flag.DurationVar(&opts.RSSEvery, "rss-every", 500*time.Millisecond, "time between RSS samples")
+	flag.IntVar(&opts.HTTPConns, "http-conns", 16, "http: concurrent client connections")
+	flag.DurationVar(&opts.HTTPDuration, "http-duration", 10*time.Second, "http: length of each measured run")
+	flag.IntVar(&opts.HTTPRuns, "http-runs", 3, "http: measured runs of each load per contender (the median is reported)")
+	flag.DurationVar(&opts.HTTPWarmup, "http-warmup", 3*time.Second, "http: load before each measured run, not measured")
+	flag.DurationVar(&opts.HTTPTimeout, "http-timeout", 5*time.Second, "http: a request (connect included) taking longer fails as a timeout")
+	flag.DurationVar(&opts.HTTPSettle, "http-settle", 3*time.Second, "http: load kept before the first reload and after the last")
+	flag.IntVar(&opts.HTTPPort, "http-port", 0, "http: the app's port (0: a free one)")
 	flag.Parse()
-	if flag.NArg() > 0 || opts.N < 1 || opts.Warmup < 0 || opts.Apps < 1 || opts.SpawnRuns < 1 || opts.RSSSamples < 1 {
+	if flag.NArg() > 0 || opts.N < 1 || opts.Warmup < 0 || opts.Apps < 1 || opts.SpawnRuns < 1 || opts.RSSSamples < 1 ||
+		opts.HTTPConns < 1 || opts.HTTPDuration <= 0 || opts.HTTPRuns < 1 || opts.HTTPWarmup < 0 || opts.HTTPTimeout <= 0 || opts.HTTPSettle < 0 || opts.HTTPPort < 0 || opts.HTTPPort > 65535 {
 		flag.Usage()
 		return 2
 	}
@@ -109,8 +117,10 @@ func run() int {
 				continue
 			}
 			b.Tools = append(b.Tools, t)
+		case nodeClusterName:
+			b.NodeCluster = true
 		default:
-			logger.Printf("unknown contender %q (have corral, pm2)", name)
+			logger.Printf("unknown contender %q (have corral, pm2, %s)", name, nodeClusterName)
 			return 2
 		}
 	}
@@ -132,6 +142,9 @@ func run() int {
 			host.PM2 = t.Version
 		}
 	}
+	if b.NodeCluster {
+		order = append(order, nodeClusterName)
+	}
 
 	var metrics []Metric
 	for _, s := range run {
@@ -152,7 +165,7 @@ func run() int {
 	host.LoadEnd = loadavg()
 
 	r := Report{Host: host, Options: map[string]any{"bench": opts, "contenders": order, "scenarios": scenarioNamesOf(run)},
-		Metrics: metrics, Errors: errs, Complete: len(errs) == 0}
+		Notes: b.Notes, Metrics: metrics, Errors: errs, Complete: len(errs) == 0}
 	printTable(os.Stdout, r, order)
 	if *jsonOut != "" {
 		if err := writeJSON(*jsonOut, r); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -14,24 +15,41 @@ import (
 type Report struct {
 	Host     Host     `json:"host"`
 	Options  any      `json:"options"`
+	Notes    []string `json:"notes,omitempty"` // what the reader must know to read the figures
 	Metrics  []Metric `json:"metrics"`
 	Errors   []string `json:"errors,omitempty"`
 	Complete bool     `json:"complete"` // false when something broke: figures may be missing
 }
 
-// printTable writes the host facts and one row per metric: for each contender "median / p90 /
-// min", then each contender's median over the baseline's, then the issue's target.
-func printTable(w io.Writer, r Report, contenders []string) {
+// printTable writes the host facts, the notes, and one row per metric: for each contender
+// "median / p90 / min", then how many times better the baseline is than each other contender,
+// then the issue's target; then the details some metrics carry.
+func printTable(w io.Writer, r Report, all []string) {
 	h := r.Host
 	fmt.Fprintf(w, "corral benchmark, %s\n", h.Date)
 	fmt.Fprintf(w, "host: %d CPUs (%s), %.0f MB RAM, Linux %s, load average at start %s, at end %s\n",
 		h.CPUs, orNA(h.CPUModel), h.MemTotalMB, orNA(h.Kernel), orNA(h.LoadStart), orNA(h.LoadEnd))
 	fmt.Fprintf(w, "tools: %s, node %s, corral %s, PM2 %s\n", h.Go, orNA(h.Node), orNA(h.CorralCommit), orNA(h.PM2))
 	fmt.Fprintf(w, "floors (median of 10): `true` %s ms, `node -e 0` %s ms\n", num(h.ExecMS), num(h.NodeStartMS))
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	fmt.Fprintln(w)
 
-	var others []string
-	for _, c := range contenders {
+	// Only the contenders some metric speaks of get a column.
+	var contenders, others []string
+	for _, c := range all {
+		used := false
+		for _, m := range r.Metrics {
+			if _, ok := m.Values[c]; ok || slices.Contains(m.NA, c) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			continue
+		}
+		contenders = append(contenders, c)
 		if c != Baseline {
 			others = append(others, c)
 		}
@@ -42,7 +60,7 @@ func printTable(w io.Writer, r Report, contenders []string) {
 		head = append(head, c+" med / p90 / min")
 	}
 	for _, c := range others {
-		head = append(head, c+"/"+Baseline)
+		head = append(head, Baseline+" vs "+c)
 	}
 	head = append(head, "n", "target")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
@@ -61,7 +79,11 @@ func printTable(w io.Writer, r Report, contenders []string) {
 		for _, c := range contenders {
 			s, ok := m.Values[c]
 			if !ok {
-				row = append(row, "-")
+				if slices.Contains(m.NA, c) {
+					row = append(row, "n/a")
+				} else {
+					row = append(row, "-")
+				}
 				continue
 			}
 			ns[s.N] = true
@@ -88,8 +110,28 @@ func printTable(w io.Writer, r Report, contenders []string) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "ratios are medians, other/%s: above 1 means %s is lower (faster, smaller) on a lower-is-better figure.\n", Baseline, Baseline)
+	fmt.Fprintf(w, "%s vs X: how many times better %s is than X, on medians: X/%s on a lower-is-better figure (time, memory, CPU, failures),\n", Baseline, Baseline, Baseline)
+	fmt.Fprintf(w, "%s/X on a higher-is-better one (requests/s): above 1 means %s is better. \"-\": no ratio (a median is 0, or a figure is missing).\n", Baseline, Baseline)
 	fmt.Fprintln(w, "targets are the issue's, for context: the bench reports, it does not judge.")
+	var details []string
+	for _, m := range r.Metrics {
+		if len(m.Details) == 0 {
+			continue
+		}
+		details = append(details, fmt.Sprintf("  [%s] %s:", m.Scenario, m.Name))
+		for _, c := range contenders {
+			if d, ok := m.Details[c]; ok {
+				details = append(details, fmt.Sprintf("    %s: %s", c, d))
+			}
+		}
+	}
+	if len(details) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "details:")
+		for _, d := range details {
+			fmt.Fprintln(w, d)
+		}
+	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "errors (figures above may be missing or partial):")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ type Scenario interface {
 }
 
 // scenarios in the order they run.
-var scenarios = []Scenario{cliScenario{}}
+var scenarios = []Scenario{cliScenario{}, httpScenario{}}
 
 // Baseline is the contender the ratios are taken against.
 const Baseline = "corral"
@@ -36,7 +37,14 @@ type Metric struct {
 	Note     string             `json:"note,omitempty"`
 	Order    []string           `json:"contenders"`
 	Values   map[string]Summary `json:"values"`
-	Ratios   map[string]float64 `json:"ratios,omitempty"` // contender median / baseline median
+	// Ratios say how many times better the baseline is than each contender, on medians:
+	// contender/baseline for a lower-is-better figure, baseline/contender for a
+	// higher-is-better one, so above 1 always means the baseline (corral) is better.
+	Ratios map[string]float64 `json:"ratios,omitempty"`
+	// NA lists the contenders this figure does not apply to (printed "n/a", not "-").
+	NA []string `json:"not_applicable,omitempty"`
+	// Details says more per contender than a number can (errors by kind, totals).
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // newMetric builds a metric from samples per contender, in the order given.
@@ -53,8 +61,15 @@ func newMetric(scenario, name, unit, better, target string, order []string, samp
 	}
 	if base, ok := m.Values[Baseline]; ok && base.Median > 0 {
 		for _, c := range m.Order {
-			if c != Baseline {
-				m.Ratios[c] = m.Values[c].Median / base.Median
+			if c == Baseline {
+				continue
+			}
+			v := m.Values[c].Median
+			switch {
+			case better != "higher":
+				m.Ratios[c] = v / base.Median
+			case v > 0:
+				m.Ratios[c] = base.Median / v
 			}
 		}
 	}
@@ -69,6 +84,17 @@ type Options struct {
 	SpawnRuns  int           `json:"spawn_runs"`  // daemon spawns timed per tool
 	RSSSamples int           `json:"rss_samples"` // RSS samples per window
 	RSSEvery   time.Duration `json:"rss_every_ns"`
+
+	// The http scenario's load: client connections, length of a measured run, runs per
+	// figure, warm-up before each measured run, one request's timeout, load kept before the
+	// first and after the last reload, and the port (0: a free one).
+	HTTPConns    int           `json:"http_conns"`
+	HTTPDuration time.Duration `json:"http_duration_ns"`
+	HTTPRuns     int           `json:"http_runs"`
+	HTTPWarmup   time.Duration `json:"http_warmup_ns"`
+	HTTPTimeout  time.Duration `json:"http_timeout_ns"`
+	HTTPSettle   time.Duration `json:"http_settle_ns"`
+	HTTPPort     int           `json:"http_port"`
 }
 
 // Bench is one run: the tools, the temporary directory, the homes to clean up.
@@ -78,8 +104,27 @@ type Bench struct {
 	AppDir string  // the apps' scripts
 	Tools  []*Tool // process managers under test; the baseline first
 	Log    *log.Logger
+	// NodeCluster adds Node's own cluster primary (a script, no manager) as a contender
+	// where a scenario can have one.
+	NodeCluster bool
+	// Notes are printed above the table: what the reader must know to read the figures.
+	Notes []string
 
 	instances []*Instance
+	cleanups  []func() error
+}
+
+// Note adds a line printed above the table (and to the JSON), logged now too.
+func (b *Bench) Note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.Notes = append(b.Notes, s)
+	b.Log.Print("note: " + s)
+}
+
+// AtCleanup registers f to run at Cleanup, after the instances are shut down, for what a
+// scenario starts outside any tool's home. f must be safe to call when already done.
+func (b *Bench) AtCleanup(f func() error) {
+	b.cleanups = append(b.cleanups, f)
 }
 
 // NewInstance gives tool a fresh home named after label, registered for cleanup.
@@ -112,6 +157,12 @@ func (b *Bench) Cleanup() {
 		}
 	}
 	b.instances = nil
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		if err := b.cleanups[i](); err != nil {
+			b.Log.Printf("cleanup: %v", err)
+		}
+	}
+	b.cleanups = nil
 }
 
 // round runs f once per instance per round, the instances taking turns within each round, and

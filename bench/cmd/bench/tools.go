@@ -33,12 +33,18 @@ var homeVars = []string{"CORRAL_HOME", "PM2_HOME"}
 type Instance struct {
 	*Tool
 	Home string
-	Dir  string // working directory of its commands (where the apps' scripts are)
+	Dir  string   // working directory of its commands (where the apps' scripts are)
+	Env  []string // extra KEY=value for its commands (and so for the apps they start)
 }
 
 // environ is the environment of every command of the instance: the bench's own, less any
-// home variable, plus this instance's home.
+// home variable, plus the instance's extra variables and its home.
 func (in *Instance) environ() []string {
+	return append(append(baseEnviron(), in.Env...), in.HomeVar+"="+in.Home)
+}
+
+// baseEnviron is the bench's environment less any tool's home variable.
+func baseEnviron() []string {
 	out := make([]string, 0, 64)
 next:
 	for _, kv := range os.Environ() {
@@ -49,7 +55,7 @@ next:
 		}
 		out = append(out, kv)
 	}
-	return append(out, in.HomeVar+"="+in.Home)
+	return out
 }
 
 // command prepares `<tool> args...` in the instance's directory and home. Stdout is left to
@@ -181,25 +187,33 @@ func (in *Instance) Shutdown() error {
 	defer cancel()
 	var errs []error
 	// Only when its daemon runs: `pm2 kill` with none would start one first.
-	if in.DaemonRunning() {
+	if pid, err := in.DaemonPID(); err == nil && alive(pid) {
 		if _, err := in.Time(ctx, "kill"); err != nil {
 			errs = append(errs, err)
+		}
+		// `kill` may return while the daemon is still on its way out (PM2 removes its pid
+		// file first): give it a moment before calling it a survivor.
+		if waitGone(ctx, pid, 10*time.Second) != nil && alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			errs = append(errs, fmt.Errorf("%s: the daemon (pid %d) still ran 10 s after `%s kill` and was killed", in.Name, pid, in.Name))
 		}
 	}
 	if pid, err := in.DaemonPID(); err == nil && alive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if n := killByHome(in.HomeVar, in.Home); n > 0 {
-		errs = append(errs, fmt.Errorf("%s: %d processes outlived `%s kill` and were killed", in.Name, n, in.Name))
+	if killed := killByHome(in.HomeVar, in.Home); len(killed) > 0 {
+		errs = append(errs, fmt.Errorf("%s: %d processes outlived `%s kill` and were killed: %s", in.Name, len(killed), in.Name, strings.Join(killed, ", ")))
 	}
 	return errors.Join(errs...)
 }
 
 // killByHome SIGKILLs every process (but this one) whose environment holds name=home, a few
-// times over so that children forked meanwhile go too. It returns how many it killed.
-func killByHome(name, home string) int {
+// times over so that children forked meanwhile go too. It returns those it killed, as
+// "pid (command line)".
+func killByHome(name, home string) []string {
 	needle := []byte("\x00" + name + "=" + home + "\x00")
-	killed := 0
+	var killed []string
+	seen := map[int]bool{}
 	for round := 0; round < 5; round++ {
 		found := 0
 		entries, _ := os.ReadDir("/proc")
@@ -213,12 +227,21 @@ func killByHome(name, home string) int {
 				continue
 			}
 			if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
+				cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
 				if syscall.Kill(pid, syscall.SIGKILL) == nil {
 					found++
+					if seen[pid] {
+						continue // killed in an earlier round, not gone yet
+					}
+					seen[pid] = true
+					cmd := strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+					if len(cmd) > 120 {
+						cmd = cmd[:120] + "…"
+					}
+					killed = append(killed, fmt.Sprintf("%d (%s)", pid, cmd))
 				}
 			}
 		}
-		killed += found
 		if found == 0 {
 			break
 		}

@@ -1,0 +1,601 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// httpScenario measures cluster mode: the same trivial Node HTTP app with 2 workers behind one
+// port under corral, PM2 (its God daemon is the cluster primary) and Node's own cluster
+// primary, one at a time, loaded by the bench's own HTTP client: requests/s with a new
+// connection per request and with keep-alive connections, the primary's CPU per connection,
+// and the requests that fail while the app is reloaded twice under load.
+type httpScenario struct{}
+
+func (httpScenario) Name() string { return "http" }
+
+func (httpScenario) Describe() string {
+	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
+}
+
+// nodeClusterName is the contender that is Node's own cluster primary, no manager.
+const nodeClusterName = "node-cluster"
+
+// httpAppScript is the app every contender runs: it answers "ok" to everything.
+const httpAppScript = `// The bench's HTTP app: 2 bytes for every request.
+require('node:http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);
+`
+
+// primaryScript is what a user writes to run the app without a process manager: Node's
+// cluster module, default scheduling (round-robin on Linux), a worker forked again if one dies.
+const primaryScript = `// Node's own cluster primary, as a user would write it.
+const cluster = require('node:cluster');
+if (cluster.isPrimary) {
+  for (let i = 0; i < 2; i++) cluster.fork();
+  cluster.on('exit', (w, code, signal) => {
+    console.log('worker ' + w.process.pid + ' exited (' + (signal || code) + '), forking another');
+    cluster.fork();
+  });
+} else {
+  require('./app.js');
+}
+`
+
+// nodeMarkerVar marks the Node primary's processes (its workers inherit it), so that cleanup
+// finds them the way it finds a tool's apps by their home.
+const nodeMarkerVar = "CORRAL_BENCH_NODE_CLUSTER"
+
+const (
+	newConnTarget   = ">= 1.3x PM2 (corral/pm2)"
+	keepAliveTarget = ">= 1.0x PM2 (corral/pm2)"
+	reloadTarget    = "0 with new connections"
+	reloads         = 2
+)
+
+// httpServer is one contender: something that runs the app with 2 workers on the port.
+type httpServer interface {
+	Name() string
+	// Start starts the app and returns once the port answers.
+	Start(ctx context.Context) error
+	// PrimaryPID is the process that accepts the connections and hands them to the workers.
+	PrimaryPID() (int, error)
+	// WorkerPIDs are the workers' pids, once 2 are online.
+	WorkerPIDs(ctx context.Context) ([]int, error)
+	// CanReload says whether Reload means anything.
+	CanReload() bool
+	Reload(ctx context.Context) error
+	// Stop stops everything Start started.
+	Stop() error
+}
+
+func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
+	o := b.Opts
+	dir := filepath.Join(b.Work, "http")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	for name, text := range map[string]string{"app.js": httpAppScript, "primary.js": primaryScript} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	port := o.HTTPPort
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+
+	type maker struct {
+		name string
+		make func(label string) httpServer
+	}
+	var makers []maker
+	for _, t := range b.Tools {
+		makers = append(makers, maker{t.Name, func(label string) httpServer {
+			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label}
+		}})
+	}
+	if b.NodeCluster {
+		makers = append(makers, maker{nodeClusterName, func(label string) httpServer {
+			return &nodeServer{b: b, dir: dir, port: port, label: label}
+		}})
+	}
+	var order []string
+	for _, m := range makers {
+		order = append(order, m.name)
+	}
+
+	b.Note("http: the load generator (Go, in this process) shares the machine's %d CPUs with the primary and the 2 workers it measures: absolute figures are low and move with the load; the ratios are what matter", runtime.NumCPU())
+	b.Note("http: %d client connections on %s, %s per measured run after %s of warm-up, median of %d runs; the contenders take turns, each alone on the port, started afresh each run; a request fails after %s",
+		o.HTTPConns, addr, o.HTTPDuration, o.HTTPWarmup, o.HTTPRuns, o.HTTPTimeout)
+	if load := loadavg(); load != "" {
+		if f := strings.Fields(load); len(f) > 0 {
+			if l1, err := strconv.ParseFloat(f[0], 64); err == nil && l1 >= float64(runtime.NumCPU()) {
+				b.Note("http: the machine was already busy when the scenario began (load average %s on %d CPUs): other work competes with the contenders, expect noisy figures", load, runtime.NumCPU())
+			}
+		}
+	}
+	if v := os.Getenv("NODE_CLUSTER_SCHED_POLICY"); v != "" {
+		b.Note("http: NODE_CLUSTER_SCHED_POLICY=%s is set: PM2 and the Node primary read it", v)
+	}
+
+	var errs []error
+	step := func(what string, err error) {
+		errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		b.Log.Printf("http: %s: %v", what, err)
+	}
+	cfg := func(keepAlive bool) LoadConfig {
+		return LoadConfig{Addr: addr, Conns: o.HTTPConns, KeepAlive: keepAlive, Timeout: o.HTTPTimeout}
+	}
+	// begin starts a contender alone on the port; end stops it and waits for the port.
+	begin := func(srv httpServer) error {
+		if err := waitPortFree(ctx, port, 15*time.Second); err != nil {
+			return fmt.Errorf("before starting %s: %w", srv.Name(), err)
+		}
+		return srv.Start(ctx)
+	}
+	end := func(srv httpServer) error {
+		err := srv.Stop()
+		if perr := waitPortFree(ctx, port, 15*time.Second); perr != nil {
+			err = errors.Join(err, fmt.Errorf("after stopping %s: %w", srv.Name(), perr))
+		}
+		return err
+	}
+
+	rpsNew, rpsKA, cpu := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	failNew, failKA := map[string][]float64{}, map[string][]float64{}
+	totNew, totKA := map[string]*LoadResult{}, map[string]*LoadResult{}
+	cpuTotal := map[string][2]float64{} // CPU seconds, connections
+	broken := map[string]bool{}
+
+	for r := 1; r <= o.HTTPRuns; r++ {
+		for _, m := range makers {
+			if broken[m.name] || ctx.Err() != nil {
+				continue
+			}
+			srv := m.make(fmt.Sprintf("http%d", r))
+			b.Log.Printf("http: run %d/%d, %s: starting 2 workers on port %d", r, o.HTTPRuns, m.name, port)
+			err := func() error {
+				if err := begin(srv); err != nil {
+					return err
+				}
+				before, err := srv.WorkerPIDs(ctx)
+				if err != nil {
+					return err
+				}
+				RunLoad(ctx, cfg(false), o.HTTPWarmup)
+				pid, err := srv.PrimaryPID()
+				if err != nil {
+					return err
+				}
+				c0, err := cpuSeconds(pid)
+				if err != nil {
+					return fmt.Errorf("%s primary's CPU: %w", m.name, err)
+				}
+				nc := RunLoad(ctx, cfg(false), o.HTTPDuration)
+				c1, err := cpuSeconds(pid)
+				if err != nil {
+					return fmt.Errorf("%s primary's CPU: %w", m.name, err)
+				}
+				RunLoad(ctx, cfg(true), o.HTTPWarmup)
+				ka := RunLoad(ctx, cfg(true), o.HTTPDuration)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				b.Log.Printf("http: run %d/%d, %s: new connection %.0f req/s (failed: %s), keep-alive %.0f req/s (failed: %s), primary %.2f CPU s over %d connections",
+					r, o.HTTPRuns, m.name, nc.RPS(), nc.ErrorSummary(), ka.RPS(), ka.ErrorSummary(), c1-c0, nc.Requests)
+				rpsNew[m.name] = append(rpsNew[m.name], nc.RPS())
+				rpsKA[m.name] = append(rpsKA[m.name], ka.RPS())
+				failNew[m.name] = append(failNew[m.name], float64(nc.Failed()))
+				failKA[m.name] = append(failKA[m.name], float64(ka.Failed()))
+				if nc.Requests > 0 {
+					cpu[m.name] = append(cpu[m.name], (c1-c0)/float64(nc.Requests)*10000)
+					t := cpuTotal[m.name]
+					cpuTotal[m.name] = [2]float64{t[0] + c1 - c0, t[1] + float64(nc.Requests)}
+				}
+				for _, x := range []struct {
+					tot map[string]*LoadResult
+					res LoadResult
+				}{{totNew, nc}, {totKA, ka}} {
+					if x.tot[m.name] == nil {
+						x.tot[m.name] = &LoadResult{}
+					}
+					x.tot[m.name].add(x.res)
+				}
+				// The figures mean little if a worker died and was replaced meanwhile.
+				after, err := srv.WorkerPIDs(ctx)
+				if err != nil {
+					return err
+				}
+				if !slices.Equal(before, after) {
+					return fmt.Errorf("%s: workers changed under load (pids %v, then %v): one crashed or was restarted", m.name, before, after)
+				}
+				return nil
+			}()
+			if err != nil {
+				broken[m.name] = true
+				step(m.name, err)
+			}
+			if err := end(srv); err != nil {
+				broken[m.name] = true
+				step(m.name, err)
+			}
+		}
+	}
+
+	// Reloads under load: keep-alive first (what most clients do), then a new connection per
+	// request (what corral guarantees zero failures for).
+	type reloadFigures struct {
+		failed, served map[string][]float64
+		details        map[string]string
+	}
+	rl := map[bool]*reloadFigures{}
+	for _, ka := range []bool{true, false} {
+		rl[ka] = &reloadFigures{failed: map[string][]float64{}, served: map[string][]float64{}, details: map[string]string{}}
+	}
+	reloadMS := map[string][]float64{}
+	var na []string
+	for _, m := range makers {
+		if ctx.Err() != nil {
+			break
+		}
+		srv := m.make("httpreload")
+		if !srv.CanReload() {
+			na = append(na, m.name)
+			continue
+		}
+		if broken[m.name] {
+			continue
+		}
+		b.Log.Printf("http: %s: %d reloads under load, keep-alive then new connections", m.name, reloads)
+		err := func() error {
+			if err := begin(srv); err != nil {
+				return err
+			}
+			for _, ka := range []bool{true, false} {
+				RunLoad(ctx, cfg(ka), o.HTTPWarmup)
+				before, err := srv.WorkerPIDs(ctx)
+				if err != nil {
+					return err
+				}
+				l := StartLoad(ctx, cfg(ka))
+				sleepCtx(ctx, o.HTTPSettle)
+				var took []string
+				var rerr error
+				for i := 0; i < reloads && rerr == nil && ctx.Err() == nil; i++ {
+					t0 := time.Now()
+					rerr = srv.Reload(ctx)
+					d := time.Since(t0)
+					if rerr == nil {
+						reloadMS[m.name] = append(reloadMS[m.name], ms(d))
+						took = append(took, fmt.Sprintf("%.2f s", d.Seconds()))
+					}
+				}
+				sleepCtx(ctx, o.HTTPSettle)
+				res := l.Stop()
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if rerr != nil {
+					return rerr
+				}
+				after, err := srv.WorkerPIDs(ctx)
+				if err != nil {
+					return err
+				}
+				for _, p := range after {
+					if slices.Contains(before, p) {
+						return fmt.Errorf("%s: worker %d survived %d reloads (pids %v, then %v)", m.name, p, reloads, before, after)
+					}
+				}
+				kind := map[bool]string{true: "keep-alive", false: "new connection per request"}[ka]
+				b.Log.Printf("http: %s, %s: %d failed of %d requests (%s) during %d reloads (%s)",
+					m.name, kind, res.Failed(), res.Requests+res.Failed(), res.ErrorSummary(), reloads, strings.Join(took, ", "))
+				f := rl[ka]
+				f.failed[m.name] = []float64{float64(res.Failed())}
+				f.served[m.name] = []float64{res.RPS()}
+				f.details[m.name] = fmt.Sprintf("%d failed of %d requests over %.1f s (%s); reloads took %s; workers %v, then %v",
+					res.Failed(), res.Requests+res.Failed(), res.Elapsed.Seconds(), res.ErrorSummary(), strings.Join(took, " and "), before, after)
+			}
+			return nil
+		}()
+		if err != nil {
+			step(m.name+" reload", err)
+		}
+		if err := end(srv); err != nil {
+			step(m.name+" reload", err)
+		}
+	}
+
+	// The figures, in the order of the questions they answer.
+	var metrics []Metric
+	add := func(name, unit, better, target, note string, samples map[string][]float64, details map[string]string, na []string) {
+		m := newMetric(s.Name(), name, unit, better, target, order, samples)
+		m.Note, m.Details, m.NA = note, details, na
+		if len(m.Order) > 0 || len(na) > 0 {
+			metrics = append(metrics, m)
+		}
+	}
+	runs := func(c string) string {
+		if n := len(rpsNew[c]); n != 1 {
+			return fmt.Sprintf("the %d runs", n)
+		}
+		return "the 1 run"
+	}
+	sum := func(tot map[string]*LoadResult) map[string]string {
+		out := map[string]string{}
+		for c, r := range tot {
+			out[c] = fmt.Sprintf("over %s: %d failed of %d requests (%s)", runs(c), r.Failed(), r.Requests+r.Failed(), r.ErrorSummary())
+		}
+		return out
+	}
+	add("requests/s, new connection per request", "req/s", "higher", newConnTarget,
+		"each request on a new connection (`Connection: close`): the primary accepts and hands over every one", rpsNew, nil, nil)
+	add("requests/s, keep-alive connections", "req/s", "higher", keepAliveTarget,
+		"the primary only hands over each client connection once", rpsKA, nil, nil)
+	cpuDetails := map[string]string{}
+	for c, t := range cpuTotal {
+		cpuDetails[c] = fmt.Sprintf("%.2f CPU s for %d connections over %s", t[0], int64(t[1]), runs(c))
+	}
+	add("primary's CPU per 10,000 connections (new-connection runs)", "CPU s", "lower", "",
+		"utime+stime of the primary (corral's daemon, PM2's God daemon, the Node primary) from /proc/<pid>/stat around each run, per 10,000 connections served",
+		cpu, cpuDetails, nil)
+	add("failed requests per run, new connection per request", "requests", "lower", "0", "", failNew, sum(totNew), nil)
+	add("failed requests per run, keep-alive", "requests", "lower", "0", "", failKA, sum(totKA), nil)
+	add(fmt.Sprintf("failed requests during %d reloads, keep-alive load", reloads), "requests", "lower", "",
+		fmt.Sprintf("load from %s before the first reload to %s after the last", o.HTTPSettle, o.HTTPSettle), rl[true].failed, rl[true].details, na)
+	add("requests/s over that window, keep-alive", "req/s", "higher", "",
+		"how much the reloads slow the app down (with the load before and after them)", rl[true].served, nil, na)
+	add(fmt.Sprintf("failed requests during %d reloads, new connection per request", reloads), "requests", "lower", reloadTarget,
+		"", rl[false].failed, rl[false].details, na)
+	add("requests/s over that window, new connection per request", "req/s", "higher", "", "", rl[false].served, nil, na)
+	add("reload command, 2 workers, under load", "ms", "lower", "",
+		"wall time of `<tool> reload app`, each of the reloads above", reloadMS, nil, na)
+	return metrics, errors.Join(errs...)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// toolServer runs the app under a process manager: `<tool> start app.js -i 2 --name app`.
+type toolServer struct {
+	b     *Bench
+	tool  *Tool
+	dir   string
+	port  int
+	label string
+	in    *Instance
+}
+
+func (s *toolServer) Name() string    { return s.tool.Name }
+func (s *toolServer) CanReload() bool { return true }
+
+func (s *toolServer) Start(ctx context.Context) error {
+	in, err := s.b.NewInstance(s.tool, s.label)
+	if err != nil {
+		return err
+	}
+	s.in = in
+	in.Dir = s.dir
+	in.Env = []string{"PORT=" + strconv.Itoa(s.port)}
+	if _, err := in.Time(ctx, "start", "app.js", "-i", "2", "--name", "app"); err != nil {
+		return err
+	}
+	if _, err := in.WaitOnline(ctx, 2, 60*time.Second); err != nil {
+		return err
+	}
+	if err := waitServing(ctx, "127.0.0.1:"+strconv.Itoa(s.port), 3, 30*time.Second); err != nil {
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return nil
+}
+
+func (s *toolServer) PrimaryPID() (int, error) { return s.in.DaemonPID() }
+
+func (s *toolServer) WorkerPIDs(ctx context.Context) ([]int, error) {
+	procs, err := s.in.WaitOnline(ctx, 2, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, p := range procs {
+		pids = append(pids, p.PID)
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+func (s *toolServer) Reload(ctx context.Context) error {
+	_, err := s.in.Time(ctx, "reload", "app")
+	return err
+}
+
+func (s *toolServer) Stop() error {
+	if s.in == nil {
+		return nil
+	}
+	return s.b.Shutdown(s.in)
+}
+
+// nodeServer runs the app under Node's own cluster primary: `node primary.js`.
+type nodeServer struct {
+	b     *Bench
+	dir   string
+	port  int
+	label string
+
+	cmd     *exec.Cmd
+	marker  string
+	exited  chan struct{}
+	workers []int
+	once    sync.Once
+	stopErr error
+}
+
+func (s *nodeServer) Name() string    { return nodeClusterName }
+func (s *nodeServer) CanReload() bool { return false }
+func (s *nodeServer) Reload(context.Context) error {
+	return errors.New("Node's cluster primary has no reload")
+}
+
+func (s *nodeServer) Start(ctx context.Context) error {
+	s.marker = filepath.Join(s.b.Work, nodeClusterName+"-"+s.label)
+	if err := os.Mkdir(s.marker, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(s.marker, "primary.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own copy
+	cmd := exec.Command("node", "primary.js")
+	cmd.Dir = s.dir
+	cmd.Env = append(baseEnviron(), "PORT="+strconv.Itoa(s.port), nodeMarkerVar+"="+s.marker)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("node primary.js: %w", err)
+	}
+	s.cmd = cmd
+	s.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	s.b.AtCleanup(s.Stop)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.exited:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if err := waitServing(sctx, "127.0.0.1:"+strconv.Itoa(s.port), 3, 30*time.Second); err != nil {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("node primary.js exited: %s", tail(filepath.Join(s.marker, "primary.log")))
+		default:
+		}
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return nil
+}
+
+func (s *nodeServer) PrimaryPID() (int, error) {
+	if s.cmd == nil || !alive(s.cmd.Process.Pid) {
+		return 0, errors.New("the Node primary is not running")
+	}
+	return s.cmd.Process.Pid, nil
+}
+
+func (s *nodeServer) WorkerPIDs(ctx context.Context) ([]int, error) {
+	pid, err := s.PrimaryPID()
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		kids := childPIDs(pid)
+		if len(kids) == 2 {
+			s.workers = kids
+			return kids, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the Node primary has %d workers, want 2", len(kids))
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Stop sends SIGTERM to the primary (its workers exit when their channel to it closes), then
+// SIGKILLs whatever of it is left. It is safe to call twice.
+func (s *nodeServer) Stop() error {
+	s.once.Do(func() {
+		if s.cmd == nil {
+			return
+		}
+		workers := childPIDs(s.cmd.Process.Pid)
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			s.stopErr = errors.New("the Node primary outlived SIGTERM by 5 s and was killed")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, w := range workers {
+			_ = waitGone(ctx, w, 5*time.Second)
+		}
+		if killed := killByHome(nodeMarkerVar, s.marker); len(killed) > 0 {
+			s.stopErr = errors.Join(s.stopErr, fmt.Errorf("%d Node workers outlived their primary by 5 s and were killed: %s", len(killed), strings.Join(killed, ", ")))
+		}
+	})
+	return s.stopErr
+}
+
+// childPIDs lists the live children of pid, sorted.
+func childPIDs(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	want := strconv.Itoa(pid)
+	for _, ent := range entries {
+		if _, err := strconv.Atoi(ent.Name()); err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		// f[0] is the state, f[1] the parent's pid.
+		if len(f) > 1 && f[1] == want && f[0] != "Z" && f[0] != "X" {
+			c, _ := strconv.Atoi(ent.Name())
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// tail returns the last lines of a log file, for an error message.
+func tail(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 800 {
+		s = "…" + s[len(s)-800:]
+	}
+	if s == "" {
+		return "(no output)"
+	}
+	return s
+}
