@@ -21,7 +21,7 @@ func (c *cli) act(ctx context.Context, action string, req api.ActionRequest) err
 		return err
 	}
 	var resp api.ActionResponse
-	if err := c.client.Do(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
+	if err := c.do(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
 		return err
 	}
 	for _, p := range resp.Processes {
@@ -115,7 +115,7 @@ func (c *cli) restartLike(action, short string) *cobra.Command {
 					apps = append(apps, loaded...)
 				}
 				var resp api.ActionResponse
-				if err := c.client.Do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: "file"}, &resp); err != nil {
+				if err := c.do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: "file"}, &resp); err != nil {
 					return err
 				}
 				errs = append(errs, resp.Errors...)
@@ -129,7 +129,7 @@ func (c *cli) restartLike(action, short string) *cobra.Command {
 				}
 				var resp api.ActionResponse
 				stop := c.progress(ctx)
-				err := c.client.Do(ctx, "POST", "/actions/"+action, req, &resp)
+				err := c.do(ctx, "POST", "/actions/"+action, req, &resp)
 				stop()
 				if err != nil {
 					return err

@@ -24,7 +24,7 @@ func (c *cli) scaleCommand() *cobra.Command {
 				return err
 			}
 			var resp api.ActionResponse
-			if err := c.client.Do(ctx, "POST", "/scale", api.ScaleRequest{App: args[0], Count: args[1]}, &resp); err != nil {
+			if err := c.do(ctx, "POST", "/scale", api.ScaleRequest{App: args[0], Count: args[1]}, &resp); err != nil {
 				return err
 			}
 			c.infof("%s now runs %d process(es)", args[0], len(resp.Processes))
@@ -49,7 +49,7 @@ func (c *cli) progress(ctx context.Context) (stop func()) {
 	go func() {
 		defer wg.Done()
 		once := sync.Once{}
-		_ = c.client.Stream(ctx, "/events", func() { once.Do(func() { close(ready) }) }, func(b []byte) error {
+		_ = c.stream(ctx, "/events", func() { once.Do(func() { close(ready) }) }, func(b []byte) error {
 			var ev supervisor.Event
 			if json.Unmarshal(b, &ev) != nil {
 				return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,8 +24,10 @@ const daemonStartTimeout = 15 * time.Second
 // errNoDaemon: no daemon answers and the command does not start one.
 var errNoDaemon = errors.New("no corral daemon is running")
 
-// connect finds the daemon for CORRAL_HOME, starting it in the background when spawn is set
-// and none answers (PM2 starts its daemon on the first command too).
+// connect prepares the client of the daemon for CORRAL_HOME. When its socket exists the daemon
+// is taken to be running, and the command's first request proves it (no extra round trip:
+// every millisecond of a CLI call counts); otherwise, with spawn, it is started in the
+// background now (PM2 starts its daemon on the first command too).
 func (c *cli) connect(ctx context.Context, spawn bool) error {
 	paths, err := home.Resolve()
 	if err != nil {
@@ -32,21 +35,71 @@ func (c *cli) connect(ctx context.Context, spawn bool) error {
 	}
 	c.paths = paths
 	c.client = api.NewClient(paths.Socket)
-	v, err := c.ping(ctx)
-	if err == nil {
-		c.checkVersion(v.Version)
+	c.spawn = spawn
+	if _, err := os.Stat(paths.Socket); err == nil {
 		return nil
 	}
 	if !spawn {
 		return errNoDaemon
 	}
-	if err := paths.Ensure(); err != nil {
+	return c.startDaemon(ctx)
+}
+
+func (c *cli) startDaemon(ctx context.Context) error {
+	if err := c.paths.Ensure(); err != nil {
 		return err
 	}
-	if err := c.spawnDaemon(ctx); err != nil {
-		return err
+	return c.spawnDaemon(ctx)
+}
+
+// do sends one API request. If nothing answers on the socket (a daemon that died and left
+// its socket), it starts a daemon when the command may, and tries once more.
+func (c *cli) do(ctx context.Context, method, path string, in, out any) error {
+	err := c.client.Do(ctx, method, path, in, out)
+	if isDialError(err) {
+		if !c.spawn {
+			return errNoDaemon
+		}
+		if err := c.startDaemon(ctx); err != nil {
+			return err
+		}
+		err = c.client.Do(ctx, method, path, in, out)
 	}
-	return nil
+	c.noteVersion()
+	return err
+}
+
+// stream is do for the streaming endpoints.
+func (c *cli) stream(ctx context.Context, path string, opened func(), fn func([]byte) error) error {
+	err := c.client.Stream(ctx, path, opened, fn)
+	if isDialError(err) {
+		if !c.spawn {
+			return errNoDaemon
+		}
+		if err := c.startDaemon(ctx); err != nil {
+			return err
+		}
+		err = c.client.Stream(ctx, path, opened, fn)
+	}
+	c.noteVersion()
+	return err
+}
+
+// isDialError reports whether err means nothing listens on the daemon's socket.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// noteVersion warns, once, when the daemon answering is of another version.
+func (c *cli) noteVersion() {
+	if c.versionNoted {
+		return
+	}
+	if v := c.client.ServerVersion(); v != "" {
+		c.versionNoted = true
+		c.checkVersion(v)
+	}
 }
 
 func (c *cli) ping(ctx context.Context) (api.Version, error) {
@@ -92,15 +145,15 @@ func (c *cli) spawnDaemon(ctx context.Context) error {
 
 	deadline := time.Now().Add(daemonStartTimeout)
 	for {
-		if v, err := c.ping(ctx); err == nil {
-			c.checkVersion(v.Version)
+		if _, err := c.ping(ctx); err == nil {
+			c.noteVersion()
 			return nil
 		}
 		select {
 		case err := <-exited:
 			// Lost a race with another CLI starting a daemon for the same home? Then it answers.
-			if v, perr := c.ping(ctx); perr == nil {
-				c.checkVersion(v.Version)
+			if _, perr := c.ping(ctx); perr == nil {
+				c.noteVersion()
 				return nil
 			}
 			return fmt.Errorf("the daemon exited at start (%v); last lines of %s:\n%s", err, c.paths.DaemonLog, c.daemonLogTail(10))

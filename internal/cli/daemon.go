@@ -36,7 +36,7 @@ func (c *cli) saveCommand() *cobra.Command {
 				path += "?force=1"
 			}
 			var resp api.SaveResponse
-			if err := c.client.Do(ctx, "POST", path, nil, &resp); err != nil {
+			if err := c.do(ctx, "POST", path, nil, &resp); err != nil {
 				return err
 			}
 			c.infof("Saved %d apps (%d processes) in %s", resp.Apps, resp.Procs, resp.Path)
@@ -59,7 +59,7 @@ func (c *cli) resurrectCommand() *cobra.Command {
 				return err
 			}
 			var resp api.ResurrectResponse
-			err := c.client.Do(ctx, "POST", "/resurrect", nil, &resp)
+			err := c.do(ctx, "POST", "/resurrect", nil, &resp)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,11 @@ func (c *cli) killCommand() *cobra.Command {
 				}
 				return err
 			}
-			if err := c.client.Do(ctx, "POST", "/kill", nil, nil); err != nil {
+			if err := c.do(ctx, "POST", "/kill", nil, nil); err != nil {
+				if errors.Is(err, errNoDaemon) {
+					c.infof("No daemon running")
+					return nil
+				}
 				return err
 			}
 			if err := c.waitGone(ctx, 10*time.Second); err != nil {
@@ -111,7 +115,11 @@ func (c *cli) pingCommand() *cobra.Command {
 		GroupID: "daemon",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.connect(cmd.Context(), true); err != nil {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, true); err != nil {
+				return err
+			}
+			if err := c.do(ctx, "GET", "/version", nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.stdout, "{ msg: 'pong' }")
@@ -129,21 +137,22 @@ func (c *cli) updateCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.connect(ctx, false); err == nil {
-				var procs []api.Process
-				if err := c.client.Do(ctx, "GET", "/processes", nil, &procs); err != nil {
-					return err
-				}
+			err := c.connect(ctx, false)
+			var procs []api.Process
+			if err == nil {
+				err = c.do(ctx, "GET", "/processes", nil, &procs)
+			}
+			if err == nil {
 				// An empty list is not saved: that would replace the saved one, and the next
 				// boot would restore nothing. The saved list is then what comes back.
 				if len(procs) > 0 {
-					if err := c.client.Do(ctx, "POST", "/save", nil, nil); err != nil {
+					if err := c.do(ctx, "POST", "/save", nil, nil); err != nil {
 						return fmt.Errorf("save before update: %w", err)
 					}
 				} else if isFile(c.paths.Dump) {
 					c.infof("No app is running: the saved list (%s) is kept and restored", c.paths.Dump)
 				}
-				if err := c.client.Do(ctx, "POST", "/kill", nil, nil); err != nil {
+				if err := c.do(ctx, "POST", "/kill", nil, nil); err != nil {
 					return err
 				}
 				if err := c.waitGone(ctx, 10*time.Second); err != nil {
@@ -156,7 +165,7 @@ func (c *cli) updateCommand() *cobra.Command {
 				return err
 			}
 			if isFile(c.paths.Dump) {
-				if err := c.client.Do(ctx, "POST", "/resurrect", nil, nil); err != nil {
+				if err := c.do(ctx, "POST", "/resurrect", nil, nil); err != nil {
 					return err
 				}
 			}

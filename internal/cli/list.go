@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -22,7 +23,7 @@ func (c *cli) processes(ctx context.Context, reveal bool) ([]api.Process, error)
 		path += "?reveal=1"
 	}
 	var procs []api.Process
-	err := c.client.Do(ctx, "GET", path, nil, &procs)
+	err := c.do(ctx, "GET", path, nil, &procs)
 	return procs, err
 }
 
@@ -95,12 +96,16 @@ func (c *cli) jlistCommand() *cobra.Command {
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			procs, err := c.processes(cmd.Context(), reveal)
-			if err != nil {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			out, err := render.JList(procs)
-			if err != nil {
+			path := "/processes?format=pm2"
+			if reveal {
+				path += "&reveal=1"
+			}
+			var out json.RawMessage
+			if err := c.do(ctx, "GET", path, nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s\n", out)
@@ -187,7 +192,7 @@ func (c *cli) envCommand() *cobra.Command {
 				path += "?reveal=1"
 			}
 			var envs []api.EnvResponse
-			if err := c.client.Do(ctx, "GET", path, nil, &envs); err != nil {
+			if err := c.do(ctx, "GET", path, nil, &envs); err != nil {
 				return err
 			}
 			for i, e := range envs {

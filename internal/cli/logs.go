@@ -146,7 +146,7 @@ func (c *cli) logsCommand() *cobra.Command {
 				}
 				fmt.Fprintln(c.stdout, lp.paint("\x1b[90m", fmt.Sprintf("[TAILING] last %d lines of %s, then following (Ctrl-C to stop; --lines to change)", lines, what)))
 			}
-			err = c.client.Stream(ctx, "/logs?"+q.Encode(), nil, func(b []byte) error {
+			err = c.stream(ctx, "/logs?"+q.Encode(), nil, func(b []byte) error {
 				var l api.LogLine
 				if err := json.Unmarshal(b, &l); err != nil {
 					return fmt.Errorf("bad log line from the daemon: %w", err)
@@ -188,7 +188,7 @@ func (c *cli) flushCommand() *cobra.Command {
 			var resp struct {
 				Flushed []string `json:"flushed"`
 			}
-			if err := c.client.Do(ctx, "POST", "/logs/flush", api.ActionRequest{Targets: targets}, &resp); err != nil {
+			if err := c.do(ctx, "POST", "/logs/flush", api.ActionRequest{Targets: targets}, &resp); err != nil {
 				return err
 			}
 			for _, p := range resp.Flushed {
@@ -211,7 +211,7 @@ func (c *cli) reloadLogsCommand() *cobra.Command {
 			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			if err := c.client.Do(ctx, "POST", "/logs/reopen", nil, nil); err != nil {
+			if err := c.do(ctx, "POST", "/logs/reopen", nil, nil); err != nil {
 				return err
 			}
 			c.infof("Log files reopened")

@@ -29,6 +29,8 @@ type cli struct {
 
 	paths  home.Paths
 	client *api.Client
+	// spawn: the command may start the daemon; versionNoted: its version was checked.
+	spawn, versionNoted bool
 }
 
 // exitError carries an exit code other than 1.
@@ -129,7 +131,7 @@ func (c *cli) printTable(ctx context.Context) error {
 		return nil
 	}
 	var procs []api.Process
-	if err := c.client.Do(ctx, "GET", "/processes", nil, &procs); err != nil {
+	if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
 		return err
 	}
 	fmt.Fprint(c.stdout, render.Table(procs, c.renderOptions()))

@@ -257,7 +257,7 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 			req.UpdateEnv = spec.EnvMap(os.Environ())
 		}
 		var resp api.ActionResponse
-		if err := c.client.Do(ctx, "POST", "/actions/start", req, &resp); err != nil {
+		if err := c.do(ctx, "POST", "/actions/start", req, &resp); err != nil {
 			return err
 		}
 		errs = append(errs, resp.Errors...)
@@ -275,7 +275,7 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 			mode = "file"
 		}
 		var resp api.ActionResponse
-		if err := c.client.Do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: mode}, &resp); err != nil {
+		if err := c.do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: mode}, &resp); err != nil {
 			return err
 		}
 		errs = append(errs, resp.Errors...)
@@ -372,7 +372,7 @@ func (c *cli) scriptApp(script string, scriptArgs []string, opt ecosystem.Option
 // targetExists asks the daemon whether arg names existing processes.
 func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
 	var procs []api.Process
-	if err := c.client.Do(ctx, "GET", "/processes", nil, &procs); err != nil {
+	if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
 		return false, err
 	}
 	if arg == "all" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/render"
 )
 
 // routes is the control API. Every path is under api.Prefix; every answer carries the daemon's
@@ -98,8 +99,21 @@ func (d *Daemon) handleVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Version{Version: buildinfo.Version, PID: os.Getpid(), Home: d.paths.Home, Started: d.started})
 }
 
+// handleProcesses lists every process; format=pm2 answers in `pm2 jlist`'s shape, so the CLI
+// prints the bytes as they come.
 func (d *Daemon) handleProcesses(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, d.Processes(r.URL.Query().Get("reveal") == "1"))
+	procs := d.Processes(r.URL.Query().Get("reveal") == "1")
+	if r.URL.Query().Get("format") != "pm2" {
+		writeJSON(w, http.StatusOK, procs)
+		return
+	}
+	out, err := render.JList(procs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(out, '\n'))
 }
 
 func (d *Daemon) handleEnv(w http.ResponseWriter, r *http.Request) {
