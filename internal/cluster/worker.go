@@ -242,7 +242,7 @@ func (w *worker) sendConn(h *handle, c *pendingConn) error {
 	w.mu.Unlock()
 	w.stats.inflight.Add(1)
 	msg := clusterReply(reply{"act": "newconn", "key": h.key, "seq": seq})
-	err := ch.SendHandle("net.Native", msg, c.fd, func(acked bool) { w.onHandleResult(seq, acked) })
+	err := ch.SendHandleBorrowed("net.Native", msg, c.fd, func(acked bool) { w.onHandleResult(seq, acked) })
 	if err != nil {
 		w.mu.Lock()
 		delete(w.inflight, seq)

@@ -99,7 +99,9 @@ func (c *Channel) write(m *outgoing) error {
 		n, err := c.sendmsg(c.conn, line, unix.UnixRights(m.fd))
 		// The kernel holds its own reference while the fd is in flight (spec §9.4), and
 		// after a failure nothing was sent: either way our dup is no longer needed.
-		unix.Close(m.fd)
+		if !m.borrowed {
+			unix.Close(m.fd)
+		}
 		m.fd = -1
 		if err != nil {
 			return fmt.Errorf("nodeipc: sendmsg handle: %w", err)
