@@ -361,3 +361,22 @@ func TestClusterSharedPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterReloadKeepAlive: keep-alive clients lose nothing either. The workers' preload
+// makes a draining server answer each next request with Connection: close instead of closing
+// idle connections under the clients. POST, so the client cannot hide failures by retrying.
+func TestClusterReloadKeepAlive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	_, url := startCluster(t, e, "cluster_http.js", 2)
+	l := startLoadMethod(url, 8, true, "POST")
+	l.waitOK(e, 300)
+	e.ok("reload", "cluster_http")
+	l.waitOK(e, 300)
+	e.ok("reload", "cluster_http")
+	l.waitOK(e, 300)
+	l.stop()
+	if l.failed.Load() != 0 {
+		t.Fatalf("keep-alive requests failed during two reloads: %s", l)
+	}
+}

@@ -28,6 +28,13 @@ type load struct {
 // connections; without it every request opens a new connection (the hard case for a
 // primary that hands off connections).
 func startLoad(url string, conc int, keepAlive bool) *load {
+	return startLoadMethod(url, conc, keepAlive, "GET")
+}
+
+// startLoadMethod is startLoad with another HTTP method. POST matters with keep-alive: Go's
+// client silently retries a GET that failed on a reused connection, so only a non-replayable
+// request shows a server closing keep-alive connections under its clients.
+func startLoadMethod(url string, conc int, keepAlive bool, method string) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{errors: map[string]int{}, byPID: map[int]int{}, cancel: cancel}
 	tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: conc}
@@ -37,7 +44,7 @@ func startLoad(url string, conc int, keepAlive bool) *load {
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				pid, err := get(ctx, client, url)
+				pid, err := request(ctx, client, method, url)
 				if ctx.Err() != nil {
 					return // stopping: not a failure of the server
 				}
@@ -49,7 +56,11 @@ func startLoad(url string, conc int, keepAlive bool) *load {
 }
 
 func get(ctx context.Context, client *http.Client, url string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	return request(ctx, client, "GET", url)
+}
+
+func request(ctx context.Context, client *http.Client, method, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -213,11 +213,12 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 			oldGroup.CloseListeners()
 		}
 		var proto supervisor.WorkerProtocol
+		preload := ""
 		if newGroup != nil {
-			proto = newGroup
+			proto, preload = newGroup, d.nodePreload
 		}
 		err = forEach(procs, func(p *supervisor.Process) error {
-			if err := p.SetWorker(proto); err != nil {
+			if err := p.SetWorker(proto, preload); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
@@ -281,6 +282,7 @@ func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
 	}
 	if a.group != nil {
 		h.Worker = a.group
+		h.NodePreload = d.nodePreload
 	}
 	return h
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -20,8 +21,10 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/supervisor"
@@ -55,6 +58,9 @@ type Daemon struct {
 	cron    *cron.Cron
 
 	tbl *table
+
+	// nodePreload is the cluster workers' preload script, written into the home at start.
+	nodePreload string
 
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
@@ -124,6 +130,15 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open daemon log: %w", err)
+	}
+	// Written at every start, so it always matches this binary.
+	d.nodePreload = filepath.Join(p.Home, "node", "cluster-worker-preload.js")
+	if err := os.MkdirAll(filepath.Dir(d.nodePreload), 0o755); err == nil {
+		err = persist.WriteFileAtomic(d.nodePreload, cluster.WorkerPreload, 0o644)
+	}
+	if err != nil {
+		d.logf("cannot write %s (cluster workers run without it): %v", d.nodePreload, err)
+		d.nodePreload = ""
 	}
 	return d, nil
 }

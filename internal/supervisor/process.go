@@ -27,6 +27,8 @@ type Hooks struct {
 	Message func(id int, m nodeipc.Message)
 	// Worker, when set, makes every run a worker of a protocol (cluster mode).
 	Worker WorkerProtocol
+	// NodePreload, when set, is loaded into Node workers with --require (cluster mode).
+	NodePreload string
 }
 
 // Process is one managed process slot. Its runs (one OS process each) come and go; the slot,
@@ -48,6 +50,7 @@ type Process struct {
 	restartTimer *time.Timer
 	userStopped  bool // stopped on purpose: cron and watch leave it alone
 	proto        WorkerProtocol
+	preload      string
 	deleted      bool
 }
 
@@ -66,7 +69,7 @@ func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
 			Files:     FilesFor(app, id),
 		},
 	}
-	p.proto = hooks.Worker
+	p.proto, p.preload = hooks.Worker, hooks.NodePreload
 	go p.loop()
 	return p
 }

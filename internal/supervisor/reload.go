@@ -137,6 +137,6 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 
 // SetWorker changes the worker protocol for the next runs (an app switched between fork and
 // cluster mode).
-func (p *Process) SetWorker(w WorkerProtocol) error {
-	return p.call(func() { p.proto = w })
+func (p *Process) SetWorker(w WorkerProtocol, nodePreload string) error {
+	return p.call(func() { p.proto, p.preload = w, nodePreload })
 }

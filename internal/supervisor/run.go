@@ -51,6 +51,9 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	info := p.info
 	env := processEnv(app, info.ID, info.Instance)
 	argv := app.Argv()
+	if p.proto != nil && app.IsNode() && !app.Shell && p.preload != "" {
+		argv = append([]string{argv[0], "--require", p.preload}, argv[1:]...)
+	}
 	path, err := lookPath(argv[0], env["PATH"])
 	if err != nil {
 		return nil, err
