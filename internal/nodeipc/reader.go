@@ -29,9 +29,7 @@ func (c *Channel) readLoop() {
 		cause error
 	)
 	for {
-		// ReadMsgUnix passes MSG_CMSG_CLOEXEC on Linux, so a received fd never leaks into
-		// a child spawned before its owner closes it.
-		n, oobn, flags, _, err := c.conn.ReadMsgUnix(buf, oob)
+		n, oobn, flags, err := recvmsg(c.conn, buf, oob)
 		if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
 			takeRights(oob[:oobn], flags, off, &fds)
 		}

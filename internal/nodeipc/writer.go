@@ -112,19 +112,11 @@ func (c *Channel) write(m *outgoing) error {
 		line = line[n:]
 	}
 	if len(line) > 0 {
-		// net.Conn.Write loops until the whole slice is written (or fails).
-		if _, err := c.conn.Write(line); err != nil {
+		if err := writeAll(c.conn, line); err != nil {
 			return fmt.Errorf("nodeipc: write: %w", err)
 		}
 	}
 	return nil
-}
-
-// sendmsg makes one sendmsg attempt (waiting for the socket to become writable first); it may
-// write only part of line.
-func sendmsg(conn *net.UnixConn, line, oob []byte) (int, error) {
-	n, _, err := conn.WriteMsgUnix(line, oob, nil)
-	return n, err
 }
 
 // isPerMessageError reports a sendmsg failure that refused only this fd, with no byte sent:
