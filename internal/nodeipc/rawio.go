@@ -115,4 +115,3 @@ func writeAll(conn *net.UnixConn, p []byte) error {
 	}
 	return nil
 }
-
