@@ -28,6 +28,9 @@ type listenSpec struct {
 	readableAll, writableAll bool
 	// reuseAddr for UDP (flags & 4).
 	reuseAddr bool
+	// blocking: the socket is for other processes (socket activation), which expect a
+	// blocking socket, as systemd passes them.
+	blocking bool
 }
 
 // socketFile is a socket fd owned by the daemon, wrapped in an os.File so that waiting for
@@ -155,8 +158,16 @@ func openInet(ls listenSpec) (*socketFile, error) {
 	return sf, err
 }
 
+// socketFlags are the socket(2) type flags for ls.
+func socketFlags(ls listenSpec) int {
+	if ls.blocking {
+		return unix.SOCK_CLOEXEC
+	}
+	return unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+}
+
 func openInetFamily(ls listenSpec, typ, family int, addr netip.Addr) (*socketFile, error) {
-	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(family, typ|socketFlags(ls), 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
@@ -200,7 +211,7 @@ func openUnix(ls listenSpec) (*socketFile, error) {
 	if len(ls.address) > 107 {
 		return nil, fmt.Errorf("unix socket path %q is longer than 107 bytes: %w", ls.address, unix.EINVAL)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|socketFlags(ls), 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}

@@ -27,6 +27,7 @@ type worker struct {
 	inflight      map[int64]*inflightConn // newconn seq → connection
 	handles       map[*handle]bool        // keys the worker listens on
 	listening     map[string]bool         // addresses from its 'listening' messages
+	online        bool                    // it speaks the protocol (sent 'online')
 	disconnecting bool                    // we asked it to disconnect, or it said exitedAfterDisconnect
 	gone          bool                    // channel closed or process exited
 
@@ -109,6 +110,9 @@ func (w *worker) HandleInternal(m nodeipc.Message) {
 	}
 	switch msg.Act {
 	case "online":
+		w.mu.Lock()
+		w.online = true
+		w.mu.Unlock()
 	case "queryServer":
 		w.onQueryServer(&msg)
 	case "listening":
@@ -318,7 +322,9 @@ func (w *worker) leaveRotation() {
 // first, then asked to close its servers, finish its connections and leave.
 func (w *worker) Disconnect() bool {
 	w.mu.Lock()
-	if w.ch == nil || w.gone {
+	if w.ch == nil || w.gone || !w.online {
+		// A program that never said 'online' does not speak the protocol (a server using
+		// inherited sockets, say): it gets its kill signal instead.
 		w.mu.Unlock()
 		return false
 	}

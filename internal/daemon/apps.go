@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/cpus"
 	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/spec"
@@ -125,6 +127,9 @@ func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, e
 	if s.ExecMode == spec.ModeCluster {
 		a.group = d.newGroup(s)
 	}
+	if len(s.Listen) > 0 {
+		a.sockets = cluster.NewSockets(s.Listen)
+	}
 	a.op.Lock()
 	defer a.op.Unlock()
 	if instances == nil {
@@ -191,7 +196,8 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 		procs = append([]*supervisor.Process(nil), a.procs...)
 		d.tbl.mu.Unlock()
 	}
-	modeChanged := old.ExecMode != s.ExecMode || (s.ExecMode == spec.ModeCluster && old.SchedPolicy != s.SchedPolicy)
+	modeChanged := old.ExecMode != s.ExecMode || (s.ExecMode == spec.ModeCluster && old.SchedPolicy != s.SchedPolicy) ||
+		!slices.Equal(old.Listen, s.Listen)
 	switch {
 	case modeChanged:
 		d.logf("app %s: exec mode %s -> %s: stopping, switching, starting", s.Name, old.ExecMode, s.ExecMode)
@@ -202,23 +208,24 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 			errs = append(errs, err.Error())
 		}
 		d.tbl.mu.Lock()
-		oldGroup := a.group
-		a.group = nil
+		oldGroup, oldSockets := a.group, a.sockets
+		a.group, a.sockets = nil, nil
 		if s.ExecMode == spec.ModeCluster {
 			a.group = d.newGroup(s)
 		}
-		newGroup := a.group
+		if len(s.Listen) > 0 {
+			a.sockets = cluster.NewSockets(s.Listen)
+		}
+		protocol := d.protocolFor(a)
 		d.tbl.mu.Unlock()
 		if oldGroup != nil {
 			oldGroup.CloseListeners()
 		}
-		var proto supervisor.WorkerProtocol
-		preload := ""
-		if newGroup != nil {
-			proto, preload = newGroup, d.nodePreload
+		if oldSockets != nil {
+			oldSockets.Close()
 		}
 		err = forEach(procs, func(p *supervisor.Process) error {
-			if err := p.SetWorker(proto, preload); err != nil {
+			if err := p.SetProtocol(protocol); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
@@ -228,7 +235,7 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 		if err != nil {
 			errs = append(errs, err.Error())
 		}
-	case a.group != nil:
+	case a.group != nil || a.sockets != nil:
 		d.logf("app %s: new configuration, rolling reload", s.Name)
 		if err := d.rollingReload(a, procs, s, &reloadLog{}); err != nil {
 			errs = append(errs, err.Error())
@@ -274,17 +281,29 @@ func (d *Daemon) addProcsLocked(a *app, instances []int) []*supervisor.Process {
 
 // hooksFor connects an app's processes to the daemon (and to its cluster primary).
 func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
-	h := &supervisor.Hooks{
-		Logs:    d.logs,
-		Hub:     d.hub,
-		Event:   d.onEvent,
-		Message: d.onMessage,
+	return &supervisor.Hooks{
+		Logs:      d.logs,
+		Hub:       d.hub,
+		Event:     d.onEvent,
+		Message:   d.onMessage,
+		Protocol:  d.protocolFor(a),
+		ExecShim:  d.exe,
+		NotifyDir: d.notifyDir,
 	}
+}
+
+// protocolFor is how a's processes deal with the daemon: the cluster protocol in cluster mode,
+// inherited sockets with `listen`.
+func (d *Daemon) protocolFor(a *app) supervisor.Protocol {
+	var pr supervisor.Protocol
 	if a.group != nil {
-		h.Worker = a.group
-		h.NodePreload = d.nodePreload
+		pr.Worker = a.group
+		pr.NodePreload = d.nodePreload
 	}
-	return h
+	if a.sockets != nil {
+		pr.Sockets = a.sockets
+	}
+	return pr
 }
 
 // Act runs a lifecycle action on targets: apps in parallel, each app's processes as the
@@ -358,7 +377,7 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 		}
 		err := forEach(stopped, func(p *supervisor.Process) error { return p.Start() })
 		// PM2's "smart start": starting a running app restarts it (rolling in cluster mode).
-		if a.group != nil {
+		if a.group != nil || a.sockets != nil {
 			return errors.Join(err, d.rollingReload(a, running, nil, resp))
 		}
 		return errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
@@ -372,8 +391,9 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 			a.spec = next
 			d.tbl.mu.Unlock()
 		}
-		if a.group != nil {
-			// Cluster mode: both are the rolling path, which keeps the app serving.
+		if a.group != nil || a.sockets != nil {
+			// The app owns its port (cluster mode, inherited sockets): both are the rolling
+			// path, which keeps the app serving.
 			return d.rollingReload(a, procs, next, resp)
 		}
 		return forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
@@ -429,6 +449,9 @@ func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
 		d.disarmTriggers(a)
 		if a.group != nil {
 			a.group.CloseListeners()
+		}
+		if a.sockets != nil {
+			a.sockets.Close()
 		}
 		d.logf("app %s deleted", s.Name)
 	} else {

@@ -61,6 +61,8 @@ type Daemon struct {
 
 	// nodePreload is the cluster workers' preload script, written into the home at start.
 	nodePreload string
+	exe         string // this binary: the exec shim of runs with inherited sockets
+	notifyDir   string // NOTIFY_SOCKETs of the runs
 
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
@@ -130,6 +132,13 @@ func New(opt Options) (*Daemon, error) {
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open daemon log: %w", err)
+	}
+	if exe, err := os.Executable(); err == nil {
+		d.exe = exe
+	}
+	d.notifyDir = filepath.Join(p.Home, "notify")
+	if err := os.MkdirAll(d.notifyDir, 0o700); err != nil {
+		d.notifyDir = ""
 	}
 	// Written at every start, so it always matches this binary.
 	d.nodePreload = filepath.Join(p.Home, "node", "cluster-worker-preload.js")

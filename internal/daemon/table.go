@@ -31,6 +31,8 @@ type app struct {
 	// group is the cluster primary of a cluster-mode app (nil in fork mode). It lives as long
 	// as the app, so its sockets outlive every worker.
 	group *cluster.Group
+	// sockets are the app's inherited listening sockets (`listen`), nil without any.
+	sockets *cluster.Sockets
 }
 
 // table is the daemon's set of apps and processes.

@@ -56,6 +56,7 @@ var attributes = []attribute{
 	{name: "log_max_size"},
 	{name: "log_retain"},
 	{name: "sched_policy"},
+	{name: "listen"},
 }
 
 // unsupportedPM2 are PM2 attributes corral knowingly does not implement: they get a warning of

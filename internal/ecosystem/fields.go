@@ -247,6 +247,41 @@ func asSignal(v any) (string, error) {
 	return "SIG" + name, nil
 }
 
+// asSockets reads `listen`: one address or a list ("5000", "127.0.0.1:5000", "unix:/path",
+// "name=:8080"); numbers are ports.
+func asSockets(v any) ([]spec.Socket, error) {
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	default:
+		items = []any{x}
+	}
+	out := make([]spec.Socket, 0, len(items))
+	names := map[string]bool{}
+	for _, it := range items {
+		var text string
+		switch y := it.(type) {
+		case string:
+			text = y
+		case float64, int, int64:
+			text = fmt.Sprint(y)
+		default:
+			return nil, fmt.Errorf("expected addresses like \"5000\", \"127.0.0.1:5000\" or \"unix:/path\", got %s", typeName(it))
+		}
+		s, err := spec.ParseSocket(text)
+		if err != nil {
+			return nil, err
+		}
+		if names[s.String()] {
+			return nil, fmt.Errorf("%q is listed twice", text)
+		}
+		names[s.String()] = true
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 func asSchedPolicy(v any) (string, error) {
 	s, err := asString(v)
 	if err != nil {

@@ -151,6 +151,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	p.instancesGiven = field(attrs, errs, "instances", asInstances, &app.Instances)
 	field(attrs, errs, "instance_var", asVarName, &app.InstanceVar)
 	field(attrs, errs, "sched_policy", asSchedPolicy, &app.SchedPolicy)
+	field(attrs, errs, "listen", asSockets, &app.Listen)
 	p.schedPolicyGiven = app.SchedPolicy != ""
 
 	p.env = decodeEnv(attrs, opt.EnvName, errs)

@@ -33,6 +33,11 @@ func resolve(app *spec.App, p *pending, src appSource, errs *problems) []string 
 
 	cwd, cwdOK := resolveCwd(p, src, errs)
 	app.Cwd = cwd
+	for i, sock := range app.Listen {
+		if sock.Network == "unix" && !filepath.IsAbs(sock.Address) && cwdOK {
+			app.Listen[i].Address = filepath.Join(cwd, sock.Address)
+		}
+	}
 
 	if p.script != "" && cwdOK {
 		warnings = append(warnings, resolveScript(app, p, src.baseEnv["PATH"], errs)...)

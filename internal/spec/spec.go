@@ -73,6 +73,8 @@ type App struct {
 	InstanceVar string `json:"instance_var"`
 	// SchedPolicy is the cluster connection policy: PolicyRoundRobin (default) or PolicyShared.
 	SchedPolicy string `json:"sched_policy,omitempty"`
+	// Listen are sockets the daemon owns for the app and passes to its processes (see Socket).
+	Listen []Socket `json:"listen,omitempty"`
 
 	// Env is the app's declared environment (env, then env_<name> with --env).
 	Env map[string]string `json:"env,omitempty"`
@@ -203,6 +205,7 @@ func (a App) Clone() App {
 	a.StopExitCodes = cloneSlice(a.StopExitCodes)
 	a.Watch = cloneSlice(a.Watch)
 	a.IgnoreWatch = cloneSlice(a.IgnoreWatch)
+	a.Listen = cloneSlice(a.Listen)
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
 	return a

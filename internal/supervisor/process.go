@@ -25,10 +25,13 @@ type Hooks struct {
 	Event func(Event)
 	// Message receives the user messages a Node process sends with process.send.
 	Message func(id int, m nodeipc.Message)
-	// Worker, when set, makes every run a worker of a protocol (cluster mode).
-	Worker WorkerProtocol
-	// NodePreload, when set, is loaded into Node workers with --require (cluster mode).
-	NodePreload string
+	// Protocol is the processes' protocol at creation (see SetProtocol).
+	Protocol Protocol
+	// ExecShim is the corral binary: runs with inherited sockets start through it, so that
+	// LISTEN_PID is the program's own pid (it is only known after fork).
+	ExecShim string
+	// NotifyDir, when set, gets a NOTIFY_SOCKET per run: sd_notify's READY=1 marks it ready.
+	NotifyDir string
 }
 
 // Process is one managed process slot. Its runs (one OS process each) come and go; the slot,
@@ -49,8 +52,8 @@ type Process struct {
 	pol          policyState
 	restartTimer *time.Timer
 	userStopped  bool // stopped on purpose: cron and watch leave it alone
-	proto        WorkerProtocol
-	preload      string
+	protocol     Protocol
+	runSeq       int // numbers runs, for their notify sockets
 	deleted      bool
 }
 
@@ -69,7 +72,7 @@ func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
 			Files:     FilesFor(app, id),
 		},
 	}
-	p.proto, p.preload = hooks.Worker, hooks.NodePreload
+	p.protocol = hooks.Protocol
 	go p.loop()
 	return p
 }
@@ -355,7 +358,7 @@ func (p *Process) Trigger(reason string) {
 // replaceAsync restarts the process in the background: a rolling reload for a cluster worker
 // (so its app keeps serving, as PM2 does for max_memory_restart), a restart otherwise. Loop only.
 func (p *Process) replaceAsync() {
-	if p.proto != nil && p.cur != nil && p.cur.ready {
+	if p.protocol.replaceable() && p.cur != nil && p.cur.ready {
 		go func() { _, _ = p.Reload(context.Background(), nil) }()
 		return
 	}
@@ -392,18 +395,60 @@ func (p *Process) spawn() error {
 		i.Ready = false
 	})
 	p.emit(Event{Event: "start", PID: r.pid})
-	switch {
-	case p.proto != nil || app.WaitReady:
-		// Ready when the protocol says so ('listening', 'ready'), or, as PM2 does, when
-		// listen_timeout passes.
-		timeout := app.ListenTimeout.D()
-		r.readyTimer = time.AfterFunc(timeout, func() {
-			p.post(func() { p.readyTimeout(r) })
-		})
-	default:
-		p.markReady(r, "")
-	}
+	p.awaitReady(r)
 	return nil
+}
+
+// awaitReady arranges for r to be marked ready. Loop only.
+//   - wait_ready: the app says so (process.send('ready') or sd_notify READY=1);
+//   - cluster mode: its first 'listening';
+//   - inherited sockets: the process is up and the port answers (a probe connection is
+//     accepted);
+//   - otherwise at once (PM2's fork mode).
+//
+// Where the signal does not come, listen_timeout passes and the run is called online anyway,
+// as PM2 does (a reload treats that as a failure instead).
+func (p *Process) awaitReady(r *run) {
+	app := r.app
+	probe := p.protocol.Sockets != nil && !app.WaitReady
+	if !probe && p.protocol.Worker == nil && !app.WaitReady {
+		p.markReady(r, "")
+		return
+	}
+	r.readyTimer = time.AfterFunc(app.ListenTimeout.D(), func() {
+		p.post(func() { p.readyTimeout(r) })
+	})
+	if probe {
+		go p.probeReady(r, p.protocol.Sockets)
+	}
+}
+
+// probeReady marks r ready once it has stayed up a while (a second, or half of listen_timeout
+// if that is shorter) and the app's port answers.
+func (p *Process) probeReady(r *run, sockets SocketSource) {
+	timeout := r.app.ListenTimeout.D()
+	settle := min(time.Second, timeout/2)
+	select {
+	case <-time.After(settle):
+	case <-r.gone:
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout-settle)
+	defer cancel()
+	for {
+		err := sockets.Probe(ctx)
+		if err == nil {
+			p.post(func() { p.markReady(r, "port answers") })
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return // readyTimeout decides
+		case <-r.gone:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // readyTimeout: the run did not report ready within listen_timeout. In fork mode PM2 carries
@@ -491,6 +536,7 @@ func (p *Process) beginStop(r *run) {
 // onExit handles the end of run r. Loop only.
 func (p *Process) onExit(r *run, state *os.ProcessState) {
 	r.exited = true
+	close(r.gone)
 	if r.killTimer != nil {
 		r.killTimer.Stop()
 	}

@@ -72,9 +72,6 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 		res.NewPID = r.pid
 		began := time.Now()
 		p.emit(Event{Event: "reload", PID: r.pid, Message: fmt.Sprintf("replacing pid %d", old.pid)})
-		r.readyTimer = time.AfterFunc(cfg.ListenTimeout.D(), func() {
-			p.post(func() { p.readyTimeout(r) })
-		})
 		r.onReady = append(r.onReady, func() {
 			res.ReadyIn = time.Since(began)
 			prev := p.cur
@@ -111,8 +108,10 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				reason = "was killed by " + r.exitSignal + " before it was ready"
 			case r.exited:
 				reason = fmt.Sprintf("exited with code %d before it was ready", r.exitCode)
-			case p.proto != nil && !cfg.WaitReady:
+			case p.protocol.Worker != nil && p.protocol.Sockets == nil && !cfg.WaitReady:
 				reason += ": it never called listen()"
+			case p.protocol.Sockets != nil && !cfg.WaitReady:
+				reason += ": its port did not answer"
 			case cfg.WaitReady:
 				reason += ": it never sent process.send('ready')"
 			}
@@ -124,6 +123,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 			p.emit(Event{Event: "reload failed", PID: r.pid, Message: reason})
 			done <- &ReloadError{ID: p.info.ID, NewPID: r.pid, Reason: reason}
 		})
+		p.awaitReady(r)
 	}); err != nil {
 		return res, err
 	}
@@ -135,8 +135,8 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 	}
 }
 
-// SetWorker changes the worker protocol for the next runs (an app switched between fork and
-// cluster mode).
-func (p *Process) SetWorker(w WorkerProtocol, nodePreload string) error {
-	return p.call(func() { p.proto, p.preload = w, nodePreload })
+// SetProtocol changes the protocol of the next runs (an app switched between fork and cluster
+// mode, or changed its sockets).
+func (p *Process) SetProtocol(pr Protocol) error {
+	return p.call(func() { p.protocol = pr })
 }

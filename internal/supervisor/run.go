@@ -16,6 +16,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/spec"
 )
 
@@ -40,6 +41,8 @@ type run struct {
 
 	exitCode   int
 	exitSignal string
+	gone       chan struct{} // closed when the run has exited
+	notify     *sdnotify.Receiver
 
 	onExit         []func()
 	onReady        []func()
@@ -51,8 +54,9 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	info := p.info
 	env := processEnv(app, info.ID, info.Instance)
 	argv := app.Argv()
-	if p.proto != nil && app.IsNode() && !app.Shell && p.preload != "" {
-		argv = append([]string{argv[0], "--require", p.preload}, argv[1:]...)
+	pr := p.protocol
+	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != "" {
+		argv = append([]string{argv[0], "--require", pr.NodePreload}, argv[1:]...)
 	}
 	path, err := lookPath(argv[0], env["PATH"])
 	if err != nil {
@@ -62,7 +66,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		return nil, fmt.Errorf("cwd %s is not a directory", app.Cwd)
 	}
 
-	r := &run{app: app}
+	r := &run{app: app, gone: make(chan struct{})}
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -72,22 +76,50 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 
 	var extra []*os.File
 	var parentEnd *os.File
-	if app.IsNode() {
+	// Inherited sockets come first, as fds 3.. (LISTEN_FDS).
+	if pr.Sockets != nil {
+		files, names, err := pr.Sockets.Files()
+		if err != nil {
+			return nil, fmt.Errorf("listening sockets: %w", err)
+		}
+		for _, f := range files {
+			defer f.Close() // the child has its copy once started
+		}
+		extra = append(extra, files...)
+		env["LISTEN_FDS"] = strconv.Itoa(len(files))
+		env["LISTEN_FDNAMES"] = strings.Join(names, ":")
+		if p.hooks.ExecShim != "" {
+			// LISTEN_PID must be the program's own pid, known only after fork: the shim sets
+			// it and execs the program in place (same pid).
+			argv = append([]string{p.hooks.ExecShim, ExecShimCommand, path}, argv...)
+			path = p.hooks.ExecShim
+		}
+	}
+	// Node apps get Node's IPC channel (process.send, 'message', and the cluster protocol in
+	// cluster mode). Other programs in cluster mode get the same channel under corral's own
+	// variable names, for corral's Go package: a Node grandchild that inherited NODE_* names
+	// would take itself for a cluster worker.
+	if app.IsNode() || pr.Worker != nil {
 		parent, child, err := nodeipc.NewPair()
 		if err != nil {
 			return nil, fmt.Errorf("IPC channel: %w", err)
 		}
 		parentEnd = parent
 		closers = append(closers, func() { parent.Close() })
+		fd := 3 + len(extra)
 		extra = append(extra, child)
 		defer child.Close() // the child has its copy once started
-		for _, kv := range nodeipc.Env(3) {
+		channelEnv := nodeipc.Env(fd)
+		if !app.IsNode() {
+			channelEnv = []string{ChannelFDEnv + "=" + strconv.Itoa(fd)}
+		}
+		for _, kv := range channelEnv {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v
 		}
 	}
-	if p.proto != nil {
-		w, err := p.proto.NewWorker(info.ID, runControl{p: p, r: r})
+	if pr.Worker != nil {
+		w, err := pr.Worker.NewWorker(info.ID, runControl{p: p, r: r})
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("cluster worker: %w", err)
@@ -95,7 +127,20 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		r.worker = w
 		for _, kv := range w.Env() {
 			k, v, _ := strings.Cut(kv, "=")
+			if k == "NODE_UNIQUE_ID" && !app.IsNode() {
+				k = WorkerIDEnv
+			}
 			env[k] = v
+		}
+	}
+
+	if p.hooks.NotifyDir != "" {
+		p.runSeq++
+		path := filepath.Join(p.hooks.NotifyDir, fmt.Sprintf("%d.%d.sock", info.ID, p.runSeq))
+		if recv, err := sdnotify.Listen(path, func(state map[string]string) { p.onNotify(r, state) }); err == nil {
+			r.notify = recv
+			closers = append(closers, func() { recv.Close() })
+			env["NOTIFY_SOCKET"] = path
 		}
 	}
 
@@ -174,6 +219,9 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 func (r *run) release() {
 	if r.ipc != nil {
 		r.ipc.Close()
+	}
+	if r.notify != nil {
+		r.notify.Close()
 	}
 	if r.worker != nil {
 		r.worker.Ended()
@@ -342,6 +390,17 @@ func (h *runIPC) HandleBadLine(line []byte, err error) {
 func (h *runIPC) HandleClose(error) {
 	if h.r.worker != nil {
 		h.r.worker.HandleChannelClose()
+	}
+}
+
+// ExecShimCommand is the hidden corral command that sets LISTEN_PID to its own pid and execs
+// the program that follows (cmd/corral handles it before anything else).
+const ExecShimCommand = "__listen-exec"
+
+// onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). Any goroutine.
+func (p *Process) onNotify(r *run, state map[string]string) {
+	if state["READY"] == "1" {
+		p.post(func() { p.markReady(r, "sd_notify READY=1") })
 	}
 }
 

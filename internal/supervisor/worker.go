@@ -1,6 +1,11 @@
 package supervisor
 
-import "github.com/corral-pm/corral/internal/nodeipc"
+import (
+	"context"
+	"os"
+
+	"github.com/corral-pm/corral/internal/nodeipc"
+)
 
 // WorkerProtocol makes every run of a process a worker of some protocol: cluster mode uses it
 // to turn Node processes into cluster workers of the daemon. Fork mode has none.
@@ -36,3 +41,28 @@ type WorkerControl interface {
 	// has finished its in-flight work, and gets its kill signal to exit.
 	Disconnected()
 }
+
+// Protocol is how a process's runs deal with the daemon beyond signals and pipes. It is fixed
+// per app mode and changed only while the process is stopped (SetProtocol).
+type Protocol struct {
+	// Worker makes every run a worker of the cluster protocol (cluster mode).
+	Worker WorkerProtocol
+	// NodePreload is loaded into Node cluster workers with --require.
+	NodePreload string
+	// Sockets are inherited by every run as fds 3.. (systemd's socket activation), and tell
+	// when a run that does not speak sd_notify is ready.
+	Sockets SocketSource
+}
+
+// SocketSource is an app's inherited listening sockets (cluster.Sockets).
+type SocketSource interface {
+	// Files returns copies of the sockets for one child (closed by the caller once it has
+	// started) and their names.
+	Files() ([]*os.File, []string, error)
+	// Probe returns nil once the port answers: a connection is accepted by some process.
+	Probe(ctx context.Context) error
+}
+
+// replaceable reports whether a running process can be replaced without a gap: its port is
+// owned by the daemon (cluster mode, or inherited sockets).
+func (pr Protocol) replaceable() bool { return pr.Worker != nil || pr.Sockets != nil }

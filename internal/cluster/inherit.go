@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/corral-pm/corral/internal/spec"
+	"golang.org/x/sys/unix"
+)
+
+// Sockets are the listening sockets an app declares with `listen`, which the daemon owns and
+// every process of the app inherits (systemd's socket activation protocol). Like a cluster's
+// handles they belong to the app: opened on first use, kept while processes come and go,
+// closed when the app stops.
+type Sockets struct {
+	specs []spec.Socket
+
+	mu    sync.Mutex
+	files []*socketFile
+}
+
+// NewSockets prepares (without opening) the sockets of specs.
+func NewSockets(specs []spec.Socket) *Sockets {
+	return &Sockets{specs: append([]spec.Socket(nil), specs...)}
+}
+
+// Specs are the sockets, as declared.
+func (s *Sockets) Specs() []spec.Socket { return s.specs }
+
+// open binds and listens on every socket, once. Locked.
+func (s *Sockets) openLocked() error {
+	if s.files != nil {
+		return nil
+	}
+	var files []*socketFile
+	for _, sp := range s.specs {
+		ls, err := socketListenSpec(sp)
+		if err != nil {
+			closeSocketFiles(files)
+			return err
+		}
+		sf, err := openListener(ls)
+		if err != nil {
+			closeSocketFiles(files)
+			return fmt.Errorf("listen on %s: %w", sp, err)
+		}
+		files = append(files, sf)
+	}
+	s.files = files
+	return nil
+}
+
+func closeSocketFiles(files []*socketFile) {
+	for _, f := range files {
+		f.close()
+	}
+}
+
+func socketListenSpec(sp spec.Socket) (listenSpec, error) {
+	ls := listenSpec{network: sp.Network, blocking: true}
+	if sp.Network == "unix" {
+		ls.address = sp.Address
+		return ls, nil
+	}
+	host, port, err := net.SplitHostPort(sp.Address)
+	if err != nil {
+		return ls, err
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ls.address = host
+	ls.port, err = strconv.Atoi(port)
+	return ls, err
+}
+
+// Files opens the sockets if needed and returns copies for one child process, in declaration
+// order (they become fds 3, 4, ...), with their names. The caller closes the copies once the
+// child has started.
+func (s *Sockets) Files() ([]*os.File, []string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.openLocked(); err != nil {
+		return nil, nil, err
+	}
+	files := make([]*os.File, 0, len(s.files))
+	names := make([]string, 0, len(s.files))
+	for i, sf := range s.files {
+		fd, err := unix.FcntlInt(uintptr(sf.fd()), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("dup listening socket: %w", err)
+		}
+		files = append(files, os.NewFile(uintptr(fd), s.specs[i].String()))
+		names = append(names, s.specs[i].Name)
+	}
+	return files, names, nil
+}
+
+// Close closes the sockets (the ports close). A later Files opens them again.
+func (s *Sockets) Close() {
+	s.mu.Lock()
+	files := s.files
+	s.files = nil
+	s.mu.Unlock()
+	closeSocketFiles(files)
+}
+
+// Probe checks that the app's first socket answers: a connection to it is established. The
+// socket is shared by the app's processes, so this cannot single out the process being
+// started; the supervisor pairs it with that process staying up for a while. A process that
+// can say when it is ready should (sd_notify READY=1, with wait_ready).
+func (s *Sockets) Probe(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.files) == 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("no socket open")
+	}
+	sf, sp := s.files[0], s.specs[0]
+	s.mu.Unlock()
+
+	network, addr := "unix", sp.Address
+	if sp.Network == "tcp" {
+		name, err := socknameOf(sf)
+		if err != nil || name == nil {
+			return fmt.Errorf("probe %s: %v", sp, err)
+		}
+		host := name.Address
+		switch host {
+		case "::", "0.0.0.0":
+			// A wildcard socket is dual-stack (Node's default, and ours): IPv4 loopback
+			// reaches it, and is there on hosts without IPv6.
+			host = "127.0.0.1"
+		}
+		network, addr = "tcp", net.JoinHostPort(host, strconv.Itoa(name.Port))
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", sp, err)
+	}
+	return conn.Close()
+}
