@@ -47,21 +47,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// installNodeFixtures installs the npm packages the fixtures use (express...) from
-// testdata/node/package-lock.json, unless they are there already. They are never committed.
+// nodeFixtures are the folders whose npm packages the tests need (express, express-session,
+// connect-pg-simple...): installed from their package-lock.json by the test setup, never
+// committed.
+var nodeFixtures = []string{filepath.Join("testdata", "node"), filepath.Join("..", "examples", "refapp-node")}
+
+// installNodeFixtures runs `npm ci` where node_modules is missing or older than the lock file.
 func installNodeFixtures() error {
-	dir := filepath.Join("testdata", "node")
-	lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		return err
+	for _, dir := range nodeFixtures {
+		lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
+		if err != nil {
+			return err
+		}
+		if st, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !st.ModTime().Before(lock.ModTime()) {
+			continue
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = dir
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("npm ci in %s: %w", dir, err)
+		}
 	}
-	if st, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !st.ModTime().Before(lock.ModTime()) {
-		return nil
-	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
+	return nil
 }
 
 // env is one test's corral installation: a home, a working directory, the binary.
