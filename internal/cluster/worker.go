@@ -240,19 +240,17 @@ func (w *worker) sendConn(h *handle, c *pendingConn) error {
 		return nodeipc.ErrClosed
 	}
 	seq := w.nextSeqLocked()
-	ic := &inflightConn{h: h, c: c}
-	w.inflight[seq] = ic
-	ch := w.ch
-	w.mu.Unlock()
+	w.inflight[seq] = &inflightConn{h: h, c: c}
 	w.stats.inflight.Add(1)
+	// Queued under w.mu (it does not block), so a concurrent Disconnect's message always
+	// follows this newconn on the channel, never overtakes it.
 	msg := clusterReply(reply{"act": "newconn", "key": h.key, "seq": seq})
-	err := ch.SendHandleBorrowed("net.Native", msg, c.fd, func(acked bool) { w.onHandleResult(seq, acked) })
+	err := w.ch.SendHandleBorrowed("net.Native", msg, c.fd, func(acked bool) { w.onHandleResult(seq, acked) })
 	if err != nil {
-		w.mu.Lock()
 		delete(w.inflight, seq)
-		w.mu.Unlock()
 		w.stats.inflight.Add(-1)
 	}
+	w.mu.Unlock()
 	return err
 }
 
@@ -294,7 +292,6 @@ func (w *worker) onAccepted(seq int64, accepted bool) {
 	if ic == nil {
 		return
 	}
-	w.stats.inflight.Add(-1)
 	if accepted {
 		unix.Close(ic.c.fd) // the worker has its own copy now
 		w.stats.conns.Add(1)
@@ -303,6 +300,7 @@ func (w *worker) onAccepted(seq int64, accepted bool) {
 		ic.h.requeue(ic.c)
 	}
 	ic.h.release(w)
+	w.stats.inflight.Add(-1) // last: InFlight 0 means the worker is back in rotation too
 }
 
 // leaveRotation stops handing the worker connections, on every key.

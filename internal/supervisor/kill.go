@@ -38,15 +38,18 @@ func SignalName(sig syscall.Signal) string {
 }
 
 // signalTree sends sig to the process group led by pid (each app runs in its own group, so its
-// children get the signal too), and to pid itself in case it left the group.
+// children get the signal too), or, if there is no such group any more (the program moved to
+// another one), to pid itself. Never both: a program that treats a second SIGINT as "quit
+// now" must get exactly one.
 func signalTree(pid int, sig syscall.Signal) error {
-	groupErr := syscall.Kill(-pid, sig)
-	pidErr := syscall.Kill(pid, sig)
-	if groupErr != nil && pidErr != nil {
-		if errors.Is(pidErr, syscall.ESRCH) {
+	if syscall.Kill(-pid, sig) == nil {
+		return nil
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
 			return nil // already gone
 		}
-		return fmt.Errorf("signal %s to pid %d: %w", SignalName(sig), pid, pidErr)
+		return fmt.Errorf("signal %s to pid %d: %w", SignalName(sig), pid, err)
 	}
 	return nil
 }

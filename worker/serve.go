@@ -1,0 +1,329 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ServeOption configures ServeHTTP.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	grace time.Duration
+}
+
+// DrainGrace sets how long a draining ServeHTTP keeps idle keep-alive connections open, so that
+// a client that sends its next request on one of them is answered (with "Connection: close")
+// instead of finding the connection closed. The default is one second, or CORRAL_DRAIN_GRACE_MS.
+func DrainGrace(d time.Duration) ServeOption {
+	return func(o *serveOptions) { o.grace = max(d, 0) }
+}
+
+// defaultGrace is the grace period of corral's Node workers: CORRAL_DRAIN_GRACE_MS, else 1 s.
+func defaultGrace() time.Duration {
+	if ms, err := strconv.Atoi(os.Getenv("CORRAL_DRAIN_GRACE_MS")); err == nil && ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return time.Second
+}
+
+// httpDrain is the graceful end of one http.Server, shared by every ServeHTTP call on it.
+type httpDrain struct {
+	srv      *http.Server
+	draining atomic.Bool
+	users    int // ServeHTTP calls on srv; under process.serveMu
+
+	mu      sync.Mutex
+	conns   map[net.Conn]http.ConnState
+	changed chan struct{} // cap 1: a connection closed
+
+	// loops counts srv.Serve calls still running: net/http drops a request read after
+	// srv.Shutdown has begun, so the drain waits until no Serve can hand over another
+	// connection. Under process.serveMu.
+	loops     int
+	loopsDone chan struct{} // closed and replaced whenever loops drops
+
+	once sync.Once
+	done chan struct{} // closed once the drain is over
+}
+
+func (rt *process) serveHTTP(srv *http.Server, ln net.Listener, opts ...ServeOption) error {
+	o := serveOptions{grace: defaultGrace()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	rt.watchSignals()
+	rt.serveBegin()
+	d := rt.drainFor(srv)
+	drained := func() error {
+		<-d.done
+		rt.releaseDrain(d)
+		rt.serveEnd()
+		// In cluster mode, return only once corral knows the worker is done: the worker's
+		// last answers are on their way, and main may return.
+		<-rt.leftDone
+		return nil
+	}
+	if rt.isShutdown() {
+		ln.Close()
+		d.start(rt, o)
+		return drained()
+	}
+	errc := make(chan error, 1)
+	rt.loopBegin(d)
+	go func() {
+		err := srv.Serve(ln)
+		rt.loopEnd(d)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !rt.isShutdown() && !d.started() {
+			rt.releaseDrain(d)
+			rt.serveEnd()
+			return err
+		}
+		// The shutdown closed the listener (a cluster listener), or another ServeHTTP on
+		// srv is draining it.
+		d.start(rt, o)
+		return drained()
+	case <-rt.shutdown:
+	}
+	d.start(rt, o)
+	ln.Close() // no new connections; Serve returns
+	<-errc
+	return drained()
+}
+
+// drainFor returns srv's drain state, wrapping srv's Handler and ConnState on first use.
+func (rt *process) drainFor(srv *http.Server) *httpDrain {
+	rt.serveMu.Lock()
+	defer rt.serveMu.Unlock()
+	d := rt.drains[srv]
+	if d == nil {
+		if h, ok := srv.Handler.(*drainHandler); ok && h.d.srv == srv {
+			d = h.d // served before: wrapped already
+		} else {
+			d = &httpDrain{
+				srv: srv, conns: map[net.Conn]http.ConnState{}, changed: make(chan struct{}, 1),
+				loopsDone: make(chan struct{}), done: make(chan struct{}),
+			}
+			d.wrap()
+		}
+		rt.drains[srv] = d
+	}
+	d.users++
+	return d
+}
+
+func (rt *process) loopBegin(d *httpDrain) {
+	rt.serveMu.Lock()
+	d.loops++
+	rt.serveMu.Unlock()
+}
+
+func (rt *process) loopEnd(d *httpDrain) {
+	rt.serveMu.Lock()
+	d.loops--
+	close(d.loopsDone)
+	d.loopsDone = make(chan struct{})
+	rt.serveMu.Unlock()
+}
+
+// waitLoops waits until no srv.Serve of d's server runs.
+func (rt *process) waitLoops(d *httpDrain) {
+	for {
+		rt.serveMu.Lock()
+		n, ch := d.loops, d.loopsDone
+		rt.serveMu.Unlock()
+		if n == 0 {
+			return
+		}
+		<-ch
+	}
+}
+
+func (rt *process) releaseDrain(d *httpDrain) {
+	rt.serveMu.Lock()
+	defer rt.serveMu.Unlock()
+	d.users--
+	if d.users == 0 && rt.drains[d.srv] == d {
+		delete(rt.drains, d.srv)
+	}
+}
+
+// wrap makes the server's responses say "Connection: close" while draining, and counts its
+// connections.
+func (d *httpDrain) wrap() {
+	h := d.srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	d.srv.Handler = &drainHandler{d: d, next: h}
+	prev := d.srv.ConnState
+	d.srv.ConnState = func(c net.Conn, s http.ConnState) {
+		d.track(c, s)
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+}
+
+// drainHandler is srv's handler while ServeHTTP serves it.
+type drainHandler struct {
+	d    *httpDrain
+	next http.Handler
+}
+
+func (h *drainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		if rw, ok := w.(http1Writer); ok {
+			// HTTP/2 needs nothing: srv.Shutdown sends GOAWAY.
+			w = &drainWriter{rw: rw, d: h.d}
+		}
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+func (d *httpDrain) track(c net.Conn, s http.ConnState) {
+	d.mu.Lock()
+	switch s {
+	case http.StateNew, http.StateActive, http.StateIdle:
+		d.conns[c] = s
+	case http.StateHijacked, http.StateClosed:
+		delete(d.conns, c)
+		select {
+		case d.changed <- struct{}{}:
+		default:
+		}
+	}
+	d.mu.Unlock()
+}
+
+func (d *httpDrain) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.conns)
+}
+
+// closeWaiting closes the connections that wait for a request: idle keep-alive ones, and new
+// ones on which no request has come yet (clients and browsers open some ahead of need).
+func (d *httpDrain) closeWaiting() {
+	d.mu.Lock()
+	var waiting []net.Conn
+	for c, s := range d.conns {
+		if s == http.StateNew || s == http.StateIdle {
+			waiting = append(waiting, c)
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range waiting {
+		c.Close()
+	}
+}
+
+func (d *httpDrain) started() bool { return d.draining.Load() }
+
+func (d *httpDrain) start(rt *process, o serveOptions) {
+	d.once.Do(func() {
+		d.draining.Store(true)
+		go d.run(rt, o)
+	})
+}
+
+// run drains the server: every next response closes its connection. After the grace period,
+// the connections still waiting for a request are closed, and srv.Shutdown waits for the active
+// ones (and sends HTTP/2's GOAWAY). The waiting ones are closed here and not left to
+// srv.Shutdown, because net/http keeps a connection on which no request has come yet open for
+// 5 s during a shutdown, and drops without an answer a request it reads on it meanwhile.
+// srv.Shutdown also waits for every Serve loop to end (their listeners are closed), so that no
+// connection is handed to a server already shutting down.
+func (d *httpDrain) run(rt *process, o serveOptions) {
+	defer close(d.done)
+	t := time.NewTimer(o.grace)
+	defer t.Stop()
+	rt.waitLoops(d)
+wait:
+	for d.count() > 0 {
+		select {
+		case <-t.C:
+			break wait
+		case <-d.changed:
+		}
+	}
+	d.closeWaiting()
+	_ = d.srv.Shutdown(context.Background())
+}
+
+// http1Writer is what net/http's HTTP/1 ResponseWriter implements.
+type http1Writer interface {
+	http.ResponseWriter
+	http.Flusher
+	http.Hijacker
+	io.ReaderFrom
+	io.StringWriter
+	http.CloseNotifier //nolint:staticcheck // net/http's writer still has it; old handlers assert it
+}
+
+// drainWriter makes a response say "Connection: close" when the server is draining by the time
+// the response starts, so net/http closes the connection after it and the client opens its next
+// one elsewhere (to another worker). It is transparent otherwise: it has the methods of
+// net/http's own writer, and Unwrap for http.ResponseController.
+type drainWriter struct {
+	rw      http1Writer
+	d       *httpDrain
+	started bool
+}
+
+func (w *drainWriter) begin() {
+	if !w.started {
+		w.started = true
+		if w.d.draining.Load() {
+			w.rw.Header().Set("Connection", "close")
+		}
+	}
+}
+
+func (w *drainWriter) Header() http.Header { return w.rw.Header() }
+
+func (w *drainWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.begin() // 1xx informational headers are not the response
+	}
+	w.rw.WriteHeader(code)
+}
+
+func (w *drainWriter) Write(p []byte) (int, error) {
+	w.begin()
+	return w.rw.Write(p)
+}
+
+func (w *drainWriter) WriteString(s string) (int, error) {
+	w.begin()
+	return w.rw.WriteString(s)
+}
+
+func (w *drainWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.begin()
+	return w.rw.ReadFrom(r)
+}
+
+func (w *drainWriter) Flush() {
+	w.begin()
+	w.rw.Flush()
+}
+
+func (w *drainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.rw.Hijack() }
+
+func (w *drainWriter) CloseNotify() <-chan bool { return w.rw.CloseNotify() }
+
+// Unwrap gives http.ResponseController the server's own writer (deadlines, full duplex).
+func (w *drainWriter) Unwrap() http.ResponseWriter { return w.rw }
