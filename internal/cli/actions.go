@@ -17,11 +17,8 @@ func (c *cli) act(ctx context.Context, action string, req api.ActionRequest) err
 	if len(req.Targets) == 0 {
 		return fmt.Errorf("%s what? name an app, an id, a namespace, an ecosystem file, or all", action)
 	}
-	if err := c.connect(ctx, true); err != nil {
-		return err
-	}
 	var resp api.ActionResponse
-	if err := c.do(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
+	if err := c.call(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
 		return err
 	}
 	for _, p := range resp.Processes {

@@ -20,11 +20,8 @@ func (c *cli) scaleCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.connect(ctx, true); err != nil {
-				return err
-			}
 			var resp api.ActionResponse
-			if err := c.do(ctx, "POST", "/scale", api.ScaleRequest{App: args[0], Count: args[1]}, &resp); err != nil {
+			if err := c.call(ctx, "POST", "/scale", api.ScaleRequest{App: args[0], Count: args[1]}, &resp); err != nil {
 				return err
 			}
 			c.infof("%s now runs %d process(es)", args[0], len(resp.Processes))

@@ -52,6 +52,15 @@ func (c *cli) startDaemon(ctx context.Context) error {
 	return c.spawnDaemon(ctx)
 }
 
+// call connects (starting the daemon if needed) and sends one API request: what most
+// commands do.
+func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
+	if err := c.connect(ctx, true); err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
+}
+
 // do sends one API request. If nothing answers on the socket (a daemon that died and left
 // its socket), it starts a daemon when the command may, and tries once more.
 func (c *cli) do(ctx context.Context, method, path string, in, out any) error {

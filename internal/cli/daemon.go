@@ -55,11 +55,8 @@ func (c *cli) resurrectCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.connect(ctx, true); err != nil {
-				return err
-			}
 			var resp api.ResurrectResponse
-			err := c.do(ctx, "POST", "/resurrect", nil, &resp)
+			err := c.call(ctx, "POST", "/resurrect", nil, &resp)
 			if err != nil {
 				return err
 			}
@@ -116,10 +113,7 @@ func (c *cli) pingCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.connect(ctx, true); err != nil {
-				return err
-			}
-			if err := c.do(ctx, "GET", "/version", nil, nil); err != nil {
+			if err := c.call(ctx, "GET", "/version", nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.stdout, "{ msg: 'pong' }")

@@ -208,10 +208,7 @@ func (c *cli) reloadLogsCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.connect(ctx, true); err != nil {
-				return err
-			}
-			if err := c.do(ctx, "POST", "/logs/reopen", nil, nil); err != nil {
+			if err := c.call(ctx, "POST", "/logs/reopen", nil, nil); err != nil {
 				return err
 			}
 			c.infof("Log files reopened")

@@ -35,19 +35,24 @@ func recvmsg(conn *net.UnixConn, buf, oob []byte) (n, oobn, flags int, err error
 	return n, oobn, flags, err
 }
 
-func rawRecvmsg(fd int, buf, oob []byte) (n, oobn, flags int, err error) {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	if len(buf) > 0 {
-		iov.Base = &buf[0]
-		iov.SetLen(len(buf))
-		msg.Iov = &iov
+// fillMsghdr points msg at data (through iov) and oob.
+func fillMsghdr(msg *unix.Msghdr, iov *unix.Iovec, data, oob []byte) {
+	if len(data) > 0 {
+		iov.Base = &data[0]
+		iov.SetLen(len(data))
+		msg.Iov = iov
 		msg.Iovlen = 1
 	}
 	if len(oob) > 0 {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
+}
+
+func rawRecvmsg(fd int, buf, oob []byte) (n, oobn, flags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	fillMsghdr(&msg, &iov, buf, oob)
 	for {
 		r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
 		if errno == unix.EINTR {
@@ -82,16 +87,7 @@ func sendmsg(conn *net.UnixConn, line, oob []byte) (int, error) {
 func rawSendmsg(fd int, line, oob []byte) (int, error) {
 	var msg unix.Msghdr
 	var iov unix.Iovec
-	if len(line) > 0 {
-		iov.Base = &line[0]
-		iov.SetLen(len(line))
-		msg.Iov = &iov
-		msg.Iovlen = 1
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
+	fillMsghdr(&msg, &iov, line, oob)
 	for {
 		r, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
 		if errno == unix.EINTR {
