@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/render"
+	"github.com/spf13/cobra"
+)
+
+// monitCommand is a live view in the terminal: the process table and the connection
+// distribution, refreshed every interval, above the latest log lines. A thin client like every
+// other command: one GET a refresh, and the log stream.
+func (c *cli) monitCommand() *cobra.Command {
+	var interval time.Duration
+	var logLines int
+	cmd := &cobra.Command{
+		Use:     "monit",
+		Aliases: []string{"dashboard", "dash"},
+		Short:   "live view of every process (cpu, memory, connections) and the latest log lines",
+		GroupID: "info",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if err := c.connect(ctx, true); err != nil {
+				return err
+			}
+			var mu sync.Mutex
+			var recent []string
+			go func() {
+				_ = c.stream(ctx, "/logs?lines=0&follow=1", nil, func(b []byte) error {
+					var l api.LogLine
+					if json.Unmarshal(b, &l) != nil {
+						return nil
+					}
+					who := "corral"
+					if l.ProcID >= 0 {
+						who = fmt.Sprintf("%d|%s", l.ProcID, l.App)
+					}
+					mu.Lock()
+					recent = append(recent, fmt.Sprintf("%s %s | %s", l.Time.Format("15:04:05"), who, l.Message))
+					if len(recent) > logLines {
+						recent = recent[len(recent)-logLines:]
+					}
+					mu.Unlock()
+					return nil
+				})
+			}()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				var procs []api.Process
+				if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				o := c.renderOptions()
+				var b strings.Builder
+				b.WriteString("\x1b[H\x1b[2J") // home, clear
+				fmt.Fprintf(&b, "corral monit — %s — every %v, Ctrl-C to quit\n", o.Now.Format("15:04:05"), interval)
+				b.WriteString(render.Table(procs, o))
+				b.WriteString(render.Distribution(procs, o))
+				mu.Lock()
+				fmt.Fprintf(&b, " Latest log lines\n%s\n", strings.Join(recent, "\n"))
+				mu.Unlock()
+				fmt.Fprint(c.stdout, b.String())
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh every")
+	cmd.Flags().IntVar(&logLines, "log-lines", 10, "log lines to show")
+	return cmd
+}
