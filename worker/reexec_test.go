@@ -42,7 +42,7 @@ func runHelper(mode string) int {
 		say("in-cluster", InCluster())
 		say("cloexec", inheritable(1))
 		out, err := exec.Command("/bin/sh", "-c", "env").CombinedOutput()
-		say("child-env-clean", err == nil && !strings.Contains(string(out), "CORRAL_"))
+		say("child-env-clean", err == nil && !strings.Contains(string(out), "CORRAL_CHANNEL_FD") && !strings.Contains(string(out), "CORRAL_WORKER_ID"))
 		if err := Ready(); err != nil {
 			say("ready-error", err)
 		}

@@ -29,8 +29,20 @@ const pool = new Pool({
 // Without this, a database restart crashes the worker (an idle client's 'error').
 pool.on('error', (err) => console.error('database pool:', err.message));
 
-const secrets = (process.env.SESSION_SECRETS || process.env.SESSION_SECRET).split(',').map((s) => s.trim()).filter(Boolean);
-const maxAge = Number(process.env.SESSION_MAX_AGE_MS) || 24 * 3600 * 1000;
+// Read exactly as the Go twin reads them: SESSION_SECRETS is a comma list (the first signs),
+// SESSION_SECRET one secret taken as it is; SESSION_MAX_AGE in milliseconds or with a unit.
+const secrets = process.env.SESSION_SECRETS
+  ? process.env.SESSION_SECRETS.split(',').filter((s) => s !== '')
+  : [process.env.SESSION_SECRET];
+const maxAge = parseDuration(process.env.SESSION_MAX_AGE) || 24 * 3600 * 1000;
+
+function parseDuration(v) {
+  if (!v) return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+  if (!m) throw new Error(`SESSION_MAX_AGE=${v}: use milliseconds or a value like 30m, 12h, 1d`);
+  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }[m[2] || 'ms'];
+  return Math.round(Number(m[1]) * unit);
+}
 
 const app = express();
 app.use(express.json());

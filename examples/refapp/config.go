@@ -50,6 +50,8 @@ type config struct {
 	Seeds       []store.Seed
 	DemoDefault bool // the demo user with its default credentials is among Seeds
 	BcryptCost  int
+
+	MigrateOnly bool // -migrate: create the tables, seed the users, exit
 }
 
 // loadConfig reads the configuration. getenv is os.LookupEnv in production.
@@ -63,11 +65,12 @@ func loadConfig(getenv func(string) (string, bool), args []string) (*config, []s
 	}
 	fs := flag.NewFlagSet("refapp", flag.ContinueOnError)
 	seedFlag := fs.String("seed-users", "", "extra users to create if missing, email:password[,email:password...] (adds to SEED_USERS)")
+	migrate := fs.Bool("migrate", false, "create the tables (the session table as connect-pg-simple's table.sql) and seed the users, then exit: the one-off migration to run before the Node app uses a new database")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
 
-	c := &config{}
+	c := &config{MigrateOnly: *migrate}
 	port := env("PORT", "5000")
 	if _, err := strconv.Atoi(port); err == nil {
 		c.Addr = ":" + port
@@ -100,7 +103,7 @@ func loadConfig(getenv func(string) (string, bool), args []string) (*config, []s
 		}
 	}
 	if len(c.Secrets) == 0 {
-		if c.DatabaseURL != "" {
+		if c.DatabaseURL != "" && !c.MigrateOnly {
 			return nil, nil, errors.New("SESSION_SECRET (or SESSION_SECRETS) is required with DATABASE_URL: it must be the Node app's secret, so that both read each other's cookies")
 		}
 		c.Secrets, c.DemoSecret = []string{demoSecret}, true

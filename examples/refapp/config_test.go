@@ -44,6 +44,10 @@ func TestConfigPostgresNeedsSecret(t *testing.T) {
 	if err != nil || c.DemoSecret || !reflect.DeepEqual(c.Secrets, []string{"s"}) {
 		t.Errorf("%v %v", c, err)
 	}
+	// The one-off migration signs nothing: no secret needed.
+	if c, _, err := loadConfig(envOf(map[string]string{"DATABASE_URL": "postgres://x/y"}), []string{"-migrate"}); err != nil || !c.MigrateOnly {
+		t.Errorf("-migrate without a secret: %v", err)
+	}
 }
 
 func TestConfigSecrets(t *testing.T) {

@@ -1,26 +1,28 @@
 // corral's reference web app (Go): one worker per usable CPU core behind port 5000.
 //
-//   corral run examples/refapp/ecosystem.config.js      (from the repository root)
+//   go run ./cmd/corral run examples/refapp/ecosystem.config.js     (from the repository root)
 //
-// Each worker builds the app, then execs it: exec keeps the pid corral started and the
-// descriptors it passed; bin/refapp-<instance> gives every worker its own output file, so two
-// workers never write one binary. The first build compiles pgx and the pure-Go SQLite (a few
-// minutes on a cold cache, several workers at once), hence the long listen_timeout.
+// Each worker runs ./run.sh, which builds the app (one worker at a time, under a lock, so they
+// do not all compile at once) and execs it. The first build on a cold Go cache compiles pgx and
+// the pure-Go SQLite: a minute or more, hence the long listen_timeout. The app listens through
+// corral's worker package (package github.com/corral-pm/corral/worker), so every worker serves
+// port 5000, and stops gracefully on `corral reload/stop/scale` and Ctrl-C.
 //
-// Without DATABASE_URL the workers share the SQLite file ./refapp.db (the demo's default). For
-// PostgreSQL, shared with the Node app, add to env:
+// Without DATABASE_URL the workers share the SQLite file ./refapp.db (the demo's default), and
+// the demo user demo@example.com / demo-password is created. For PostgreSQL, shared with the
+// Node app, add to env:
 //   DATABASE_URL: 'postgres://user:pass@host/db', SESSION_SECRET: '<the Node app's secret>'
 // and see README.md for the rest (SESSION_SECRETS, SESSION_MAX_AGE, DB_POOL_TOTAL, WORKERS...).
 module.exports = {
   apps: [{
     name: 'refapp',
     cwd: __dirname,
-    script: 'go build -o bin/refapp-${NODE_APP_INSTANCE:-0} . && exec ./bin/refapp-${NODE_APP_INSTANCE:-0}',
+    script: './run.sh',
     interpreter: 'none',
     instances: 'max',
     exec_mode: 'cluster',
     env: { PORT: 5000 },
-    listen_timeout: 600000, // ms: room for the first build
+    listen_timeout: 900000, // ms: room for the first build (the workers wait for each other)
     kill_timeout: 10000, // ms: the app drains in-flight requests for up to 8 s on SIGINT/SIGTERM
   }],
 };

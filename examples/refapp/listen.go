@@ -1,9 +1,16 @@
 package main
 
-import "net"
+import (
+	"net"
 
-// listen opens the app's listening socket. It is the one place that does, so that corral's
-// worker package (worker.Listen) can take its place in one edit.
+	"github.com/corral-pm/corral/worker"
+)
+
+// listen opens the app's listening socket through corral's worker package: under corral's
+// cluster mode it is the app's port, owned by the daemon, which hands this worker its share of
+// the connections (every worker listens on the same PORT); under systemd-style socket
+// activation it is the inherited socket; otherwise it is net.Listen, so the app runs
+// standalone unchanged.
 func listen(addr string) (net.Listener, error) {
-	return net.Listen("tcp", addr)
+	return worker.Listen("tcp", addr)
 }

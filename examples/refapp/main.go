@@ -73,6 +73,10 @@ func run(args []string, getenv func(string) (string, bool), log *slog.Logger) er
 	if cfg.DemoDefault && cfg.DatabaseURL != "" {
 		log.Warn("the demo user is seeded in PostgreSQL with the default password: set DEMO_PASSWORD, or DEMO_EMAIL= (empty) to not create it", "email", cfg.Seeds[0].Email)
 	}
+	if cfg.MigrateOnly {
+		log.Info("migrated: the tables exist and the users are seeded")
+		return nil
+	}
 
 	sm, err := session.NewManager(b, session.Options{
 		Name:     cfg.CookieName,
@@ -139,12 +143,14 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (backend, e
 	if err != nil {
 		return nil, err
 	}
+	pc := s.Pool().Config()
+	limits := []any{"min_conns", pc.MinConns, "max_idle", pc.MaxConnIdleTime, "max_lifetime", pc.MaxConnLifetime,
+		"lifetime_jitter", pc.MaxConnLifetimeJitter, "health_check", pc.HealthCheckPeriod, "application_name", cfg.AppName}
 	if s.MaxConnsFromURL {
-		log.Info("database pool", "max_conns", s.Pool().Config().MaxConns, "from", "pool_max_conns in DATABASE_URL", "application_name", cfg.AppName)
+		log.Info("database pool", append([]any{"max_conns", pc.MaxConns, "from", "pool_max_conns in DATABASE_URL"}, limits...)...)
 	} else {
-		log.Info("database pool", "max_conns", cfg.PoolPerWorker,
-			"rule", fmt.Sprintf("max(2, DB_POOL_TOTAL=%d / %d workers from %s)", cfg.PoolTotal, cfg.Workers, cfg.WorkersSource),
-			"application_name", cfg.AppName)
+		log.Info("database pool", append([]any{"max_conns", pc.MaxConns,
+			"rule", fmt.Sprintf("max(2, DB_POOL_TOTAL=%d / %d workers from %s)", cfg.PoolTotal, cfg.Workers, cfg.WorkersSource)}, limits...)...)
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

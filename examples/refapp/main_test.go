@@ -60,9 +60,9 @@ func (l *logBuf) String() string {
 var listeningRE = regexp.MustCompile(`msg=listening .*addr=(\S+)`)
 
 // start runs one worker process and waits until it listens (or exits).
-func start(t *testing.T, env map[string]string) *proc {
+func start(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = []string{"REFAPP_TEST_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORT=127.0.0.1:0", "BCRYPT_COST=4"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -232,4 +232,28 @@ func TestProcessesPostgres(t *testing.T) {
 		t.Errorf("application names %v %v", names, err)
 	}
 	flow(t, ws)
+}
+
+// -migrate creates the tables and seeds the users, then exits 0 without listening: the one-off
+// migration before the Node app (which creates nothing) uses a database. No secret needed.
+func TestMigrateOnly(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	p := start(t, map[string]string{"DATABASE_URL": dsn, "SEED_USERS": "a@x:pw1,b@x:pw2", "DEMO_EMAIL": ""}, "-migrate")
+	if err := p.wait(t); err != nil || p.url != "" || !strings.Contains(p.logs.String(), `msg="migrated:`) {
+		t.Fatalf("-migrate: exit %v, url %q\n%s", err, p.url, p.logs)
+	}
+	admin, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	var users, sessions int
+	if err := admin.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM "session")`).Scan(&users, &sessions); err != nil || users != 2 || sessions != 0 {
+		t.Fatalf("after -migrate: %d users, %d sessions, %v", users, sessions, err)
+	}
+	// Again: nothing changes, no error.
+	p = start(t, map[string]string{"DATABASE_URL": dsn, "SEED_USERS": "a@x:pw1", "DEMO_EMAIL": ""}, "-migrate")
+	if err := p.wait(t); err != nil {
+		t.Fatalf("second -migrate: %v\n%s", err, p.logs)
+	}
 }

@@ -1,41 +1,47 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/worker"
 )
 
-// shutdownTimeout bounds the graceful shutdown (keep it under the ecosystem's kill_timeout).
+// shutdownTimeout bounds the graceful shutdown (keep it under the ecosystem's kill_timeout):
+// past it, the requests still in flight are cut.
 const shutdownTimeout = 8 * time.Second
 
-// serve serves srv on ln until SIGINT or SIGTERM, then shuts down gracefully: stop accepting,
-// let the requests in flight finish (up to shutdownTimeout), close idle keep-alive
-// connections. It is the one place that serves, so that corral's worker package
-// (worker.ServeHTTP) can take its place in one edit.
+// serve serves srv on ln with corral's worker package until the worker is asked to stop
+// (corral's disconnect on stop, reload or scale down; SIGINT or SIGTERM, also standalone),
+// then drains: no new connections, the requests in flight finish, keep-alive clients are
+// answered with "Connection: close", idle connections are closed. It returns nil after a
+// drain, so main returns and the process exits 0.
 func serve(srv *http.Server, ln net.Listener) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	// Ready after the listen: the worker has migrated, seeded and listens. Under corral this
+	// is what wait_ready waits for (without wait_ready the listen itself counts); under
+	// systemd it is sd_notify READY=1; standalone a no-op. A failure is only logged: the worker
+	// serves anyway.
+	if err := worker.Ready(); err != nil && srv.ErrorLog != nil {
+		srv.ErrorLog.Printf("telling the process manager the worker is ready: %v", err)
 	}
-	stop() // a second signal kills as usual
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-worker.Shutdown():
+		case <-stopped:
+			return
+		}
+		// The drain has no time limit of its own (corral's kill_timeout bounds it); standalone
+		// nothing would, so cut what is still in flight after shutdownTimeout.
+		t := time.NewTimer(shutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			_ = srv.Close()
+		case <-stopped:
+		}
+	}()
+	return worker.ServeHTTP(srv, ln)
 }

@@ -1145,6 +1145,9 @@ func TestReloadKeepsSlotListening(t *testing.T) {
 	old := newFake(t, g, 1, "old", fakeOpts{})
 	old.online()
 	port := old.listen(0)
+	// Each run's messages are read on its own goroutine: let the old run's 'listening' land
+	// first, as it does in a real reload (the old run listened long before).
+	waitFor(t, "the old run to be ready", func() bool { return old.ctl.ready.Load() == 1 })
 	next := newFake(t, g, 1, "new", fakeOpts{})
 	next.online()
 	next.listen(0)

@@ -397,9 +397,11 @@ func (h *runIPC) HandleClose(error) {
 // the program that follows (cmd/corral handles it before anything else).
 const ExecShimCommand = "__listen-exec"
 
-// onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). Any goroutine.
+// onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). As with the 'ready'
+// message, READY=1 decides only with wait_ready: otherwise the app's readiness is its
+// listening (cluster) or its port answering (inherited sockets). Any goroutine.
 func (p *Process) onNotify(r *run, state map[string]string) {
-	if state["READY"] == "1" {
+	if state["READY"] == "1" && r.app.WaitReady {
 		p.post(func() { p.markReady(r, "sd_notify READY=1") })
 	}
 }

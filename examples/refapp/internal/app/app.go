@@ -85,7 +85,7 @@ type credentials struct {
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	creds, err := readCredentials(w, r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
+		a.writeJSON(w, http.StatusBadRequest, errBody(err.Error()))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.DBTimeout)
@@ -98,18 +98,18 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	if !found {
 		// Same work as a wrong password, so the response time does not tell which emails exist.
 		_ = bcrypt.CompareHashAndPassword(a.dummyHash(), []byte(creds.Password))
-		writeJSON(w, http.StatusUnauthorized, errBody("invalid email or password"))
+		a.writeJSON(w, http.StatusUnauthorized, errBody("invalid email or password"))
 		return
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(creds.Password)) != nil {
-		writeJSON(w, http.StatusUnauthorized, errBody("invalid email or password"))
+		a.writeJSON(w, http.StatusUnauthorized, errBody("invalid email or password"))
 		return
 	}
 	if _, err := a.sm.Login(ctx, w, r, u.ID); err != nil {
 		a.dbError(w, "login: session", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+	a.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }
 
 func (a *App) logout(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +119,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 		a.dbError(w, "logout", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	a.writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
 func (a *App) me(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +131,7 @@ func (a *App) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s == nil {
-		writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
+		a.writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
 		return
 	}
 	// resave:false: an unmodified session only has its expire moved. Committed before the
@@ -143,7 +143,7 @@ func (a *App) me(w http.ResponseWriter, r *http.Request) {
 	}
 	id, ok := s.Data.UserID()
 	if !alive || !ok {
-		writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
+		a.writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
 		return
 	}
 	u, found, err := a.b.UserByID(ctx, id)
@@ -152,10 +152,10 @@ func (a *App) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !found {
-		writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
+		a.writeJSON(w, http.StatusUnauthorized, errBody("not logged in"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+	a.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }
 
 func (a *App) health(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +174,7 @@ func (a *App) health(w http.ResponseWriter, r *http.Request) {
 		body["error"] = err.Error()
 	}
 	body["pool"] = a.b.Stats()
-	writeJSON(w, status, body)
+	a.writeJSON(w, status, body)
 }
 
 func (a *App) dummyHash() []byte {
@@ -190,11 +190,11 @@ func (a *App) dbError(w http.ResponseWriter, what string, err error) {
 	if store.Unavailable(err) {
 		a.log.Warn(what+": database unavailable", "err", err)
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errBody("database unavailable"))
+		a.writeJSON(w, http.StatusServiceUnavailable, errBody("database unavailable"))
 		return
 	}
 	a.log.Error(what, "err", err)
-	writeJSON(w, http.StatusInternalServerError, errBody("internal error"))
+	a.writeJSON(w, http.StatusInternalServerError, errBody("internal error"))
 }
 
 const maxBody = 64 << 10
@@ -227,14 +227,24 @@ func readCredentials(w http.ResponseWriter, r *http.Request) (credentials, error
 	return c, nil
 }
 
-func errBody(msg string) map[string]string { return map[string]string{"error": msg} }
+func errBody(msg string) map[string]any { return map[string]any{"error": msg} }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func (a *App) writeJSON(w http.ResponseWriter, status int, body map[string]any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	// Every answer says who gave it, as the Node app's do: the worker (NODE_APP_INSTANCE), its
+	// pid and the stack, so a client (or a test) behind corral's round-robin sees which worker
+	// served it.
+	if _, ok := body["worker"]; !ok {
+		body["worker"] = a.cfg.Worker
+	}
+	if _, ok := body["pid"]; !ok {
+		body["pid"] = a.cfg.PID
+	}
+	body["stack"] = "go"
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_ = enc.Encode(body)
 }

@@ -303,6 +303,13 @@ func TestLoginMeLogoutAcrossWorkers(t *testing.T) {
 		if r.body["user"].(map[string]any)["email"] != "demo@example.com" {
 			t.Errorf("me body %v", r.body)
 		}
+		// Every answer says who gave it (the Node app's do too): a client behind corral's
+		// round-robin sees which worker served it.
+		for _, r := range []resp{r, w1.me(t, ""), w1.login(t, "", "demo@example.com", "wrong")} {
+			if r.body["worker"] != "7" || r.body["pid"] != float64(4242) || r.body["stack"] != "go" {
+				t.Errorf("%d answer without worker, pid and stack: %v", r.status, r.body)
+			}
+		}
 
 		// Logout on a third.
 		r = w3.logout(t, cookie)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/corral-pm/corral/examples/refapp/internal/pgpool"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The schema: connect-pg-simple's table.sql (same names, types, key and index, so the Node app
@@ -51,70 +49,89 @@ const (
 	pgSchemaLock = `SELECT pg_advisory_xact_lock(hashtext('refapp-schema'))`
 )
 
+// Pool defaults (sessions.md §6.5): no connection kept open when idle (MinConns 0), idle
+// connections given back after 2 minutes, every connection replaced after 30 minutes plus up to
+// 5 minutes of jitter (so N workers do not reconnect in lock-step), idle connections checked
+// every minute. pgxpool's own defaults (1 h lifetime, no jitter, 30 min idle) are not used.
+const (
+	DefaultMaxConnIdleTime       = 2 * time.Minute
+	DefaultMaxConnLifetime       = 30 * time.Minute
+	DefaultMaxConnLifetimeJitter = 5 * time.Minute
+	DefaultHealthCheckPeriod     = time.Minute
+)
+
 // PGOptions configure OpenPG.
 type PGOptions struct {
 	URL      string // DATABASE_URL: URL or keyword/value form, libpq's PG* variables apply
 	AppName  string // application_name of every connection (refapp-w<instance>)
-	MaxConns int    // per worker; pool_max_conns in URL overrides it
-	// Pool limits; zero takes pgpool's defaults.
-	MaxConnIdleTime, MaxConnLifetime time.Duration
+	MaxConns int    // per worker
+	// Pool limits; zero takes the defaults above. A pool_* parameter in URL (pgxpool's names:
+	// pool_max_conns, pool_min_conns, pool_max_conn_idle_time, pool_max_conn_lifetime,
+	// pool_max_conn_lifetime_jitter, pool_health_check_period...) wins over these and MaxConns.
+	MaxConnIdleTime, MaxConnLifetime, MaxConnLifetimeJitter, HealthCheckPeriod time.Duration
 }
 
 // PG is the PostgreSQL store.
 type PG struct {
-	pool *pgpool.Pool
+	pool *pgxpool.Pool
 	// MaxConnsFromURL is true when pool_max_conns in the URL set the pool size.
 	MaxConnsFromURL bool
 }
 
-// ParsePGConfig parses DATABASE_URL as pgx does, and takes out pgxpool's pool_* parameters
-// (which pgx alone would send to the server as unknown settings): pool_max_conns is returned,
-// the others are ignored.
-func ParsePGConfig(url string) (*pgx.ConnConfig, int, error) {
-	cfg, err := pgx.ParseConfig(url)
+// ParsePGConfig parses DATABASE_URL as pgxpool does (pool_* parameters are the pool's, not
+// sent to the server), and reports which pool_* parameters the URL set.
+func ParsePGConfig(url string) (*pgxpool.Config, map[string]bool, error) {
+	// pgconn keeps unknown keys as run-time parameters: that is where pool_* show up before
+	// pgxpool takes them out.
+	raw, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	maxConns := 0
-	for k, v := range cfg.RuntimeParams {
-		if !strings.HasPrefix(k, "pool_") {
-			continue
-		}
-		delete(cfg.RuntimeParams, k)
-		if k == "pool_max_conns" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return nil, 0, fmt.Errorf("pool_max_conns %q is not a positive number", v)
-			}
-			maxConns = n
+	set := map[string]bool{}
+	for k := range raw.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			set[k] = true
 		}
 	}
-	return cfg, maxConns, nil
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, set, nil
 }
 
 // OpenPG makes the store's pool. It does not connect: call Ping, CheckTimeZone, Migrate.
 func OpenPG(o PGOptions) (*PG, error) {
-	cfg, urlMax, err := ParsePGConfig(o.URL)
+	cfg, fromURL, err := ParsePGConfig(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	if o.AppName != "" {
-		cfg.RuntimeParams["application_name"] = o.AppName
+		cfg.ConnConfig.RuntimeParams["application_name"] = o.AppName
 	}
-	s := &PG{}
-	maxConns := o.MaxConns
-	if urlMax > 0 {
-		maxConns, s.MaxConnsFromURL = urlMax, true
+	s := &PG{MaxConnsFromURL: fromURL["pool_max_conns"]}
+	def := func(key string, field *time.Duration, v, d time.Duration) {
+		if fromURL[key] {
+			return
+		}
+		if v <= 0 {
+			v = d
+		}
+		*field = v
 	}
-	if maxConns < 1 {
-		maxConns = 1
+	if !s.MaxConnsFromURL {
+		cfg.MaxConns = int32(max(1, o.MaxConns))
 	}
-	s.pool, err = pgpool.New(pgpool.Config{
-		ConnConfig:      cfg,
-		MaxConns:        maxConns,
-		MaxConnIdleTime: o.MaxConnIdleTime,
-		MaxConnLifetime: o.MaxConnLifetime,
-	})
+	if !fromURL["pool_min_conns"] {
+		cfg.MinConns = 0
+	}
+	def("pool_max_conn_idle_time", &cfg.MaxConnIdleTime, o.MaxConnIdleTime, DefaultMaxConnIdleTime)
+	def("pool_max_conn_lifetime", &cfg.MaxConnLifetime, o.MaxConnLifetime, DefaultMaxConnLifetime)
+	def("pool_max_conn_lifetime_jitter", &cfg.MaxConnLifetimeJitter, o.MaxConnLifetimeJitter, DefaultMaxConnLifetimeJitter)
+	def("pool_health_check_period", &cfg.HealthCheckPeriod, o.HealthCheckPeriod, DefaultHealthCheckPeriod)
+	// No context: with MinConns 0 nothing connects here; the first Acquire does, bounded by
+	// its caller's context (a request's 3 s: a saturated or unreachable database is a 503).
+	s.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +139,7 @@ func OpenPG(o PGOptions) (*PG, error) {
 }
 
 // Pool is the connection pool.
-func (s *PG) Pool() *pgpool.Pool { return s.pool }
+func (s *PG) Pool() *pgxpool.Pool { return s.pool }
 
 // Close closes the pool.
 func (s *PG) Close() { s.pool.Close() }
@@ -133,12 +150,38 @@ func (s *PG) Kind() string { return "postgres" }
 // Ping checks the database.
 func (s *PG) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
+// PGStats is the pool's snapshot, for /api/health.
+type PGStats struct {
+	Acquired             int32 `json:"acquired"`
+	Idle                 int32 `json:"idle"`
+	Constructing         int32 `json:"constructing"`
+	Total                int32 `json:"total"`
+	Max                  int32 `json:"max"`
+	AcquireCount         int64 `json:"acquire_count"`
+	WaitCount            int64 `json:"wait_count"` // acquires that found no idle connection
+	CanceledAcquireCount int64 `json:"canceled_acquire_count"`
+	NewConnsCount        int64 `json:"new_conns_count"`
+}
+
 // Stats is the pool's snapshot, for /api/health.
-func (s *PG) Stats() any { return s.pool.Stat() }
+func (s *PG) Stats() any {
+	st := s.pool.Stat()
+	return PGStats{
+		Acquired:             st.AcquiredConns(),
+		Idle:                 st.IdleConns(),
+		Constructing:         st.ConstructingConns(),
+		Total:                st.TotalConns(),
+		Max:                  st.MaxConns(),
+		AcquireCount:         st.AcquireCount(),
+		WaitCount:            st.EmptyAcquireCount(),
+		CanceledAcquireCount: st.CanceledAcquireCount(),
+		NewConnsCount:        st.NewConnsCount(),
+	}
+}
 
 // Migrate creates the tables and index if missing, one worker at a time.
 func (s *PG) Migrate(ctx context.Context) error {
-	return s.pool.BeginFunc(ctx, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, pgSchemaLock); err != nil {
 			return err
 		}
@@ -272,7 +315,7 @@ func (s *PG) Destroy(ctx context.Context, sid string) (bool, error) {
 // Prune implements session.Store: one worker at a time, through a transaction-scoped try-lock;
 // a worker that finds the lock taken skips this round.
 func (s *PG) Prune(ctx context.Context, nowSecs int64) (deleted int64, ran bool, err error) {
-	err = s.pool.BeginFunc(ctx, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, pgPruneLock).Scan(&ran); err != nil || !ran {
 			return err
 		}

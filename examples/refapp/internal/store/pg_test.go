@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,6 +209,121 @@ func TestPGExecModes(t *testing.T) {
 		if _, _, found, err := s.UserByEmail(ctx, "u-"+mode+"@x"); err != nil || !found {
 			t.Errorf("%s: user: %v %v", mode, found, err)
 		}
+	}
+}
+
+// The pool's settings (sessions.md §6.5): MaxConns from the caller (DB_POOL_TOTAL / workers),
+// MinConns 0, idle 2 min, lifetime 30 min + up to 5 min of jitter, health check every minute;
+// pgxpool's pool_* parameters in DATABASE_URL win. Nothing connects here.
+func TestPGPoolSettings(t *testing.T) {
+	const dsn = "host=127.0.0.1 port=1 user=x dbname=x"
+	s := openPG(t, dsn, 5)
+	c := s.Pool().Config()
+	if s.MaxConnsFromURL || c.MaxConns != 5 || c.MinConns != 0 || c.MinIdleConns != 0 ||
+		c.MaxConnIdleTime != 2*time.Minute || c.MaxConnLifetime != 30*time.Minute ||
+		c.MaxConnLifetimeJitter != 5*time.Minute || c.HealthCheckPeriod != time.Minute {
+		t.Errorf("defaults: from URL %v, %+v", s.MaxConnsFromURL, c)
+	}
+	if got := c.ConnConfig.RuntimeParams["application_name"]; got != "refapp-w7" {
+		t.Errorf("application_name %q", got)
+	}
+	// Explicit limits.
+	s = func() *PG {
+		s, err := OpenPG(PGOptions{URL: dsn, MaxConns: 0, MaxConnIdleTime: time.Second, MaxConnLifetime: time.Hour, MaxConnLifetimeJitter: time.Minute, HealthCheckPeriod: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}()
+	c = s.Pool().Config()
+	if c.MaxConns != 1 || c.MaxConnIdleTime != time.Second || c.MaxConnLifetime != time.Hour || c.MaxConnLifetimeJitter != time.Minute || c.HealthCheckPeriod != 3*time.Second {
+		t.Errorf("explicit: %+v", c)
+	}
+	// The URL's pool_* parameters win, and are not sent to the server.
+	s = openPG(t, dsn+" pool_max_conns=3 pool_min_conns=1 pool_max_conn_idle_time=10s pool_max_conn_lifetime=1h pool_max_conn_lifetime_jitter=0s pool_health_check_period=5s", 9)
+	c = s.Pool().Config()
+	if !s.MaxConnsFromURL || c.MaxConns != 3 || c.MinConns != 1 || c.MaxConnIdleTime != 10*time.Second ||
+		c.MaxConnLifetime != time.Hour || c.MaxConnLifetimeJitter != 0 || c.HealthCheckPeriod != 5*time.Second {
+		t.Errorf("from the URL: from URL %v, %+v", s.MaxConnsFromURL, c)
+	}
+	for k := range c.ConnConfig.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			t.Errorf("%s would be sent to the server", k)
+		}
+	}
+	for _, bad := range []string{" pool_max_conns=x", " pool_max_conns=0", " pool_max_conn_lifetime=soon"} {
+		if _, err := OpenPG(PGOptions{URL: dsn + bad, MaxConns: 2}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// The pool never opens more than MaxConns connections, however many requests wait.
+func TestPGPoolBound(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	s := openPG(t, url, 3)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var peak int32
+	admin := connect(t, url)
+	for range 40 {
+		wg.Go(func() {
+			if _, err := s.Pool().Exec(ctx, "SELECT pg_sleep(0.01)"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		var n int32
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refapp-w7'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, n)
+		select {
+		case <-done:
+		default:
+			continue
+		}
+		break
+	}
+	if st := s.Stats().(PGStats); peak > 3 || st.NewConnsCount > 3 || st.Total > 3 || st.Max != 3 {
+		t.Errorf("peak %d server connections, stats %+v; max 3", peak, st)
+	}
+}
+
+// A connection the server dropped (restart, idle timeout, admin) is replaced: the pool pings a
+// connection that sat idle before reusing it.
+func TestPGPoolReplacesDroppedConnections(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	s := openPG(t, url, 2)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin := connect(t, url)
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'refapp-w7'`).Scan(&killed); err != nil || killed == 0 {
+		t.Fatalf("terminated %d backends: %v", killed, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool did not recover from a dropped connection: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := s.Stats().(PGStats); st.NewConnsCount < 2 {
+		t.Errorf("no new connection after the drop: %+v", st)
 	}
 }
 

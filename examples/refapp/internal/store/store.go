@@ -10,9 +10,8 @@ import (
 	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/corral-pm/corral/examples/refapp/internal/pgpool"
 )
 
 // User is a row of the users table, without its password hash.
@@ -73,13 +72,12 @@ func Unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var acq *pgpool.AcquireError
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	var coded interface{ Code() int }
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, pgpool.ErrClosed), errors.As(err, &acq), errors.As(err, &ce),
+		errors.Is(err, puddle.ErrClosedPool), errors.As(err, &ce),
 		errors.As(err, &ne), pgconn.Timeout(err):
 		return true
 	case errors.As(err, &coded):
