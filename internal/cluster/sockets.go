@@ -89,6 +89,13 @@ func rawAccept(fd int) (int, error) {
 	return int(nfd), nil
 }
 
+// closeConn closes the daemon's copy of a connection a worker has taken, with a raw syscall
+// for the reason given at rawAccept: the worker holds the connection, so this only drops a
+// reference and never blocks.
+func closeConn(fd int) {
+	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
 func newSocketFile(fd int, name, path string) (*socketFile, error) {
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()

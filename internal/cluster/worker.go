@@ -293,7 +293,7 @@ func (w *worker) onAccepted(seq int64, accepted bool) {
 		return
 	}
 	if accepted {
-		unix.Close(ic.c.fd) // the worker has its own copy now
+		closeConn(ic.c.fd) // the worker has its own copy now
 		w.stats.conns.Add(1)
 	} else {
 		w.stats.refused.Add(1)
