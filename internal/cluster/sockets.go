@@ -52,8 +52,10 @@ func (s *socketFile) close() error {
 	return err
 }
 
-// accept waits for one connection and returns its fd (close-on-exec, blocking: the worker's
-// libuv sets its own flags). It returns os.ErrClosed once the socket is closed.
+// accept waits for one connection and returns its fd, close-on-exec and non-blocking: libuv
+// does not set O_NONBLOCK on a socket it receives, it relies on the primary having accepted it
+// so (Node's primary does), and a blocking socket would stall the worker's event loop on a
+// full send buffer. It returns os.ErrClosed once the socket is closed.
 func (s *socketFile) accept() (int, error) {
 	var nfd int
 	var aerr error
@@ -82,7 +84,7 @@ func (s *socketFile) accept() (int, error) {
 // another thread whenever the call is slow (as every syscall is in some VMs), which costs
 // more than the accept itself at thousands of connections a second.
 func rawAccept(fd int) (int, error) {
-	nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+	nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0, 0)
 	if errno != 0 {
 		return -1, errno
 	}
