@@ -52,10 +52,9 @@ func (s *socketFile) close() error {
 	return err
 }
 
-// accept waits for one connection and returns its fd, close-on-exec and non-blocking: libuv
-// does not set O_NONBLOCK on a socket it receives, it relies on the primary having accepted it
-// so (Node's primary does), and a blocking socket would stall the worker's event loop on a
-// full send buffer. It returns os.ErrClosed once the socket is closed.
+// accept waits for one connection and returns its fd, close-on-exec and non-blocking, as
+// Node's primary hands them over: the worker's event loop must never block on it. It returns
+// os.ErrClosed once the socket is closed.
 func (s *socketFile) accept() (int, error) {
 	var nfd int
 	var aerr error
