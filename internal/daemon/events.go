@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ func (b *eventBus) publish(ev supervisor.Event) {
 	for s := range b.subs {
 		if s.dropped > 0 {
 			select {
-			case s.c <- supervisor.Event{Time: time.Now(), ID: -1, Event: "dropped", DelayMS: int64(s.dropped)}:
+			case s.c <- supervisor.Event{Time: time.Now(), ID: -1, Event: "dropped", Message: fmt.Sprintf("%d events skipped: this reader fell behind", s.dropped)}:
 				s.dropped = 0
 			default:
 				s.dropped++
