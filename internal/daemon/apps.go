@@ -124,12 +124,7 @@ func (d *Daemon) fillDefaults(s *spec.App) {
 // start says which of them to start (nil: all, if autostart).
 func (d *Daemon) createApp(s *spec.App, instances []int, start []bool) ([]int, error) {
 	a := &app{spec: s, version: readAppVersion(s), crons: map[int]cron.EntryID{}}
-	if s.ExecMode == spec.ModeCluster {
-		a.group = d.newGroup(s)
-	}
-	if len(s.Listen) > 0 {
-		a.sockets = cluster.NewSockets(s.Listen)
-	}
+	a.group, a.sockets = d.portsFor(s)
 	a.op.Lock()
 	defer a.op.Unlock()
 	if instances == nil {
@@ -198,58 +193,30 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 	}
 	modeChanged := old.ExecMode != s.ExecMode || (s.ExecMode == spec.ModeCluster && old.SchedPolicy != s.SchedPolicy) ||
 		!slices.Equal(old.Listen, s.Listen)
+	var err error
 	switch {
 	case modeChanged:
+		// The protocol changes only while the processes are stopped: stop, swap, start.
 		d.logf("app %s: exec mode %s -> %s: stopping, switching, starting", s.Name, old.ExecMode, s.ExecMode)
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
-		err := forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+		err = forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
 		cancel()
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
+		a.closePorts()
 		d.tbl.mu.Lock()
-		oldGroup, oldSockets := a.group, a.sockets
-		a.group, a.sockets = nil, nil
-		if s.ExecMode == spec.ModeCluster {
-			a.group = d.newGroup(s)
-		}
-		if len(s.Listen) > 0 {
-			a.sockets = cluster.NewSockets(s.Listen)
-		}
+		a.group, a.sockets = d.portsFor(s)
 		protocol := d.protocolFor(a)
 		d.tbl.mu.Unlock()
-		if oldGroup != nil {
-			oldGroup.CloseListeners()
-		}
-		if oldSockets != nil {
-			oldSockets.Close()
-		}
-		err = forEach(procs, func(p *supervisor.Process) error {
-			if err := p.SetProtocol(protocol); err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
-			defer cancel()
-			return p.Restart(ctx, s)
-		})
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	case a.group != nil || a.sockets != nil:
+		err = errors.Join(err, forEach(procs, func(p *supervisor.Process) error { return p.SetProtocol(protocol) }))
+		err = errors.Join(err, restartAll(procs, s))
+	case a.ownsPort():
 		d.logf("app %s: new configuration, rolling reload", s.Name)
-		if err := d.rollingReload(a, procs, s, &reloadLog{}); err != nil {
-			errs = append(errs, err.Error())
-		}
+		err = d.rollingReload(a, procs, s, &reloadLog{})
 	default:
 		d.logf("app %s: new configuration, restarting", s.Name)
-		err := forEach(procs, func(p *supervisor.Process) error {
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
-			defer cancel()
-			return p.Restart(ctx, s)
-		})
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
+		err = restartAll(procs, s)
+	}
+	if err != nil {
+		errs = append(errs, err.Error())
 	}
 	if want > len(procs) {
 		errs = append(errs, d.scaleLocked(a, want)...)
@@ -261,6 +228,29 @@ func (d *Daemon) updateApp(a *app, s *spec.App) ([]int, error) {
 		return ids, errors.New(strings.Join(errs, "; "))
 	}
 	return ids, nil
+}
+
+// restartAll restarts procs in parallel with spec s (fork mode: each process stops, then starts).
+func restartAll(procs []*supervisor.Process, s *spec.App) error {
+	return forEach(procs, func(p *supervisor.Process) error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+		defer cancel()
+		return p.Restart(ctx, s)
+	})
+}
+
+// portsFor creates what owns an app's ports: its cluster primary in cluster mode, its
+// inherited sockets with `listen`.
+func (d *Daemon) portsFor(s *spec.App) (*cluster.Group, *cluster.Sockets) {
+	var g *cluster.Group
+	var socks *cluster.Sockets
+	if s.ExecMode == spec.ModeCluster {
+		g = d.newGroup(s)
+	}
+	if len(s.Listen) > 0 {
+		socks = cluster.NewSockets(s.Listen)
+	}
+	return g, socks
 }
 
 // addProcsLocked creates a's process slots with the given instance numbers (not started);
@@ -377,7 +367,7 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 		}
 		err := forEach(stopped, func(p *supervisor.Process) error { return p.Start() })
 		// PM2's "smart start": starting a running app restarts it (rolling in cluster mode).
-		if a.group != nil || a.sockets != nil {
+		if a.ownsPort() {
 			return errors.Join(err, d.rollingReload(a, running, nil, resp))
 		}
 		return errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
@@ -391,7 +381,7 @@ func (d *Daemon) actOnApp(action string, a *app, procs []*supervisor.Process, re
 			a.spec = next
 			d.tbl.mu.Unlock()
 		}
-		if a.group != nil || a.sockets != nil {
+		if a.ownsPort() {
 			// The app owns its port (cluster mode, inherited sockets): both are the rolling
 			// path, which keeps the app serving.
 			return d.rollingReload(a, procs, next, resp)
@@ -447,12 +437,7 @@ func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
 	d.tbl.mu.Unlock()
 	if empty {
 		d.disarmTriggers(a)
-		if a.group != nil {
-			a.group.CloseListeners()
-		}
-		if a.sockets != nil {
-			a.sockets.Close()
-		}
+		a.closePorts()
 		d.logf("app %s deleted", s.Name)
 	} else {
 		d.settleCluster(a)

@@ -52,7 +52,7 @@ func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.A
 // the port belongs to the app, and stopping the app (or all its workers giving up) is when
 // clients should be refused instead of queued.
 func (d *Daemon) settleCluster(a *app) {
-	if a.group == nil && a.sockets == nil {
+	if !a.ownsPort() {
 		return
 	}
 	d.tbl.mu.Lock()
@@ -65,12 +65,7 @@ func (d *Daemon) settleCluster(a *app) {
 			return
 		}
 	}
-	if a.group != nil {
-		a.group.CloseListeners()
-	}
-	if a.sockets != nil {
-		a.sockets.Close()
-	}
+	a.closePorts()
 }
 
 // Scale sets an app's number of processes (PM2's `scale`): "N", "max", "+N" or "-N". Scaling

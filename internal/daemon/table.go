@@ -35,6 +35,20 @@ type app struct {
 	sockets *cluster.Sockets
 }
 
+// ownsPort reports whether the daemon owns a's ports (cluster mode, or inherited sockets), so
+// its processes can be replaced without the port closing.
+func (a *app) ownsPort() bool { return a.group != nil || a.sockets != nil }
+
+// closePorts closes a's ports (and the connections waiting on them); they open again on use.
+func (a *app) closePorts() {
+	if a.group != nil {
+		a.group.CloseListeners()
+	}
+	if a.sockets != nil {
+		a.sockets.Close()
+	}
+}
+
 // table is the daemon's set of apps and processes.
 type table struct {
 	mu     sync.Mutex

@@ -562,7 +562,6 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	}
 	r.onReadyTimeout = nil
 
-	r.exitCode, r.exitSignal = code, sigName
 	if r != p.cur {
 		p.old = removeRun(p.old, r)
 		if r == p.next {
