@@ -205,12 +205,7 @@ func addrOf(ip net.IP) netip.Addr {
 func listenerOf(s *inherited) (net.Listener, error) {
 	f := os.NewFile(uintptr(s.fd), "LISTEN_FD_"+strconv.Itoa(s.fd))
 	defer f.Close()
-	if on, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err == nil && on == 0 {
-		if err := unix.Listen(s.fd, unix.SOMAXCONN); err != nil {
-			return nil, &net.OpError{Op: "listen", Net: s.addr.Network(), Addr: s.addr, Err: os.NewSyscallError("listen", err)}
-		}
-	}
-	ln, err := net.FileListener(f)
+	ln, err := listenFile(f)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: s.addr.Network(), Addr: s.addr, Err: err}
 	}

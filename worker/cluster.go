@@ -123,7 +123,7 @@ func (rt *process) handleInternal(m nodeipc.Message) {
 		rt.onNewconn(&msg, m.Handle)
 	case "disconnect":
 		closeHandle()
-		rt.onDisconnect()
+		rt.trigger(errDisconnect) // spec §7.6: out of rotation already; close, drain, leave
 	default:
 		closeHandle()
 	}
@@ -169,11 +169,6 @@ func (rt *process) flushReply() {
 func (rt *process) sendAccepted(seq int64, accepted bool) {
 	_, _ = rt.send(func(s int64) any { return acceptedMsg{Cmd: cmdCluster, Ack: seq, Accepted: accepted, Seq: s} })
 }
-
-// onDisconnect is the daemon's disconnect (spec §7.6): out of rotation already, the worker
-// closes its listeners, closes Shutdown, drains, then closes the channel (trigger, leave). After
-// a shutdown for another reason, all of that is under way already.
-func (rt *process) onDisconnect() { rt.trigger(errDisconnect) }
 
 // ---------------------------------------------------------------------------------------------
 // Listen.
@@ -685,9 +680,12 @@ func (l *rrListener) shut() ([]incoming, bool) {
 
 func (l *rrListener) Addr() net.Addr { return l.addr }
 
-func (l *rrListener) port() int {
-	if a, ok := l.addr.(*net.TCPAddr); ok {
-		return a.Port
+func (l *rrListener) port() int { return portOf(l.addr) }
+
+// portOf is a TCP address's port, or -1.
+func portOf(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
 	}
 	return -1
 }
@@ -707,7 +705,18 @@ type shared struct {
 // sharedListener turns the handed-over socket into a listener. The daemon sends it bound but
 // not listening (Node's workers call listen themselves, spec §5.3).
 func sharedListener(h *os.File, b clusterBase) (*shared, error) {
-	rc, err := h.SyscallConn()
+	ln, err := listenFile(h)
+	if err != nil {
+		return nil, err
+	}
+	return &shared{Listener: ln, clusterBase: b}, nil
+}
+
+// listenFile makes a listener of a socket file, calling listen(2) first if the socket is only
+// bound (corral's shared policy sends it so, as Node's primary does; a socket unit with
+// Accept=no passes it listening; other managers may not). The file stays the caller's.
+func listenFile(f *os.File) (net.Listener, error) {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
@@ -729,11 +738,7 @@ func sharedListener(h *os.File, b clusterBase) (*shared, error) {
 	if lerr != nil {
 		return nil, lerr
 	}
-	ln, err := net.FileListener(h)
-	if err != nil {
-		return nil, err
-	}
-	return &shared{Listener: ln, clusterBase: b}, nil
+	return net.FileListener(f)
 }
 
 func (l *shared) Close() error {
@@ -747,9 +752,4 @@ func (l *shared) abandon() {
 	l.Listener.Close()
 }
 
-func (l *shared) port() int {
-	if a, ok := l.Addr().(*net.TCPAddr); ok {
-		return a.Port
-	}
-	return -1
-}
+func (l *shared) port() int { return portOf(l.Addr()) }

@@ -38,7 +38,7 @@ func runHelper(mode string) int {
 	say := func(key string, v any) { fmt.Printf("%s %v\n", key, v) }
 	switch mode {
 	case "cluster-env":
-		say("channel-env", os.Getenv(channelFDEnv)+os.Getenv(workerIDEnv) == "")
+		say("channel-env", os.Getenv(nodeipc.ChannelFDEnv)+os.Getenv(nodeipc.WorkerIDEnv) == "")
 		say("in-cluster", InCluster())
 		say("cloexec", inheritable(1))
 		out, err := exec.Command("/bin/sh", "-c", "env").CombinedOutput()
@@ -277,7 +277,7 @@ func TestInitFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	h := startHelper(t, "cluster-env", []*os.File{child}, []string{channelFDEnv + "=3", workerIDEnv + "=7"}, false)
+	h := startHelper(t, "cluster-env", []*os.File{child}, []string{nodeipc.ChannelFDEnv + "=3", nodeipc.WorkerIDEnv + "=7"}, false)
 	child.Close()
 	if m := col.next(t); m != `{"cmd":"NODE_CLUSTER","act":"online","seq":0}` {
 		t.Fatalf("first message %s", m)

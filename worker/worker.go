@@ -18,13 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The variables corral sets for a cluster worker that is not a Node.js program (they mirror
-// Node's NODE_CHANNEL_FD and NODE_UNIQUE_ID; internal/supervisor uses the same names).
-const (
-	channelFDEnv = "CORRAL_CHANNEL_FD"
-	workerIDEnv  = "CORRAL_WORKER_ID"
-)
-
 // std is the process's worker state, set up from the environment when the package initialises,
 // before any code of the program runs (as Node sets up a cluster worker before the app's code).
 var std = newFromEnv()
@@ -177,19 +170,19 @@ func newFromEnv() *process {
 	}
 	rt.act = activationFromEnv(rt.logf)
 
-	fdStr, hasFD := os.LookupEnv(channelFDEnv)
-	idStr, hasID := os.LookupEnv(workerIDEnv)
+	fdStr, hasFD := os.LookupEnv(nodeipc.ChannelFDEnv)
+	idStr, hasID := os.LookupEnv(nodeipc.WorkerIDEnv)
 	// Children of the worker must not take themselves for workers (Node deletes its
 	// variables at boot for the same reason).
-	os.Unsetenv(channelFDEnv)
-	os.Unsetenv(workerIDEnv)
+	os.Unsetenv(nodeipc.ChannelFDEnv)
+	os.Unsetenv(nodeipc.WorkerIDEnv)
 	if !hasFD {
 		close(rt.opened)
 		return rt
 	}
 	fd, err := strconv.Atoi(fdStr)
 	if err != nil || fd < 3 {
-		rt.logf("ignoring %s=%q: not a file descriptor", channelFDEnv, fdStr)
+		rt.logf("ignoring %s=%q: not a file descriptor", nodeipc.ChannelFDEnv, fdStr)
 		close(rt.opened)
 		return rt
 	}
@@ -197,12 +190,12 @@ func newFromEnv() *process {
 	id := 0
 	if hasID {
 		if id, err = strconv.Atoi(idStr); err != nil || id <= 0 {
-			rt.logf("ignoring %s=%q: not a worker id", workerIDEnv, idStr)
+			rt.logf("ignoring %s=%q: not a worker id", nodeipc.WorkerIDEnv, idStr)
 			id = 0
 		}
 	}
 	if err := rt.open(os.NewFile(uintptr(fd), "corral-channel"), id); err != nil {
-		rt.logf("cannot use the channel to corral (%s=%d): %v", channelFDEnv, fd, err)
+		rt.logf("cannot use the channel to corral (%s=%d): %v", nodeipc.ChannelFDEnv, fd, err)
 	}
 	return rt
 }
@@ -272,9 +265,12 @@ func (rt *process) context() context.Context {
 }
 
 // isShutdown reports whether Shutdown has closed.
-func (rt *process) isShutdown() bool {
+func (rt *process) isShutdown() bool { return isClosed(rt.shutdown) }
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-rt.shutdown:
+	case <-ch:
 		return true
 	default:
 		return false
@@ -282,19 +278,12 @@ func (rt *process) isShutdown() bool {
 }
 
 // signalRepeat is how close a second signal may follow the first and still be the same one
-// delivered twice (corral's kill_signal and sendSignal go to the process group and to the
-// process; far quicker than any human's second Ctrl-C).
+// delivered twice (a process manager that signals both the process group and the process,
+// as older corral daemons and others do; far quicker than any human's second Ctrl-C).
 const signalRepeat = 250 * time.Millisecond
 
 // hasLeft reports whether a cluster worker has closed its channel after a shutdown.
-func (rt *process) hasLeft() bool {
-	select {
-	case <-rt.leftDone:
-		return true
-	default:
-		return false
-	}
-}
+func (rt *process) hasLeft() bool { return isClosed(rt.leftDone) }
 
 // watchSignals makes SIGINT and SIGTERM close Shutdown, once; a second one ends the process
 // the default way. Only the package's own process value (std) catches signals.

@@ -41,3 +41,11 @@ func Env(childFD int) []string {
 		"NODE_CHANNEL_SERIALIZATION_MODE=json",
 	}
 }
+
+// The variables that give a cluster worker that is not a Node.js program (corral's Go package,
+// github.com/corral-pm/corral/worker) the same channel: corral's own names, because a Node
+// grandchild that inherited NODE_CHANNEL_FD / NODE_UNIQUE_ID would take itself for a worker.
+const (
+	ChannelFDEnv = "CORRAL_CHANNEL_FD"
+	WorkerIDEnv  = "CORRAL_WORKER_ID"
+)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/spec"
 )
 
@@ -17,12 +18,10 @@ var protocolVars = []string{
 	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
 }
 
-// The variables that give a non-Node cluster worker its channel to the daemon (the same JSON
-// lines protocol as Node's), read by corral's Go package (github.com/corral-pm/corral/worker,
-// which has the same names).
+// The variables that give a non-Node cluster worker its channel to the daemon (see nodeipc).
 const (
-	ChannelFDEnv = "CORRAL_CHANNEL_FD"
-	WorkerIDEnv  = "CORRAL_WORKER_ID"
+	ChannelFDEnv = nodeipc.ChannelFDEnv
+	WorkerIDEnv  = nodeipc.WorkerIDEnv
 )
 
 // processEnv is the environment of one run: the app's environment, the instance variable, and
