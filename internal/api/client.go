@@ -45,12 +45,6 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return e.Message }
 
-// IsNotFound reports whether err is the daemon saying a target does not exist.
-func IsNotFound(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && se.Code == "not_found"
-}
-
 // ServerVersion is the daemon's version as seen on the last response ("" before any).
 func (c *Client) ServerVersion() string {
 	c.mu.Lock()

@@ -210,16 +210,16 @@ func (c *cli) startupCommand() *cobra.Command {
 			if err := c.fillStartupOptions(&o); err != nil {
 				return err
 			}
-			defaultDir := unitDir == ""
-			if defaultDir {
-				unitDir = "/etc/systemd/system"
+			if err := o.Validate(); err != nil {
+				return err
 			}
+			defaultDir := unitDir == ""
 			if defaultDir && os.Geteuid() != 0 {
 				fmt.Fprintf(c.stdout, "[corral] To start corral at boot, run as root:\nsudo env PATH=%s %s startup systemd -u %s --hp %s\n",
 					o.Path, o.Binary, o.User, o.Home)
 				return nil
 			}
-			unit := filepath.Join(unitDir, o.Name()+".service")
+			unit := o.UnitPath(unitDir)
 			if err := persist.WriteFileAtomic(unit, []byte(startup.SystemdUnit(o)), 0o644); err != nil {
 				return fmt.Errorf("write %s: %w", unit, err)
 			}
@@ -241,7 +241,7 @@ func (c *cli) startupCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.Home, "hp", "", "that user's home directory")
 	cmd.Flags().StringVar(&o.ServiceName, "service-name", "", "unit name (default corral-<user>)")
 	cmd.Flags().BoolVar(&o.WaitIP, "wait-ip", false, "start after the network is online")
-	cmd.Flags().StringVar(&unitDir, "unit-dir", "", "write the unit here instead of /etc/systemd/system (and do not enable it)")
+	cmd.Flags().StringVar(&unitDir, "unit-dir", "", "write the unit here instead of "+startup.UnitDir+" (and do not enable it)")
 	cmd.Flags().BoolVar(&noEnable, "no-enable", false, "write the unit without enabling it")
 	return cmd
 }
@@ -294,10 +294,7 @@ func (c *cli) unstartupCommand() *cobra.Command {
 				return err
 			}
 			defaultDir := unitDir == ""
-			if defaultDir {
-				unitDir = "/etc/systemd/system"
-			}
-			unit := filepath.Join(unitDir, o.Name()+".service")
+			unit := o.UnitPath(unitDir)
 			if defaultDir {
 				if out, err := exec.Command("systemctl", "disable", o.Name()).CombinedOutput(); err != nil {
 					c.warnf("systemctl disable %s: %v: %s", o.Name(), err, out)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -407,12 +406,4 @@ func (c *cli) expandTargets(args []string) ([]string, error) {
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// absPath is used for messages.
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

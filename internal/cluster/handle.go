@@ -72,12 +72,6 @@ func (h *handle) remove(w *worker) {
 	h.free = slices.DeleteFunc(h.free, func(x *worker) bool { return x == w })
 }
 
-func (h *handle) workers() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.all)
-}
-
 // maxTriesLocked bounds how often one connection may be refused before it is closed: every
 // worker twice, at least four times. Node retries forever (spec §7.4).
 func (h *handle) maxTriesLocked() int {

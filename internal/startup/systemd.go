@@ -37,9 +37,15 @@ func (o Options) Name() string {
 	return "corral-" + o.User
 }
 
-// UnitPath is where the unit file is installed.
-func (o Options) UnitPath() string {
-	return "/etc/systemd/system/" + o.Name() + ".service"
+// UnitDir is where system units are installed.
+const UnitDir = "/etc/systemd/system"
+
+// UnitPath is where the unit file goes in dir ("" = UnitDir).
+func (o Options) UnitPath(dir string) string {
+	if dir == "" {
+		dir = UnitDir
+	}
+	return filepath.Join(dir, o.Name()+".service")
 }
 
 // Validate reports options that would make a unit systemd rejects or misreads. SystemdUnit

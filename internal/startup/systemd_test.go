@@ -83,7 +83,7 @@ func TestName(t *testing.T) {
 			t.Errorf("%+v.Name() = %q, want %q", tc.o, got, tc.want)
 		}
 	}
-	if got := (Options{User: "alice"}).UnitPath(); got != "/etc/systemd/system/corral-alice.service" {
+	if got := (Options{User: "alice"}).UnitPath(""); got != "/etc/systemd/system/corral-alice.service" {
 		t.Errorf("UnitPath = %q", got)
 	}
 }
