@@ -8,6 +8,8 @@ package integration
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -244,11 +246,11 @@ func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	})
 	pids := a.waitServing(t)
 	if !pids[replacement] || pids[victim.PID] {
-		t.Fatalf("workers %v: want the replacement %d and not the killed %d", keys(pids), replacement, victim.PID)
+		t.Fatalf("workers %v: want the replacement %d and not the killed %d", slices.Sorted(maps.Keys(pids)), replacement, victim.PID)
 	}
 	got := a.onEveryWorker(t, "GET", "/api/me", in.setCookie, isUser(u))
 	if _, ok := got[replacement]; !ok {
-		t.Fatalf("the replacement pid %d did not answer: %v", replacement, keys(got))
+		t.Fatalf("the replacement pid %d did not answer: %v", replacement, slices.Sorted(maps.Keys(got)))
 	}
 	if _, owner, ok := d.session(sidOf(t, in.setCookie)); !ok || owner != u.ID {
 		t.Fatalf("session row after the crash: found %v, user %d", ok, owner)
@@ -301,13 +303,13 @@ func sessReload(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	after := a.waitServing(t)
 	for pid := range after {
 		if before[pid] {
-			t.Fatalf("worker pid %d was not replaced: before %v, after %v", pid, keys(before), keys(after))
+			t.Fatalf("worker pid %d was not replaced: before %v, after %v", pid, slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
 		}
 	}
 	got := a.onEveryWorker(t, "GET", "/api/me", in.setCookie, isUser(u))
 	for pid := range got {
 		if !after[pid] {
-			t.Fatalf("answer from pid %d, not a new worker %v", pid, keys(after))
+			t.Fatalf("answer from pid %d, not a new worker %v", pid, slices.Sorted(maps.Keys(after)))
 		}
 	}
 	t.Logf("%d calls during the reload, answered by %d workers", calls, len(seen))
@@ -327,7 +329,7 @@ func sessScale(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	for range 3 {
 		r := a.must(t, "GET", "/api/me", in.setCookie, "")
 		if err := isUser(u)(r); err != nil || !one[r.pid] {
-			t.Fatalf("with one worker %v: %v (pid %d)", keys(one), err, r.pid)
+			t.Fatalf("with one worker %v: %v (pid %d)", slices.Sorted(maps.Keys(one)), err, r.pid)
 		}
 	}
 	a.e.ok("scale", a.name, strconv.Itoa(4))
@@ -335,7 +337,7 @@ func sessScale(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	four := a.waitServing(t)
 	got := a.onEveryWorker(t, "GET", "/api/me", in.setCookie, isUser(u))
 	if len(got) != 4 || len(four) != 4 {
-		t.Fatalf("after scale 4: workers %v, answers from %v", keys(four), keys(got))
+		t.Fatalf("after scale 4: workers %v, answers from %v", slices.Sorted(maps.Keys(four)), slices.Sorted(maps.Keys(got)))
 	}
 	if r := a.must(t, "POST", "/api/auth/logout", in.setCookie, ""); r.status != 200 {
 		t.Fatalf("logout: %s", r)

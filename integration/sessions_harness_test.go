@@ -8,21 +8,20 @@ package integration
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/corral-pm/corral/internal/pgtest"
 )
 
 // sessionSecret is the secret both apps sign cookies with (express-session's `secret`).
@@ -37,49 +38,6 @@ const sessionSecret = "corral-session-tests-secret-0123456789abcdef"
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
-
-var sessPG struct {
-	once  sync.Once
-	admin *pgx.ConnConfig
-	err   error
-}
-
-// sessPGAdmin probes the server once: CORRAL_TEST_PG (an admin connection string), else
-// REFAPP_TEST_PG, else libpq's defaults (PGHOST... or the local socket) with dbname=postgres.
-func sessPGAdmin() (*pgx.ConnConfig, error) {
-	sessPG.once.Do(func() {
-		dsn := os.Getenv("CORRAL_TEST_PG")
-		if dsn == "" {
-			dsn = os.Getenv("REFAPP_TEST_PG")
-		}
-		if dsn == "" {
-			dsn = "dbname=postgres"
-		}
-		cfg, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			sessPG.err = err
-			return
-		}
-		cfg.ConnectTimeout = 5 * time.Second
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			sessPG.err = err
-			return
-		}
-		_ = c.Close(ctx)
-		sessPG.admin = cfg
-	})
-	return sessPG.admin, sessPG.err
-}
-
-// pgRequired: CI sets CORRAL_TEST_PG_REQUIRED (scripts/test does when it starts PostgreSQL),
-// so that a broken setup fails instead of skipping.
-func pgRequired() bool {
-	v := os.Getenv("CORRAL_TEST_PG_REQUIRED")
-	return v != "" && v != "0"
-}
 
 // sessDB is one test's database.
 type sessDB struct {
@@ -91,68 +49,20 @@ type sessDB struct {
 
 // newSessionDB creates an empty database, dropped when the test ends (after corral, whose
 // cleanup was registered later, has killed the apps). It skips the test when PostgreSQL is
-// unreachable, unless CORRAL_TEST_PG_REQUIRED is set.
+// unreachable, unless CORRAL_TEST_PG_REQUIRED is set (see internal/pgtest).
 func newSessionDB(t *testing.T) *sessDB {
 	t.Helper()
-	admin, err := sessPGAdmin()
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL is not reachable (%v): start it (scripts/test does, as root) or set CORRAL_TEST_PG to an admin connection string", err)
-		if pgRequired() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	d := &sessDB{t: t, name: "corral_sessions_" + hex.EncodeToString(b[:])}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+d.name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
+	d := &sessDB{t: t, name: pgtest.NewDB(t)}
+	d.url = pgtest.URL(t, d.name)
+	// Registered after NewDB's drop, so it runs before it.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		if d.conn != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 			_ = d.conn.Close(ctx)
 		}
-		c, err := pgx.ConnectConfig(ctx, admin)
-		if err != nil {
-			t.Errorf("drop %s: %v", d.name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+d.name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop %s: %v", d.name, err)
-		}
 	})
-	d.url = pgURL(admin, d.name)
 	return d
-}
-
-// pgURL renders the admin server and credentials as a postgresql:// URL for dbname. A unix
-// socket directory goes in the host part, percent-encoded: pgx and node-postgres both read it.
-func pgURL(cfg *pgx.ConnConfig, dbname string) string {
-	host := cfg.Host
-	if strings.HasPrefix(host, "/") {
-		host = url.PathEscape(host)
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	user := url.User(cfg.User)
-	if cfg.Password != "" {
-		user = url.UserPassword(cfg.User, cfg.Password)
-	}
-	s := fmt.Sprintf("postgresql://%s@%s:%d/%s", user.String(), host, cfg.Port, url.PathEscape(dbname))
-	if cfg.TLSConfig == nil {
-		s += "?sslmode=disable"
-	}
-	return s
 }
 
 func (d *sessDB) db() *pgx.Conn {
@@ -532,11 +442,11 @@ func (a *sessApp) onEveryWorker(t *testing.T, method, path, cookie string, check
 	got := map[int]sessResp{}
 	for i := 0; len(got) < len(want); i++ {
 		if i > 4*len(want)+4 {
-			t.Fatalf("%s %s on %s: answers from %v, want every worker %v", method, path, a.name, keys(got), keys(want))
+			t.Fatalf("%s %s on %s: answers from %v, want every worker %v", method, path, a.name, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 		}
 		r := a.must(t, method, path, cookie, "")
 		if !want[r.pid] {
-			t.Fatalf("%s %s on %s answered by pid %d, not one of its workers %v", method, path, a.name, r.pid, keys(want))
+			t.Fatalf("%s %s on %s answered by pid %d, not one of its workers %v", method, path, a.name, r.pid, slices.Sorted(maps.Keys(want)))
 		}
 		if err := check(r); err != nil {
 			t.Fatalf("%s %s on %s, worker pid %d: %v", method, path, a.name, r.pid, err)
@@ -571,7 +481,7 @@ func (a *sessApp) aim(t *testing.T, pid int) {
 func (a *sessApp) elsewhere(t *testing.T, avoid int, method, path, cookie, body string) sessResp {
 	t.Helper()
 	target := 0
-	for _, pid := range keys(a.pids(t)) {
+	for _, pid := range slices.Sorted(maps.Keys(a.pids(t))) {
 		if pid != avoid {
 			target = pid
 			break
@@ -604,15 +514,6 @@ func isAnonymous(r sessResp) error {
 		return fmt.Errorf("want 401 without a user, got %s", r)
 	}
 	return nil
-}
-
-func keys[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Ints(out)
-	return out
 }
 
 // ---------------------------------------------------------------------------------------------

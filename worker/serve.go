@@ -17,7 +17,8 @@ import (
 type ServeOption func(*serveOptions)
 
 type serveOptions struct {
-	grace time.Duration
+	grace   time.Duration
+	timeout time.Duration // 0: no limit
 }
 
 // DrainGrace sets how long a draining ServeHTTP keeps idle keep-alive connections open, so that
@@ -25,6 +26,15 @@ type serveOptions struct {
 // instead of finding the connection closed. The default is one second, or CORRAL_DRAIN_GRACE_MS.
 func DrainGrace(d time.Duration) ServeOption {
 	return func(o *serveOptions) { o.grace = max(d, 0) }
+}
+
+// DrainTimeout bounds a draining ServeHTTP: d after the drain begins (Shutdown closes), the
+// connections still open, requests in flight included, are closed (srv.Close) and ServeHTTP
+// returns. It bounds the whole drain, the grace period of DrainGrace included. Zero, the
+// default, means no limit: the drain waits for every request in flight, and only corral's
+// kill_timeout bounds it, while nothing does for a server run standalone.
+func DrainTimeout(d time.Duration) ServeOption {
+	return func(o *serveOptions) { o.timeout = max(d, 0) }
 }
 
 // defaultGrace is the grace period of corral's Node workers: CORRAL_DRAIN_GRACE_MS, else 1 s.
@@ -246,8 +256,17 @@ func (d *httpDrain) start(rt *process, o serveOptions) {
 // 5 s during a shutdown, and drops without an answer a request it reads on it meanwhile.
 // srv.Shutdown also waits for every Serve loop to end (their listeners are closed), so that no
 // connection is handed to a server already shutting down.
+//
+// With a DrainTimeout, srv.Shutdown gets a context that ends at the time limit (which also cuts
+// the grace period short), and srv.Close then closes whatever is still open.
 func (d *httpDrain) run(rt *process, o serveOptions) {
 	defer close(d.done)
+	ctx := context.Background()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	t := time.NewTimer(o.grace)
 	defer t.Stop()
 	rt.waitLoops(d)
@@ -256,11 +275,15 @@ wait:
 		select {
 		case <-t.C:
 			break wait
+		case <-ctx.Done():
+			break wait
 		case <-d.changed:
 		}
 	}
 	d.closeWaiting()
-	_ = d.srv.Shutdown(context.Background())
+	if err := d.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
+		_ = d.srv.Close()
+	}
 }
 
 // http1Writer is what net/http's HTTP/1 ResponseWriter implements.

@@ -423,6 +423,50 @@ func TestServeHTTPStandalone(t *testing.T) {
 	}
 }
 
+// TestServeHTTPDrainTimeout: with a DrainTimeout, a request that never finishes does not hold
+// the drain: its connection is closed and ServeHTTP returns nil. Without one, it would wait.
+func TestServeHTTPDrainTimeout(t *testing.T) {
+	rt := newProcess()
+	close(rt.opened)
+	ln, err := rt.listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release // stuck until the test ends
+	})}
+	served := make(chan error, 1)
+	go func() { served <- rt.serveHTTP(srv, ln, DrainGrace(time.Minute), DrainTimeout(300*time.Millisecond)) }()
+	client := &http.Client{Transport: &http.Transport{}, Timeout: waitTimeout}
+	got := make(chan error, 1)
+	go func() {
+		_, err := body(client.Get("http://" + ln.Addr().String() + "/"))
+		got <- err
+	}()
+	<-entered
+	rt.trigger(errors.New("test: SIGTERM"))
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("ServeHTTP: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("ServeHTTP did not return after its drain timeout")
+	}
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("the stuck request got an answer; want its connection closed")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the stuck request's connection was not closed")
+	}
+}
+
 // TestServeHTTPServerClosedByCaller: a server shut down by other means returns Serve's error.
 func TestServeHTTPServerClosedByCaller(t *testing.T) {
 	rt := newProcess()

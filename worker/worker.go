@@ -75,8 +75,9 @@ func Context() context.Context { return std.context() }
 //
 // The grace period is one second, or CORRAL_DRAIN_GRACE_MS milliseconds when that variable is
 // set (it is the same setting as for Node workers), or what DrainGrace says. It ends early once
-// every connection has closed. In-flight requests are waited for without a time limit: corral's
-// kill_timeout bounds the whole stop (or call srv.Close yourself).
+// every connection has closed. In-flight requests are waited for without a time limit unless
+// DrainTimeout sets one (corral's kill_timeout bounds the whole stop anyway; nothing does for a
+// server run standalone).
 //
 // ServeHTTP returns nil after such a drain, and otherwise what srv.Serve returned (for example
 // http.ErrServerClosed if srv was shut down by other means). In cluster mode it returns only

@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/corral-pm/corral/examples/refapp/internal/pgtest"
+	"github.com/corral-pm/corral/internal/pgtest"
 )
 
 // The test binary doubles as the app: with REFAPP_TEST_MAIN=1 it runs main, so the tests below
@@ -184,7 +184,7 @@ func TestProcessesSQLite(t *testing.T) {
 }
 
 func TestProcessesPostgres(t *testing.T) {
-	dsn := pgtest.NewDB(t)
+	dsn := pgtest.DSN(t, pgtest.NewDB(t))
 	base := map[string]string{"DATABASE_URL": dsn, "SESSION_SECRET": "a-secret-of-at-least-32-bytes-long", "SEED_USERS": "a@x:pw1", "DEMO_EMAIL": "", "WORKERS": "2", "DB_POOL_TOTAL": "6"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
@@ -237,7 +237,7 @@ func TestProcessesPostgres(t *testing.T) {
 // -migrate creates the tables and seeds the users, then exits 0 without listening: the one-off
 // migration before the Node app (which creates nothing) uses a database. No secret needed.
 func TestMigrateOnly(t *testing.T) {
-	dsn := pgtest.NewDB(t)
+	dsn := pgtest.DSN(t, pgtest.NewDB(t))
 	p := start(t, map[string]string{"DATABASE_URL": dsn, "SEED_USERS": "a@x:pw1,b@x:pw2", "DEMO_EMAIL": ""}, "-migrate")
 	if err := p.wait(t); err != nil || p.url != "" || !strings.Contains(p.logs.String(), `msg="migrated:`) {
 		t.Fatalf("-migrate: exit %v, url %q\n%s", err, p.url, p.logs)

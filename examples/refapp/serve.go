@@ -25,23 +25,7 @@ func serve(srv *http.Server, ln net.Listener) error {
 	if err := worker.Ready(); err != nil && srv.ErrorLog != nil {
 		srv.ErrorLog.Printf("telling the process manager the worker is ready: %v", err)
 	}
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-worker.Shutdown():
-		case <-stopped:
-			return
-		}
-		// The drain has no time limit of its own (corral's kill_timeout bounds it); standalone
-		// nothing would, so cut what is still in flight after shutdownTimeout.
-		t := time.NewTimer(shutdownTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			_ = srv.Close()
-		case <-stopped:
-		}
-	}()
-	return worker.ServeHTTP(srv, ln)
+	// The drain has no time limit of its own (corral's kill_timeout bounds it); standalone
+	// nothing would, so what is still in flight is cut after shutdownTimeout.
+	return worker.ServeHTTP(srv, ln, worker.DrainTimeout(shutdownTimeout))
 }

@@ -1,8 +1,10 @@
 // Package pgtest gives tests a throwaway PostgreSQL database on the machine's server.
 //
-// The server is found through REFAPP_TEST_PG (an admin connection string), else libpq's
-// defaults (PGHOST, PGUSER..., the local socket) with dbname=postgres. Tests skip when no server
-// answers, unless REFAPP_TEST_PG_REQUIRED=1 (for CI, where a skip would hide a broken setup).
+// The server is found through CORRAL_TEST_PG (an admin connection string), else REFAPP_TEST_PG,
+// else libpq's defaults (PGHOST, PGUSER..., the local socket) with dbname=postgres. Tests skip
+// when no server answers, unless CORRAL_TEST_PG_REQUIRED or REFAPP_TEST_PG_REQUIRED is set (to
+// anything but "" or "0"): then they fail, for CI, where a skip would hide a broken setup
+// (scripts/test sets both when it has started PostgreSQL).
 package pgtest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -19,57 +22,58 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-var (
-	once     sync.Once
-	adminCfg *pgx.ConnConfig
-	probeErr error
-)
+var server struct {
+	once  sync.Once
+	admin *pgx.ConnConfig
+	err   error
+}
 
+// admin probes the server once and returns its admin connection settings.
 func admin() (*pgx.ConnConfig, error) {
-	once.Do(func() {
-		dsn := os.Getenv("REFAPP_TEST_PG")
+	server.once.Do(func() {
+		dsn := os.Getenv("CORRAL_TEST_PG")
+		if dsn == "" {
+			dsn = os.Getenv("REFAPP_TEST_PG")
+		}
 		if dsn == "" {
 			dsn = "dbname=postgres"
 		}
 		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
-			probeErr = err
+			server.err = err
 			return
 		}
-		cfg.ConnectTimeout = 3 * time.Second
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cfg.ConnectTimeout = 5 * time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
-			probeErr = err
+			server.err = err
 			return
 		}
 		_ = c.Close(ctx)
-		adminCfg = cfg
+		server.admin = cfg
 	})
-	return adminCfg, probeErr
+	return server.admin, server.err
 }
 
-// Admin connects to the admin database, or skips the test.
-func Admin(t testing.TB) *pgx.Conn {
-	t.Helper()
-	cfg := need(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
+// required reports whether a missing server fails the tests instead of skipping them.
+func required() bool {
+	for _, k := range []string{"CORRAL_TEST_PG_REQUIRED", "REFAPP_TEST_PG_REQUIRED"} {
+		if v := os.Getenv(k); v != "" && v != "0" {
+			return true
+		}
 	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c
+	return false
 }
 
+// need returns the admin settings, or skips (fails, if required) the test.
 func need(t testing.TB) *pgx.ConnConfig {
 	t.Helper()
 	cfg, err := admin()
 	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL is not reachable (%v): start it (scripts/test does, as root) or point REFAPP_TEST_PG at an admin connection string", err)
-		if os.Getenv("REFAPP_TEST_PG_REQUIRED") == "1" {
+		msg := fmt.Sprintf("PostgreSQL is not reachable (%v): start it (scripts/test does, as root) or set CORRAL_TEST_PG to an admin connection string", err)
+		if required() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
@@ -77,14 +81,15 @@ func need(t testing.TB) *pgx.ConnConfig {
 	return cfg
 }
 
-// NewDB creates an empty database, dropped when the test ends, and returns its connection
-// string (keyword/value form). It skips the test when no server is reachable.
+// NewDB creates an empty database and returns its name. The database is dropped (its
+// connections cut) when the test ends, after the cleanups registered later. It skips the test
+// when no server is reachable. DSN and URL render connection strings for it.
 func NewDB(t testing.TB) string {
 	t.Helper()
 	cfg := need(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "refapp_test_" + hex.EncodeToString(b[:])
+	name := "corral_test_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pgx.ConnectConfig(ctx, cfg)
@@ -108,11 +113,24 @@ func NewDB(t testing.TB) string {
 			t.Errorf("pgtest: drop %s: %v", name, err)
 		}
 	})
-	return DSN(cfg, name)
+	return name
 }
 
-// DSN renders cfg's server and credentials as a keyword/value connection string for dbname.
-func DSN(cfg *pgx.ConnConfig, dbname string) string {
+// DSN is a keyword/value connection string to dbname on the test server, with the admin
+// credentials; more key=value pairs may be appended after a space.
+func DSN(t testing.TB, dbname string) string {
+	t.Helper()
+	return keywordDSN(need(t), dbname)
+}
+
+// URL is a postgresql:// URL to dbname on the test server, with the admin credentials, for
+// clients that take only URLs (node-postgres); pgx reads it too.
+func URL(t testing.TB, dbname string) string {
+	t.Helper()
+	return pgURL(need(t), dbname)
+}
+
+func keywordDSN(cfg *pgx.ConnConfig, dbname string) string {
 	kv := []string{
 		"host=" + quote(cfg.Host),
 		fmt.Sprintf("port=%d", cfg.Port),
@@ -130,4 +148,24 @@ func DSN(cfg *pgx.ConnConfig, dbname string) string {
 
 func quote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+// pgURL puts a unix socket directory in the host part, percent-encoded: pgx and node-postgres
+// both read it.
+func pgURL(cfg *pgx.ConnConfig, dbname string) string {
+	host := cfg.Host
+	if strings.HasPrefix(host, "/") {
+		host = url.PathEscape(host)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	user := url.User(cfg.User)
+	if cfg.Password != "" {
+		user = url.UserPassword(cfg.User, cfg.Password)
+	}
+	s := fmt.Sprintf("postgresql://%s@%s:%d/%s", user.String(), host, cfg.Port, url.PathEscape(dbname))
+	if cfg.TLSConfig == nil {
+		s += "?sslmode=disable"
+	}
+	return s
 }

@@ -16,9 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/corral-pm/corral/examples/refapp/internal/pgtest"
 	"github.com/corral-pm/corral/examples/refapp/internal/session"
 	"github.com/corral-pm/corral/examples/refapp/internal/store"
+	"github.com/corral-pm/corral/internal/pgtest"
 )
 
 const secret = "a-test-secret-of-at-least-32-bytes!"
@@ -66,7 +66,7 @@ func forEach(t *testing.T, test func(t *testing.T, e *env)) {
 }
 
 func newPGEnv(t *testing.T) *env {
-	dsn := pgtest.NewDB(t)
+	dsn := pgtest.DSN(t, pgtest.NewDB(t))
 	admin, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

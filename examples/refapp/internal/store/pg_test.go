@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-pm/corral/examples/refapp/internal/pgtest"
+	"github.com/corral-pm/corral/internal/pgtest"
 )
 
 func openPG(t *testing.T, url string, maxConns int) *PG {
@@ -52,7 +52,7 @@ func schemaOf(t *testing.T, url string) schemaInfo {
 func TestPGSchemaIsConnectPgSimples(t *testing.T) {
 	ctx := context.Background()
 	// Node's table first, then our migration on top of it: no error, nothing changed.
-	nodeURL := pgtest.NewDB(t)
+	nodeURL := pgtest.DSN(t, pgtest.NewDB(t))
 	if _, err := connect(t, nodeURL).Exec(ctx, nodeTableSQL); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestPGSchemaIsConnectPgSimples(t *testing.T) {
 		t.Errorf("Migrate changed Node's table: %+v → %+v", want, got)
 	}
 	// Our migration on an empty database gives the same table.
-	goURL := pgtest.NewDB(t)
+	goURL := pgtest.DSN(t, pgtest.NewDB(t))
 	if err := openPG(t, goURL, 2).Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestPGSchemaIsConnectPgSimples(t *testing.T) {
 
 func TestPGPruneSkipsWhileLocked(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	s := openPG(t, url, 2)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestPGPruneSkipsWhileLocked(t *testing.T) {
 
 func TestPGTimeZoneGuard(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	var serverTZ string
 	if err := connect(t, url).QueryRow(ctx, `SHOW TimeZone`).Scan(&serverTZ); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestPGTimeZoneGuard(t *testing.T) {
 // reader in the other zone sees the session expire early (sessions.md §1.4).
 func TestPGTimeZoneMismatchShiftsExpiry(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	utc := openPG(t, url+" timezone=UTC", 1)
 	ny := openPG(t, url+" timezone=America/New_York", 1)
 	if err := utc.Migrate(ctx); err != nil {
@@ -183,7 +183,7 @@ func TestPGExecModes(t *testing.T) {
 	// The casts make the SQL valid in every pgx mode, including exec and simple_protocol,
 	// which a transaction-mode pooler (PgBouncer, Supavisor :6543) needs.
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	if err := openPG(t, url, 1).Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestPGPoolSettings(t *testing.T) {
 // The pool never opens more than MaxConns connections, however many requests wait.
 func TestPGPoolBound(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	s := openPG(t, url, 3)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestPGPoolBound(t *testing.T) {
 // connection that sat idle before reusing it.
 func TestPGPoolReplacesDroppedConnections(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	s := openPG(t, url, 2)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestPGPoolReplacesDroppedConnections(t *testing.T) {
 
 func TestPGPoolConfig(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	s := openPG(t, url+" pool_max_conns=3 pool_min_conns=1", 9)
 	if !s.MaxConnsFromURL || s.Pool().Config().MaxConns != 3 {
 		t.Errorf("pool_max_conns: from URL %v, max %d", s.MaxConnsFromURL, s.Pool().Config().MaxConns)
@@ -348,7 +348,7 @@ func TestPGPoolConfig(t *testing.T) {
 
 func TestPGUnavailable(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	s := openPG(t, url, 1)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)

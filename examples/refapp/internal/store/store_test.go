@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/corral-pm/corral/examples/refapp/internal/pgtest"
 	"github.com/corral-pm/corral/examples/refapp/internal/session"
+	"github.com/corral-pm/corral/internal/pgtest"
 )
 
 // instance is one worker's view of a shared database, plus test-only raw access.
@@ -30,7 +30,7 @@ type db struct {
 }
 
 func newPGDB(t *testing.T) *db {
-	url := pgtest.NewDB(t)
+	url := pgtest.DSN(t, pgtest.NewDB(t))
 	admin := connect(t, url)
 	return &db{
 		open: func(t *testing.T) instance {
