@@ -13,6 +13,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/closeexec"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
 	"golang.org/x/sys/unix"
@@ -140,6 +141,10 @@ func (c *cli) spawnDaemon(ctx context.Context) error {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
+	// The daemon outlives this command: it must not hold our caller's descriptors open.
+	if err := closeexec.FromThree(); err != nil {
+		c.warnf("the daemon may keep descriptors this command inherited: %v", err)
+	}
 	cmd := exec.Command(exe, "daemon")
 	cmd.Env = os.Environ()
 	cmd.Dir = "/"

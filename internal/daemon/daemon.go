@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/closeexec"
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
@@ -81,6 +82,11 @@ type Daemon struct {
 // New prepares a daemon for paths.Home: it takes the home's lock (one daemon per home) and
 // opens the daemon log. Nothing listens until Run.
 func New(opt Options) (*Daemon, error) {
+	// Descriptors inherited from whoever started the daemon (`corral run` in a shell, a CI
+	// runner) must not reach the apps. They stay open here: the foreground caller may rely on them.
+	if err := closeexec.FromThree(); err != nil {
+		return nil, err
+	}
 	// The daemon lives for months and its heap is small and steady: collect earlier than
 	// Go's default so its footprint stays near the live heap.
 	debug.SetGCPercent(50)
