@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/procstat"
 )
 
 // corralBin is the binary under test, built once by TestMain.
@@ -334,13 +335,8 @@ func alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	st, err := procstat.ReadStat(pid)
+	return err == nil && !st.Exited
 }
 
 // freePort returns a TCP port that was free a moment ago.

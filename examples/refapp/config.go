@@ -36,9 +36,8 @@ type config struct {
 	Rolling        bool
 	PruneInterval  time.Duration // 0: no pruning from this worker
 
-	Instance    int    // NODE_APP_INSTANCE as a number (0 when absent)
 	InstanceRaw string // NODE_APP_INSTANCE as given
-	AppName     string // application_name
+	AppName     string // application_name: refapp-w<NODE_APP_INSTANCE, 0 when absent>
 
 	PoolTotal     int
 	Workers       int
@@ -134,12 +133,13 @@ func loadConfig(getenv func(string) (string, bool), args []string) (*config, []s
 	}
 
 	c.InstanceRaw = env("NODE_APP_INSTANCE", "")
+	instance := 0
 	if c.InstanceRaw != "" {
-		if c.Instance, err = strconv.Atoi(c.InstanceRaw); err != nil || c.Instance < 0 {
+		if instance, err = strconv.Atoi(c.InstanceRaw); err != nil || instance < 0 {
 			return nil, nil, fmt.Errorf("NODE_APP_INSTANCE %q is not a worker number", c.InstanceRaw)
 		}
 	}
-	c.AppName = "refapp-w" + strconv.Itoa(c.Instance)
+	c.AppName = "refapp-w" + strconv.Itoa(instance)
 
 	// Pool: a total budget divided by the number of workers, at least 2 each.
 	if c.PoolTotal, err = strconv.Atoi(env("DB_POOL_TOTAL", "20")); err != nil || c.PoolTotal < 1 {

@@ -144,14 +144,12 @@ func openBackend(ctx context.Context, cfg *config, log *slog.Logger) (backend, e
 		return nil, err
 	}
 	pc := s.Pool().Config()
-	limits := []any{"min_conns", pc.MinConns, "max_idle", pc.MaxConnIdleTime, "max_lifetime", pc.MaxConnLifetime,
-		"lifetime_jitter", pc.MaxConnLifetimeJitter, "health_check", pc.HealthCheckPeriod, "application_name", cfg.AppName}
-	if s.MaxConnsFromURL {
-		log.Info("database pool", append([]any{"max_conns", pc.MaxConns, "from", "pool_max_conns in DATABASE_URL"}, limits...)...)
-	} else {
-		log.Info("database pool", append([]any{"max_conns", pc.MaxConns,
-			"rule", fmt.Sprintf("max(2, DB_POOL_TOTAL=%d / %d workers from %s)", cfg.PoolTotal, cfg.Workers, cfg.WorkersSource)}, limits...)...)
+	size := []any{"max_conns", pc.MaxConns, "from", "pool_max_conns in DATABASE_URL"}
+	if !s.MaxConnsFromURL {
+		size = []any{"max_conns", pc.MaxConns, "rule", fmt.Sprintf("max(2, DB_POOL_TOTAL=%d / %d workers from %s)", cfg.PoolTotal, cfg.Workers, cfg.WorkersSource)}
 	}
+	log.Info("database pool", append(size, "min_conns", pc.MinConns, "max_idle", pc.MaxConnIdleTime, "max_lifetime", pc.MaxConnLifetime,
+		"lifetime_jitter", pc.MaxConnLifetimeJitter, "health_check", pc.HealthCheckPeriod, "application_name", cfg.AppName)...)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)

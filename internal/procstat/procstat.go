@@ -5,13 +5,19 @@
 // main pid only, so a cluster master or a shell wrapper hides its children's memory). The daemon
 // must stay small, so this reads /proc directly instead of pulling in gopsutil, and a Sample in
 // steady state allocates nothing but the map it returns.
+//
+// ReadStat and ClockTicks are for callers that want one process's /proc/<pid>/stat: whether it
+// is alive, its parent, its CPU time.
 package procstat
 
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -86,7 +92,7 @@ func NewSampler() *Sampler {
 func newSampler(procDir string, clock func() (time.Time, uint64)) *Sampler {
 	s := &Sampler{
 		procDir:   append([]byte(procDir), 0),
-		clkTck:    clockTicks(),
+		clkTck:    ClockTicks(),
 		pageSize:  int64(unix.Getpagesize()),
 		maxCPU:    100 * float64(runtime.NumCPU()),
 		dirBuf:    make([]byte, 32<<10),
@@ -109,10 +115,11 @@ func newSampler(procDir string, clock func() (time.Time, uint64)) *Sampler {
 // USER_HZ to every program (it is what sysconf(_SC_CLK_TCK) returns in C).
 const atClkTck = 17
 
-// clockTicks returns USER_HZ, the unit of utime, stime and starttime in /proc/<pid>/stat. It is
-// 100 on every Linux architecture corral targets; the auxiliary vector is asked anyway so that a
-// kernel built otherwise is not misread by a factor.
-func clockTicks() uint64 {
+// ClockTicks returns USER_HZ, the clock ticks per second: the unit of utime, stime and starttime
+// in /proc/<pid>/stat (Stat's CPU, ChildCPU and Start). It is 100 on every Linux architecture
+// corral targets; the auxiliary vector is asked anyway so that a kernel built otherwise is not
+// misread by a factor.
+func ClockTicks() uint64 {
 	if auxv, err := unix.Auxv(); err == nil {
 		for _, kv := range auxv {
 			if kv[0] == atClkTck && kv[1] > 0 {
@@ -356,6 +363,31 @@ func openat(dirfd int, path []byte, flags int) (int, error) {
 		return -1, errno
 	}
 	return int(fd), nil
+}
+
+// Stat is what /proc/<pid>/stat says of one process: the fields a Sample reads.
+type Stat struct {
+	PPid     int    // the parent's pid
+	Exited   bool   // state Z (a zombie: exited, not reaped yet) or X (dead)
+	CPU      uint64 // utime+stime: the process's own CPU time, in clock ticks (see ClockTicks)
+	ChildCPU uint64 // cutime+cstime: the CPU time of its reaped descendants, in clock ticks
+	Start    uint64 // start time, in clock ticks since boot
+	RSS      int64  // resident pages
+}
+
+// ReadStat reads and parses /proc/<pid>/stat. The error is the read's (fs.ErrNotExist when there
+// is no such process) or says that the line does not parse.
+func ReadStat(pid int) (Stat, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Stat{}, err
+	}
+	r, ok := parseStat(raw)
+	if !ok {
+		return Stat{}, fmt.Errorf("%s: cannot parse %q", path, raw)
+	}
+	return Stat{PPid: r.ppid, Exited: r.zombie, CPU: r.self, ChildCPU: r.child, Start: r.start, RSS: r.rss}, nil
 }
 
 // parseStat reads the fields of a /proc/<pid>/stat line that Sample needs:

@@ -2,8 +2,11 @@ package procstat
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
 	"runtime"
 	"syscall"
@@ -200,6 +203,33 @@ func TestDeadRootDisappears(t *testing.T) {
 		_, liveOK := got[live.Process.Pid]
 		return len(got) == 1 && liveOK, fmt.Sprintf("Sample = %v; want only %d", got, live.Process.Pid)
 	})
+}
+
+// TestReadStat reads a live process, a zombie and a reaped one.
+func TestReadStat(t *testing.T) {
+	if ClockTicks() == 0 {
+		t.Fatal("ClockTicks() = 0")
+	}
+	st, err := ReadStat(os.Getpid())
+	if err != nil || st.PPid != os.Getppid() || st.Exited || st.Start == 0 || st.RSS <= 0 {
+		t.Fatalf("ReadStat(self) = %+v, %v", st, err)
+	}
+	cmd := start(t, "sleep", "300")
+	pid := cmd.Process.Pid
+	if st, err := ReadStat(pid); err != nil || st.PPid != os.Getpid() || st.Exited {
+		t.Fatalf("ReadStat(child) = %+v, %v", st, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		st, err := ReadStat(pid)
+		return err == nil && st.Exited, fmt.Sprintf("ReadStat(killed child) = %+v, %v; want a zombie", st, err)
+	})
+	killGroup(cmd)
+	if st, err := ReadStat(pid); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadStat(reaped child) = %+v, %v; want fs.ErrNotExist", st, err)
+	}
 }
 
 // TestSampleAllocations guards the steady state: a Sample must not allocate per process.

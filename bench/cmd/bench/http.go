@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/procstat"
 )
 
 // httpScenario measures cluster mode: the same trivial Node HTTP app with 2 workers behind one
@@ -446,7 +448,6 @@ type nodeServer struct {
 	cmd     *exec.Cmd
 	marker  string
 	exited  chan struct{}
-	workers []int
 	once    sync.Once
 	stopErr error
 }
@@ -514,7 +515,6 @@ func (s *nodeServer) WorkerPIDs(ctx context.Context) ([]int, error) {
 	for {
 		kids := childPIDs(pid)
 		if len(kids) == 2 {
-			s.workers = kids
 			return kids, nil
 		}
 		if time.Now().After(deadline) {
@@ -559,24 +559,12 @@ func (s *nodeServer) Stop() error {
 func childPIDs(pid int) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
-	want := strconv.Itoa(pid)
 	for _, ent := range entries {
-		if _, err := strconv.Atoi(ent.Name()); err != nil {
-			continue
-		}
-		raw, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		c, err := strconv.Atoi(ent.Name())
 		if err != nil {
 			continue
 		}
-		s := string(raw)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		// f[0] is the state, f[1] the parent's pid.
-		if len(f) > 1 && f[1] == want && f[0] != "Z" && f[0] != "X" {
-			c, _ := strconv.Atoi(ent.Name())
+		if st, err := procstat.ReadStat(c); err == nil && st.PPid == pid && !st.Exited {
 			out = append(out, c)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/procstat"
 )
 
 // The HTTP load generator: a few goroutines, each one client in a closed loop (send a request,
@@ -268,14 +270,14 @@ func (l *Load) fail(c *client, err error, began time.Time) bool {
 	if l.ctx.Err() != nil {
 		return false
 	}
+	k := errKind(err)
 	if !end.IsZero() && !now.Before(end) {
 		// At or after the end: a genuine timeout (in flight for the whole timeout) counts;
 		// anything else happened outside the measured window or was cut by its end.
-		if errKind(err) != errTimeout || now.Sub(began) < l.cfg.Timeout {
+		if k != errTimeout || now.Sub(began) < l.cfg.Timeout {
 			return false
 		}
 	}
-	k := errKind(err)
 	c.errors[k]++
 	if _, ok := c.samples[k]; !ok {
 		c.samples[k] = err.Error()
@@ -512,27 +514,12 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// cpuSeconds is the CPU time (user + system) pid has used, from /proc/<pid>/stat (clock
-// ticks of 1/100 s: USER_HZ is 100 on Linux). Its children's time is not included.
+// cpuSeconds is the CPU time (user + system) pid has used, from /proc/<pid>/stat. Its
+// children's time is not included.
 func cpuSeconds(pid int) (float64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procstat.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state), so utime (field 14) and stime (15) are f[11] and f[12].
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
-	}
-	return float64(u+st) / 100, nil
+	return float64(st.CPU) / float64(procstat.ClockTicks()), nil
 }

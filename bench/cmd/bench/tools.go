@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/procstat"
 )
 
 // Tool is a process manager under test, driven through its CLI the way a user drives it.
@@ -252,16 +254,8 @@ func killByHome(name, home string) []string {
 
 // alive reports whether pid names a live process (not a zombie).
 func alive(pid int) bool {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses and may hold spaces.
-	s := string(raw)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
-	}
-	return true
+	st, err := procstat.ReadStat(pid)
+	return err == nil && !st.Exited
 }
 
 // waitGone waits until pid is no longer alive.

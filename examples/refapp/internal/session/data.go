@@ -260,9 +260,6 @@ func (d *Data) Delete(key string) {
 	}
 }
 
-// Keys returns the top-level keys in order, "cookie" included.
-func (d *Data) Keys() []string { return append([]string(nil), d.keys...) }
-
 // UserID reads passport's req.session.passport.user as a numeric user ID: a JSON number, or a
 // string of digits (what node-postgres gives for int8 columns, if serializeUser passed it on).
 func (d *Data) UserID() (int64, bool) {

@@ -66,9 +66,6 @@ type Session struct {
 	loaded string // the stored text it was loaded from / last saved as
 }
 
-// Text is the JSON text the session was loaded from or last written as.
-func (s *Session) Text() string { return s.loaded }
-
 // NewManager checks the options and fills in the defaults.
 func NewManager(store Store, o Options) (*Manager, error) {
 	if len(o.Secrets) == 0 {
@@ -105,9 +102,6 @@ func NewManager(store Store, o Options) (*Manager, error) {
 	}
 	return m, nil
 }
-
-// Options returns the effective options.
-func (m *Manager) Options() Options { return m.opt }
 
 // SID returns the session ID of r's signed cookie: the first cookie of that name, "s:" prefix,
 // a signature by one of the secrets. Anything else means no session (never an error), as in

@@ -62,13 +62,12 @@ const (
 
 // PGOptions configure OpenPG.
 type PGOptions struct {
-	URL      string // DATABASE_URL: URL or keyword/value form, libpq's PG* variables apply
-	AppName  string // application_name of every connection (refapp-w<instance>)
-	MaxConns int    // per worker
-	// Pool limits; zero takes the defaults above. A pool_* parameter in URL (pgxpool's names:
-	// pool_max_conns, pool_min_conns, pool_max_conn_idle_time, pool_max_conn_lifetime,
-	// pool_max_conn_lifetime_jitter, pool_health_check_period...) wins over these and MaxConns.
-	MaxConnIdleTime, MaxConnLifetime, MaxConnLifetimeJitter, HealthCheckPeriod time.Duration
+	URL     string // DATABASE_URL: URL or keyword/value form, libpq's PG* variables apply
+	AppName string // application_name of every connection (refapp-w<instance>)
+	// Per worker. A pool_* parameter in URL (pgxpool's names: pool_max_conns, pool_min_conns,
+	// pool_max_conn_idle_time, pool_max_conn_lifetime, pool_max_conn_lifetime_jitter,
+	// pool_health_check_period...) wins over it and over the defaults above.
+	MaxConns int
 }
 
 // PG is the PostgreSQL store.
@@ -110,14 +109,10 @@ func OpenPG(o PGOptions) (*PG, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = o.AppName
 	}
 	s := &PG{MaxConnsFromURL: fromURL["pool_max_conns"]}
-	def := func(key string, field *time.Duration, v, d time.Duration) {
-		if fromURL[key] {
-			return
+	def := func(key string, field *time.Duration, d time.Duration) {
+		if !fromURL[key] {
+			*field = d
 		}
-		if v <= 0 {
-			v = d
-		}
-		*field = v
 	}
 	if !s.MaxConnsFromURL {
 		cfg.MaxConns = int32(max(1, o.MaxConns))
@@ -125,10 +120,10 @@ func OpenPG(o PGOptions) (*PG, error) {
 	if !fromURL["pool_min_conns"] {
 		cfg.MinConns = 0
 	}
-	def("pool_max_conn_idle_time", &cfg.MaxConnIdleTime, o.MaxConnIdleTime, DefaultMaxConnIdleTime)
-	def("pool_max_conn_lifetime", &cfg.MaxConnLifetime, o.MaxConnLifetime, DefaultMaxConnLifetime)
-	def("pool_max_conn_lifetime_jitter", &cfg.MaxConnLifetimeJitter, o.MaxConnLifetimeJitter, DefaultMaxConnLifetimeJitter)
-	def("pool_health_check_period", &cfg.HealthCheckPeriod, o.HealthCheckPeriod, DefaultHealthCheckPeriod)
+	def("pool_max_conn_idle_time", &cfg.MaxConnIdleTime, DefaultMaxConnIdleTime)
+	def("pool_max_conn_lifetime", &cfg.MaxConnLifetime, DefaultMaxConnLifetime)
+	def("pool_max_conn_lifetime_jitter", &cfg.MaxConnLifetimeJitter, DefaultMaxConnLifetimeJitter)
+	def("pool_health_check_period", &cfg.HealthCheckPeriod, DefaultHealthCheckPeriod)
 	// No context: with MinConns 0 nothing connects here; the first Acquire does, bounded by
 	// its caller's context (a request's 3 s: a saturated or unreachable database is a 503).
 	s.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
@@ -235,14 +230,7 @@ func (s *PG) CheckTimeZone(ctx context.Context, expected string) (string, error)
 // Seed creates the missing users.
 func (s *PG) Seed(ctx context.Context, seeds []Seed, cost int) (SeedResult, error) {
 	return seedUsers(ctx, seeds, cost,
-		func(ctx context.Context, email string) (string, bool, error) {
-			var h string
-			err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE email = $1::text`, email).Scan(&h)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return "", false, nil
-			}
-			return h, err == nil, err
-		},
+		s.UserByEmail,
 		func(ctx context.Context, email, hash string) (bool, error) {
 			tag, err := s.pool.Exec(ctx, `INSERT INTO users (email, password_hash) VALUES ($1::text, $2::text) ON CONFLICT (email) DO NOTHING`, email, hash)
 			return tag.RowsAffected() == 1, err
@@ -253,31 +241,22 @@ func (s *PG) Seed(ctx context.Context, seeds []Seed, cost int) (SeedResult, erro
 func (s *PG) UserByEmail(ctx context.Context, email string) (User, string, bool, error) {
 	var u User
 	var h string
-	err := s.pool.QueryRow(ctx, `SELECT id, email, password_hash FROM users WHERE email = $1::text`, email).Scan(&u.ID, &u.Email, &h)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, "", false, nil
-	}
-	return u, h, err == nil, err
+	found, err := rowFound(s.pool.QueryRow(ctx, `SELECT id, email, password_hash FROM users WHERE email = $1::text`, email).Scan(&u.ID, &u.Email, &h))
+	return u, h, found, err
 }
 
 // UserByID returns a user.
 func (s *PG) UserByID(ctx context.Context, id int64) (User, bool, error) {
 	var u User
-	err := s.pool.QueryRow(ctx, `SELECT id, email FROM users WHERE id = $1::int8`, id).Scan(&u.ID, &u.Email)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, false, nil
-	}
-	return u, err == nil, err
+	found, err := rowFound(s.pool.QueryRow(ctx, `SELECT id, email FROM users WHERE id = $1::int8`, id).Scan(&u.ID, &u.Email))
+	return u, found, err
 }
 
 // Load implements session.Store.
 func (s *PG) Load(ctx context.Context, sid string, nowSecs int64) (string, bool, error) {
 	var text string
-	err := s.pool.QueryRow(ctx, pgLoad, sid, float64(nowSecs)).Scan(&text)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	return text, err == nil, err
+	found, err := rowFound(s.pool.QueryRow(ctx, pgLoad, sid, float64(nowSecs)).Scan(&text))
+	return text, found, err
 }
 
 // Insert implements session.Store.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -135,14 +134,7 @@ func (s *SQLite) Migrate(ctx context.Context) error {
 // Seed creates the missing users.
 func (s *SQLite) Seed(ctx context.Context, seeds []Seed, cost int) (SeedResult, error) {
 	return seedUsers(ctx, seeds, cost,
-		func(ctx context.Context, email string) (string, bool, error) {
-			var h string
-			err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE email = ?`, email).Scan(&h)
-			if errors.Is(err, sql.ErrNoRows) {
-				return "", false, nil
-			}
-			return h, err == nil, err
-		},
+		s.UserByEmail,
 		func(ctx context.Context, email, hash string) (bool, error) {
 			return affected(s.db.ExecContext(ctx, `INSERT INTO users (email, password_hash) VALUES (?, ?) ON CONFLICT (email) DO NOTHING`, email, hash))
 		})
@@ -152,31 +144,22 @@ func (s *SQLite) Seed(ctx context.Context, seeds []Seed, cost int) (SeedResult, 
 func (s *SQLite) UserByEmail(ctx context.Context, email string) (User, string, bool, error) {
 	var u User
 	var h string
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, password_hash FROM users WHERE email = ?`, email).Scan(&u.ID, &u.Email, &h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, "", false, nil
-	}
-	return u, h, err == nil, err
+	found, err := rowFound(s.db.QueryRowContext(ctx, `SELECT id, email, password_hash FROM users WHERE email = ?`, email).Scan(&u.ID, &u.Email, &h))
+	return u, h, found, err
 }
 
 // UserByID returns a user.
 func (s *SQLite) UserByID(ctx context.Context, id int64) (User, bool, error) {
 	var u User
-	err := s.db.QueryRowContext(ctx, `SELECT id, email FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, false, nil
-	}
-	return u, err == nil, err
+	found, err := rowFound(s.db.QueryRowContext(ctx, `SELECT id, email FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Email))
+	return u, found, err
 }
 
 // Load implements session.Store.
 func (s *SQLite) Load(ctx context.Context, sid string, nowSecs int64) (string, bool, error) {
 	var text string
-	err := s.db.QueryRowContext(ctx, `SELECT sess FROM "session" WHERE sid = ? AND expire >= ?`, sid, nowSecs).Scan(&text)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	return text, err == nil, err
+	found, err := rowFound(s.db.QueryRowContext(ctx, `SELECT sess FROM "session" WHERE sid = ? AND expire >= ?`, sid, nowSecs).Scan(&text))
+	return text, found, err
 }
 
 // Insert implements session.Store.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -33,14 +34,14 @@ type SeedResult struct {
 
 // seedUsers creates each missing user with a bcrypt hash of its password; it never changes an
 // existing user (the table may be the Node app's). Safe when N workers seed at once: the
-// insert does nothing on a conflicting email.
+// insert does nothing on a conflicting email. lookup is the store's UserByEmail.
 func seedUsers(ctx context.Context, seeds []Seed, cost int,
-	lookup func(ctx context.Context, email string) (hash string, found bool, err error),
+	lookup func(ctx context.Context, email string) (u User, hash string, found bool, err error),
 	insert func(ctx context.Context, email, hash string) (bool, error),
 ) (SeedResult, error) {
 	var res SeedResult
 	for _, s := range seeds {
-		hash, found, err := lookup(ctx, s.Email)
+		_, hash, found, err := lookup(ctx, s.Email)
 		if err != nil {
 			return res, err
 		}
@@ -63,6 +64,15 @@ func seedUsers(ctx context.Context, seeds []Seed, cost int,
 		}
 	}
 	return res, nil
+}
+
+// rowFound turns the error of a single-row query (pgx's or database/sql's Scan) into whether
+// the row was found: no row is not an error.
+func rowFound(err error) (bool, error) {
+	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Unavailable reports whether err means the database could not be reached in time (pool

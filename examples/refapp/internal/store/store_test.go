@@ -44,14 +44,11 @@ func newPGDB(t *testing.T) *db {
 		raw: func(t *testing.T, sid string) (string, int64, bool) {
 			var text string
 			var exp float64
-			err := admin.QueryRow(context.Background(), `SELECT sess::text, extract(epoch FROM expire::timestamptz) FROM "session" WHERE sid = $1`, sid).Scan(&text, &exp)
-			if err == pgx.ErrNoRows {
-				return "", 0, false
-			}
+			found, err := rowFound(admin.QueryRow(context.Background(), `SELECT sess::text, extract(epoch FROM expire::timestamptz) FROM "session" WHERE sid = $1`, sid).Scan(&text, &exp))
 			if err != nil {
 				t.Fatal(err)
 			}
-			return text, int64(exp), true
+			return text, int64(exp), found
 		},
 		count: func(t *testing.T) int {
 			var n int
