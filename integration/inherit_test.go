@@ -76,3 +76,32 @@ func TestInheritedDescriptorsStayBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestEachRunLeadsItsSession: every process corral starts leads a session (and process group)
+// of its own, apart from the daemon's: the kill signal reaches its whole group, a terminal's
+// signals never reach it, and autogroup scheduling counts each worker as a peer.
+func TestEachRunLeadsItsSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sleeper.sh")
+	e.ok("start", "sleeper.sh", "--name", "s", "-i", "2")
+	sessionOf := func(pid int) (sid, pgid int) {
+		t.Helper()
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // state ppid pgrp session ...
+		if _, err := fmt.Sscan(f[2]+" "+f[3], &pgid, &sid); err != nil {
+			t.Fatal(err)
+		}
+		return sid, pgid
+	}
+	daemonSID, _ := sessionOf(e.daemonPID())
+	for id := range 2 {
+		p := e.waitStatus(id, "online", 20*time.Second)
+		if sid, pgid := sessionOf(p.PID); sid != p.PID || pgid != p.PID || sid == daemonSID {
+			t.Errorf("process %d (pid %d): session %d, group %d; want both its own pid (the daemon's session is %d)", id, p.PID, sid, pgid, daemonSID)
+		}
+	}
+}

@@ -291,7 +291,7 @@ func newFake(t testing.TB, g *Group, procID int, name string, o fakeOpts) *fakeW
 	if o.noAttach {
 		f.dipc.internal = make(chan struct{}, 64)
 	}
-	f.dch, err = nodeipc.Open(parent, f.dipc, nodeipc.Options{})
+	f.dch, err = nodeipc.Open(parent, f.dipc, nodeipc.Options{HandleWindow: HandoffWindow})
 	if err != nil {
 		t.Fatalf("Open daemon end: %v", err)
 	}

@@ -54,7 +54,7 @@ func waitIdle(t *testing.T, fakes ...*fakeWorker) {
 		g.mu.Unlock()
 		for _, h := range hs {
 			h.mu.Lock()
-			idle := h.shared || len(h.free) == len(h.all)
+			idle := h.shared || h.idleLocked()
 			h.mu.Unlock()
 			if !idle {
 				return false
@@ -390,8 +390,9 @@ func TestAllWorkersRefuse(t *testing.T) {
 // ---------------------------------------------------------------------------------------------
 // 5. Stuck worker.
 
-// TestStuckWorkerDoesNotStall: a worker that never answers newconn holds at most one
-// connection; the others serve everything else.
+// TestStuckWorkerDoesNotStall: a worker that never answers newconn gets no more connections
+// while the others keep up (the worker with the fewest unanswered goes first), and never more
+// than HandoffWindow (TestCloseListenersClosesPortAndPending); the others serve everything else.
 func TestStuckWorkerDoesNotStall(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
@@ -620,8 +621,12 @@ func TestCloseListenersClosesPortAndPending(t *testing.T) {
 	a := newFake(t, g, 1, "a", fakeOpts{mode: modeStuck})
 	a.online()
 	port := a.listen(0)
-	c0 := dialTCP(t, port)
-	a.nextConn()
+	// The stuck worker takes a full window; the next two wait in the daemon.
+	held := make([]net.Conn, HandoffWindow)
+	for i := range held {
+		held[i] = dialTCP(t, port)
+		a.nextConn()
+	}
 	c1 := dialTCP(t, port)
 	c2 := dialTCP(t, port)
 	h := handleOf(g, "null:0:4:undefined:0")
@@ -636,9 +641,8 @@ func TestCloseListenersClosesPortAndPending(t *testing.T) {
 	if ls := g.Listeners(); len(ls) != 0 {
 		t.Errorf("Listeners() = %v after CloseListeners", ls)
 	}
-	// c0 is still the stuck worker's: the daemon closes its copy when the worker answers or
-	// dies (cleanup).
-	_ = c0
+	// The held ones are still the stuck worker's: the daemon closes its copies when the
+	// worker answers or dies (cleanup).
 
 	// The key opens again (listen(0): on a new port).
 	b := newFake(t, g, 2, "b", fakeOpts{})

@@ -16,6 +16,16 @@ import (
 // refused), so a cluster whose workers all hang cannot make the daemon hoard fds.
 const maxPending = 1024
 
+// HandoffWindow is how many connections one worker may have been handed on a key without
+// answering yet. Node's primary hands a worker its next connection only after the worker
+// answered the last one (a window of 1), so under load every connection costs the primary a
+// wake-up for the answer before the next can go. With a few in flight, one wake-up hands over
+// whatever the accept found, and a busy worker finds several connections in one read. The
+// worker with the fewest unanswered connections gets the next one, round-robin among equals,
+// so connections still alternate while workers keep up and go to the others while one lags;
+// a stuck worker holds at most this many.
+const HandoffWindow = 4
+
 // handle is one server key of an app (spec §6): the socket the daemon owns, the workers that
 // listen on it, and, for round-robin, the connections waiting for a worker.
 type handle struct {
@@ -31,7 +41,9 @@ type handle struct {
 	cond    *sync.Cond
 	data    json.RawMessage // TLS session ticket keys etc.: the first worker's, echoed to all (spec §5.3)
 	all     map[*worker]bool
-	free    []*worker // workers with no newconn outstanding on this key, oldest first
+	ring    []*worker       // workers in rotation, in the order they joined
+	next    int             // where the round-robin scan starts in ring
+	out     map[*worker]int // connections handed to each worker in ring, not answered yet
 	pending []*pendingConn
 	closed  bool
 	dropped uint64 // connections closed because every worker refused them
@@ -44,7 +56,7 @@ type pendingConn struct {
 }
 
 func newHandle(g *Group, key string, sock *socketFile, shared, udp bool) *handle {
-	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, all: map[*worker]bool{}}
+	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, all: map[*worker]bool{}, out: map[*worker]int{}}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
@@ -58,7 +70,8 @@ func (h *handle) add(w *worker) {
 	}
 	h.all[w] = true
 	if !h.shared {
-		h.free = append(h.free, w)
+		h.ring = append(h.ring, w)
+		h.out[w] = 0
 		h.dispatchLocked()
 		h.cond.Broadcast() // the accept loop may have been waiting for a first worker
 	}
@@ -69,7 +82,50 @@ func (h *handle) remove(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.all, w)
-	h.free = slices.DeleteFunc(h.free, func(x *worker) bool { return x == w })
+	h.leaveRingLocked(w)
+}
+
+// leaveRingLocked stops handing w connections on this key.
+func (h *handle) leaveRingLocked(w *worker) {
+	i := slices.Index(h.ring, w)
+	if i < 0 {
+		return
+	}
+	h.ring = slices.Delete(h.ring, i, i+1)
+	delete(h.out, w)
+	if i < h.next {
+		h.next--
+	}
+	if h.next >= len(h.ring) {
+		h.next = 0
+	}
+}
+
+// pickLocked chooses the worker for the next connection: the fewest unanswered first,
+// round-robin among equals; nil when every worker has a full window.
+func (h *handle) pickLocked() *worker {
+	var best *worker
+	bestOut := HandoffWindow
+	for k := range h.ring {
+		w := h.ring[(h.next+k)%len(h.ring)]
+		if n := h.out[w]; n < bestOut {
+			best, bestOut = w, n
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// idleLocked reports whether no connection is waiting for a worker's answer on this key.
+func (h *handle) idleLocked() bool {
+	for _, n := range h.out {
+		if n > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // maxTriesLocked bounds how often one connection may be refused before it is closed: every
@@ -122,11 +178,13 @@ func (h *handle) acceptLoop() {
 	}
 }
 
-// dispatchLocked hands pending connections to free workers, first come first served.
+// dispatchLocked hands pending connections to workers (pickLocked), first come first served.
 func (h *handle) dispatchLocked() {
-	for len(h.pending) > 0 && len(h.free) > 0 {
-		w := h.free[0]
-		h.free = h.free[1:]
+	for len(h.pending) > 0 {
+		w := h.pickLocked()
+		if w == nil {
+			break
+		}
 		c := h.pending[0]
 		h.pending = h.pending[1:]
 		if err := w.sendConn(h, c); err != nil {
@@ -134,8 +192,12 @@ func (h *handle) dispatchLocked() {
 			// rotation of this key, and the connection goes to the next one.
 			h.pending = append([]*pendingConn{c}, h.pending...)
 			delete(h.all, w)
+			h.leaveRingLocked(w)
 			h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
+			continue
 		}
+		h.out[w]++
+		h.next = (slices.Index(h.ring, w) + 1) % len(h.ring)
 	}
 	if len(h.pending) < maxPending {
 		h.cond.Broadcast()
@@ -161,12 +223,12 @@ func (h *handle) requeue(c *pendingConn) {
 	h.dispatchLocked()
 }
 
-// release makes w free again on this key after it answered a newconn.
+// release counts w's answer to a newconn on this key: it has room for one more.
 func (h *handle) release(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.closed && h.all[w] && !slices.Contains(h.free, w) {
-		h.free = append(h.free, w)
+	if n, ok := h.out[w]; ok && n > 0 {
+		h.out[w] = n - 1
 	}
 	h.dispatchLocked()
 }
@@ -181,7 +243,7 @@ func (h *handle) close() {
 	h.closed = true
 	pending := h.pending
 	h.pending = nil
-	h.free = nil
+	h.ring, h.next, h.out = nil, 0, map[*worker]int{}
 	h.all = map[*worker]bool{}
 	h.cond.Broadcast()
 	h.mu.Unlock()

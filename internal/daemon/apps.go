@@ -289,6 +289,7 @@ func (d *Daemon) protocolFor(a *app) supervisor.Protocol {
 	if a.group != nil {
 		pr.Worker = a.group
 		pr.NodePreload = d.nodePreload
+		pr.HandleWindow = cluster.HandoffWindow
 	}
 	if a.sockets != nil {
 		pr.Sockets = a.sockets

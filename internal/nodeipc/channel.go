@@ -53,6 +53,13 @@ type Options struct {
 	// QueueLen bounds the send queue (messages accepted by Send/SendHandle but not yet
 	// written, including those held back behind an unacknowledged handle). Default 1024.
 	QueueLen int
+	// HandleWindow is how many handles may await their ACK/NACK at once. Node's own sender
+	// allows one (spec §4.3): after a handle, everything waits for its answer. Handles sent
+	// back to back, each in its own sendmsg, reach a Node receiver intact (§4.2), so a sender
+	// may pipeline them: one wake-up of the daemon then hands over several connections, and
+	// one of the child's reads may find several waiting. Plain messages still wait until every
+	// handle before them is answered, so nothing overtakes a handle. 0 or 1: Node's rule.
+	HandleWindow int
 
 	readBufSize int // recvmsg data buffer; tests shrink it to force split reads
 	// sendmsg replaces the handle-carrying sendmsg; tests inject kernel refusals with it.
@@ -94,13 +101,14 @@ type Channel struct {
 	conn        *net.UnixConn
 	h           Handler
 	queueLen    int
+	window      int // handles awaiting an answer at once (Options.HandleWindow)
 	readBufSize int
 	sendmsg     func(conn *net.UnixConn, line, oob []byte) (int, error)
 
 	mu         sync.Mutex
 	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
 	ctrl       [][]byte      // our ACK/NACK lines; they bypass the handle hold (spec §4.3)
-	inflight   *outgoing     // handle being written or awaiting ACK/NACK; holds back queue
+	inflight   []*outgoing   // handles being written or awaiting ACK/NACK, oldest first; hold back the queue
 	writing    bool          // the writer is in the middle of a line
 	sendClosed bool          // Send/SendHandle fail with ErrClosed
 	terminated bool          // the socket is closed (or closing); cause is final
@@ -137,6 +145,7 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 		conn:        conn,
 		h:           h,
 		queueLen:    opt.QueueLen,
+		window:      max(opt.HandleWindow, 1),
 		readBufSize: opt.readBufSize,
 		sendmsg:     opt.sendmsg,
 		wake:        make(chan struct{}, 1),
@@ -312,7 +321,7 @@ func (c *Channel) wakeWriter() {
 
 // idleLocked reports whether everything accepted so far has been written and answered.
 func (c *Channel) idleLocked() bool {
-	return len(c.queue) == 0 && len(c.ctrl) == 0 && c.inflight == nil && !c.writing
+	return len(c.queue) == 0 && len(c.ctrl) == 0 && len(c.inflight) == 0 && !c.writing
 }
 
 // notifyIdleLocked releases Flush waiters once the channel is idle.
@@ -390,12 +399,16 @@ func (c *Channel) stopWriter() {
 }
 
 // handleResult processes NODE_HANDLE_ACK / NODE_HANDLE_NACK from the child: it answers the
-// handle in flight and lifts the hold on the queue (spec §4.3). A stray answer is ignored, as
-// Node ignores it.
+// oldest handle in flight (the child answers them in the order it reads them) and lifts the
+// hold on the queue (spec §4.3). A stray answer is ignored, as Node ignores it.
 func (c *Channel) handleResult(acked bool) {
 	c.mu.Lock()
-	m := c.inflight
-	c.inflight = nil
+	var m *outgoing
+	if len(c.inflight) > 0 {
+		m = c.inflight[0]
+		c.inflight[0] = nil
+		c.inflight = c.inflight[1:]
+	}
 	if m != nil {
 		c.notifyIdleLocked()
 		c.wakeWriter()
@@ -412,10 +425,8 @@ func (c *Channel) finish(readCause error) {
 	c.terminate(readCause) // no-op if Close or a write error came first
 	<-c.writerDone
 	c.mu.Lock()
-	failed := make([]*outgoing, 0, len(c.queue)+1)
-	if c.inflight != nil {
-		failed = append(failed, c.inflight)
-	}
+	failed := make([]*outgoing, 0, len(c.inflight)+len(c.queue))
+	failed = append(failed, c.inflight...)
 	failed = append(failed, c.queue...)
 	c.queue, c.ctrl, c.inflight = nil, nil, nil
 	cause := c.cause

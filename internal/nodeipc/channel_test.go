@@ -3,6 +3,7 @@ package nodeipc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -176,7 +177,7 @@ func TestHandleHoldAndAcks(t *testing.T) {
 	}
 	got.Close()
 	c.mu.Lock()
-	held := c.inflight != nil && len(c.queue) == 1
+	held := len(c.inflight) == 1 && len(c.queue) == 1
 	c.mu.Unlock()
 	if !held {
 		t.Fatal(`"plain" not held behind the unanswered handle`)
@@ -228,6 +229,68 @@ func TestHandleHoldAndAcks(t *testing.T) {
 		t.Fatalf("stray ACK produced onResult(%v)", ok)
 	default:
 	}
+}
+
+// With HandleWindow 2, two handles go out unanswered, a third waits for the first answer;
+// answers go to the oldest handle first; a plain message waits until every handle before it
+// is answered.
+func TestHandleWindow(t *testing.T) {
+	checkLeaks(t)
+	a, b := socketPair(t)
+	c := openChannel(t, a, newRecorder(t), Options{HandleWindow: 2})
+	p := newRawPeer(t, b)
+	results := make([]chan bool, 3)
+	var socks []*os.File
+	for i := range results {
+		results[i] = make(chan bool, 1)
+		x, _ := socketPair(t)
+		socks = append(socks, x)
+		if err := c.SendHandle("net.Native", i, int(x.Fd()), func(ok bool) { results[i] <- ok }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Send("plain"); err != nil {
+		t.Fatal(err)
+	}
+	expectHandle := func(i int) {
+		t.Helper()
+		line, fds := p.readLine()
+		if want := fmt.Sprintf(`{"cmd":"NODE_HANDLE","type":"net.Native","msg":%d}`, i); line != want || len(fds) != 1 {
+			t.Fatalf("peer got %q with %d fds, want %s with one", line, len(fds), want)
+		}
+		got := os.NewFile(uintptr(fds[0]), "got")
+		defer got.Close()
+		if !sameSocket(t, got, socks[i]) {
+			t.Fatalf("handle %d: a different socket", i)
+		}
+	}
+	expectHandle(0)
+	expectHandle(1)
+	waitFor(t, "the third handle held", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.inflight) == 2 && len(c.queue) == 2 && !c.writing
+	})
+	p.write(ackLine + "\n")
+	if !waitResult(t, results[0]) {
+		t.Fatal("handle 0: ACK reported as false")
+	}
+	expectHandle(2)
+	p.write(nackLine + "\n")
+	if waitResult(t, results[1]) {
+		t.Fatal("handle 1: NACK reported as true")
+	}
+	c.mu.Lock()
+	held := len(c.queue) == 1
+	c.mu.Unlock()
+	if !held {
+		t.Fatal(`"plain" went out before every handle was answered`)
+	}
+	p.write(ackLine + "\n")
+	if !waitResult(t, results[2]) {
+		t.Fatal("handle 2: ACK reported as false")
+	}
+	p.expectLine(`"plain"`)
 }
 
 // A child that never reads fills the kernel buffer, then the bounded queue: Send and

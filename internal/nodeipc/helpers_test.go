@@ -323,6 +323,12 @@ type nodeChild struct {
 // The child is killed and reaped when the test ends, whatever happens.
 func startNode(t *testing.T, script string, h Handler, extraEnv ...string) *nodeChild {
 	t.Helper()
+	return startNodeWith(t, script, h, Options{}, extraEnv...)
+}
+
+// startNodeWith is startNode with the daemon side's channel options.
+func startNodeWith(t *testing.T, script string, h Handler, opt Options, extraEnv ...string) *nodeChild {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node not installed")
@@ -354,7 +360,7 @@ func startNode(t *testing.T, script string, h Handler, extraEnv ...string) *node
 			t.Logf("node %s output:\n%s", script, nc.out.String())
 		}
 	})
-	nc.ch = openChannel(t, parent, h, Options{})
+	nc.ch = openChannel(t, parent, h, opt)
 	return nc
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,6 +193,73 @@ func TestNodeSendHandleSocket(t *testing.T) {
 	}
 	if raw := r.nextRaw(t); raw != `"served"` {
 		t.Fatalf("got %s, want \"served\"", raw)
+	}
+}
+
+// With a HandleWindow, several handles go out before the first ACK (each in its own sendmsg),
+// and a Node child that reads them all at once still matches every socket to its own message
+// (spec §4.2).
+func TestNodePipelinedHandles(t *testing.T) {
+	checkLeaks(t)
+	const window, n = 4, 6
+	goFile := filepath.Join(t.TempDir(), "go")
+	r := newRecorder(t)
+	nc := startNodeWith(t, "recv_sockets_later.js", r, Options{HandleWindow: window}, "GO_FILE="+goFile)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	clients := make([]net.Conn, n)
+	acks := make(chan bool, n)
+	for i := range clients {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients[i] = c
+		srv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := srv.(*net.TCPConn).File()
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = nc.ch.SendHandle("net.Socket", map[string]int{"n": i}, int(f.Fd()), func(acked bool) { acks <- acked })
+		f.Close()
+		if err != nil {
+			t.Fatalf("SendHandle %d: %v", i, err)
+		}
+	}
+	// The child reads nothing yet: a full window is in flight, the rest waits for ACKs.
+	waitFor(t, "a full window of handles in flight", func() bool {
+		nc.ch.mu.Lock()
+		defer nc.ch.mu.Unlock()
+		return len(nc.ch.inflight) == window && !nc.ch.writing
+	})
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != strconv.Itoa(i)+"\n" {
+			t.Errorf("client %d read %q, %v; want its own number", i, got, err)
+		}
+	}
+	for i := range n {
+		select {
+		case acked := <-acks:
+			if !acked {
+				t.Errorf("handle %d: NACK", i)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("%d of %d handles answered", i, n)
+		}
 	}
 }
 

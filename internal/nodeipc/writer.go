@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
@@ -50,7 +51,8 @@ func (c *Channel) writeLoop() {
 // next blocks until there is a line to write and returns it, or nil when the writer must exit.
 // Our own ACK/NACK lines go first and ignore the handle hold: the child may be waiting for
 // them while we wait for its ACK, and Node lets them bypass its queue for the same reason
-// (spec §4.3). Everything else waits while a handle is in flight.
+// (spec §4.3). Everything else waits while a handle is in flight, except a handle that fits in
+// the window (Options.HandleWindow).
 func (c *Channel) next() *outgoing {
 	for {
 		select {
@@ -67,14 +69,14 @@ func (c *Channel) next() *outgoing {
 			c.mu.Unlock()
 			return &outgoing{line: line, fd: -1}
 		}
-		if c.inflight == nil && len(c.queue) > 0 {
+		if len(c.queue) > 0 && (len(c.inflight) == 0 || c.queue[0].fd >= 0 && len(c.inflight) < c.window) {
 			m := c.queue[0]
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
 			if m.fd >= 0 {
 				// In flight from now on, before the write: the ACK can arrive before
 				// sendmsg even returns.
-				c.inflight = m
+				c.inflight = append(c.inflight, m)
 			}
 			c.writing = true
 			c.mu.Unlock()
@@ -129,9 +131,10 @@ func isPerMessageError(err error) bool {
 // the queue move on.
 func (c *Channel) rejectHandle(m *outgoing) {
 	c.mu.Lock()
-	mine := c.inflight == m // else a (stray) answer already took it
+	i := slices.Index(c.inflight, m) // -1 if a (stray) answer already took it
+	mine := i >= 0
 	if mine {
-		c.inflight = nil
+		c.inflight = slices.Delete(c.inflight, i, i+1)
 	}
 	c.writing = false
 	c.notifyIdleLocked()

@@ -156,6 +156,11 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		closeAll()
 		return nil, fmt.Errorf("stderr pipe: %w", err)
 	}
+	// Each run leads a session of its own (so also a process group, which stop signals as a
+	// whole): a terminal's signals never reach it, even under `corral run`, and with Linux's
+	// autogroup scheduling, which shares the CPU between sessions first, each worker competes
+	// for a core as a peer of the host's other programs instead of all of an app's workers
+	// sharing one session's share (PM2's workers share their daemon's).
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        argv,
@@ -164,7 +169,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		Stdout:      outW,
 		Stderr:      errW,
 		ExtraFiles:  extra,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	startErr := cmd.Start()
 	outW.Close()
@@ -191,7 +196,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		}
 	}
 	if parentEnd != nil {
-		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{})
+		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{HandleWindow: pr.HandleWindow})
 		if err != nil {
 			p.writeLine("err", "corral: IPC channel: "+err.Error())
 		} else {

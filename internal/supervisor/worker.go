@@ -49,6 +49,9 @@ type Protocol struct {
 	Worker WorkerProtocol
 	// NodePreload is loaded into Node cluster workers with --require.
 	NodePreload string
+	// HandleWindow is how many handles the run's IPC channel may send before their
+	// acknowledgements (nodeipc.Options.HandleWindow): the cluster's hand-off window.
+	HandleWindow int
 	// Sockets are inherited by every run as fds 3.. (systemd's socket activation), and tell
 	// when a run that does not speak sd_notify is ready.
 	Sockets SocketSource

@@ -122,6 +122,12 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		order = append(order, m.name)
 	}
 
+	restoreAutogroup := disableAutogroup(b)
+	defer func() {
+		if err := restoreAutogroup(); err != nil {
+			b.Log.Printf("http: turning autogroup scheduling back on: %v", err)
+		}
+	}()
 	b.Note("http: the load generator (Go, in this process) shares the machine's %d CPUs with the primary and the 2 workers it measures: absolute figures are low and move with the load; the ratios are what matter", runtime.NumCPU())
 	b.Note("http: %d client connections on %s, %s per measured run after %s of warm-up, median of %d runs; the contenders take turns, each alone on the port, started afresh each run; a request fails after %s",
 		o.HTTPConns, addr, o.HTTPDuration, o.HTTPWarmup, o.HTTPRuns, o.HTTPTimeout)
@@ -472,6 +478,9 @@ func (s *nodeServer) Start(ctx context.Context) error {
 	cmd.Dir = s.dir
 	cmd.Env = append(baseEnviron(), "PORT="+strconv.Itoa(s.port), nodeMarkerVar+"="+s.marker)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A session of its own, as a service runs (systemd starts each in its own session), and as
+	// PM2's and corral's daemons are: not the bench's, where the load generator runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("node primary.js: %w", err)
 	}
