@@ -35,11 +35,13 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// buildCorral builds ./cmd/corral into dir and returns the binary's path.
+// buildCorral builds ./cmd/corral into dir the way the README says to install it (a static
+// binary: CGO_ENABLED=0) and returns the binary's path.
 func buildCorral(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "corral")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/corral")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/corral")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/corral: %w\n%s", err, out)
 	}
