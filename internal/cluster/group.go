@@ -21,9 +21,10 @@ import (
 
 // Group is the cluster primary of one app.
 type Group struct {
-	app    string
-	policy string
-	logf   func(format string, args ...any)
+	app        string
+	policy     string
+	logf       func(format string, args ...any)
+	staleAfter time.Duration // staleHandoff, but for tests
 
 	wg sync.WaitGroup // accept loops
 
@@ -54,7 +55,7 @@ func NewGroup(app, policy string, logf func(format string, args ...any)) *Group 
 	if policy == "" {
 		policy = spec.PolicyRoundRobin
 	}
-	return &Group{app: app, policy: policy, logf: logf, handles: map[string]*handle{}, slots: map[int]*slotStats{}}
+	return &Group{app: app, policy: policy, logf: logf, staleAfter: staleHandoff, handles: map[string]*handle{}, slots: map[int]*slotStats{}}
 }
 
 var _ supervisor.WorkerProtocol = (*Group)(nil)

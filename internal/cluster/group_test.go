@@ -425,6 +425,34 @@ func TestStuckWorkerDoesNotStall(t *testing.T) {
 	expectClosed(t, c0)
 }
 
+// TestStaleWorkerGetsNoMore: a worker that has left a hand-off unanswered for staleAfter gets
+// no more connections, even with room in its window: they wait for a worker that answers, and
+// go to it as soon as one does.
+func TestStaleWorkerGetsNoMore(t *testing.T) {
+	checkLeaks(t)
+	g := newTestGroup(t, "")
+	g.staleAfter = 50 * time.Millisecond
+	a := newFake(t, g, 1, "a", fakeOpts{mode: modeStuck})
+	a.online()
+	port := a.listen(0)
+	dialTCP(t, port)
+	a.nextConn()
+	h := handleOf(g, "null:0:4:undefined:0")
+	time.Sleep(2 * g.staleAfter) // the hand-off must age; nothing else is waited for here
+	c := dialTCP(t, port)
+	waitFor(t, "the connection to wait in the daemon", func() bool { return pendingLen(h) == 1 })
+	if n := a.heldCount(); n != 1 {
+		t.Fatalf("the stale worker holds %d connections, want 1", n)
+	}
+	b := newFake(t, g, 2, "b", fakeOpts{})
+	b.online()
+	b.listen(0)
+	c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if ans, err := readAnswer(t, c); err != nil || strings.TrimSpace(ans) != "b" {
+		t.Fatalf("waiting client: answer %q, %v; want it served by b", ans, err)
+	}
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Worker death with a connection in flight.
 
@@ -618,6 +646,7 @@ func TestListenerSurvivesLastWorker(t *testing.T) {
 func TestCloseListenersClosesPortAndPending(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
+	g.staleAfter = time.Hour // however slow the machine, the stuck worker gets a full window
 	a := newFake(t, g, 1, "a", fakeOpts{mode: modeStuck})
 	a.online()
 	port := a.listen(0)

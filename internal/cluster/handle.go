@@ -20,11 +20,18 @@ const maxPending = 1024
 // answering yet. Node's primary hands a worker its next connection only after the worker
 // answered the last one (a window of 1), so under load every connection costs the primary a
 // wake-up for the answer before the next can go. With a few in flight, one wake-up hands over
-// whatever the accept found, and a busy worker finds several connections in one read. The
-// worker with the fewest unanswered connections gets the next one, round-robin among equals,
-// so connections still alternate while workers keep up and go to the others while one lags;
-// a stuck worker holds at most this many.
+// whatever the accept found, and a busy worker finds several connections in one read.
+//
+// The next connection goes to the worker with the fewest unanswered; among equals, to the one
+// whose oldest unanswered hand-off is the most recent (it is keeping up), and round-robin when
+// none has any, so connections alternate while workers keep up. A worker that has left a
+// hand-off unanswered for staleHandoff gets no more until it answers (Node's rule, and the
+// others take its share), so a hung worker holds at most this many connections.
 const HandoffWindow = 4
+
+// staleHandoff is how long a worker may leave a hand-off unanswered and still get more
+// connections (Group.staleAfter; tests change it).
+const staleHandoff = time.Second
 
 // handle is one server key of an app (spec §6): the socket the daemon owns, the workers that
 // listen on it, and, for round-robin, the connections waiting for a worker.
@@ -41,9 +48,9 @@ type handle struct {
 	cond    *sync.Cond
 	data    json.RawMessage // TLS session ticket keys etc.: the first worker's, echoed to all (spec §5.3)
 	all     map[*worker]bool
-	ring    []*worker       // workers in rotation, in the order they joined
-	next    int             // where the round-robin scan starts in ring
-	out     map[*worker]int // connections handed to each worker in ring, not answered yet
+	ring    []*worker               // workers in rotation, in the order they joined
+	next    int                     // where the round-robin scan starts in ring
+	out     map[*worker][]time.Time // when each worker in ring was handed the connections it has not answered yet, oldest first
 	pending []*pendingConn
 	closed  bool
 	dropped uint64 // connections closed because every worker refused them
@@ -56,7 +63,7 @@ type pendingConn struct {
 }
 
 func newHandle(g *Group, key string, sock *socketFile, shared, udp bool) *handle {
-	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, all: map[*worker]bool{}, out: map[*worker]int{}}
+	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, all: map[*worker]bool{}, out: map[*worker][]time.Time{}}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
@@ -71,7 +78,7 @@ func (h *handle) add(w *worker) {
 	h.all[w] = true
 	if !h.shared {
 		h.ring = append(h.ring, w)
-		h.out[w] = 0
+		h.out[w] = nil
 		h.dispatchLocked()
 		h.cond.Broadcast() // the accept loop may have been waiting for a first worker
 	}
@@ -101,18 +108,20 @@ func (h *handle) leaveRingLocked(w *worker) {
 	}
 }
 
-// pickLocked chooses the worker for the next connection: the fewest unanswered first,
-// round-robin among equals; nil when every worker has a full window.
+// pickLocked chooses the worker for the next connection (see HandoffWindow), or nil when
+// every worker has a full window or a stale hand-off.
 func (h *handle) pickLocked() *worker {
+	now := time.Now()
 	var best *worker
-	bestOut := HandoffWindow
+	var bestOut []time.Time
 	for k := range h.ring {
 		w := h.ring[(h.next+k)%len(h.ring)]
-		if n := h.out[w]; n < bestOut {
-			best, bestOut = w, n
-			if n == 0 {
-				break
-			}
+		out := h.out[w]
+		if len(out) >= HandoffWindow || len(out) > 0 && now.Sub(out[0]) >= h.g.staleAfter {
+			continue
+		}
+		if best == nil || len(out) < len(bestOut) || len(out) == len(bestOut) && len(out) > 0 && out[0].After(bestOut[0]) {
+			best, bestOut = w, out
 		}
 	}
 	return best
@@ -120,8 +129,8 @@ func (h *handle) pickLocked() *worker {
 
 // idleLocked reports whether no connection is waiting for a worker's answer on this key.
 func (h *handle) idleLocked() bool {
-	for _, n := range h.out {
-		if n > 0 {
+	for _, out := range h.out {
+		if len(out) > 0 {
 			return false
 		}
 	}
@@ -196,7 +205,7 @@ func (h *handle) dispatchLocked() {
 			h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
 			continue
 		}
-		h.out[w]++
+		h.out[w] = append(h.out[w], time.Now())
 		h.next = (slices.Index(h.ring, w) + 1) % len(h.ring)
 	}
 	if len(h.pending) < maxPending {
@@ -227,8 +236,8 @@ func (h *handle) requeue(c *pendingConn) {
 func (h *handle) release(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n, ok := h.out[w]; ok && n > 0 {
-		h.out[w] = n - 1
+	if out := h.out[w]; len(out) > 0 {
+		h.out[w] = out[1:] // answers come in the order of the hand-offs
 	}
 	h.dispatchLocked()
 }
@@ -243,7 +252,7 @@ func (h *handle) close() {
 	h.closed = true
 	pending := h.pending
 	h.pending = nil
-	h.ring, h.next, h.out = nil, 0, map[*worker]int{}
+	h.ring, h.next, h.out = nil, 0, map[*worker][]time.Time{}
 	h.all = map[*worker]bool{}
 	h.cond.Broadcast()
 	h.mu.Unlock()
