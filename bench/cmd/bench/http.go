@@ -520,20 +520,17 @@ func (s *nodeServer) WorkerPIDs(ctx context.Context) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		kids := childPIDs(pid)
-		if len(kids) == 2 {
-			return kids, nil
+	var kids []int
+	err = poll(ctx, 30*time.Second, 200*time.Millisecond, func() error {
+		if kids = childPIDs(pid); len(kids) != 2 {
+			return fmt.Errorf("the Node primary has %d workers, want 2", len(kids))
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the Node primary has %d workers, want 2", len(kids))
-		}
-		sleepCtx(ctx, 200*time.Millisecond)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return kids, nil
 }
 
 // Stop sends SIGTERM to the primary (its workers exit when their channel to it closes), then

@@ -449,25 +449,14 @@ func probe(ctx context.Context, addr string, timeout time.Duration) error {
 
 // waitServing waits until n requests in a row get a 200.
 func waitServing(ctx context.Context, addr string, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	ok := 0
-	var last error
-	for ok < n {
-		if err := probe(ctx, addr, time.Second); err != nil {
-			ok, last = 0, err
-			if time.Now().After(deadline) {
-				return fmt.Errorf("nothing serves %s after %s: %v", addr, timeout, last)
+	return poll(ctx, timeout, 100*time.Millisecond, func() error {
+		for ok := 0; ok < n; ok++ {
+			if err := probe(ctx, addr, time.Second); err != nil {
+				return fmt.Errorf("nothing serves %s after %s: %v", addr, timeout, err)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
 		}
-		ok++
-	}
-	return nil
+		return nil
+	})
 }
 
 // portFree reports whether nothing listens on the port: connecting is refused and listening
@@ -487,21 +476,7 @@ func portFree(port int) error {
 
 // waitPortFree waits until portFree holds.
 func waitPortFree(ctx context.Context, port int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := portFree(port)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return poll(ctx, timeout, 100*time.Millisecond, func() error { return portFree(port) })
 }
 
 // freePort asks the kernel for a port nobody uses.

@@ -152,11 +152,10 @@ func (in *Instance) JList(ctx context.Context) ([]Proc, error) {
 
 // WaitOnline waits until jlist shows n processes, all online with a pid.
 func (in *Instance) WaitOnline(ctx context.Context, n int, timeout time.Duration) ([]Proc, error) {
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		procs, err := in.JList(ctx)
-		if err == nil {
+	var procs []Proc
+	err := poll(ctx, timeout, 200*time.Millisecond, func() error {
+		var err error
+		if procs, err = in.JList(ctx); err == nil {
 			online := 0
 			for _, p := range procs {
 				if p.PMEnv.Status == "online" && p.PID > 0 {
@@ -164,21 +163,16 @@ func (in *Instance) WaitOnline(ctx context.Context, n int, timeout time.Duration
 				}
 			}
 			if len(procs) == n && online == n {
-				return procs, nil
+				return nil
 			}
-			last = fmt.Sprintf("%d processes, %d online", len(procs), online)
-		} else {
-			last = err.Error()
+			err = fmt.Errorf("%d processes, %d online", len(procs), online)
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: %d processes not online after %s (last: %s)", in.Name, n, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return fmt.Errorf("%s: %d processes not online after %s (last: %v)", in.Name, n, timeout, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return procs, nil
 }
 
 // Shutdown stops the instance's daemon with the tool's own `kill`, then kills whatever is
@@ -260,18 +254,32 @@ func alive(pid int) bool {
 
 // waitGone waits until pid is no longer alive.
 func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for alive(pid) {
-		if time.Now().After(deadline) {
+	return poll(ctx, timeout, 20*time.Millisecond, func() error {
+		if alive(pid) {
 			return fmt.Errorf("process %d still alive after %s", pid, timeout)
+		}
+		return nil
+	})
+}
+
+// poll calls try, then again every `every`, until it returns nil. Once timeout has passed it
+// returns try's last error; when ctx ends first, ctx's.
+func poll(ctx context.Context, timeout, every time.Duration, try func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
-	return nil
 }
 
 // rssKB reads VmRSS of pid, in kB.
