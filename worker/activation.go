@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,6 @@ type inherited struct {
 	name   string
 	family int // AF_INET, AF_INET6, AF_UNIX
 	addr   net.Addr
-	used   bool
 }
 
 // activation holds the inherited sockets not returned by Listen yet.
@@ -117,7 +117,7 @@ func (a *activation) take(network, address string, matchOnly bool) (ln net.Liste
 	defer a.mu.Unlock()
 	var cands []*inherited
 	for _, s := range a.socks {
-		if !s.used && (s.family == unix.AF_UNIX) == unixKind {
+		if (s.family == unix.AF_UNIX) == unixKind {
 			cands = append(cands, s)
 		}
 	}
@@ -144,7 +144,7 @@ func (a *activation) take(network, address string, matchOnly bool) (ln net.Liste
 	if s == nil {
 		return nil, false, nil
 	}
-	s.used = true
+	a.socks = slices.DeleteFunc(a.socks, func(x *inherited) bool { return x == s })
 	ln, err = listenerOf(s)
 	return ln, true, err
 }
@@ -164,16 +164,8 @@ func boundTo(s *inherited, network, address string) bool {
 	if err != nil {
 		return false
 	}
-	if portStr != "" && portStr != "0" {
-		port, err := strconv.Atoi(portStr)
-		if err != nil {
-			if port, err = net.LookupPort(network, portStr); err != nil {
-				return false
-			}
-		}
-		if port != ta.Port {
-			return false
-		}
+	if port, err := net.LookupPort(network, portStr); err != nil || (port != 0 && port != ta.Port) {
+		return false
 	}
 	if host == "" || ta.IP.IsUnspecified() {
 		return true

@@ -282,18 +282,10 @@ func makeQuery(network, address string) (*query, error) {
 	if err != nil {
 		return nil, q.opError(err)
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		if portStr == "" {
-			port = 0
-		} else if port, err = net.LookupPort(network, portStr); err != nil {
-			return nil, q.opError(err)
-		}
+	// A number (empty is 0) or a service name; out of range is an error.
+	if q.port, err = net.LookupPort(network, portStr); err != nil {
+		return nil, q.opError(err)
 	}
-	if port < 0 || port > 65535 {
-		return nil, q.opError(&net.AddrError{Err: "invalid port", Addr: address})
-	}
-	q.port = port
 	if host == "" {
 		switch network {
 		case "tcp":
@@ -649,16 +641,18 @@ func (l *rrListener) Close() error {
 		return l.opError("close", net.ErrClosed)
 	}
 	l.leave(l)
-	for _, in := range q {
-		in.f.Close()
-		l.rt.sendAccepted(in.seq, false)
-	}
+	l.giveBack(q)
 	return nil
 }
 
 // abandon closes without a close message, giving back what is queued.
 func (l *rrListener) abandon() {
 	q, _ := l.shut()
+	l.giveBack(q)
+}
+
+// giveBack answers queued connections accepted:false: the daemon hands them to other workers.
+func (l *rrListener) giveBack(q []incoming) {
 	for _, in := range q {
 		in.f.Close()
 		l.rt.sendAccepted(in.seq, false)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/nodeipc"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,21 +52,15 @@ func TestListenRoundRobin(t *testing.T) {
 	port := p.socket().Addr().(*net.TCPAddr).Port
 	key := "null:0:4:undefined:0"
 
-	done := make(chan net.Listener, 1)
-	go func() {
-		ln, err := p.rt.listen("tcp", ":0")
-		if err != nil {
-			t.Error(err)
-		}
-		done <- ln
-	}()
+	done := p.listenAsync("tcp", ":0")
 	q := p.expect(`{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"data":null,"address":null,"port":0,"addressType":4,"backlog":0,"seq":1}`)
 	p.replyRR(q, key, port)
 	p.expect(fmt.Sprintf(`{"cmd":"NODE_CLUSTER","act":"listening","index":0,"data":null,"address":null,"port":%d,"addressType":4,"backlog":0,"seq":2}`, port))
-	ln := <-done
-	if ln == nil {
-		t.FailNow()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	ln := r.ln
 	if a, ok := ln.Addr().(*net.TCPAddr); !ok || a.Port != port || !a.IP.Equal(net.IPv6zero) {
 		t.Fatalf("Addr() = %v, want [::]:%d", ln.Addr(), port)
 	}
@@ -171,14 +165,10 @@ func TestQueryShapes(t *testing.T) {
 func TestListenErrno(t *testing.T) {
 	p := newPrimary(t, 1)
 	p.expectAct("online")
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.rt.listen("tcp", ":5000")
-		errc <- err
-	}()
+	done := p.listenAsync("tcp", ":5000")
 	q := p.expectAct("queryServer")
 	p.send(map[string]any{"errno": -98, "key": "null:5000:4:undefined:0", "ack": q.int("seq"), "data": nil})
-	err := <-errc
+	err := (<-done).err
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), ":5000") || !strings.Contains(err.Error(), "bind") {
 		t.Fatalf("error %v, want a bind EADDRINUSE naming :5000", err)
 	}
@@ -194,14 +184,10 @@ func TestListenErrno(t *testing.T) {
 func TestPortMismatch(t *testing.T) {
 	p := newPrimary(t, 1)
 	p.expectAct("online")
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.rt.listen("tcp", ":5000")
-		errc <- err
-	}()
+	done := p.listenAsync("tcp", ":5000")
 	q := p.expectAct("queryServer")
 	p.replyRR(q, "k", 5001)
-	if err := <-errc; !errors.Is(err, syscall.EADDRINUSE) {
+	if err := (<-done).err; !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("error %v, want EADDRINUSE", err)
 	}
 	if m := p.expectAct("close"); m.str("key") != "k" {
@@ -257,18 +243,7 @@ func TestDisconnect(t *testing.T) {
 		t.Fatalf("cause %v", cause)
 	}
 	p.expectAct("close")
-	m := p.expectAct("exitedAfterDisconnect")
-	select {
-	case <-p.closed:
-		t.Fatal("channel closed before the daemon answered exitedAfterDisconnect")
-	case <-time.After(50 * time.Millisecond):
-	}
-	p.send(map[string]any{"ack": m.int("seq")})
-	select {
-	case <-p.closed:
-	case <-time.After(waitTimeout):
-		t.Fatal("the worker did not close the channel")
-	}
+	p.ackLeave(p.expectAct("exitedAfterDisconnect"))
 	// Listen after the disconnect fails at once.
 	if _, err := p.rt.listen("tcp", ":0"); err == nil || !strings.Contains(err.Error(), "shutting down") {
 		t.Fatalf("listen after disconnect: %v", err)
@@ -316,16 +291,12 @@ func TestDisconnectLateConnection(t *testing.T) {
 func TestDisconnectFailsPendingListen(t *testing.T) {
 	p := newPrimary(t, 1)
 	p.expectAct("online")
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.rt.listen("tcp", ":0")
-		errc <- err
-	}()
+	done := p.listenAsync("tcp", ":0")
 	p.expectAct("queryServer")
 	p.send(map[string]any{"act": "disconnect"})
 	select {
-	case err := <-errc:
-		if err == nil {
+	case r := <-done:
+		if r.err == nil {
 			t.Fatal("listen succeeded")
 		}
 	case <-time.After(waitTimeout):
@@ -347,18 +318,7 @@ func TestShutdownMessageLeaves(t *testing.T) {
 		t.Fatalf("Accept: %v", err)
 	}
 	p.expectAct("close")
-	m := p.expect(`{"cmd":"NODE_CLUSTER","act":"exitedAfterDisconnect","seq":4}`)
-	select {
-	case <-p.closed:
-		t.Fatal("channel closed before the ack")
-	case <-time.After(50 * time.Millisecond):
-	}
-	p.send(map[string]any{"ack": m.int("seq")})
-	select {
-	case <-p.closed:
-	case <-time.After(waitTimeout):
-		t.Fatal("the worker did not close the channel after the ack")
-	}
+	p.ackLeave(p.expect(`{"cmd":"NODE_CLUSTER","act":"exitedAfterDisconnect","seq":4}`))
 }
 
 // TestChannelLostShutsDown: the daemon going away (channel closed from its side) shuts a
@@ -412,7 +372,7 @@ func TestIgnoresUnknown(t *testing.T) {
 
 // TestBadLinesNotFatal: a line that is not JSON is reported on stderr and skipped.
 func TestBadLinesNotFatal(t *testing.T) {
-	parent, child, err := unixPair()
+	parent, child, err := nodeipc.NewPair()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,15 +397,6 @@ func TestBadLinesNotFatal(t *testing.T) {
 	waitFor(t, "the bad lines to be logged", func() bool { return strings.Count(logs.String(), "not JSON") == 2 })
 }
 
-// unixPair is a socketpair as two files (the test reads one end by hand).
-func unixPair() (*os.File, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	return os.NewFile(uintptr(fds[0]), "parent"), os.NewFile(uintptr(fds[1]), "child"), nil
-}
-
 // TestSharedHandle: with the shared policy the reply carries the bound socket itself; the
 // worker listens on it and accepts directly.
 func TestSharedHandle(t *testing.T) {
@@ -463,14 +414,7 @@ func TestSharedHandle(t *testing.T) {
 	sa, _ := unix.Getsockname(fd)
 	port := sa.(*unix.SockaddrInet4).Port
 
-	done := make(chan net.Listener, 1)
-	go func() {
-		ln, err := p.rt.listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Error(err)
-		}
-		done <- ln
-	}()
+	done := p.listenAsync("tcp", "127.0.0.1:0")
 	q := p.expectAct("queryServer")
 	acked := make(chan bool, 1)
 	reply := map[string]any{"cmd": "NODE_CLUSTER", "errno": 0, "key": "shared-key", "ack": q.int("seq"), "data": nil, "seq": p.seq.Add(1)}
@@ -480,10 +424,11 @@ func TestSharedHandle(t *testing.T) {
 	if !<-acked {
 		t.Fatal("the handle was NACKed")
 	}
-	ln := <-done
-	if ln == nil {
-		t.FailNow()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	ln := r.ln
 	if l := p.expectAct("listening"); l.int("port") != int64(port) {
 		t.Fatalf("listening %s, want port %d", l.Raw, port)
 	}

@@ -229,6 +229,23 @@ func (p *primary) replyRR(q fromWorker, key string, port int) {
 	})
 }
 
+// ackLeave answers the worker's exitedAfterDisconnect m, after checking that the worker keeps the
+// channel open until then, and waits for the worker to close the channel.
+func (p *primary) ackLeave(m fromWorker) {
+	p.t.Helper()
+	select {
+	case <-p.closed:
+		p.t.Fatal("channel closed before the daemon answered exitedAfterDisconnect")
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.send(map[string]any{"ack": m.int("seq")})
+	select {
+	case <-p.closed:
+	case <-time.After(waitTimeout):
+		p.t.Fatal("the worker did not close the channel after the ack")
+	}
+}
+
 // socket returns the primary's own listening socket (created once), whose accepted
 // connections it hands off.
 func (p *primary) socket() net.Listener {
@@ -272,19 +289,28 @@ func (p *primary) handOff(key string) (net.Conn, int64) {
 	return client, seq
 }
 
+// listened is the result of a Listen.
+type listened struct {
+	ln  net.Listener
+	err error
+}
+
+// listenAsync runs rt.listen(network, address) on a goroutine of its own, so that the test can
+// play the primary's part meanwhile; the result comes on the channel.
+func (p *primary) listenAsync(network, address string) <-chan listened {
+	done := make(chan listened, 1)
+	go func() {
+		ln, err := p.rt.listen(network, address)
+		done <- listened{ln, err}
+	}()
+	return done
+}
+
 // listenRR runs rt.listen(network, address) against the fake primary's round-robin reply and
 // returns the listener and the queryServer message.
 func (p *primary) listenRR(network, address, key string) (net.Listener, fromWorker) {
 	p.t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		ln, err := p.rt.listen(network, address)
-		done <- res{ln, err}
-	}()
+	done := p.listenAsync(network, address)
 	q := p.expectAct("queryServer")
 	port := int(q.int("port"))
 	if port <= 0 {

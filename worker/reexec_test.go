@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -317,30 +318,12 @@ func TestListenFDs(t *testing.T) {
 	var files []*os.File
 	var addrs []string
 	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		f, err := ln.(*net.TCPListener).File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		addr, f := listenerFile(t, "tcp", "127.0.0.1:0")
 		files = append(files, f)
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, addr)
 	}
 	sock := filepath.Join(t.TempDir(), "s.sock")
-	uln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uln.Close()
-	uf, err := uln.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uf.Close()
+	_, uf := listenerFile(t, "unix", sock)
 	files = append(files, uf)
 
 	h := startHelper(t, "listen-fds", files, []string{
@@ -354,7 +337,7 @@ func TestListenFDs(t *testing.T) {
 	h.expect("first", addrs[0])
 	h.expect("unix", sock)
 	fallback := h.wait("fallback")
-	if slices(addrs, fallback) || !strings.HasPrefix(fallback, "127.0.0.1:") {
+	if slices.Contains(addrs, fallback) || !strings.HasPrefix(fallback, "127.0.0.1:") {
 		t.Fatalf("fallback listener %q, want a new socket", fallback)
 	}
 	h.wait("done")
@@ -369,13 +352,21 @@ func TestListenFDs(t *testing.T) {
 	}
 }
 
-func slices(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// listenerFile listens on address and returns the socket's address and a copy of the socket, for
+// a helper to inherit; both are closed when the test ends.
+func listenerFile(t *testing.T, network, address string) (string, *os.File) {
+	t.Helper()
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return false
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(interface{ File() (*os.File, error) }).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return ln.Addr().String(), f
 }
 
 func dialRead(t *testing.T, network, addr string) string {
@@ -393,23 +384,17 @@ func dialRead(t *testing.T, network, addr string) string {
 // TestListenFDsOtherPID: sockets for another process (LISTEN_PID not ours) are not used, and
 // the variables are removed all the same.
 func TestListenFDsOtherPID(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, _ := ln.(*net.TCPListener).File()
-	defer f.Close()
+	addr, f := listenerFile(t, "tcp", "127.0.0.1:0")
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	h := startHelper(t, "listen-fds", []*os.File{f}, []string{
-		"LISTEN_FDS=1", "LISTEN_PID=1", "HELPER_ADDR_B=" + ln.Addr().String(), "HELPER_UNIX=" + sock,
+		"LISTEN_FDS=1", "LISTEN_PID=1", "HELPER_ADDR_B=" + addr, "HELPER_UNIX=" + sock,
 		"HELPER_FIRST=127.0.0.1:0",
 	}, false)
 	h.expect("listen-env", "true")
 	if got := h.wait("by-addr"); !strings.HasPrefix(got, "error:") {
 		t.Fatalf("listen on the parent's address gave %q, want an error (address in use)", got)
 	}
-	if got := h.wait("first"); !strings.HasPrefix(got, "127.0.0.1:") || got == ln.Addr().String() {
+	if got := h.wait("first"); !strings.HasPrefix(got, "127.0.0.1:") || got == addr {
 		t.Fatalf("first: %q, want a new socket", got)
 	}
 }

@@ -57,9 +57,8 @@ type httpDrain struct {
 
 	// loops counts srv.Serve calls still running: net/http drops a request read after
 	// srv.Shutdown has begun, so the drain waits until no Serve can hand over another
-	// connection. Under process.serveMu.
-	loops     int
-	loopsDone chan struct{} // closed and replaced whenever loops drops
+	// connection.
+	loops gauge
 
 	once sync.Once
 	done chan struct{} // closed once the drain is over
@@ -71,12 +70,12 @@ func (rt *process) serveHTTP(srv *http.Server, ln net.Listener, opts ...ServeOpt
 		opt(&o)
 	}
 	rt.watchSignals()
-	rt.serveBegin()
+	rt.serves.add()
 	d := rt.drainFor(srv)
 	drained := func() error {
 		<-d.done
 		rt.releaseDrain(d)
-		rt.serveEnd()
+		rt.serves.done()
 		// In cluster mode, return only once corral knows the worker is done: the worker's
 		// last answers are on their way, and main may return.
 		<-rt.leftDone
@@ -88,17 +87,17 @@ func (rt *process) serveHTTP(srv *http.Server, ln net.Listener, opts ...ServeOpt
 		return drained()
 	}
 	errc := make(chan error, 1)
-	rt.loopBegin(d)
+	d.loops.add()
 	go func() {
 		err := srv.Serve(ln)
-		rt.loopEnd(d)
+		d.loops.done()
 		errc <- err
 	}()
 	select {
 	case err := <-errc:
 		if !rt.isShutdown() && !d.started() {
 			rt.releaseDrain(d)
-			rt.serveEnd()
+			rt.serves.done()
 			return err
 		}
 		// The shutdown closed the listener (a cluster listener), or another ServeHTTP on
@@ -124,7 +123,7 @@ func (rt *process) drainFor(srv *http.Server) *httpDrain {
 		} else {
 			d = &httpDrain{
 				srv: srv, conns: map[net.Conn]http.ConnState{}, changed: make(chan struct{}, 1),
-				loopsDone: make(chan struct{}), done: make(chan struct{}),
+				done: make(chan struct{}),
 			}
 			d.wrap()
 		}
@@ -132,33 +131,6 @@ func (rt *process) drainFor(srv *http.Server) *httpDrain {
 	}
 	d.users++
 	return d
-}
-
-func (rt *process) loopBegin(d *httpDrain) {
-	rt.serveMu.Lock()
-	d.loops++
-	rt.serveMu.Unlock()
-}
-
-func (rt *process) loopEnd(d *httpDrain) {
-	rt.serveMu.Lock()
-	d.loops--
-	close(d.loopsDone)
-	d.loopsDone = make(chan struct{})
-	rt.serveMu.Unlock()
-}
-
-// waitLoops waits until no srv.Serve of d's server runs.
-func (rt *process) waitLoops(d *httpDrain) {
-	for {
-		rt.serveMu.Lock()
-		n, ch := d.loops, d.loopsDone
-		rt.serveMu.Unlock()
-		if n == 0 {
-			return
-		}
-		<-ch
-	}
 }
 
 func (rt *process) releaseDrain(d *httpDrain) {
@@ -269,7 +241,7 @@ func (d *httpDrain) run(rt *process, o serveOptions) {
 	}
 	t := time.NewTimer(o.grace)
 	defer t.Stop()
-	rt.waitLoops(d)
+	d.loops.wait()
 wait:
 	for d.count() > 0 {
 		select {

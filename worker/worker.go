@@ -127,14 +127,14 @@ type process struct {
 	cancel       context.CancelCauseFunc
 	leftDone     chan struct{} // closed once the channel is closed after a shutdown (cluster)
 
-	catchSignals bool
-	sigOnce      sync.Once
-	sigIgnored   map[os.Signal]bool
+	// The signals to catch: SIGINT and SIGTERM, unless they were ignored when the program
+	// started. Only std catches any (newFromEnv); the other process values, none.
+	sigs    []os.Signal
+	sigOnce sync.Once
 
-	serveMu      sync.Mutex
-	serves       int           // ServeHTTP calls running
-	servesChange chan struct{} // closed and replaced whenever serves drops
-	drains       map[*http.Server]*httpDrain
+	serves  gauge // ServeHTTP calls running
+	serveMu sync.Mutex
+	drains  map[*http.Server]*httpDrain
 }
 
 // replyFunc receives the daemon's reply to a request (m, and the fd it carried), or err when
@@ -143,14 +143,13 @@ type replyFunc func(m *inMsg, h *os.File, err error)
 
 func newProcess() *process {
 	rt := &process{
-		opened:       make(chan struct{}),
-		pending:      map[int64]replyFunc{},
-		listeners:    map[string]clusterListener{},
-		indexes:      map[string]*indexSet{},
-		shutdown:     make(chan struct{}),
-		leftDone:     make(chan struct{}),
-		servesChange: make(chan struct{}),
-		drains:       map[*http.Server]*httpDrain{},
+		opened:    make(chan struct{}),
+		pending:   map[int64]replyFunc{},
+		listeners: map[string]clusterListener{},
+		indexes:   map[string]*indexSet{},
+		shutdown:  make(chan struct{}),
+		leftDone:  make(chan struct{}),
+		drains:    map[*http.Server]*httpDrain{},
 		logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "corral worker: "+format+"\n", args...)
 		},
@@ -164,10 +163,10 @@ func newProcess() *process {
 // and the worker runs standalone.
 func newFromEnv() *process {
 	rt := newProcess()
-	rt.catchSignals = true
-	rt.sigIgnored = map[os.Signal]bool{}
 	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		rt.sigIgnored[s] = signal.Ignored(s)
+		if !signal.Ignored(s) {
+			rt.sigs = append(rt.sigs, s)
+		}
 	}
 	rt.act = activationFromEnv(rt.logf)
 
@@ -289,21 +288,12 @@ func (rt *process) hasLeft() bool { return isClosed(rt.leftDone) }
 // watchSignals makes SIGINT and SIGTERM close Shutdown, once; a second one ends the process
 // the default way. Only the package's own process value (std) catches signals.
 func (rt *process) watchSignals() {
-	if !rt.catchSignals {
+	if len(rt.sigs) == 0 {
 		return
 	}
 	rt.sigOnce.Do(func() {
-		var sigs []os.Signal
-		for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
-			if !rt.sigIgnored[s] {
-				sigs = append(sigs, s)
-			}
-		}
-		if len(sigs) == 0 {
-			return
-		}
 		c := make(chan os.Signal, 4)
-		signal.Notify(c, sigs...)
+		signal.Notify(c, rt.sigs...)
 		go func() {
 			var last time.Time
 			n := 0
@@ -392,15 +382,13 @@ const (
 // that acknowledgement and the worker's answer would make the daemon close the connection.
 func (rt *process) leave() {
 	defer close(rt.leftDone)
-	rt.waitServes()
-	rt.mu.Lock()
-	closed := rt.chanClosed
-	rt.mu.Unlock()
-	if closed {
-		return
-	}
+	rt.serves.wait()
 	acked := make(chan struct{})
 	rt.mu.Lock()
+	if rt.chanClosed {
+		rt.mu.Unlock()
+		return
+	}
 	seq, err := rt.sendLocked(func(seq int64) any {
 		return actMsg{Cmd: cmdCluster, Act: "exitedAfterDisconnect", Seq: seq}
 	})
@@ -425,29 +413,42 @@ func (rt *process) leave() {
 	<-rt.ch.Done()
 }
 
-// serveBegin and serveEnd count running ServeHTTP calls; leave waits for none.
-func (rt *process) serveBegin() {
-	rt.serveMu.Lock()
-	rt.serves++
-	rt.serveMu.Unlock()
+// gauge counts calls in progress (ServeHTTP calls, Serve loops); wait returns once none is.
+// Unlike a sync.WaitGroup, it may go up again from zero while someone waits.
+type gauge struct {
+	mu      sync.Mutex
+	n       int
+	dropped chan struct{} // closed and cleared whenever n drops; made by wait
 }
 
-func (rt *process) serveEnd() {
-	rt.serveMu.Lock()
-	rt.serves--
-	close(rt.servesChange)
-	rt.servesChange = make(chan struct{})
-	rt.serveMu.Unlock()
+func (g *gauge) add() {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
 }
 
-func (rt *process) waitServes() {
+func (g *gauge) done() {
+	g.mu.Lock()
+	g.n--
+	if g.dropped != nil {
+		close(g.dropped)
+		g.dropped = nil
+	}
+	g.mu.Unlock()
+}
+
+func (g *gauge) wait() {
 	for {
-		rt.serveMu.Lock()
-		n, ch := rt.serves, rt.servesChange
-		rt.serveMu.Unlock()
-		if n == 0 {
+		g.mu.Lock()
+		if g.n == 0 {
+			g.mu.Unlock()
 			return
 		}
+		if g.dropped == nil {
+			g.dropped = make(chan struct{})
+		}
+		ch := g.dropped
+		g.mu.Unlock()
 		<-ch
 	}
 }

@@ -1,6 +1,7 @@
-// Package sdnotify implements the sender side of systemd's notification protocol (sd_notify):
-// a datagram such as "READY=1" to the unix socket named by NOTIFY_SOCKET. corral's daemon uses
-// it under its systemd unit (Type=notify) to say when it is ready.
+// Package sdnotify implements systemd's notification protocol (sd_notify): a datagram such as
+// "READY=1" to the unix socket named by NOTIFY_SOCKET. corral's daemon sends with it under its
+// systemd unit (Type=notify) to say when it is ready, and receives with it (Receiver) what the
+// processes it runs send to the socket it gives them.
 package sdnotify
 
 import (

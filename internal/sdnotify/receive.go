@@ -30,9 +30,6 @@ func Listen(path string, fn func(state map[string]string)) (*Receiver, error) {
 	return r, nil
 }
 
-// Path is the socket's path, for NOTIFY_SOCKET.
-func (r *Receiver) Path() string { return r.path }
-
 func (r *Receiver) loop(fn func(map[string]string)) {
 	defer close(r.done)
 	buf := make([]byte, 4096)
