@@ -624,7 +624,8 @@ func (f *fakeWorker) waitInRotation(key string) {
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return h.all[f.w.(*worker)]
+		_, in := h.workers[f.w.(*worker)]
+		return in
 	})
 }
 

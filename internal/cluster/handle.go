@@ -44,13 +44,14 @@ type handle struct {
 	name   *sockname // what workers see as server.address(); nil for unix paths
 	addr   string    // for humans: "[::]:5000", "/tmp/app.sock"
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	data    json.RawMessage // TLS session ticket keys etc.: the first worker's, echoed to all (spec §5.3)
-	all     map[*worker]bool
-	ring    []*worker               // workers in rotation, in the order they joined
-	next    int                     // where the round-robin scan starts in ring
-	out     map[*worker][]time.Time // when each worker in ring was handed the connections it has not answered yet, oldest first
+	mu   sync.Mutex
+	cond *sync.Cond
+	data json.RawMessage // TLS session ticket keys etc.: the first worker's, echoed to all (spec §5.3)
+	// workers are the workers that listen on this key, each with when it was handed the
+	// connections it has not answered yet, oldest first (round-robin only).
+	workers map[*worker][]time.Time
+	ring    []*worker // the round-robin workers, in the order they joined
+	next    int       // where the round-robin scan starts in ring
 	pending []*pendingConn
 	closed  bool
 	dropped uint64 // connections closed because every worker refused them
@@ -63,7 +64,7 @@ type pendingConn struct {
 }
 
 func newHandle(g *Group, key string, sock *socketFile, shared, udp bool) *handle {
-	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, all: map[*worker]bool{}, out: map[*worker][]time.Time{}}
+	h := &handle{g: g, key: key, sock: sock, shared: shared, udp: udp, workers: map[*worker][]time.Time{}}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
@@ -72,13 +73,12 @@ func newHandle(g *Group, key string, sock *socketFile, shared, udp bool) *handle
 func (h *handle) add(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed || h.all[w] {
+	if _, in := h.workers[w]; h.closed || in {
 		return
 	}
-	h.all[w] = true
+	h.workers[w] = nil
 	if !h.shared {
 		h.ring = append(h.ring, w)
-		h.out[w] = nil
 		h.dispatchLocked()
 		h.cond.Broadcast() // the accept loop may have been waiting for a first worker
 	}
@@ -88,18 +88,17 @@ func (h *handle) add(w *worker) {
 func (h *handle) remove(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.all, w)
-	h.leaveRingLocked(w)
+	h.removeLocked(w)
 }
 
-// leaveRingLocked stops handing w connections on this key.
-func (h *handle) leaveRingLocked(w *worker) {
+// removeLocked takes w off this key: it gets no more connections on it.
+func (h *handle) removeLocked(w *worker) {
+	delete(h.workers, w)
 	i := slices.Index(h.ring, w)
 	if i < 0 {
 		return
 	}
 	h.ring = slices.Delete(h.ring, i, i+1)
-	delete(h.out, w)
 	if i < h.next {
 		h.next--
 	}
@@ -108,20 +107,19 @@ func (h *handle) leaveRingLocked(w *worker) {
 	}
 }
 
-// pickLocked chooses the worker for the next connection (see HandoffWindow), or nil when
-// every worker has a full window or a stale hand-off.
-func (h *handle) pickLocked() *worker {
-	now := time.Now()
-	var best *worker
+// pickLocked chooses the worker for the next connection (see HandoffWindow) and returns its
+// index in ring, or -1 when every worker has a full window or a stale hand-off.
+func (h *handle) pickLocked(now time.Time) int {
+	best := -1
 	var bestOut []time.Time
 	for k := range h.ring {
-		w := h.ring[(h.next+k)%len(h.ring)]
-		out := h.out[w]
+		i := (h.next + k) % len(h.ring)
+		out := h.workers[h.ring[i]]
 		if len(out) >= HandoffWindow || len(out) > 0 && now.Sub(out[0]) >= h.g.staleAfter {
 			continue
 		}
-		if best == nil || len(out) < len(bestOut) || len(out) == len(bestOut) && len(out) > 0 && out[0].After(bestOut[0]) {
-			best, bestOut = w, out
+		if best < 0 || len(out) < len(bestOut) || len(out) == len(bestOut) && len(out) > 0 && out[0].After(bestOut[0]) {
+			best, bestOut = i, out
 		}
 	}
 	return best
@@ -129,7 +127,7 @@ func (h *handle) pickLocked() *worker {
 
 // idleLocked reports whether no connection is waiting for a worker's answer on this key.
 func (h *handle) idleLocked() bool {
-	for _, out := range h.out {
+	for _, out := range h.workers {
 		if len(out) > 0 {
 			return false
 		}
@@ -140,7 +138,7 @@ func (h *handle) idleLocked() bool {
 // maxTriesLocked bounds how often one connection may be refused before it is closed: every
 // worker twice, at least four times. Node retries forever (spec §7.4).
 func (h *handle) maxTriesLocked() int {
-	return max(4, 2*len(h.all))
+	return max(4, 2*len(h.workers))
 }
 
 // acceptLoop accepts connections while at least one worker listens on this key, and pauses
@@ -149,7 +147,7 @@ func (h *handle) acceptLoop() {
 	defer h.g.wg.Done()
 	for {
 		h.mu.Lock()
-		for !h.closed && (len(h.all) == 0 || len(h.pending) >= maxPending) {
+		for !h.closed && (len(h.workers) == 0 || len(h.pending) >= maxPending) {
 			h.cond.Wait()
 		}
 		if h.closed {
@@ -190,23 +188,24 @@ func (h *handle) acceptLoop() {
 // dispatchLocked hands pending connections to workers (pickLocked), first come first served.
 func (h *handle) dispatchLocked() {
 	for len(h.pending) > 0 {
-		w := h.pickLocked()
-		if w == nil {
+		now := time.Now() // one per hand-off: the tie-break compares hand-off times
+		i := h.pickLocked(now)
+		if i < 0 {
 			break
 		}
+		w := h.ring[i]
 		c := h.pending[0]
 		h.pending = h.pending[1:]
 		if err := w.sendConn(h, c); err != nil {
 			// The worker cannot take it (channel closed or its queue is full): it leaves the
 			// rotation of this key, and the connection goes to the next one.
 			h.pending = append([]*pendingConn{c}, h.pending...)
-			delete(h.all, w)
-			h.leaveRingLocked(w)
+			h.removeLocked(w)
 			h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
 			continue
 		}
-		h.out[w] = append(h.out[w], time.Now())
-		h.next = (slices.Index(h.ring, w) + 1) % len(h.ring)
+		h.workers[w] = append(h.workers[w], now)
+		h.next = (i + 1) % len(h.ring)
 	}
 	if len(h.pending) < maxPending {
 		h.cond.Broadcast()
@@ -236,8 +235,8 @@ func (h *handle) requeue(c *pendingConn) {
 func (h *handle) release(w *worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if out := h.out[w]; len(out) > 0 {
-		h.out[w] = out[1:] // answers come in the order of the hand-offs
+	if out := h.workers[w]; len(out) > 0 {
+		h.workers[w] = out[1:] // answers come in the order of the hand-offs
 	}
 	h.dispatchLocked()
 }
@@ -252,8 +251,7 @@ func (h *handle) close() {
 	h.closed = true
 	pending := h.pending
 	h.pending = nil
-	h.ring, h.next, h.out = nil, 0, map[*worker][]time.Time{}
-	h.all = map[*worker]bool{}
+	h.ring, h.next, h.workers = nil, 0, map[*worker][]time.Time{}
 	h.cond.Broadcast()
 	h.mu.Unlock()
 	for _, c := range pending {

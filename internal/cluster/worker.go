@@ -88,14 +88,11 @@ func (w *worker) send(fields reply) error {
 // HandleInternal dispatches the worker's cluster messages (spec §5.2).
 func (w *worker) HandleInternal(m nodeipc.Message) {
 	<-w.attached
-	if m.Cmd != "NODE_CLUSTER" {
-		if m.Handle != nil {
-			m.Handle.Close()
-		}
-		return
-	}
 	if m.Handle != nil {
-		m.Handle.Close() // workers never send handles to the primary in cluster messages
+		m.Handle.Close() // the primary takes no handle from a worker, in cluster messages or others
+	}
+	if m.Cmd != "NODE_CLUSTER" {
+		return
 	}
 	var msg clusterMsg
 	if err := json.Unmarshal(m.Raw, &msg); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,7 +64,7 @@ type Options struct {
 
 	readBufSize int // recvmsg data buffer; tests shrink it to force split reads
 	// sendmsg replaces the handle-carrying sendmsg; tests inject kernel refusals with it.
-	sendmsg func(conn *net.UnixConn, line, oob []byte) (int, error)
+	sendmsg func(rc syscall.RawConn, line, oob []byte) (int, error)
 }
 
 // DefaultQueueLen is the send queue bound used when Options.QueueLen is not positive.
@@ -88,7 +89,7 @@ var liveGoroutines atomic.Int64
 
 // outgoing is one queued line. fd >= 0 makes it a handle message: fd is the channel's own dup
 // of the caller's fd, closed by the writer right after sendmsg (spec §9.4) or by the reader's
-// cleanup if it is never sent.
+// cleanup if it is never sent; or, borrowed, the caller's own fd (SendHandleBorrowed).
 type outgoing struct {
 	line     []byte
 	fd       int
@@ -99,11 +100,12 @@ type outgoing struct {
 // Channel is the daemon's end of one Node IPC channel. Create it with Open.
 type Channel struct {
 	conn        *net.UnixConn
+	rc          syscall.RawConn // conn's, for the reads and writes (rawio.go)
 	h           Handler
 	queueLen    int
 	window      int // handles awaiting an answer at once (Options.HandleWindow)
 	readBufSize int
-	sendmsg     func(conn *net.UnixConn, line, oob []byte) (int, error)
+	sendmsg     func(rc syscall.RawConn, line, oob []byte) (int, error)
 
 	mu         sync.Mutex
 	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
@@ -137,12 +139,13 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 		f.Close()
 		return nil, errors.New("nodeipc: open: nil handler")
 	}
-	conn, err := unixStreamConn(f)
+	conn, rc, err := unixStreamConn(f)
 	if err != nil {
 		return nil, err
 	}
 	c := &Channel{
 		conn:        conn,
+		rc:          rc,
 		h:           h,
 		queueLen:    opt.QueueLen,
 		window:      max(opt.HandleWindow, 1),
@@ -168,23 +171,23 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 	return c, nil
 }
 
-// unixStreamConn turns f into a pollable *net.UnixConn (net.FileConn dups f; f is closed) and
-// checks that it is a stream socket, which the framing relies on (spec §2.2).
-func unixStreamConn(f *os.File) (*net.UnixConn, error) {
+// unixStreamConn turns f into a pollable *net.UnixConn (net.FileConn dups f; f is closed), with
+// its RawConn, and checks that it is a stream socket, which the framing relies on (spec §2.2).
+func unixStreamConn(f *os.File) (*net.UnixConn, syscall.RawConn, error) {
 	fc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
+		return nil, nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
 	}
 	conn, ok := fc.(*net.UnixConn)
 	if !ok {
 		fc.Close()
-		return nil, fmt.Errorf("nodeipc: open channel fd: %T is not a unix socket", fc)
+		return nil, nil, fmt.Errorf("nodeipc: open channel fd: %T is not a unix socket", fc)
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
+		return nil, nil, fmt.Errorf("nodeipc: open channel fd: %w", err)
 	}
 	typ, serr := 0, error(nil)
 	if err := rc.Control(func(fd uintptr) {
@@ -194,13 +197,13 @@ func unixStreamConn(f *os.File) (*net.UnixConn, error) {
 	}
 	if serr != nil {
 		conn.Close()
-		return nil, fmt.Errorf("nodeipc: open channel fd: SO_TYPE: %w", serr)
+		return nil, nil, fmt.Errorf("nodeipc: open channel fd: SO_TYPE: %w", serr)
 	}
 	if typ != unix.SOCK_STREAM {
 		conn.Close()
-		return nil, fmt.Errorf("nodeipc: open channel fd: socket type %d, want SOCK_STREAM", typ)
+		return nil, nil, fmt.Errorf("nodeipc: open channel fd: socket type %d, want SOCK_STREAM", typ)
 	}
-	return conn, nil
+	return conn, rc, nil
 }
 
 // Send queues v as one JSON line ("json" framing, spec §3.1). It never blocks: the line is
@@ -232,16 +235,14 @@ func (c *Channel) Send(v any) error {
 // Only fds a Node receiver can take are accepted — TCP/UDP sockets, AF_UNIX stream sockets and
 // FIFOs; anything else would abort the child or wedge its handle slot for good (§4.2).
 //
-// Like Node's sender, every later message (plain or handle) is held back until the child
-// answers NODE_HANDLE_ACK or NODE_HANDLE_NACK; onResult(acked) is then called on the reader
-// goroutine (it must not block). It is called with false if the channel closes first or the
-// kernel refuses the fd (ETOOMANYREFS, §9.3). Nothing is retransmitted on NACK (Node does that
+// Like Node's sender, every later message is held back until the child answers
+// NODE_HANDLE_ACK or NODE_HANDLE_NACK (a later handle only while Options.HandleWindow handles
+// are unanswered: with the default window of 1, always); onResult(acked) is then called on the
+// reader goroutine (it must not block). It is called with false if the channel closes first or
+// the kernel refuses the fd (ETOOMANYREFS, §9.3). Nothing is retransmitted on NACK (Node does that
 // for net.Socket only); that is up to onResult. If SendHandle returns an error, onResult is
 // never called and nothing was queued.
 func (c *Channel) SendHandle(typ string, v any, fd int, onResult func(acked bool)) error {
-	if typ == "" {
-		return errors.New("nodeipc: send handle: empty handle type")
-	}
 	line, err := encodeHandleLine(typ, v)
 	if err != nil {
 		return err
@@ -265,9 +266,6 @@ func (c *Channel) SendHandle(typ string, v any, fd int, onResult func(acked bool
 // connection). The caller guarantees that fd is a socket Node can take, and that it stays open
 // until onResult has been called (or SendHandleBorrowed has returned an error).
 func (c *Channel) SendHandleBorrowed(typ string, v any, fd int, onResult func(acked bool)) error {
-	if typ == "" {
-		return errors.New("nodeipc: send handle: empty handle type")
-	}
 	line, err := encodeHandleLine(typ, v)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -646,11 +645,11 @@ func TestHandleRefusedByKernel(t *testing.T) {
 	a, b := socketPair(t)
 	r := newRecorder(t)
 	var calls atomic.Int32
-	refuseFirst := func(conn *net.UnixConn, line, oob []byte) (int, error) {
+	refuseFirst := func(rc syscall.RawConn, line, oob []byte) (int, error) {
 		if calls.Add(1) == 1 {
 			return 0, os.NewSyscallError("sendmsg", syscall.ETOOMANYREFS)
 		}
-		return sendmsg(conn, line, oob)
+		return sendmsg(rc, line, oob)
 	}
 	c := openChannel(t, a, r, Options{sendmsg: refuseFirst})
 	p := newRawPeer(t, b)

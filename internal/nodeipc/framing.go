@@ -187,8 +187,12 @@ type handleEnvelope struct {
 	Msg  json.RawMessage `json:"msg"`
 }
 
-// encodeHandleLine builds the NODE_HANDLE line that carries v with a handle of kind typ.
+// encodeHandleLine builds the NODE_HANDLE line that carries v with a handle of kind typ, which
+// must not be empty.
 func encodeHandleLine(typ string, v any) ([]byte, error) {
+	if typ == "" {
+		return nil, errors.New("nodeipc: send handle: empty handle type")
+	}
 	inner, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("nodeipc: encode handle message: %w", err)

@@ -403,3 +403,35 @@ func exitCode(t *testing.T, err error) int {
 	}
 	return ee.ExitCode()
 }
+
+// listenTCP listens on a loopback port until the test ends.
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// acceptedTCP connects a client to ln and returns it (closed when the test ends) with the
+// accepted end of the connection as a file of its own, for the test to close.
+func acceptedTCP(t *testing.T, ln net.Listener) (net.Conn, *os.File) {
+	t.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.(*net.TCPConn).File()
+	srv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, f
+}

@@ -152,27 +152,9 @@ func TestNodeSendHandleSocket(t *testing.T) {
 	r := newRecorder(t)
 	nc := startNode(t, "recv_socket.js", r)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	srv, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := srv.(*net.TCPConn).File()
-	srv.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, f := acceptedTCP(t, listenTCP(t))
 	result := make(chan bool, 1)
-	err = nc.ch.SendHandle("net.Socket", "conn", int(f.Fd()), func(acked bool) { result <- acked })
+	err := nc.ch.SendHandle("net.Socket", "conn", int(f.Fd()), func(acked bool) { result <- acked })
 	f.Close() // SendHandle dup'ed it; closing ours right away is allowed
 	if err != nil {
 		t.Fatalf("SendHandle: %v", err)
@@ -206,30 +188,13 @@ func TestNodePipelinedHandles(t *testing.T) {
 	r := newRecorder(t)
 	nc := startNodeWith(t, "recv_sockets_later.js", r, Options{HandleWindow: window}, "GO_FILE="+goFile)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenTCP(t)
 	clients := make([]net.Conn, n)
 	acks := make(chan bool, n)
 	for i := range clients {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		clients[i] = c
-		srv, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := srv.(*net.TCPConn).File()
-		srv.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = nc.ch.SendHandle("net.Socket", map[string]int{"n": i}, int(f.Fd()), func(acked bool) { acks <- acked })
+		var f *os.File
+		clients[i], f = acceptedTCP(t, ln)
+		err := nc.ch.SendHandle("net.Socket", map[string]int{"n": i}, int(f.Fd()), func(acked bool) { acks <- acked })
 		f.Close()
 		if err != nil {
 			t.Fatalf("SendHandle %d: %v", i, err)
@@ -267,11 +232,7 @@ func TestNodePipelinedHandles(t *testing.T) {
 // would otherwise hold every later message forever) and the handler gets Handle != nil.
 func TestNodeSendsHandles(t *testing.T) {
 	checkLeaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenTCP(t)
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()

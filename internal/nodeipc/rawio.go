@@ -2,7 +2,7 @@ package nodeipc
 
 import (
 	"io"
-	"net"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,14 +16,10 @@ import (
 
 // recvmsg reads once, waiting for data; MSG_CMSG_CLOEXEC so a received fd never leaks into a
 // child spawned before its owner closes it. n == 0 without control data is EOF.
-func recvmsg(conn *net.UnixConn, buf, oob []byte) (n, oobn, flags int, err error) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return 0, 0, 0, err
-	}
+func recvmsg(rc syscall.RawConn, buf, oob []byte) (n, oobn, flags int, err error) {
 	var ioErr error
 	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, flags, ioErr = rawRecvmsg(int(fd), buf, oob)
+		n, oobn, flags, ioErr = rawmsg(unix.SYS_RECVMSG, fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return ioErr != unix.EAGAIN
 	})
 	if err == nil {
@@ -35,26 +31,38 @@ func recvmsg(conn *net.UnixConn, buf, oob []byte) (n, oobn, flags int, err error
 	return n, oobn, flags, err
 }
 
-// fillMsghdr points msg at data (through iov) and oob.
-func fillMsghdr(msg *unix.Msghdr, iov *unix.Iovec, data, oob []byte) {
+// sendmsg makes one sendmsg attempt (waiting for the socket to become writable first); it may
+// write only part of line.
+func sendmsg(rc syscall.RawConn, line, oob []byte) (int, error) {
+	var n int
+	var ioErr error
+	err := rc.Write(func(fd uintptr) bool {
+		n, _, _, ioErr = rawmsg(unix.SYS_SENDMSG, fd, line, oob, unix.MSG_NOSIGNAL)
+		return ioErr != unix.EAGAIN
+	})
+	if err == nil {
+		err = ioErr
+	}
+	return n, err
+}
+
+// rawmsg makes one recvmsg or sendmsg (trap) on fd with data and oob, retrying on EINTR. It
+// returns the bytes moved and, for recvmsg, the control data's length and the message flags.
+func rawmsg(trap, fd uintptr, data, oob []byte, flags int) (n, oobn, msgFlags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
 	if len(data) > 0 {
 		iov.Base = &data[0]
 		iov.SetLen(len(data))
-		msg.Iov = iov
+		msg.Iov = &iov
 		msg.Iovlen = 1
 	}
 	if len(oob) > 0 {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-}
-
-func rawRecvmsg(fd int, buf, oob []byte) (n, oobn, flags int, err error) {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	fillMsghdr(&msg, &iov, buf, oob)
 	for {
-		r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_CMSG_CLOEXEC)
+		r, _, errno := unix.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 		if errno == unix.EINTR {
 			continue
 		}
@@ -65,45 +73,10 @@ func rawRecvmsg(fd int, buf, oob []byte) (n, oobn, flags int, err error) {
 	}
 }
 
-// sendmsg makes one sendmsg attempt (waiting for the socket to become writable first); it may
-// write only part of line.
-func sendmsg(conn *net.UnixConn, line, oob []byte) (int, error) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var ioErr error
-	err = rc.Write(func(fd uintptr) bool {
-		n, ioErr = rawSendmsg(int(fd), line, oob)
-		return ioErr != unix.EAGAIN
-	})
-	if err == nil {
-		err = ioErr
-	}
-	return n, err
-}
-
-func rawSendmsg(fd int, line, oob []byte) (int, error) {
-	var msg unix.Msghdr
-	var iov unix.Iovec
-	fillMsghdr(&msg, &iov, line, oob)
-	for {
-		r, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(r), nil
-	}
-}
-
 // writeAll writes all of p, waiting whenever the socket is full.
-func writeAll(conn *net.UnixConn, p []byte) error {
+func writeAll(rc syscall.RawConn, p []byte) error {
 	for len(p) > 0 {
-		n, err := sendmsg(conn, p, nil)
+		n, err := sendmsg(rc, p, nil)
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ func (c *Channel) readLoop() {
 		cause error
 	)
 	for {
-		n, oobn, flags, err := recvmsg(c.conn, buf, oob)
+		n, oobn, flags, err := recvmsg(c.rc, buf, oob)
 		if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
 			takeRights(oob[:oobn], flags, off, &fds)
 		}

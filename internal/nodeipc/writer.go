@@ -29,7 +29,7 @@ func (c *Channel) writeLoop() {
 		if m == nil {
 			return
 		}
-		isHandle := m.fd >= 0 // write closes the fd and resets m.fd
+		isHandle := m.fd >= 0 // write resets m.fd
 		err := c.write(m)
 		if err != nil && isHandle && isPerMessageError(err) {
 			c.rejectHandle(m)
@@ -92,13 +92,13 @@ func (c *Channel) next() *outgoing {
 }
 
 // write puts one line on the socket. A handle line goes out with one sendmsg carrying exactly
-// its one fd (spec §4.1, §9.2). sendmsg may take only part of the line (Go's WriteMsgUnix makes
-// a single attempt); the rest follows with plain writes and without the fd, which the receiver
-// handles because the fd arrives with the line's first byte (§4.2, §9.1).
+// its one fd (spec §4.1, §9.2). sendmsg may take only part of the line (it makes a single
+// attempt); the rest follows with plain writes and without the fd, which the receiver handles
+// because the fd arrives with the line's first byte (§4.2, §9.1).
 func (c *Channel) write(m *outgoing) error {
 	line := m.line
 	if m.fd >= 0 {
-		n, err := c.sendmsg(c.conn, line, unix.UnixRights(m.fd))
+		n, err := c.sendmsg(c.rc, line, unix.UnixRights(m.fd))
 		// The kernel holds its own reference while the fd is in flight (spec §9.4), and
 		// after a failure nothing was sent: either way our dup is no longer needed.
 		if !m.borrowed {
@@ -114,7 +114,7 @@ func (c *Channel) write(m *outgoing) error {
 		line = line[n:]
 	}
 	if len(line) > 0 {
-		if err := writeAll(c.conn, line); err != nil {
+		if err := writeAll(c.rc, line); err != nil {
 			return fmt.Errorf("nodeipc: write: %w", err)
 		}
 	}
