@@ -62,26 +62,20 @@ func (c *cli) call(ctx context.Context, method, path string, in, out any) error 
 	return c.do(ctx, method, path, in, out)
 }
 
-// do sends one API request. If nothing answers on the socket (a daemon that died and left
-// its socket), it starts a daemon when the command may, and tries once more.
+// do sends one API request.
 func (c *cli) do(ctx context.Context, method, path string, in, out any) error {
-	err := c.client.Do(ctx, method, path, in, out)
-	if isDialError(err) {
-		if !c.spawn {
-			return errNoDaemon
-		}
-		if err := c.startDaemon(ctx); err != nil {
-			return err
-		}
-		err = c.client.Do(ctx, method, path, in, out)
-	}
-	c.noteVersion()
-	return err
+	return c.retryDial(ctx, func() error { return c.client.Do(ctx, method, path, in, out) })
 }
 
 // stream is do for the streaming endpoints.
 func (c *cli) stream(ctx context.Context, path string, opened func(), fn func([]byte) error) error {
-	err := c.client.Stream(ctx, path, opened, fn)
+	return c.retryDial(ctx, func() error { return c.client.Stream(ctx, path, opened, fn) })
+}
+
+// retryDial runs one request. If nothing answers on the socket (a daemon that died and left
+// its socket), it starts a daemon when the command may, and tries once more.
+func (c *cli) retryDial(ctx context.Context, req func() error) error {
+	err := req()
 	if isDialError(err) {
 		if !c.spawn {
 			return errNoDaemon
@@ -89,7 +83,7 @@ func (c *cli) stream(ctx context.Context, path string, opened func(), fn func([]
 		if err := c.startDaemon(ctx); err != nil {
 			return err
 		}
-		err = c.client.Stream(ctx, path, opened, fn)
+		err = req()
 	}
 	c.noteVersion()
 	return err

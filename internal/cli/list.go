@@ -15,15 +15,12 @@ import (
 )
 
 func (c *cli) processes(ctx context.Context, reveal bool) ([]api.Process, error) {
-	if err := c.connect(ctx, true); err != nil {
-		return nil, err
-	}
 	path := "/processes"
 	if reveal {
 		path += "?reveal=1"
 	}
 	var procs []api.Process
-	err := c.do(ctx, "GET", path, nil, &procs)
+	err := c.call(ctx, "GET", path, nil, &procs)
 	return procs, err
 }
 
@@ -96,16 +93,12 @@ func (c *cli) jlistCommand() *cobra.Command {
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if err := c.connect(ctx, true); err != nil {
-				return err
-			}
 			path := "/processes?format=pm2"
 			if reveal {
 				path += "&reveal=1"
 			}
 			var out json.RawMessage
-			if err := c.do(ctx, "GET", path, nil, &out); err != nil {
+			if err := c.call(cmd.Context(), "GET", path, nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s\n", out)
@@ -116,13 +109,9 @@ func (c *cli) jlistCommand() *cobra.Command {
 	return cmd
 }
 
-// selectProcesses returns the processes a target names (same grammar as the daemon's actions),
-// or a not-found error.
-func (c *cli) selectProcesses(ctx context.Context, target string, reveal bool) ([]api.Process, error) {
-	procs, err := c.processes(ctx, reveal)
-	if err != nil {
-		return nil, err
-	}
+// selectProcesses returns the processes of procs a target names (same grammar as the daemon's
+// actions), or a not-found error.
+func selectProcesses(procs []api.Process, target string) ([]api.Process, error) {
 	var out []api.Process
 	for _, p := range procs {
 		if target == "all" || p.Name == target || p.Namespace == target || strconv.Itoa(p.ID) == target {
@@ -144,7 +133,11 @@ func (c *cli) describeCommand() *cobra.Command {
 		GroupID: "info",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			procs, err := c.selectProcesses(cmd.Context(), args[0], reveal)
+			all, err := c.processes(cmd.Context(), reveal)
+			if err != nil {
+				return err
+			}
+			procs, err := selectProcesses(all, args[0])
 			if err != nil {
 				return err
 			}
@@ -153,10 +146,6 @@ func (c *cli) describeCommand() *cobra.Command {
 				fmt.Fprint(c.stdout, render.Describe(p, o, reveal))
 			}
 			// The per-worker distribution of the apps described, all their workers.
-			all, err := c.processes(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
 			apps := map[string]bool{}
 			for _, p := range procs {
 				apps[p.Name] = true

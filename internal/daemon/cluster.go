@@ -207,12 +207,25 @@ func (d *Daemon) sampleClusters() {
 	d.conns = connRates{last: counts, at: now, rate: rates}
 }
 
+// groupStats keeps each cluster group's statistics for one listing: Group.Stats reads every
+// worker of the group at once, so a listing reads it once per app, not once per process.
+type groupStats map[*cluster.Group]map[int]cluster.Stats
+
+func (gs groupStats) of(g *cluster.Group) map[int]cluster.Stats {
+	st, ok := gs[g]
+	if !ok {
+		st = g.Stats()
+		gs[g] = st
+	}
+	return st
+}
+
 // clusterStats describes a cluster process's share of the connections.
-func (d *Daemon) clusterStats(a *app, id int) *api.WorkerStats {
+func (d *Daemon) clusterStats(a *app, id int, stats groupStats) *api.WorkerStats {
 	if a == nil || a.group == nil {
 		return nil
 	}
-	st, ok := a.group.Stats()[id]
+	st, ok := stats.of(a.group)[id]
 	if !ok {
 		return &api.WorkerStats{}
 	}

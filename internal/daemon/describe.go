@@ -13,8 +13,9 @@ func (d *Daemon) Processes(reveal bool) []api.Process {
 	d.tbl.mu.Lock()
 	defer d.tbl.mu.Unlock()
 	out := make([]api.Process, 0, len(d.tbl.procs))
+	stats := groupStats{}
 	for _, p := range d.tbl.allProcs() {
-		out = append(out, d.describeLocked(p, reveal))
+		out = append(out, d.describeLocked(p, reveal, stats))
 	}
 	return out
 }
@@ -26,17 +27,19 @@ func (d *Daemon) processesByID(ids []int, reveal bool) []api.Process {
 	defer d.tbl.mu.Unlock()
 	out := make([]api.Process, 0, len(ids))
 	seen := map[int]bool{}
+	stats := groupStats{}
 	for _, id := range ids {
 		if p, ok := d.tbl.procs[id]; ok && !seen[id] {
 			seen[id] = true
-			out = append(out, d.describeLocked(p, reveal))
+			out = append(out, d.describeLocked(p, reveal, stats))
 		}
 	}
 	return out
 }
 
-// describeLocked builds the API view of p; the table lock is held.
-func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool) api.Process {
+// describeLocked builds the API view of p; the table lock is held. stats holds the cluster
+// statistics already read for this listing.
+func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool, stats groupStats) api.Process {
 	info := p.Info()
 	a := d.tbl.owner[info.ID]
 	s := info.App.Clone()
@@ -71,7 +74,7 @@ func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool) api.Process 
 	}
 	if a != nil {
 		out.Version = a.version
-		out.Cluster = d.clusterStats(a, info.ID)
+		out.Cluster = d.clusterStats(a, info.ID, stats)
 	}
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)

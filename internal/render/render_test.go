@@ -132,6 +132,20 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+// goldenPair renders plain and coloured, compares both with testdata/name.golden and
+// testdata/name_color.golden, checks that they agree and that the plain one is aligned, and
+// returns the plain rendering.
+func goldenPair(t *testing.T, name string, render func(Options) string) string {
+	t.Helper()
+	plain := render(Options{Now: now})
+	coloured := render(Options{Now: now, Color: true})
+	golden(t, name+".golden", plain)
+	golden(t, name+"_color.golden", coloured)
+	checkColour(t, plain, coloured)
+	checkAligned(t, plain)
+	return plain
+}
+
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // checkColour: the plain rendering has no escape codes; the coloured one has some, and is the
@@ -192,12 +206,7 @@ func TestTableGolden(t *testing.T) {
 		{"ls_empty", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plain := Table(tc.procs, Options{Now: now})
-			coloured := Table(tc.procs, Options{Now: now, Color: true})
-			golden(t, tc.name+".golden", plain)
-			golden(t, tc.name+"_color.golden", coloured)
-			checkColour(t, plain, coloured)
-			checkAligned(t, plain)
+			goldenPair(t, tc.name, func(o Options) string { return Table(tc.procs, o) })
 		})
 	}
 }
@@ -243,12 +252,7 @@ func TestDescribeGolden(t *testing.T) {
 		{"describe_waiting_restart", procs[5], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plain := Describe(tc.p, Options{Now: now}, tc.revealed)
-			coloured := Describe(tc.p, Options{Now: now, Color: true}, tc.revealed)
-			golden(t, tc.name+".golden", plain)
-			golden(t, tc.name+"_color.golden", coloured)
-			checkColour(t, plain, coloured)
-			checkAligned(t, plain)
+			goldenPair(t, tc.name, func(o Options) string { return Describe(tc.p, o, tc.revealed) })
 		})
 	}
 }
@@ -278,12 +282,7 @@ func TestDescribeContent(t *testing.T) {
 
 func TestDistributionGolden(t *testing.T) {
 	procs := fixtures()
-	plain := Distribution(procs, Options{Now: now})
-	coloured := Distribution(procs, Options{Now: now, Color: true})
-	golden(t, "distribution.golden", plain)
-	golden(t, "distribution_color.golden", coloured)
-	checkColour(t, plain, coloured)
-	checkAligned(t, plain)
+	plain := goldenPair(t, "distribution", func(o Options) string { return Distribution(procs, o) })
 	for _, want := range []string{"│ 1  │ web  │ 41300 │ 7 ", "100.0%", "0.0%"} {
 		if !strings.Contains(plain, want) {
 			t.Errorf("distribution lacks %q:\n%s", want, plain)

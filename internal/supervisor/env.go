@@ -14,15 +14,9 @@ import (
 // unit, ...): a stray NODE_UNIQUE_ID would route a fork-mode app's listen() to a primary.
 var protocolVars = []string{
 	"NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "NODE_UNIQUE_ID",
-	ChannelFDEnv, WorkerIDEnv,
+	nodeipc.ChannelFDEnv, nodeipc.WorkerIDEnv,
 	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
 }
-
-// The variables that give a non-Node cluster worker its channel to the daemon (see nodeipc).
-const (
-	ChannelFDEnv = nodeipc.ChannelFDEnv
-	WorkerIDEnv  = nodeipc.WorkerIDEnv
-)
 
 // processEnv is the environment of one run: the app's environment, the instance variable, and
 // the PM2 variables apps use to know they are managed (process.env.pm_id).

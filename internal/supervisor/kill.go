@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +28,16 @@ func ParseSignal(name string) (syscall.Signal, error) {
 		return syscall.Signal(num), nil
 	}
 	return 0, fmt.Errorf("unknown signal %q", name)
+}
+
+// killSignal is the signal that asks a run of app to stop: its kill_signal, SIGINT (PM2's
+// default) if that does not parse.
+func killSignal(app *spec.App) syscall.Signal {
+	sig, err := ParseSignal(app.KillSignal)
+	if err != nil {
+		return syscall.SIGINT
+	}
+	return sig
 }
 
 // SignalName is the conventional name of sig ("SIGINT").

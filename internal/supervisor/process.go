@@ -513,11 +513,7 @@ func (p *Process) beginStop(r *run) {
 		sent = true
 	}
 	if !sent {
-		sig, err := ParseSignal(app.KillSignal)
-		if err != nil {
-			sig = syscall.SIGINT
-		}
-		if err := signalTree(r.pid, sig); err != nil {
+		if err := signalTree(r.pid, killSignal(app)); err != nil {
 			p.writeLine("err", "corral: "+err.Error())
 		}
 		r.signaled = true
@@ -547,11 +543,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	code, sigName := exitStatus(state)
 	uptime := time.Since(r.started)
 	app := r.app
-	killSig, err := ParseSignal(app.KillSignal)
-	if err != nil {
-		killSig = syscall.SIGINT
-	}
-	go reapGroup(r.pid, killSig, r.signaled, app.KillTimeout.D())
+	go reapGroup(r.pid, killSignal(app), r.signaled, app.KillTimeout.D())
 
 	ev := Event{Event: "exit", PID: r.pid, ExitCode: &code, Signal: sigName}
 	callbacks := r.onExit

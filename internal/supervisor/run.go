@@ -111,7 +111,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		defer child.Close() // the child has its copy once started
 		channelEnv := nodeipc.Env(fd)
 		if !app.IsNode() {
-			channelEnv = []string{ChannelFDEnv + "=" + strconv.Itoa(fd)}
+			channelEnv = []string{nodeipc.ChannelFDEnv + "=" + strconv.Itoa(fd)}
 		}
 		for _, kv := range channelEnv {
 			k, v, _ := strings.Cut(kv, "=")
@@ -128,7 +128,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		for _, kv := range w.Env() {
 			k, v, _ := strings.Cut(kv, "=")
 			if k == "NODE_UNIQUE_ID" && !app.IsNode() {
-				k = WorkerIDEnv
+				k = nodeipc.WorkerIDEnv
 			}
 			env[k] = v
 		}
@@ -432,11 +432,7 @@ func (c runControl) Disconnected() {
 		}
 		// Drained: now the kill signal, so the app's own shutdown code runs (or, without a
 		// handler, it exits at once with nothing left in flight).
-		sig, err := ParseSignal(r.app.KillSignal)
-		if err != nil {
-			sig = syscall.SIGINT
-		}
-		_ = signalTree(r.pid, sig)
+		_ = signalTree(r.pid, killSignal(r.app))
 		r.signaled = true
 	})
 }
