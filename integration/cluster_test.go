@@ -45,7 +45,7 @@ func waitServing(t *testing.T, e *env, url string, n int) {
 	})
 }
 
-// pids returns the pid of every online process, by id.
+// onlinePIDs returns the pid of every online process, by id.
 func onlinePIDs(e *env) map[int]int {
 	out := map[int]int{}
 	for _, p := range e.jlist() {
@@ -60,7 +60,7 @@ func onlinePIDs(e *env) map[int]int {
 // window of n consecutive answers comes from n different workers: round-robin order.
 func checkRoundRobin(t *testing.T, url string, n int) {
 	t.Helper()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	client := newConnClient()
 	var seq []int
 	for range n * 6 {
 		pid, err := get(t.Context(), client, url)
@@ -77,6 +77,48 @@ func checkRoundRobin(t *testing.T, url string, n int) {
 		if len(seen) != n {
 			t.Fatalf("answers are not round-robin over %d workers: %v", n, seq)
 		}
+	}
+}
+
+// reloadUnderLoad reloads app while 4 clients send requests to url, a new connection each, and
+// fails the test if a request failed. It returns the reload's output and the stopped load.
+func reloadUnderLoad(t *testing.T, e *env, url, app string) (result, *load) {
+	t.Helper()
+	l := startLoad(url, 4, false)
+	l.waitOK(e, 200)
+	r := e.ok("reload", app)
+	l.waitOK(e, 200)
+	l.stop()
+	if l.failed.Load() != 0 {
+		t.Fatalf("reload dropped requests: %s\nreload output:\n%s", l, r)
+	}
+	return r, l
+}
+
+// checkReplaced fails the test unless every process online before (pids by id, see onlinePIDs)
+// is online after with another pid.
+func checkReplaced(t *testing.T, before, after map[int]int) {
+	t.Helper()
+	for id, pid := range before {
+		if after[id] == pid || after[id] == 0 {
+			t.Fatalf("process %d not replaced: %v -> %v", id, before, after)
+		}
+	}
+}
+
+// reloadTwiceKeepAlive reloads app twice while 8 keep-alive clients send requests to url, and
+// fails the test if one failed. POST, so the client cannot hide a failure by retrying.
+func reloadTwiceKeepAlive(t *testing.T, e *env, url, app string) {
+	t.Helper()
+	l := startLoadMethod(url, 8, true, "POST")
+	l.waitOK(e, 300)
+	e.ok("reload", app)
+	l.waitOK(e, 300)
+	e.ok("reload", app)
+	l.waitOK(e, 300)
+	l.stop()
+	if l.failed.Load() != 0 {
+		t.Fatalf("keep-alive requests failed during two reloads: %s", l)
 	}
 }
 
@@ -127,25 +169,13 @@ func TestClusterReloadUnderLoad(t *testing.T) {
 	e := newEnv(t, "cluster_http.js")
 	_, url := startCluster(t, e, "cluster_http.js", 2)
 	before := onlinePIDs(e)
-	l := startLoad(url, 4, false)
-	l.waitOK(e, 200)
-	r := e.ok("reload", "cluster_http")
-	l.waitOK(e, 200)
-	l.stop()
-	if l.failed.Load() != 0 {
-		t.Fatalf("reload dropped requests: %s\nreload output:\n%s", l, r)
-	}
-	after := onlinePIDs(e)
-	for id, pid := range before {
-		if after[id] == pid || after[id] == 0 {
-			t.Fatalf("process %d not replaced: %v -> %v", id, before, after)
-		}
-	}
+	r, _ := reloadUnderLoad(t, e, url, "cluster_http")
+	checkReplaced(t, before, onlinePIDs(e))
 	if !strings.Contains(r.stdout, "Reload summary") || !strings.Contains(r.stdout, "ready in") {
 		t.Fatalf("reload prints no summary:\n%s", r)
 	}
 	// restart in cluster mode takes the same rolling path.
-	l = startLoad(url, 4, false)
+	l := startLoad(url, 4, false)
 	l.waitOK(e, 100)
 	e.ok("restart", "cluster_http")
 	l.waitOK(e, 100)
@@ -278,7 +308,7 @@ func TestClusterDaemonFDsStable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "cluster_http.js")
 	_, url := startCluster(t, e, "cluster_http.js", 2)
-	daemonPID, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(e.home, "corral.pid"))))
+	daemonPID := e.daemonPID()
 	count := func() int {
 		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", daemonPID))
 		if err != nil {
@@ -369,14 +399,5 @@ func TestClusterReloadKeepAlive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "cluster_http.js")
 	_, url := startCluster(t, e, "cluster_http.js", 2)
-	l := startLoadMethod(url, 8, true, "POST")
-	l.waitOK(e, 300)
-	e.ok("reload", "cluster_http")
-	l.waitOK(e, 300)
-	e.ok("reload", "cluster_http")
-	l.waitOK(e, 300)
-	l.stop()
-	if l.failed.Load() != 0 {
-		t.Fatalf("keep-alive requests failed during two reloads: %s", l)
-	}
+	reloadTwiceKeepAlive(t, e, url, "cluster_http")
 }

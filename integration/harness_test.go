@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,34 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// goBinary is a Go program of this repository that tests run, built on first use, at most once
+// per test binary run, next to the corral binary (TestMain removes that directory at the end).
+type goBinary struct {
+	pkg  string // the package, relative to this directory
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+var (
+	refappBin   = &goBinary{pkg: "../examples/refapp"}
+	goWorkerBin = &goBinary{pkg: "./testdata/goworker"}
+)
+
+// get builds the program if no test has yet and returns its path.
+func (b *goBinary) get(t *testing.T) string {
+	t.Helper()
+	b.once.Do(func() {
+		b.path = filepath.Join(filepath.Dir(corralBin), filepath.Base(b.pkg))
+		b.out, b.err = exec.Command("go", "build", "-o", b.path, b.pkg).CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("build %s: %v\n%s", b.pkg, b.err, b.out)
+	}
+	return b.path
 }
 
 // nodeFixtures are the folders whose npm packages the tests need (express, express-session,
@@ -260,6 +289,7 @@ type jproc struct {
 				Listening   []string `json:"listening"`
 				Connections uint64   `json:"connections"`
 				Refused     uint64   `json:"refused"`
+				InFlight    int      `json:"in_flight"`
 			} `json:"cluster"`
 		} `json:"corral"`
 	} `json:"pm2_env"`

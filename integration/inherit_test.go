@@ -66,12 +66,13 @@ func TestInheritedDescriptorsStayBehind(t *testing.T) {
 	if strings.Contains(listing, pipe) {
 		t.Errorf("the app inherited the caller's %s:\n%s", pipe, listing)
 	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.daemonPID()))
+	fdDir := fmt.Sprintf("/proc/%d/fd", e.daemonPID())
+	fds, err := os.ReadDir(fdDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, fd := range fds {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", e.daemonPID(), fd.Name())); l == pipe {
+		if l, _ := os.Readlink(filepath.Join(fdDir, fd.Name())); l == pipe {
 			t.Errorf("the daemon holds the caller's %s as fd %s", pipe, fd.Name())
 		}
 	}

@@ -36,14 +36,7 @@ func TestPythonClusterInheritedSocket(t *testing.T) {
 		})
 	}
 	before := onlinePIDs(e)
-	l := startLoad(url, 4, false)
-	l.waitOK(e, 200)
-	r := e.ok("reload", "py")
-	l.waitOK(e, 200)
-	l.stop()
-	if l.failed.Load() != 0 {
-		t.Fatalf("reload dropped requests: %s\n%s", l, r)
-	}
+	_, l := reloadUnderLoad(t, e, url, "py")
 	after := onlinePIDs(e)
 	for id, pid := range before {
 		if after[id] == pid {

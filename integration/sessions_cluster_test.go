@@ -227,7 +227,7 @@ func sessConcurrent(t *testing.T, a *sessApp, d *sessDB, users []sessUser) {
 func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	in := a.login(t, u)
 	var victim jproc
-	for _, p := range a.procs(t) {
+	for _, p := range a.procs() {
 		if p.PID == in.pid {
 			victim = p
 		}
@@ -262,7 +262,7 @@ func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 // its cookie: every call answers 200 with the user, and the session works on every new worker.
 func sessReload(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	in := a.login(t, u)
-	before := a.pids(t)
+	before := a.pids()
 	var (
 		stop  = make(chan struct{})
 		wg    sync.WaitGroup

@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -148,7 +147,7 @@ func migrateSessionDB(t *testing.T, d *sessDB) []sessUser {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, refappBinary(t), "-migrate")
+	cmd := exec.CommandContext(ctx, refappBin.get(t), "-migrate")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+d.url, "SEED_USERS="+strings.Join(seeds, ","), "DEMO_EMAIL=", "BCRYPT_COST=4")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("refapp -migrate: %v\n%s", err, out)
@@ -163,28 +162,6 @@ func migrateSessionDB(t *testing.T, d *sessDB) []sessUser {
 
 // ---------------------------------------------------------------------------------------------
 // The apps
-
-var refappBuild struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// refappBinary builds examples/refapp once per test binary run, next to the corral binary
-// (TestMain removes that directory at the end).
-func refappBinary(t *testing.T) string {
-	t.Helper()
-	b := &refappBuild
-	b.once.Do(func() {
-		b.path = filepath.Join(filepath.Dir(corralBin), "refapp")
-		b.out, b.err = exec.Command("go", "build", "-o", b.path, "../examples/refapp").CombinedOutput()
-	})
-	if b.err != nil {
-		t.Fatalf("build examples/refapp: %v\n%s", b.err, b.out)
-	}
-	return b.path
-}
 
 // sessApp is one reference app run by corral in cluster mode.
 type sessApp struct {
@@ -203,7 +180,7 @@ func newGoApp(t *testing.T, e *env, d *sessDB, name string, n int) *sessApp {
 	port := freePort(t)
 	return &sessApp{e: e, name: name, stack: "go", port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port), n: n,
 		entry: map[string]any{
-			"name": name, "script": refappBinary(t), "interpreter": "none",
+			"name": name, "script": refappBin.get(t), "interpreter": "none",
 			"exec_mode": "cluster", "instances": n, "kill_timeout": 10000,
 			"env": map[string]string{
 				"PORT": strconv.Itoa(port), "DATABASE_URL": d.url, "SESSION_SECRET": sessionSecret,
@@ -275,8 +252,7 @@ func dumpAppLogs(t *testing.T, e *env) {
 }
 
 // procs returns the app's processes.
-func (a *sessApp) procs(t *testing.T) []jproc {
-	t.Helper()
+func (a *sessApp) procs() []jproc {
 	var out []jproc
 	for _, p := range a.e.jlist() {
 		if p.Name == a.name {
@@ -287,10 +263,9 @@ func (a *sessApp) procs(t *testing.T) []jproc {
 }
 
 // pids returns the pids of the app's online workers.
-func (a *sessApp) pids(t *testing.T) map[int]bool {
-	t.Helper()
+func (a *sessApp) pids() map[int]bool {
 	out := map[int]bool{}
-	for _, p := range a.procs(t) {
+	for _, p := range a.procs() {
 		if p.Pm2Env.Status == "online" {
 			out[p.PID] = true
 		}
@@ -304,7 +279,7 @@ func (a *sessApp) waitServing(t *testing.T) map[int]bool {
 	t.Helper()
 	var pids map[int]bool
 	a.e.waitFor(fmt.Sprintf("the %d workers of %s to serve", a.n, a.name), 2*time.Minute, func() bool {
-		procs := a.procs(t)
+		procs := a.procs()
 		if len(procs) != a.n {
 			return false
 		}
@@ -438,7 +413,7 @@ func (a *sessApp) login(t *testing.T, u sessUser) sessResp {
 // answers by pid.
 func (a *sessApp) onEveryWorker(t *testing.T, method, path, cookie string, check func(sessResp) error) map[int]sessResp {
 	t.Helper()
-	want := a.pids(t)
+	want := a.pids()
 	got := map[int]sessResp{}
 	for i := 0; len(got) < len(want); i++ {
 		if i > 4*len(want)+4 {
@@ -481,7 +456,7 @@ func (a *sessApp) aim(t *testing.T, pid int) {
 func (a *sessApp) elsewhere(t *testing.T, avoid int, method, path, cookie, body string) sessResp {
 	t.Helper()
 	target := 0
-	for _, pid := range slices.Sorted(maps.Keys(a.pids(t))) {
+	for _, pid := range slices.Sorted(maps.Keys(a.pids())) {
 		if pid != avoid {
 			target = pid
 			break

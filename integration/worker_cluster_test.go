@@ -9,64 +9,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// goWorkerBuild is the fixture binary, built once for the tests that run at the same time and
-// removed when the last of them ends.
-var goWorkerBuild struct {
-	mu   sync.Mutex
-	refs int
-	dir  string
-}
-
-// goWorker builds testdata/goworker (if no running test has) and puts a copy into e's work
-// dir as ./goworker.
-func goWorker(t *testing.T, e *env) {
-	t.Helper()
-	b := &goWorkerBuild
-	b.mu.Lock()
-	if b.refs == 0 {
-		dir, err := os.MkdirTemp("", "corral-goworker")
-		if err != nil {
-			b.mu.Unlock()
-			t.Fatal(err)
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "goworker"), "./testdata/goworker").CombinedOutput()
-		if err != nil {
-			os.RemoveAll(dir)
-			b.mu.Unlock()
-			t.Fatalf("build testdata/goworker: %v\n%s", err, out)
-		}
-		b.dir = dir
-	}
-	b.refs++
-	src := filepath.Join(b.dir, "goworker")
-	b.mu.Unlock()
-	t.Cleanup(func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.refs--; b.refs == 0 {
-			os.RemoveAll(b.dir)
-		}
-	})
-	dst := filepath.Join(e.dir, "goworker")
-	if err := os.Link(src, dst); err != nil {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(dst, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // startGoCluster runs ./goworker in cluster mode with n workers on a free port (plus extra
 // ecosystem attributes) and waits until all of them listen and the port answers.
@@ -88,10 +36,21 @@ func writeGoEcosystem(e *env, n int, attrs string) {
 	}] }`, n, attrs))
 }
 
-// newGoEnv is a test's corral home with the Go worker in its work dir.
+// newGoEnv is a test's corral home with the Go worker (testdata/goworker, built once) in its
+// work dir as ./goworker.
 func newGoEnv(t *testing.T) *env {
+	t.Helper()
 	e := newEnv(t)
-	goWorker(t, e)
+	src, dst := goWorkerBin.get(t), filepath.Join(e.dir, "goworker")
+	if err := os.Link(src, dst); err != nil {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return e
 }
 
@@ -135,42 +94,21 @@ func TestWorkerReloadUnderLoad(t *testing.T) {
 	e := newGoEnv(t)
 	url := startGoCluster(t, e, 2, "")
 	before := onlinePIDs(e)
-	l := startLoad(url, 4, false)
-	l.waitOK(e, 200)
-	r := e.ok("reload", "gow")
-	l.waitOK(e, 200)
-	l.stop()
-	if l.failed.Load() != 0 {
-		t.Fatalf("reload dropped requests: %s\nreload output:\n%s", l, r)
-	}
-	after := onlinePIDs(e)
-	for id, pid := range before {
-		if after[id] == pid || after[id] == 0 {
-			t.Fatalf("process %d not replaced: %v -> %v", id, before, after)
-		}
-	}
+	_, l := reloadUnderLoad(t, e, url, "gow")
+	checkReplaced(t, before, onlinePIDs(e))
 	if len(l.byPID) < 3 {
 		t.Fatalf("expected answers from old and new workers: %s", l)
 	}
 	checkDrained(t, e, 2)
 }
 
-// TestWorkerReloadKeepAlive: keep-alive clients lose nothing during two reloads. POST, so the
-// client cannot hide a failure by retrying.
+// TestWorkerReloadKeepAlive: keep-alive clients lose nothing during two reloads, and every
+// replaced worker drained.
 func TestWorkerReloadKeepAlive(t *testing.T) {
 	t.Parallel()
 	e := newGoEnv(t)
 	url := startGoCluster(t, e, 2, "")
-	l := startLoadMethod(url, 8, true, "POST")
-	l.waitOK(e, 300)
-	e.ok("reload", "gow")
-	l.waitOK(e, 300)
-	e.ok("reload", "gow")
-	l.waitOK(e, 300)
-	l.stop()
-	if l.failed.Load() != 0 {
-		t.Fatalf("keep-alive requests failed during two reloads: %s", l)
-	}
+	reloadTwiceKeepAlive(t, e, url, "gow")
 	checkDrained(t, e, 4)
 }
 
@@ -211,23 +149,10 @@ func waitQuiet(t *testing.T, e *env) {
 	t.Helper()
 	last := int64(-1)
 	e.waitFor("the daemon to have no connection in flight", 60*time.Second, func() bool {
-		var procs []struct {
-			Pm2Env struct {
-				Corral struct {
-					Cluster *struct {
-						Connections int64 `json:"connections"`
-						InFlight    int64 `json:"in_flight"`
-					} `json:"cluster"`
-				} `json:"corral"`
-			} `json:"pm2_env"`
-		}
-		if err := json.Unmarshal([]byte(e.ok("jlist").stdout), &procs); err != nil {
-			t.Fatal(err)
-		}
 		total, busy := int64(0), false
-		for _, p := range procs {
+		for _, p := range e.jlist() {
 			if c := p.Pm2Env.Corral.Cluster; c != nil {
-				total += c.Connections
+				total += int64(c.Connections)
 				busy = busy || c.InFlight != 0
 			}
 		}
