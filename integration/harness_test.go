@@ -111,6 +111,14 @@ type env struct {
 	vars map[string]string // extra environment for every corral command
 }
 
+// in is e for a subtest: its failures end t instead of the test that made e (a subtest must
+// not call FailNow on its parent).
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // newEnv prepares a home and copies the named fixtures from testdata into the work dir.
 func newEnv(t *testing.T, fixtures ...string) *env {
 	t.Helper()

@@ -227,7 +227,7 @@ func sessConcurrent(t *testing.T, a *sessApp, d *sessDB, users []sessUser) {
 func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	in := a.login(t, u)
 	var victim jproc
-	for _, p := range a.procs() {
+	for _, p := range a.procs(t) {
 		if p.PID == in.pid {
 			victim = p
 		}
@@ -239,8 +239,8 @@ func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 		t.Fatal(err)
 	}
 	var replacement int
-	a.e.waitFor("the killed worker to be replaced", time.Minute, func() bool {
-		p := a.e.proc(victim.ID)
+	a.e.in(t).waitFor("the killed worker to be replaced", time.Minute, func() bool {
+		p := a.e.in(t).proc(victim.ID)
 		replacement = p.PID
 		return p.Pm2Env.Status == "online" && p.PID != victim.PID && p.PID > 0
 	})
@@ -262,7 +262,7 @@ func sessWorkerKilled(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 // its cookie: every call answers 200 with the user, and the session works on every new worker.
 func sessReload(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	in := a.login(t, u)
-	before := a.pids()
+	before := a.pids(t)
 	var (
 		stop  = make(chan struct{})
 		wg    sync.WaitGroup
@@ -294,7 +294,7 @@ func sessReload(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 			}
 		})
 	}
-	out := a.e.ok("reload", a.name)
+	out := a.e.in(t).ok("reload", a.name)
 	close(stop)
 	wg.Wait()
 	if len(fails) > 0 {
@@ -323,7 +323,7 @@ func sessReload(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 // left, then on each of the four.
 func sessScale(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 	in := a.login(t, u)
-	a.e.ok("scale", a.name, "1")
+	a.e.in(t).ok("scale", a.name, "1")
 	a.n = 1
 	one := a.waitServing(t)
 	for range 3 {
@@ -332,7 +332,7 @@ func sessScale(t *testing.T, a *sessApp, d *sessDB, u sessUser) {
 			t.Fatalf("with one worker %v: %v (pid %d)", slices.Sorted(maps.Keys(one)), err, r.pid)
 		}
 	}
-	a.e.ok("scale", a.name, strconv.Itoa(4))
+	a.e.in(t).ok("scale", a.name, strconv.Itoa(4))
 	a.n = 4
 	four := a.waitServing(t)
 	got := a.onEveryWorker(t, "GET", "/api/me", in.setCookie, isUser(u))

@@ -163,6 +163,11 @@ func migrateSessionDB(t *testing.T, d *sessDB) []sessUser {
 // ---------------------------------------------------------------------------------------------
 // The apps
 
+// sessListenTimeout is the apps' listen_timeout (ms). PM2's default of 3 s is too short for a
+// replacement Express worker to start during a reload on a busy 2-core machine, and these
+// tests are about sessions, not start-up time: a slow start must not abort the reload.
+const sessListenTimeout = 30000
+
 // sessApp is one reference app run by corral in cluster mode.
 type sessApp struct {
 	e     *env
@@ -181,7 +186,7 @@ func newGoApp(t *testing.T, e *env, d *sessDB, name string, n int) *sessApp {
 	return &sessApp{e: e, name: name, stack: "go", port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port), n: n,
 		entry: map[string]any{
 			"name": name, "script": refappBin.get(t), "interpreter": "none",
-			"exec_mode": "cluster", "instances": n, "kill_timeout": 10000,
+			"exec_mode": "cluster", "instances": n, "kill_timeout": 10000, "listen_timeout": sessListenTimeout,
 			"env": map[string]string{
 				"PORT": strconv.Itoa(port), "DATABASE_URL": d.url, "SESSION_SECRET": sessionSecret,
 				"WORKERS": strconv.Itoa(n), "DB_POOL_TOTAL": strconv.Itoa(3 * n), "DEMO_EMAIL": "", "BCRYPT_COST": "4",
@@ -201,7 +206,7 @@ func newNodeApp(t *testing.T, e *env, d *sessDB, name string, n int) *sessApp {
 	return &sessApp{e: e, name: name, stack: "node", port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port), n: n,
 		entry: map[string]any{
 			"name": name, "script": filepath.Join(dir, "server.js"), "cwd": dir,
-			"exec_mode": "cluster", "instances": n,
+			"exec_mode": "cluster", "instances": n, "listen_timeout": sessListenTimeout,
 			"env": map[string]string{
 				"PORT": strconv.Itoa(port), "DATABASE_URL": d.url, "SESSION_SECRET": sessionSecret,
 				"WORKERS": strconv.Itoa(n), "DB_POOL_TOTAL": strconv.Itoa(3 * n),
@@ -252,9 +257,10 @@ func dumpAppLogs(t *testing.T, e *env) {
 }
 
 // procs returns the app's processes.
-func (a *sessApp) procs() []jproc {
+func (a *sessApp) procs(t *testing.T) []jproc {
+	t.Helper()
 	var out []jproc
-	for _, p := range a.e.jlist() {
+	for _, p := range a.e.in(t).jlist() {
 		if p.Name == a.name {
 			out = append(out, p)
 		}
@@ -263,9 +269,10 @@ func (a *sessApp) procs() []jproc {
 }
 
 // pids returns the pids of the app's online workers.
-func (a *sessApp) pids() map[int]bool {
+func (a *sessApp) pids(t *testing.T) map[int]bool {
+	t.Helper()
 	out := map[int]bool{}
-	for _, p := range a.procs() {
+	for _, p := range a.procs(t) {
 		if p.Pm2Env.Status == "online" {
 			out[p.PID] = true
 		}
@@ -278,8 +285,8 @@ func (a *sessApp) pids() map[int]bool {
 func (a *sessApp) waitServing(t *testing.T) map[int]bool {
 	t.Helper()
 	var pids map[int]bool
-	a.e.waitFor(fmt.Sprintf("the %d workers of %s to serve", a.n, a.name), 2*time.Minute, func() bool {
-		procs := a.procs()
+	a.e.in(t).waitFor(fmt.Sprintf("the %d workers of %s to serve", a.n, a.name), 2*time.Minute, func() bool {
+		procs := a.procs(t)
 		if len(procs) != a.n {
 			return false
 		}
@@ -413,7 +420,7 @@ func (a *sessApp) login(t *testing.T, u sessUser) sessResp {
 // answers by pid.
 func (a *sessApp) onEveryWorker(t *testing.T, method, path, cookie string, check func(sessResp) error) map[int]sessResp {
 	t.Helper()
-	want := a.pids()
+	want := a.pids(t)
 	got := map[int]sessResp{}
 	for i := 0; len(got) < len(want); i++ {
 		if i > 4*len(want)+4 {
@@ -456,7 +463,7 @@ func (a *sessApp) aim(t *testing.T, pid int) {
 func (a *sessApp) elsewhere(t *testing.T, avoid int, method, path, cookie, body string) sessResp {
 	t.Helper()
 	target := 0
-	for _, pid := range slices.Sorted(maps.Keys(a.pids())) {
+	for _, pid := range slices.Sorted(maps.Keys(a.pids(t))) {
 		if pid != avoid {
 			target = pid
 			break
