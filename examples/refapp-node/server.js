@@ -48,11 +48,14 @@ const app = express();
 app.use(express.json());
 app.use(express.urlencoded({ extended: false }));
 
+// Every answer says which worker gave it.
+const who = { worker: process.env.NODE_APP_INSTANCE, pid: process.pid, stack: 'node' };
+
 // Health: outside the session middleware, so probes create no session rows.
 app.get('/api/health', async (req, res) => {
   try {
     await pool.query('SELECT 1');
-    res.json({ ok: true, worker: process.env.NODE_APP_INSTANCE, pid: process.pid, stack: 'node' });
+    res.json({ ok: true, ...who });
   } catch (err) {
     res.status(503).json({ ok: false, error: err.message, worker: process.env.NODE_APP_INSTANCE, pid: process.pid });
   }
@@ -67,15 +70,13 @@ app.use(session({
   cookie: { maxAge, httpOnly: true, path: '/' },
 }));
 
-const who = (req) => ({ worker: process.env.NODE_APP_INSTANCE, pid: process.pid, stack: 'node' });
-
 app.post('/api/auth/login', async (req, res, next) => {
   try {
     const { email, password } = req.body || {};
     const { rows } = await pool.query('SELECT id, email, password_hash FROM users WHERE email = $1', [email || '']);
     const user = rows[0];
     if (!user || !password || !(await bcrypt.compare(password, user.password_hash))) {
-      return res.status(401).json({ error: 'invalid email or password', ...who(req) });
+      return res.status(401).json({ error: 'invalid email or password', ...who });
     }
     // As passport does: a new session id on login (session fixation), then save before answering.
     req.session.regenerate((err) => {
@@ -83,7 +84,7 @@ app.post('/api/auth/login', async (req, res, next) => {
       req.session.passport = { user: user.id };
       req.session.save((err2) => {
         if (err2) return next(err2);
-        res.json({ user: { id: user.id, email: user.email }, ...who(req) });
+        res.json({ user: { id: user.id, email: user.email }, ...who });
       });
     });
   } catch (err) {
@@ -95,17 +96,17 @@ app.post('/api/auth/logout', (req, res, next) => {
   req.session.destroy((err) => {
     if (err) return next(err);
     res.clearCookie('connect.sid', { path: '/' });
-    res.json({ ok: true, ...who(req) });
+    res.json({ ok: true, ...who });
   });
 });
 
 app.get('/api/me', async (req, res, next) => {
   try {
     const id = req.session.passport && req.session.passport.user;
-    if (id === undefined || id === null) return res.status(401).json({ error: 'not logged in', ...who(req) });
+    if (id === undefined || id === null) return res.status(401).json({ error: 'not logged in', ...who });
     const { rows } = await pool.query('SELECT id, email FROM users WHERE id = $1', [id]);
-    if (!rows[0]) return res.status(401).json({ error: 'no such user', ...who(req) });
-    res.json({ user: rows[0], ...who(req) });
+    if (!rows[0]) return res.status(401).json({ error: 'no such user', ...who });
+    res.json({ user: rows[0], ...who });
   } catch (err) {
     next(err);
   }
@@ -113,7 +114,7 @@ app.get('/api/me', async (req, res, next) => {
 
 app.use((err, req, res, next) => {
   console.error(err);
-  res.status(500).json({ error: 'internal error', ...who(req) });
+  res.status(500).json({ error: 'internal error', ...who });
 });
 
 app.listen(Number(process.env.PORT) || 5000, () => console.log(`refapp-node listening on ${process.env.PORT || 5000}`));

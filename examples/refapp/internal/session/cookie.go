@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -77,9 +76,9 @@ func SignedValue(sid, secret string) string { return "s:" + Sign(sid, secret) }
 
 // SetCookieHeader renders a Set-Cookie header as express-session does through
 // jshttp/cookie's serialize: the encoded value, then Domain, Path, Expires, HttpOnly, Secure,
-// Partitioned, Priority, SameSite, from the session's cookie attributes. No Max-Age (express-
-// session sends none). A nil expires gives a browser-session cookie.
-func SetCookieHeader(name, value string, c *Cookie, expires *time.Time) string {
+// Partitioned, Priority, SameSite, from the session's cookie attributes and expiry. No Max-Age
+// (express-session sends none). A cookie without Expires gives a browser-session cookie.
+func SetCookieHeader(name, value string, c *Cookie) string {
 	var b strings.Builder
 	b.WriteString(name)
 	b.WriteByte('=')
@@ -90,8 +89,8 @@ func SetCookieHeader(name, value string, c *Cookie, expires *time.Time) string {
 	if p, ok := c.str("path"); ok && p != "" {
 		b.WriteString("; Path=" + p)
 	}
-	if expires != nil {
-		b.WriteString("; Expires=" + expires.UTC().Format(http.TimeFormat))
+	if c.Expires != nil {
+		b.WriteString("; Expires=" + c.Expires.UTC().Format(http.TimeFormat))
 	}
 	if c.truthy("httpOnly") {
 		b.WriteString("; HttpOnly")

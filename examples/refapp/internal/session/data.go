@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,20 +88,11 @@ func (c *Cookie) truthy(key string) bool {
 
 func (c *Cookie) marshal(buf *bytes.Buffer) {
 	buf.WriteByte('{')
-	first := true
-	sep := func(k string) {
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		buf.Write(jsonString(k))
-		buf.WriteByte(':')
-	}
 	for _, k := range cookieKeys {
 		switch k {
 		case "originalMaxAge":
 			// Cookie#data always has originalMaxAge; with no maxAge it is null.
-			sep(k)
+			writeKey(buf, k)
 			if c.OriginalMaxAge == nil {
 				buf.WriteString("null")
 			} else {
@@ -108,7 +100,7 @@ func (c *Cookie) marshal(buf *bytes.Buffer) {
 			}
 		case "expires":
 			// `_expires` is always set by the constructor (null without maxAge).
-			sep(k)
+			writeKey(buf, k)
 			if c.Expires == nil {
 				buf.WriteString("null")
 			} else {
@@ -116,7 +108,7 @@ func (c *Cookie) marshal(buf *bytes.Buffer) {
 			}
 		default:
 			if raw, ok := c.attrs[k]; ok {
-				sep(k)
+				writeKey(buf, k)
 				buf.Write(raw)
 			}
 		}
@@ -252,11 +244,8 @@ func (d *Data) Delete(key string) {
 		return
 	}
 	delete(d.vals, key)
-	for i, k := range d.keys {
-		if k == key {
-			d.keys = append(d.keys[:i], d.keys[i+1:]...)
-			break
-		}
+	if i := slices.Index(d.keys, key); i >= 0 {
+		d.keys = slices.Delete(d.keys, i, i+1)
 	}
 }
 
@@ -295,46 +284,32 @@ func (d *Data) SetUserID(id int64) {
 }
 
 // Marshal renders the document as JSON.stringify(req.session) would: the keys in order (cookie
-// first for a new session), the cookie in Cookie#toJSON's key order.
+// first for a new session), the cookie in Cookie#toJSON's key order. NewData and ParseData
+// both put "cookie" among the keys, and Set and Delete leave it there.
 func (d *Data) Marshal() string {
 	var buf bytes.Buffer
 	buf.WriteByte('{')
-	wroteCookie := false
-	first := true
-	write := func(k string) {
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		buf.Write(jsonString(k))
-		buf.WriteByte(':')
+	for _, k := range d.keys {
+		writeKey(&buf, k)
 		if k == "cookie" {
 			d.Cookie.marshal(&buf)
-			wroteCookie = true
 		} else {
 			buf.Write(d.vals[k])
 		}
-	}
-	if !contains(d.keys, "cookie") {
-		write("cookie")
-	}
-	for _, k := range d.keys {
-		if k == "cookie" && wroteCookie {
-			continue
-		}
-		write(k)
 	}
 	buf.WriteByte('}')
 	return buf.String()
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+// writeKey writes `"k":` as the next member of the JSON object buf is building: after a comma
+// unless it is the object's first member (buf then ends with the '{' that opened it, which no
+// JSON value ends with).
+func writeKey(buf *bytes.Buffer, k string) {
+	if b := buf.Bytes(); b[len(b)-1] != '{' {
+		buf.WriteByte(',')
 	}
-	return false
+	buf.Write(jsonString(k))
+	buf.WriteByte(':')
 }
 
 // jsonString encodes s as JSON.stringify does (no HTML escaping of <, >, &).

@@ -3,7 +3,6 @@ package session
 import (
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -154,25 +153,24 @@ func TestExpireSecs(t *testing.T) {
 func TestSetCookieHeader(t *testing.T) {
 	v := vectors[0]
 	d := NewData(NewCookie(&Options{MaxAge: 24 * time.Hour}, t0))
-	got := SetCookieHeader("connect.sid", v.decoded, &d.Cookie, d.Cookie.Expires)
+	got := SetCookieHeader("connect.sid", v.decoded, &d.Cookie)
 	want := "connect.sid=" + v.wire + "; Path=/; Expires=Thu, 03 Jan 2030 03:04:05 GMT; HttpOnly"
 	if got != want {
 		t.Errorf("Set-Cookie\n got %s\nwant %s", got, want)
 	}
 	d = NewData(NewCookie(&Options{MaxAge: time.Hour, Secure: true, Domain: "example.com", SameSite: "strict"}, t0))
-	got = SetCookieHeader("sid", "v", &d.Cookie, d.Cookie.Expires)
+	got = SetCookieHeader("sid", "v", &d.Cookie)
 	want = "sid=v; Domain=example.com; Path=/; Expires=Wed, 02 Jan 2030 04:04:05 GMT; HttpOnly; Secure; SameSite=Strict"
 	if got != want {
 		t.Errorf("Set-Cookie\n got %s\nwant %s", got, want)
 	}
 	// A Node row's attributes drive the header: sameSite true → Strict, priority.
 	n, _ := ParseData(`{"cookie":{"originalMaxAge":null,"priority":"high","expires":null,"httpOnly":false,"path":"/","sameSite":true}}`)
-	got = SetCookieHeader("sid", "v", &n.Cookie, n.Cookie.Expires)
+	got = SetCookieHeader("sid", "v", &n.Cookie)
 	if want := "sid=v; Path=/; Priority=High; SameSite=Strict"; got != want {
 		t.Errorf("Set-Cookie\n got %s\nwant %s", got, want)
 	}
 	if got, want := ClearCookieHeader("connect.sid", "/", ""), "connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"; got != want {
 		t.Errorf("clear cookie %q, want %q", got, want)
 	}
-	_ = httptest.NewRecorder
 }

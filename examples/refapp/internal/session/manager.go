@@ -229,7 +229,7 @@ func (m *Manager) setCookie(w http.ResponseWriter, s *Session) {
 }
 
 func (m *Manager) setCookieWith(w http.ResponseWriter, sid string, c *Cookie) {
-	w.Header().Add("Set-Cookie", SetCookieHeader(m.opt.Name, SignedValue(sid, m.opt.Secrets[0]), c, c.Expires))
+	w.Header().Add("Set-Cookie", SetCookieHeader(m.opt.Name, SignedValue(sid, m.opt.Secrets[0]), c))
 }
 
 // Prune deletes expired rows now (see Store.Prune).

@@ -232,8 +232,7 @@ func (s *PG) Seed(ctx context.Context, seeds []Seed, cost int) (SeedResult, erro
 	return seedUsers(ctx, seeds, cost,
 		s.UserByEmail,
 		func(ctx context.Context, email, hash string) (bool, error) {
-			tag, err := s.pool.Exec(ctx, `INSERT INTO users (email, password_hash) VALUES ($1::text, $2::text) ON CONFLICT (email) DO NOTHING`, email, hash)
-			return tag.RowsAffected() == 1, err
+			return s.exec(ctx, `INSERT INTO users (email, password_hash) VALUES ($1::text, $2::text) ON CONFLICT (email) DO NOTHING`, email, hash)
 		})
 }
 
@@ -261,33 +260,31 @@ func (s *PG) Load(ctx context.Context, sid string, nowSecs int64) (string, bool,
 
 // Insert implements session.Store.
 func (s *PG) Insert(ctx context.Context, sid, sess string, expireSecs int64) (bool, error) {
-	tag, err := s.pool.Exec(ctx, pgInsert, sess, float64(expireSecs), sid)
-	return err == nil && tag.RowsAffected() == 1, err
+	return s.exec(ctx, pgInsert, sess, float64(expireSecs), sid)
 }
 
 // Update implements session.Store.
 func (s *PG) Update(ctx context.Context, sid, sess string, expireSecs int64, prev string) (bool, error) {
-	var err error
-	var n int64
 	if prev == "" {
-		tag, e := s.pool.Exec(ctx, pgUpdate, sess, float64(expireSecs), sid)
-		n, err = tag.RowsAffected(), e
-	} else {
-		tag, e := s.pool.Exec(ctx, pgUpdCAS, sess, float64(expireSecs), sid, prev)
-		n, err = tag.RowsAffected(), e
+		return s.exec(ctx, pgUpdate, sess, float64(expireSecs), sid)
 	}
-	return err == nil && n == 1, err
+	return s.exec(ctx, pgUpdCAS, sess, float64(expireSecs), sid, prev)
 }
 
 // Touch implements session.Store.
 func (s *PG) Touch(ctx context.Context, sid string, expireSecs int64) (bool, error) {
-	tag, err := s.pool.Exec(ctx, pgTouch, float64(expireSecs), sid)
-	return err == nil && tag.RowsAffected() == 1, err
+	return s.exec(ctx, pgTouch, float64(expireSecs), sid)
 }
 
 // Destroy implements session.Store.
 func (s *PG) Destroy(ctx context.Context, sid string) (bool, error) {
-	tag, err := s.pool.Exec(ctx, pgDestroy, sid)
+	return s.exec(ctx, pgDestroy, sid)
+}
+
+// exec runs a statement that writes at most one row (sid and email are unique) and reports
+// whether it wrote one: the PostgreSQL side of SQLite's affected.
+func (s *PG) exec(ctx context.Context, sql string, args ...any) (bool, error) {
+	tag, err := s.pool.Exec(ctx, sql, args...)
 	return err == nil && tag.RowsAffected() > 0, err
 }
 

@@ -114,6 +114,30 @@ func forEach(t *testing.T, test func(t *testing.T, d *db)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, newSQLiteDB(t)) })
 }
 
+// openN opens n worker instances on d.
+func openN(t *testing.T, d *db, n int) []instance {
+	insts := make([]instance, n)
+	for i := range insts {
+		insts[i] = d.open(t)
+	}
+	return insts
+}
+
+// atOnce calls f on every instance, each in its own goroutine, released together (as workers
+// starting at the same moment), and waits for them all.
+func atOnce(insts []instance, f func(i int, in instance)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, in := range insts {
+		wg.Go(func() {
+			<-start
+			f(i, in)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 func migrated(t *testing.T, d *db) instance {
 	s := d.open(t)
 	if err := s.Migrate(context.Background()); err != nil {
@@ -257,22 +281,10 @@ func TestConcurrentPrunesOneDeletes(t *testing.T) {
 			}
 		}
 		const workers = 8
-		insts := make([]instance, workers)
-		for i := range insts {
-			insts[i] = d.open(t)
-		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
+		insts := openN(t, d, workers)
 		deleted := make([]int64, workers)
 		errs := make([]error, workers)
-		for i, in := range insts {
-			wg.Go(func() {
-				<-start
-				deleted[i], _, errs[i] = in.Prune(ctx, now)
-			})
-		}
-		close(start)
-		wg.Wait()
+		atOnce(insts, func(i int, in instance) { deleted[i], _, errs[i] = in.Prune(ctx, now) })
 		var total int64
 		deleters := 0
 		for i := range workers {
@@ -296,21 +308,9 @@ func TestConcurrentPrunesOneDeletes(t *testing.T) {
 func TestMigrateConcurrently(t *testing.T) {
 	forEach(t, func(t *testing.T, d *db) {
 		const workers = 8
-		insts := make([]instance, workers)
-		for i := range insts {
-			insts[i] = d.open(t)
-		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
+		insts := openN(t, d, workers)
 		errs := make([]error, workers)
-		for i, in := range insts {
-			wg.Go(func() {
-				<-start
-				errs[i] = in.Migrate(context.Background())
-			})
-		}
-		close(start)
-		wg.Wait()
+		atOnce(insts, func(i int, in instance) { errs[i] = in.Migrate(context.Background()) })
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("worker %d: %v", i, err)
@@ -328,17 +328,10 @@ func TestSeedConcurrently(t *testing.T) {
 		migrated(t, d)
 		seeds := []Seed{{"a@x", "pw1"}, {"b@x", "pw:2"}}
 		const workers = 4
-		insts := make([]instance, workers)
-		for i := range insts {
-			insts[i] = d.open(t)
-		}
-		var wg sync.WaitGroup
+		insts := openN(t, d, workers)
 		created := make([]SeedResult, workers)
 		errs := make([]error, workers)
-		for i, in := range insts {
-			wg.Go(func() { created[i], errs[i] = in.Seed(context.Background(), seeds, 4) })
-		}
-		wg.Wait()
+		atOnce(insts, func(i int, in instance) { created[i], errs[i] = in.Seed(context.Background(), seeds, 4) })
 		n := 0
 		for i := range workers {
 			if errs[i] != nil {
