@@ -116,7 +116,7 @@ func newSampler(procDir string, clock func() (time.Time, uint64)) *Sampler {
 const atClkTck = 17
 
 // ClockTicks returns USER_HZ, the clock ticks per second: the unit of utime, stime and starttime
-// in /proc/<pid>/stat (Stat's CPU, ChildCPU and Start). It is 100 on every Linux architecture
+// in /proc/<pid>/stat (Stat's CPU). It is 100 on every Linux architecture
 // corral targets; the auxiliary vector is asked anyway so that a kernel built otherwise is not
 // misread by a factor.
 func ClockTicks() uint64 {
@@ -365,14 +365,12 @@ func openat(dirfd int, path []byte, flags int) (int, error) {
 	return int(fd), nil
 }
 
-// Stat is what /proc/<pid>/stat says of one process: the fields a Sample reads.
+// Stat is what /proc/<pid>/stat says of one process, as far as callers outside the sampler
+// need it.
 type Stat struct {
-	PPid     int    // the parent's pid
-	Exited   bool   // state Z (a zombie: exited, not reaped yet) or X (dead)
-	CPU      uint64 // utime+stime: the process's own CPU time, in clock ticks (see ClockTicks)
-	ChildCPU uint64 // cutime+cstime: the CPU time of its reaped descendants, in clock ticks
-	Start    uint64 // start time, in clock ticks since boot
-	RSS      int64  // resident pages
+	PPid   int    // the parent's pid
+	Exited bool   // state Z (a zombie: exited, not reaped yet) or X (dead)
+	CPU    uint64 // utime+stime: the process's own CPU time, in clock ticks (see ClockTicks)
 }
 
 // ReadStat reads and parses /proc/<pid>/stat. The error is the read's (fs.ErrNotExist when there
@@ -387,7 +385,7 @@ func ReadStat(pid int) (Stat, error) {
 	if !ok {
 		return Stat{}, fmt.Errorf("%s: cannot parse %q", path, raw)
 	}
-	return Stat{PPid: r.ppid, Exited: r.zombie, CPU: r.self, ChildCPU: r.child, Start: r.start, RSS: r.rss}, nil
+	return Stat{PPid: r.ppid, Exited: r.zombie, CPU: r.self}, nil
 }
 
 // parseStat reads the fields of a /proc/<pid>/stat line that Sample needs:
