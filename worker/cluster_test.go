@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +47,7 @@ func TestChannelWithoutWorkerID(t *testing.T) {
 // TestListenRoundRobin: Node's queryServer and listening shapes, the real port from sockname,
 // connections from newconn with their accepted replies, and close with the key.
 func TestListenRoundRobin(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	port := p.socket().Addr().(*net.TCPAddr).Port
@@ -198,7 +199,7 @@ func TestPortMismatch(t *testing.T) {
 // TestCloseGivesBackQueued: connections handed over but not accepted go back when the listener
 // closes, after the close message (so that the daemon does not hand them back here).
 func TestCloseGivesBackQueued(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	ln, _ := p.listenRR("tcp", ":0", "k")
@@ -206,7 +207,7 @@ func TestCloseGivesBackQueued(t *testing.T) {
 	_, s2 := p.handOff("k")
 	// Wait until both are queued in the listener.
 	rr := ln.(*rrListener)
-	waitFor(t, "two queued connections", func() bool {
+	testutil.WaitFor(t, "two queued connections", waitTimeout, func() bool {
 		rr.mu.Lock()
 		defer rr.mu.Unlock()
 		return len(rr.queue) == 2
@@ -221,7 +222,7 @@ func TestCloseGivesBackQueued(t *testing.T) {
 // with its cause, and, with no ServeHTTP running, the worker leaves at once: exitedAfterDisconnect,
 // and once the daemon has answered it, the channel closes.
 func TestDisconnect(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	ln, _ := p.listenRR("tcp", ":0", "k")
@@ -254,7 +255,7 @@ func TestDisconnect(t *testing.T) {
 // (concurrently with it) is given back before the worker closes the channel, although the
 // channel acknowledged the handle by itself: the worker's answer is ahead of its close.
 func TestDisconnectLateConnection(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	p.listenRR("tcp", ":0", "k")
@@ -394,13 +395,13 @@ func TestBadLinesNotFatal(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the disconnect after bad lines was not handled")
 	}
-	waitFor(t, "the bad lines to be logged", func() bool { return strings.Count(logs.String(), "not JSON") == 2 })
+	testutil.WaitFor(t, "the bad lines to be logged", waitTimeout, func() bool { return strings.Count(logs.String(), "not JSON") == 2 })
 }
 
 // TestSharedHandle: with the shared policy the reply carries the bound socket itself; the
 // worker listens on it and accepts directly.
 func TestSharedHandle(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -457,7 +458,7 @@ func TestSharedHandle(t *testing.T) {
 // every newconn is answered exactly once, accepted or not, and nothing deadlocks. Run with
 // -race.
 func TestAcceptConcurrency(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	ln, _ := p.listenRR("tcp", ":0", "k")
@@ -566,7 +567,7 @@ func TestReadyNotify(t *testing.T) {
 // mode with corral `listen` sockets) takes the inherited socket bound to the address, tells the
 // daemon it listens, and asks the daemon for other addresses.
 func TestInheritedBeforeCluster(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	p := newPrimary(t, 1)
 	p.expectAct("online")
 	own, err := net.Listen("tcp", "127.0.0.1:0")

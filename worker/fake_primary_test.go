@@ -23,17 +23,6 @@ import (
 // -race on a loaded two-core machine is slow.
 const waitTimeout = 15 * time.Second
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // fromWorker is one message the fake primary received.
 type fromWorker struct {
 	Raw    string
@@ -326,41 +315,4 @@ func (p *primary) listenRR(network, address, key string) (net.Listener, fromWork
 		p.t.Fatalf("listening reports port %d, want %d: %s", l.int("port"), port, l.Raw)
 	}
 	return r.ln, q
-}
-
-var pollerOnce sync.Once
-
-// checkFDs records the number of open fds now and, when the test ends (after every cleanup
-// registered later), waits until it is back there: connections handed over, refused or
-// queued must all be closed. Call it first in a test; the tests of this package are not
-// parallel.
-func checkFDs(t *testing.T) {
-	t.Helper()
-	pollerOnce.Do(func() {
-		// The netpoller's fds stay open once created; create them before the baseline.
-		if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-			ln.Close()
-		}
-	})
-	count := func() int {
-		ents, _ := os.ReadDir("/proc/self/fd")
-		return len(ents) - 1
-	}
-	before := count()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for count() > before {
-			if time.Now().After(deadline) {
-				ents, _ := os.ReadDir("/proc/self/fd")
-				var names []string
-				for _, e := range ents {
-					l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-					names = append(names, e.Name()+"->"+l)
-				}
-				t.Errorf("fd leak: %d -> %d: %v", before, count(), names)
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
 }

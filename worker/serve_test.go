@@ -23,6 +23,7 @@ import (
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 type groupCtl struct{ ready, disconnected atomic.Int32 }
@@ -105,7 +106,7 @@ func startGroupWorker(t *testing.T, g *cluster.Group, procID int, opts ...ServeO
 		fmt.Fprint(w, gw.name)
 	})}
 	go func() { gw.served <- gw.rt.serveHTTP(srv, ln, opts...) }()
-	waitFor(t, gw.name+" to listen", func() bool { return ctl.ready.Load() > 0 })
+	testutil.WaitFor(t, gw.name+" to listen", waitTimeout, func() bool { return ctl.ready.Load() > 0 })
 	return gw
 }
 
@@ -153,7 +154,7 @@ func TestServeHTTPBothWorkers(t *testing.T) {
 	if seen["w0"] == 0 || seen["w1"] == 0 {
 		t.Fatalf("answers by worker: %v", seen)
 	}
-	waitFor(t, "the daemon to count 10 accepted connections", func() bool {
+	testutil.WaitFor(t, "the daemon to count 10 accepted connections", waitTimeout, func() bool {
 		st := g.Stats()
 		return st[0].Connections+st[1].Connections == 10
 	})
@@ -205,7 +206,7 @@ func startLoadGen(url string, conc int, keepAlive bool) *loadGen {
 func (l *loadGen) waitOK(t *testing.T, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	waitFor(t, fmt.Sprintf("%d more successful requests", n), func() bool { return l.ok.Load() >= target })
+	testutil.WaitFor(t, fmt.Sprintf("%d more successful requests", n), waitTimeout, func() bool { return l.ok.Load() >= target })
 }
 
 func (l *loadGen) stop() { l.cancel(); l.wg.Wait() }
@@ -226,7 +227,7 @@ func (l *loadGen) String() string {
 func TestServeHTTPDisconnectUnderLoad(t *testing.T) {
 	for _, keepAlive := range []bool{true, false} {
 		t.Run(fmt.Sprintf("keepAlive=%v", keepAlive), func(t *testing.T) {
-			checkFDs(t)
+			testutil.CheckFDs(t, waitTimeout)
 			g := newTestGroup(t)
 			a := startGroupWorker(t, g, 0)
 			b := startGroupWorker(t, g, 1)
@@ -243,7 +244,7 @@ func TestServeHTTPDisconnectUnderLoad(t *testing.T) {
 			case <-time.After(waitTimeout):
 				t.Fatal("ServeHTTP did not return after the disconnect")
 			}
-			waitFor(t, "the channel to close", func() bool { return a.ctl.disconnected.Load() == 1 })
+			testutil.WaitFor(t, "the channel to close", waitTimeout, func() bool { return a.ctl.disconnected.Load() == 1 })
 			l.waitOK(t, 300)
 			l.stop()
 			if l.failed.Load() != 0 {
@@ -262,7 +263,7 @@ func TestServeHTTPDisconnectUnderLoad(t *testing.T) {
 // close); an idle keep-alive connection still gets its next request answered during the
 // grace period; the channel closes only once both are done.
 func TestServeHTTPDrainOrder(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	g := newTestGroup(t)
 	a := startGroupWorker(t, g, 0, DrainGrace(waitTimeout))
 	url := groupURL(t, g)
@@ -287,7 +288,7 @@ func TestServeHTTPDrainOrder(t *testing.T) {
 		}
 		slowDone <- resp
 	}()
-	waitFor(t, "the slow request to be accepted", func() bool { return g.Stats()[0].Connections == 2 })
+	testutil.WaitFor(t, "the slow request to be accepted", waitTimeout, func() bool { return g.Stats()[0].Connections == 2 })
 	a.w.Disconnect()
 	<-a.rt.shutdownChan()
 
@@ -319,7 +320,7 @@ func TestServeHTTPDrainOrder(t *testing.T) {
 	case <-time.After(waitTimeout / 2):
 		t.Fatal("ServeHTTP did not return once every connection had closed")
 	}
-	waitFor(t, "the channel to close", func() bool { return a.ctl.disconnected.Load() == 1 })
+	testutil.WaitFor(t, "the channel to close", waitTimeout, func() bool { return a.ctl.disconnected.Load() == 1 })
 }
 
 // TestServeHTTPPreconnected: connections opened ahead of need (no request yet, as Go's
@@ -327,7 +328,7 @@ func TestServeHTTPDrainOrder(t *testing.T) {
 // closed after it; the drain does not wait for net/http's 5 s rule for new connections, during
 // which it would drop, unanswered, any request read on them.
 func TestServeHTTPPreconnected(t *testing.T) {
-	checkFDs(t)
+	testutil.CheckFDs(t, waitTimeout)
 	g := newTestGroup(t)
 	a := startGroupWorker(t, g, 0, DrainGrace(1500*time.Millisecond))
 	addr := strings.TrimPrefix(strings.TrimSuffix(groupURL(t, g), "/"), "http://")
@@ -341,7 +342,7 @@ func TestServeHTTPPreconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unused.Close()
-	waitFor(t, "the worker to take both connections", func() bool {
+	testutil.WaitFor(t, "the worker to take both connections", waitTimeout, func() bool {
 		a.rt.serveMu.Lock()
 		defer a.rt.serveMu.Unlock()
 		for _, d := range a.rt.drains {
@@ -478,7 +479,7 @@ func TestServeHTTPServerClosedByCaller(t *testing.T) {
 	srv := &http.Server{}
 	served := make(chan error, 1)
 	go func() { served <- rt.serveHTTP(srv, ln) }()
-	waitFor(t, "the server to serve", func() bool {
+	testutil.WaitFor(t, "the server to serve", waitTimeout, func() bool {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err == nil {
 			c.Close()

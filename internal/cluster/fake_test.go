@@ -21,7 +21,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,41 +38,8 @@ import (
 // second; the bound is generous for -race on a loaded machine.
 const waitTimeout = 10 * time.Second
 
-// waitFor polls cond until it holds or waitTimeout passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // ---------------------------------------------------------------------------------------------
 // Leak checks.
-
-var pollerOnce sync.Once
-
-func countFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("read /proc/self/fd: %v", err)
-	}
-	return len(ents) - 1 // ReadDir's own fd
-}
-
-func fdNames() []string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	var names []string
-	for _, e := range ents {
-		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		names = append(names, e.Name()+"->"+l)
-	}
-	return names
-}
 
 // checkLeaks records the number of open fds and goroutines now and, when the test ends (after
 // every cleanup registered later: cleanups run last-in first-out), waits until both are back
@@ -80,29 +47,7 @@ func fdNames() []string {
 // the process-wide counts are meaningful.
 func checkLeaks(t testing.TB) {
 	t.Helper()
-	pollerOnce.Do(func() {
-		// The netpoller's epoll fd and eventfd stay open forever once created; create them
-		// before taking the baseline.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err == nil {
-			ln.Close()
-		}
-	})
-	fds := countFDs(t)
-	gs := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for countFDs(t) > fds || runtime.NumGoroutine() > gs {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: fds %d -> %d %v; goroutines %d -> %d:\n%s",
-					fds, countFDs(t), fdNames(), gs, runtime.NumGoroutine(), buf)
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
+	testutil.CheckFDs(t, waitTimeout, testutil.Goroutines())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,7 +560,7 @@ func (f *fakeWorker) listen(port int) int {
 // wait for it.
 func (f *fakeWorker) waitInRotation(key string) {
 	f.t.Helper()
-	waitFor(f.t, f.name+" to be in rotation for "+key, func() bool {
+	testutil.WaitFor(f.t, f.name+" to be in rotation for "+key, waitTimeout, func() bool {
 		f.g.mu.Lock()
 		h := f.g.handles[key]
 		f.g.mu.Unlock()
@@ -689,7 +634,7 @@ func (f *fakeWorker) nextConn() newconnEvent {
 func (f *fakeWorker) waitAcked() {
 	f.t.Helper()
 	w := f.w.(*worker)
-	waitFor(f.t, f.name+"'s ACKs to reach the daemon", func() bool {
+	testutil.WaitFor(f.t, f.name+"'s ACKs to reach the daemon", waitTimeout, func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, ic := range w.inflight {

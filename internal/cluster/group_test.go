@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,7 @@ func pendingLen(h *handle) int {
 // counts the connection and releases the worker.
 func waitIdle(t *testing.T, fakes ...*fakeWorker) {
 	t.Helper()
-	waitFor(t, "every newconn to be answered", func() bool {
+	testutil.WaitFor(t, "every newconn to be answered", waitTimeout, func() bool {
 		for _, f := range fakes {
 			if f.stats().InFlight != 0 {
 				return false
@@ -136,7 +137,7 @@ func TestQueryServerRoundRobinReply(t *testing.T) {
 	}
 	port := r.Sockname.Port
 	a.listening(q, port)
-	waitFor(t, "listening to mark the worker ready", func() bool { return a.ctl.ready.Load() == 1 })
+	testutil.WaitFor(t, "listening to mark the worker ready", waitTimeout, func() bool { return a.ctl.ready.Load() == 1 })
 	if got := a.stats().Listening; !slices.Equal(got, []string{strconv.Itoa(port)}) {
 		t.Errorf("Stats().Listening = %v, want [%d]", got, port)
 	}
@@ -415,7 +416,7 @@ func TestStuckWorkerDoesNotStall(t *testing.T) {
 	if n := a.heldCount(); n != 1 {
 		t.Errorf("the stuck worker holds %d connections, want 1", n)
 	}
-	waitFor(t, "b's answers to be counted", func() bool { return b.stats().Connections == 20 })
+	testutil.WaitFor(t, "b's answers to be counted", waitTimeout, func() bool { return b.stats().Connections == 20 })
 	if s := a.stats(); s.InFlight != 1 || s.Connections != 0 {
 		t.Errorf("a: Stats %+v, want 1 in flight", s)
 	}
@@ -440,7 +441,7 @@ func TestStaleWorkerGetsNoMore(t *testing.T) {
 	h := handleOf(g, "null:0:4:undefined:0")
 	time.Sleep(2 * g.staleAfter) // the hand-off must age; nothing else is waited for here
 	c := dialTCP(t, port)
-	waitFor(t, "the connection to wait in the daemon", func() bool { return pendingLen(h) == 1 })
+	testutil.WaitFor(t, "the connection to wait in the daemon", waitTimeout, func() bool { return pendingLen(h) == 1 })
 	if n := a.heldCount(); n != 1 {
 		t.Fatalf("the stale worker holds %d connections, want 1", n)
 	}
@@ -659,7 +660,7 @@ func TestCloseListenersClosesPortAndPending(t *testing.T) {
 	c1 := dialTCP(t, port)
 	c2 := dialTCP(t, port)
 	h := handleOf(g, "null:0:4:undefined:0")
-	waitFor(t, "two connections pending", func() bool { return pendingLen(h) == 2 })
+	testutil.WaitFor(t, "two connections pending", waitTimeout, func() bool { return pendingLen(h) == 2 })
 
 	closeListeners(t, g)
 	expectClosed(t, c1)
@@ -946,7 +947,7 @@ func TestSharedPolicy(t *testing.T) {
 				}
 			}
 			a.listening(tc.q, port)
-			waitFor(t, "listening to mark a ready", func() bool { return a.ctl.ready.Load() == 1 })
+			testutil.WaitFor(t, "listening to mark a ready", waitTimeout, func() bool { return a.ctl.ready.Load() == 1 })
 		})
 	}
 }
@@ -1155,7 +1156,7 @@ func TestAnswerAfterDisconnect(t *testing.T) {
 				want.Connections, want.Refused = 0, 1
 			}
 			// The counters are updated after the daemon closes its copy of the connection.
-			waitFor(t, fmt.Sprintf("a's Stats to be %+v (now %+v)", want, a.stats()), func() bool {
+			testutil.WaitFor(t, fmt.Sprintf("a's Stats to be %+v (now %+v)", want, a.stats()), waitTimeout, func() bool {
 				s := a.stats()
 				return s.Connections == want.Connections && s.Refused == want.Refused && s.InFlight == 0
 			})
@@ -1180,11 +1181,11 @@ func TestReloadKeepsSlotListening(t *testing.T) {
 	port := old.listen(0)
 	// Each run's messages are read on its own goroutine: let the old run's 'listening' land
 	// first, as it does in a real reload (the old run listened long before).
-	waitFor(t, "the old run to be ready", func() bool { return old.ctl.ready.Load() == 1 })
+	testutil.WaitFor(t, "the old run to be ready", waitTimeout, func() bool { return old.ctl.ready.Load() == 1 })
 	next := newFake(t, g, 1, "new", fakeOpts{})
 	next.online()
 	next.listen(0)
-	waitFor(t, "the new run to be ready", func() bool { return next.ctl.ready.Load() == 1 })
+	testutil.WaitFor(t, "the new run to be ready", waitTimeout, func() bool { return next.ctl.ready.Load() == 1 })
 	if !old.w.Disconnect() {
 		t.Fatal("Disconnect() = false")
 	}

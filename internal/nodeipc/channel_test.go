@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,7 +121,7 @@ func TestPartialWritesAndReads(t *testing.T) {
 	if err := ca.Send("after"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a short sendmsg", func() bool { return ca.stats.partialSendmsg.Load() >= 1 })
+	testutil.WaitFor(t, "a short sendmsg", waitTimeout, func() bool { return ca.stats.partialSendmsg.Load() >= 1 })
 	close(gate)
 
 	if raw := rb.nextRaw(t); raw != `"first"` {
@@ -265,7 +266,7 @@ func TestHandleWindow(t *testing.T) {
 	}
 	expectHandle(0)
 	expectHandle(1)
-	waitFor(t, "the third handle held", func() bool {
+	testutil.WaitFor(t, "the third handle held", waitTimeout, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.inflight) == 2 && len(c.queue) == 2 && !c.writing
@@ -304,7 +305,7 @@ func TestQueueFull(t *testing.T) {
 	if err := c.Send(strings.Repeat("x", 4<<20)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the writer to take the big message", func() bool {
+	testutil.WaitFor(t, "the writer to take the big message", waitTimeout, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.writing && len(c.queue) == 0
@@ -382,7 +383,7 @@ func TestChildGoneWhileWriting(t *testing.T) {
 	if err := c.Send("to nobody"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the write to fail", func() bool {
+	testutil.WaitFor(t, "the write to fail", waitTimeout, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.sendClosed
@@ -635,7 +636,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		waitDone(t, ca)
 		waitDone(t, cb)
 	}
-	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
+	testutil.WaitFor(t, "goroutines to exit", waitTimeout, func() bool { return runtime.NumGoroutine() <= base })
 }
 
 // When the kernel refuses an fd (ETOOMANYREFS: too many of our fds in flight, spec §9.3),

@@ -3,6 +3,7 @@ package nodeipc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,61 +22,15 @@ import (
 // Node's start-up slow, but nothing here should take more than a few seconds.
 const waitTimeout = 20 * time.Second
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-var pollerOnce sync.Once
-
-// countFDs returns the number of open fds of this process.
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("read /proc/self/fd: %v", err)
-	}
-	return len(ents) - 1 // ReadDir's own fd
-}
-
 // checkLeaks records the fd count now and, when the test ends (after every later cleanup:
 // cleanups run last-in first-out), checks that all channel goroutines have exited and the fd
 // count is back to where it was. Call it first in a test. Tests are not parallel, so the
 // process-wide counts are meaningful.
 func checkLeaks(t *testing.T) {
 	t.Helper()
-	pollerOnce.Do(func() {
-		// The netpoller's epoll and eventfd stay open forever once created; create them
-		// before taking the baseline.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err == nil {
-			ln.Close()
-		}
-	})
-	before := countFDs(t)
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for liveGoroutines.Load() != 0 || countFDs(t) > before {
-			if time.Now().After(deadline) {
-				ents, _ := os.ReadDir("/proc/self/fd")
-				var names []string
-				for _, e := range ents {
-					l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-					names = append(names, e.Name()+"->"+l)
-				}
-				t.Errorf("leak: %d channel goroutines alive, fds %d -> %d: %v",
-					liveGoroutines.Load(), before, countFDs(t), names)
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+	testutil.CheckFDs(t, waitTimeout, testutil.Condition{
+		Holds: func() bool { return liveGoroutines.Load() == 0 },
+		State: func() string { return fmt.Sprintf("%d channel goroutines alive", liveGoroutines.Load()) },
 	})
 }
 

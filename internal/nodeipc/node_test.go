@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -201,7 +202,7 @@ func TestNodePipelinedHandles(t *testing.T) {
 		}
 	}
 	// The child reads nothing yet: a full window is in flight, the rest waits for ACKs.
-	waitFor(t, "a full window of handles in flight", func() bool {
+	testutil.WaitFor(t, "a full window of handles in flight", waitTimeout, func() bool {
 		nc.ch.mu.Lock()
 		defer nc.ch.mu.Unlock()
 		return len(nc.ch.inflight) == window && !nc.ch.writing

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // start runs a command in its own process group and kills the whole group when the test ends,
@@ -33,19 +35,17 @@ func killGroup(cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-// waitFor polls cond until it holds or the deadline passes; it returns the last description.
+// waitFor polls cond every 20 ms until it holds or timeout passes, then fails with the
+// description cond returned last.
 func waitFor(tb testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, desc := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %s", timeout, desc)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var desc string
+	if !testutil.Eventually(timeout, 20*time.Millisecond, func() bool {
+		var ok bool
+		ok, desc = cond()
+		return ok
+	}) {
+		tb.Fatalf("condition not met after %v: %s", timeout, desc)
 	}
 }
 
