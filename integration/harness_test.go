@@ -191,7 +191,7 @@ func (e *env) cleanup() {
 // killByHome kills every process whose environment names this CORRAL_HOME: the apps inherit
 // the CLI's environment, so nothing a test started escapes.
 func killByHome(home string) {
-	needle := []byte("CORRAL_HOME=" + home + "\x00")
+	needle := []byte("\x00CORRAL_HOME=" + home + "\x00") // NULs: the whole variable, not FOO_CORRAL_HOME
 	entries, _ := os.ReadDir("/proc")
 	for _, ent := range entries {
 		pid, err := strconv.Atoi(ent.Name())
@@ -202,7 +202,7 @@ func killByHome(home string) {
 		if err != nil {
 			continue
 		}
-		if bytes.Contains(append(raw, 0), needle) {
+		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
