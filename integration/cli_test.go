@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
 )
 
@@ -117,8 +116,7 @@ func TestVersionMismatchAndUpdate(t *testing.T) {
 		t.Fatalf("update kept the daemon (pid %d, was %d)", newDaemon, oldDaemon)
 	}
 	e.waitFor("the old daemon to exit", 20*time.Second, func() bool { return !alive(oldDaemon) })
-	var v api.Version
-	if err := e.client().Do(context.Background(), "GET", "/version", nil, &v); err != nil || v.Version != newVersion {
+	if v, err := e.client().Version(context.Background()); err != nil || v.Version != newVersion {
 		t.Fatalf("daemon version after update: %q (%v), want %s", v.Version, err, newVersion)
 	}
 	p := e.waitStatus(0, "online", 20*time.Second)

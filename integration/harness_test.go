@@ -34,7 +34,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	corralBin = filepath.Join(dir, "corral")
-	build := exec.Command("go", "build", "-o", corralBin, "../cmd/corral")
+	args := []string{"build", "-o", corralBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/corral")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build corral:", err)
@@ -176,6 +180,7 @@ func (e *env) cleanup() {
 		}
 	}
 	killByHome(e.home)
+	e.checkRaces()
 	if e.t.Failed() {
 		if b, err := os.ReadFile(filepath.Join(e.home, "corral.log")); err == nil {
 			lines := strings.Split(string(b), "\n")
@@ -186,6 +191,25 @@ func (e *env) cleanup() {
 		}
 	}
 	os.RemoveAll(e.home)
+}
+
+// checkRaces fails the test if the race detector reported a data race in the daemon: the
+// daemon's stderr is its log.
+func (e *env) checkRaces() {
+	logs, _ := filepath.Glob(filepath.Join(e.home, "corral.log*"))
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if i := bytes.Index(b, []byte("WARNING: DATA RACE")); i >= 0 {
+			report := b[i:]
+			if end := bytes.Index(report, []byte("==================")); end > 0 {
+				report = report[:end]
+			}
+			e.t.Errorf("the daemon had a data race (%s):\n%s", path, report)
+		}
+	}
 }
 
 // killByHome kills every process whose environment names this CORRAL_HOME: the apps inherit

@@ -1,17 +1,14 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/api"
 )
 
 // TestTargets starts, stops, restarts and deletes by every target form: id, name, namespace,
@@ -215,7 +212,7 @@ func TestBackoffDelaysGrow(t *testing.T) {
 	for len(delays) < 4 {
 		select {
 		case ev := <-evs:
-			if ev.Event == "waiting restart" {
+			if ev.Kind == api.EventWaitingRestart {
 				delays = append(delays, ev.DelayMS)
 			}
 		case <-deadline:
@@ -232,31 +229,26 @@ func TestBackoffDelaysGrow(t *testing.T) {
 }
 
 // eventsStream subscribes to GET /v1/events and returns once the subscription is live.
-func eventsStream(t *testing.T, e *env) <-chan supervisor.Event {
+func eventsStream(t *testing.T, e *env) <-chan api.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://corral/v1/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := unixHTTPClient(e).Do(req)
-	if err != nil {
+	ch := make(chan api.Event, 1024)
+	opened := make(chan struct{})
+	failed := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		err := e.client().Events(ctx, func() { close(opened) }, func(ev api.Event) error {
+			ch <- ev
+			return nil
+		})
+		failed <- err
+	}()
+	select {
+	case <-opened:
+	case err := <-failed:
 		t.Fatalf("events: %v", err)
 	}
-	ch := make(chan supervisor.Event, 1024)
-	go func() {
-		defer resp.Body.Close()
-		defer close(ch)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var ev supervisor.Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				ch <- ev
-			}
-		}
-	}()
 	return ch
 }
 

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -87,8 +89,8 @@ func (c *Client) request(ctx context.Context, method, path string, in any) (*htt
 	return resp, nil
 }
 
-// Do sends in (if not nil) as JSON and decodes the answer into out (if not nil).
-func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+// do sends in (if not nil) as JSON and decodes the answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.request(ctx, method, path, in)
 	if err != nil {
 		return err
@@ -104,10 +106,10 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// Stream reads a newline-delimited JSON stream, calling fn with each line until the stream
+// stream reads a newline-delimited JSON stream, calling fn with each line until the stream
 // ends, fn returns an error, or ctx is done. opened (if not nil) is called once the daemon has
 // answered, i.e. once the subscription is live.
-func (c *Client) Stream(ctx context.Context, path string, opened func(), fn func(line []byte) error) error {
+func (c *Client) stream(ctx context.Context, path string, opened func(), fn func(line []byte) error) error {
 	resp, err := c.request(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
@@ -131,4 +133,151 @@ func (c *Client) Stream(ctx context.Context, path string, opened func(), fn func
 			return err
 		}
 	}
+}
+
+// Version asks the daemon who it is (and so whether it answers at all).
+func (c *Client) Version(ctx context.Context) (Version, error) {
+	var v Version
+	err := c.do(ctx, http.MethodGet, "/version", nil, &v)
+	return v, err
+}
+
+// Processes lists every process, secrets masked unless reveal.
+func (c *Client) Processes(ctx context.Context, reveal bool) ([]Process, error) {
+	var procs []Process
+	err := c.do(ctx, http.MethodGet, "/processes"+revealQuery("?", reveal), nil, &procs)
+	return procs, err
+}
+
+// JList returns every process in `pm2 jlist`'s shape, as the daemon rendered it (the CLI
+// prints the bytes as they come).
+func (c *Client) JList(ctx context.Context, reveal bool) ([]byte, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/processes?format=pm2"+revealQuery("&", reveal), nil, &out)
+	return out, err
+}
+
+// Start runs apps (POST /v1/apps).
+func (c *Client) Start(ctx context.Context, req StartRequest) (ActionResponse, error) {
+	var resp ActionResponse
+	err := c.do(ctx, http.MethodPost, "/apps", req, &resp)
+	return resp, err
+}
+
+// Act runs a lifecycle action on targets.
+func (c *Client) Act(ctx context.Context, action Action, req ActionRequest) (ActionResponse, error) {
+	var resp ActionResponse
+	err := c.do(ctx, http.MethodPost, "/actions/"+url.PathEscape(string(action)), req, &resp)
+	return resp, err
+}
+
+// Scale sets an app's number of processes.
+func (c *Client) Scale(ctx context.Context, req ScaleRequest) (ActionResponse, error) {
+	var resp ActionResponse
+	err := c.do(ctx, http.MethodPost, "/scale", req, &resp)
+	return resp, err
+}
+
+// Message sends data to the targets' process.on('message').
+func (c *Client) Message(ctx context.Context, req MessageRequest) (ActionResponse, error) {
+	var resp ActionResponse
+	err := c.do(ctx, http.MethodPost, "/message", req, &resp)
+	return resp, err
+}
+
+// Env returns the environment of target's processes, secrets masked unless reveal.
+func (c *Client) Env(ctx context.Context, target string, reveal bool) ([]EnvResponse, error) {
+	var envs []EnvResponse
+	err := c.do(ctx, http.MethodGet, "/env/"+url.PathEscape(target)+revealQuery("?", reveal), nil, &envs)
+	return envs, err
+}
+
+// Save writes the process list; force saves an empty one too.
+func (c *Client) Save(ctx context.Context, force bool) (SaveResponse, error) {
+	path := "/save"
+	if force {
+		path += "?force=1"
+	}
+	var resp SaveResponse
+	err := c.do(ctx, http.MethodPost, path, nil, &resp)
+	return resp, err
+}
+
+// Resurrect starts the saved apps that are not running.
+func (c *Client) Resurrect(ctx context.Context) (ResurrectResponse, error) {
+	var resp ResurrectResponse
+	err := c.do(ctx, http.MethodPost, "/resurrect", nil, &resp)
+	return resp, err
+}
+
+// Kill stops every app, then the daemon.
+func (c *Client) Kill(ctx context.Context) (KillResponse, error) {
+	var resp KillResponse
+	err := c.do(ctx, http.MethodPost, "/kill", nil, &resp)
+	return resp, err
+}
+
+// Flush truncates the targets' log files (every one for none or "all").
+func (c *Client) Flush(ctx context.Context, targets []string) (FlushResponse, error) {
+	var resp FlushResponse
+	err := c.do(ctx, http.MethodPost, "/logs/flush", ActionRequest{Targets: targets}, &resp)
+	return resp, err
+}
+
+// ReopenLogs reopens every log file (after an outside rotation).
+func (c *Client) ReopenLogs(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/logs/reopen", nil, nil)
+}
+
+// LogsQuery selects what GET /v1/logs streams.
+type LogsQuery struct {
+	Targets []string // none: all, and the daemon's own log
+	Lines   int      // lines of history per file first
+	Stream  string   // "out", "err", or "" for both
+	Follow  bool     // then live lines until ctx ends
+}
+
+func (q LogsQuery) encode() string {
+	v := url.Values{}
+	for _, t := range q.Targets {
+		v.Add("target", t)
+	}
+	v.Set("lines", strconv.Itoa(q.Lines))
+	if q.Stream != "" {
+		v.Set("stream", q.Stream)
+	}
+	if q.Follow {
+		v.Set("follow", "1")
+	}
+	return v.Encode()
+}
+
+// Logs streams log lines to fn until the history ends (or, following, until ctx ends).
+func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(LogLine) error) error {
+	return c.stream(ctx, "/logs?"+q.encode(), nil, func(b []byte) error {
+		var l LogLine
+		if err := json.Unmarshal(b, &l); err != nil {
+			return fmt.Errorf("bad log line from the daemon: %w", err)
+		}
+		return fn(l)
+	})
+}
+
+// Events streams process events to fn until ctx ends. opened (if not nil) is called once the
+// subscription is live, so a caller can act knowing it will see the events that follow.
+func (c *Client) Events(ctx context.Context, opened func(), fn func(Event) error) error {
+	return c.stream(ctx, "/events", opened, func(b []byte) error {
+		var ev Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return fmt.Errorf("bad event from the daemon: %w", err)
+		}
+		return fn(ev)
+	})
+}
+
+func revealQuery(sep string, reveal bool) string {
+	if reveal {
+		return sep + "reveal=1"
+	}
+	return ""
 }

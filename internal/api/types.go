@@ -163,3 +163,20 @@ type ReloadSummary struct {
 	Started bool   `json:"started,omitempty"` // was not running: simply started
 	Error   string `json:"error,omitempty"`
 }
+
+// FlushResponse lists the log files `flush` truncated.
+type FlushResponse struct {
+	Flushed []string `json:"flushed"`
+}
+
+// KillResponse answers POST /v1/kill, sent once every app has stopped and just before the
+// daemon exits.
+type KillResponse struct {
+	Killed bool `json:"killed"`
+	PID    int  `json:"pid"`
+}
+
+// ReopenResponse answers POST /v1/logs/reopen.
+type ReopenResponse struct {
+	Reopened bool `json:"reopened"`
+}

@@ -13,12 +13,12 @@ import (
 )
 
 // act sends one lifecycle action for targets and prints the table.
-func (c *cli) act(ctx context.Context, action string, req api.ActionRequest) error {
+func (c *cli) act(ctx context.Context, action api.Action, req api.ActionRequest) error {
 	if len(req.Targets) == 0 {
 		return fmt.Errorf("%s what? name an app, an id, a namespace, an ecosystem file, or all", action)
 	}
-	var resp api.ActionResponse
-	if err := c.call(ctx, "POST", "/actions/"+action, req, &resp); err != nil {
+	resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) { return cl.Act(ctx, action, req) })
+	if err != nil {
 		return err
 	}
 	for _, p := range resp.Processes {
@@ -30,12 +30,12 @@ func (c *cli) act(ctx context.Context, action string, req api.ActionRequest) err
 	return c.reportErrors(resp.Errors)
 }
 
-var actionDone = map[string]string{
-	"stop": "Stopped", "restart": "Restarted", "reload": "Reloaded", "delete": "Deleted",
-	"reset": "Reset", "signal": "Signalled", "start": "Started",
+var actionDone = map[api.Action]string{
+	api.ActionStop: "Stopped", api.ActionRestart: "Restarted", api.ActionReload: "Reloaded", api.ActionDelete: "Deleted",
+	api.ActionReset: "Reset", api.ActionSignal: "Signalled", api.ActionStart: "Started",
 }
 
-func (c *cli) simpleAction(use, short, action string, aliases ...string) *cobra.Command {
+func (c *cli) simpleAction(use, short string, action api.Action, aliases ...string) *cobra.Command {
 	return &cobra.Command{
 		Use:     use + " <name|id|namespace|all|ecosystem file>...",
 		Aliases: aliases,
@@ -52,33 +52,33 @@ func (c *cli) simpleAction(use, short, action string, aliases ...string) *cobra.
 }
 
 func (c *cli) stopCommand() *cobra.Command {
-	cmd := c.simpleAction("stop", "stop apps gracefully (kill_signal, then SIGKILL after kill_timeout)", "stop")
+	cmd := c.simpleAction("stop", "stop apps gracefully (kill_signal, then SIGKILL after kill_timeout)", api.ActionStop)
 	cmd.Flags().Bool("watch", false, "accepted for PM2 compatibility (stopping also stops watching)")
 	return cmd
 }
 
 func (c *cli) deleteCommand() *cobra.Command {
-	return c.simpleAction("delete", "stop apps and remove them from the list", "delete", "del")
+	return c.simpleAction("delete", "stop apps and remove them from the list", api.ActionDelete, "del")
 }
 
 func (c *cli) resetCommand() *cobra.Command {
-	return c.simpleAction("reset", "reset restart counters", "reset")
+	return c.simpleAction("reset", "reset restart counters", api.ActionReset)
 }
 
 func (c *cli) restartCommand() *cobra.Command {
-	return c.restartLike("restart", "restart apps (stop, then start)")
+	return c.restartLike(api.ActionRestart, "restart apps (stop, then start)")
 }
 
 func (c *cli) reloadCommand() *cobra.Command {
-	return c.restartLike("reload", "reload apps: rolling and zero-downtime in cluster mode (a restart in fork mode)")
+	return c.restartLike(api.ActionReload, "reload apps: rolling and zero-downtime in cluster mode (a restart in fork mode)")
 }
 
 // restartLike builds restart and reload: ecosystem files among the targets re-apply the file
 // (its env included); --update-env gives the apps this shell's environment.
-func (c *cli) restartLike(action, short string) *cobra.Command {
+func (c *cli) restartLike(action api.Action, short string) *cobra.Command {
 	f := &appFlags{}
 	cmd := &cobra.Command{
-		Use:     action + " <name|id|namespace|all|ecosystem file>...",
+		Use:     string(action) + " <name|id|namespace|all|ecosystem file>...",
 		Short:   short,
 		GroupID: "apps",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,8 +111,10 @@ func (c *cli) restartLike(action, short string) *cobra.Command {
 					}
 					apps = append(apps, loaded...)
 				}
-				var resp api.ActionResponse
-				if err := c.do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: "file"}, &resp); err != nil {
+				resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
+					return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: api.ModeFile})
+				})
+				if err != nil {
 					return err
 				}
 				errs = append(errs, resp.Errors...)
@@ -124,9 +126,8 @@ func (c *cli) restartLike(action, short string) *cobra.Command {
 				} else if !c.silent {
 					c.infof("Use --update-env to give the app(s) this shell's environment")
 				}
-				var resp api.ActionResponse
 				stop := c.progress(ctx)
-				err := c.do(ctx, "POST", "/actions/"+action, req, &resp)
+				resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) { return cl.Act(ctx, action, req) })
 				stop()
 				if err != nil {
 					return err
@@ -166,7 +167,7 @@ func (c *cli) sendSignalCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.act(cmd.Context(), "signal", api.ActionRequest{Targets: targets, Signal: args[0]})
+			return c.act(cmd.Context(), api.ActionSignal, api.ActionRequest{Targets: targets, Signal: args[0]})
 		},
 	}
 }

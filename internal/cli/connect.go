@@ -53,23 +53,27 @@ func (c *cli) startDaemon(ctx context.Context) error {
 	return c.spawnDaemon(ctx)
 }
 
-// call connects (starting the daemon if needed) and sends one API request: what most
-// commands do.
-func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
-	if err := c.connect(ctx, true); err != nil {
-		return err
+// request runs one API call: what most commands do. A command that has not connected yet
+// connects first, starting the daemon if needed.
+func request[T any](ctx context.Context, c *cli, call func(cl *api.Client) (T, error)) (T, error) {
+	var out T
+	if c.client == nil {
+		if err := c.connect(ctx, true); err != nil {
+			return out, err
+		}
 	}
-	return c.do(ctx, method, path, in, out)
+	err := c.retryDial(ctx, func() error {
+		var err error
+		out, err = call(c.client)
+		return err
+	})
+	return out, err
 }
 
-// do sends one API request.
-func (c *cli) do(ctx context.Context, method, path string, in, out any) error {
-	return c.retryDial(ctx, func() error { return c.client.Do(ctx, method, path, in, out) })
-}
-
-// stream is do for the streaming endpoints.
-func (c *cli) stream(ctx context.Context, path string, opened func(), fn func([]byte) error) error {
-	return c.retryDial(ctx, func() error { return c.client.Stream(ctx, path, opened, fn) })
+// run is request for calls whose only answer is an error (and streams).
+func (c *cli) run(ctx context.Context, call func(cl *api.Client) error) error {
+	_, err := request(ctx, c, func(cl *api.Client) (struct{}, error) { return struct{}{}, call(cl) })
+	return err
 }
 
 // retryDial runs one request. If nothing answers on the socket (a daemon that died and left
@@ -107,11 +111,9 @@ func (c *cli) noteVersion() {
 }
 
 func (c *cli) ping(ctx context.Context) (api.Version, error) {
-	var v api.Version
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := c.client.Do(pctx, "GET", "/version", nil, &v)
-	return v, err
+	return c.client.Version(pctx)
 }
 
 // checkVersion warns when the daemon was built from another version than this CLI.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
-	"github.com/corral-pm/corral/internal/daemon"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/startup"
@@ -31,12 +30,8 @@ func (c *cli) saveCommand() *cobra.Command {
 			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			path := "/save"
-			if force {
-				path += "?force=1"
-			}
-			var resp api.SaveResponse
-			if err := c.do(ctx, "POST", path, nil, &resp); err != nil {
+			resp, err := request(ctx, c, func(cl *api.Client) (api.SaveResponse, error) { return cl.Save(ctx, force) })
+			if err != nil {
 				return err
 			}
 			c.infof("Saved %d apps (%d processes) in %s", resp.Apps, resp.Procs, resp.Path)
@@ -55,8 +50,7 @@ func (c *cli) resurrectCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var resp api.ResurrectResponse
-			err := c.call(ctx, "POST", "/resurrect", nil, &resp)
+			resp, err := request(ctx, c, func(cl *api.Client) (api.ResurrectResponse, error) { return cl.Resurrect(ctx) })
 			if err != nil {
 				return err
 			}
@@ -89,7 +83,7 @@ func (c *cli) killCommand() *cobra.Command {
 				}
 				return err
 			}
-			if err := c.do(ctx, "POST", "/kill", nil, nil); err != nil {
+			if _, err := request(ctx, c, func(cl *api.Client) (api.KillResponse, error) { return cl.Kill(ctx) }); err != nil {
 				if errors.Is(err, errNoDaemon) {
 					c.infof("No daemon running")
 					return nil
@@ -113,7 +107,7 @@ func (c *cli) pingCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.call(ctx, "GET", "/version", nil, nil); err != nil {
+			if _, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) }); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.stdout, "{ msg: 'pong' }")
@@ -134,19 +128,19 @@ func (c *cli) updateCommand() *cobra.Command {
 			err := c.connect(ctx, false)
 			var procs []api.Process
 			if err == nil {
-				err = c.do(ctx, "GET", "/processes", nil, &procs)
+				procs, err = request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, false) })
 			}
 			if err == nil {
 				// An empty list is not saved: that would replace the saved one, and the next
 				// boot would restore nothing. The saved list is then what comes back.
 				if len(procs) > 0 {
-					if err := c.do(ctx, "POST", "/save", nil, nil); err != nil {
+					if _, err := request(ctx, c, func(cl *api.Client) (api.SaveResponse, error) { return cl.Save(ctx, false) }); err != nil {
 						return fmt.Errorf("save before update: %w", err)
 					}
 				} else if isFile(c.paths.Dump) {
 					c.infof("No app is running: the saved list (%s) is kept and restored", c.paths.Dump)
 				}
-				if err := c.do(ctx, "POST", "/kill", nil, nil); err != nil {
+				if _, err := request(ctx, c, func(cl *api.Client) (api.KillResponse, error) { return cl.Kill(ctx) }); err != nil {
 					return err
 				}
 				if err := c.waitGone(ctx, 10*time.Second); err != nil {
@@ -159,7 +153,7 @@ func (c *cli) updateCommand() *cobra.Command {
 				return err
 			}
 			if isFile(c.paths.Dump) {
-				if err := c.do(ctx, "POST", "/resurrect", nil, nil); err != nil {
+				if _, err := request(ctx, c, func(cl *api.Client) (api.ResurrectResponse, error) { return cl.Resurrect(ctx) }); err != nil {
 					return err
 				}
 			}
@@ -183,7 +177,7 @@ func (c *cli) daemonCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(daemon.Options{Paths: paths, Resurrect: resurrect})
+			d, err := c.newDaemon(paths, resurrect)
 			if err != nil {
 				return err
 			}

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,13 +13,7 @@ import (
 )
 
 func (c *cli) processes(ctx context.Context, reveal bool) ([]api.Process, error) {
-	path := "/processes"
-	if reveal {
-		path += "?reveal=1"
-	}
-	var procs []api.Process
-	err := c.call(ctx, "GET", path, nil, &procs)
-	return procs, err
+	return request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, reveal) })
 }
 
 func (c *cli) listCommand() *cobra.Command {
@@ -93,12 +85,9 @@ func (c *cli) jlistCommand() *cobra.Command {
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/processes?format=pm2"
-			if reveal {
-				path += "&reveal=1"
-			}
-			var out json.RawMessage
-			if err := c.call(cmd.Context(), "GET", path, nil, &out); err != nil {
+			ctx := cmd.Context()
+			out, err := request(ctx, c, func(cl *api.Client) ([]byte, error) { return cl.JList(ctx, reveal) })
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s\n", out)
@@ -176,12 +165,8 @@ func (c *cli) envCommand() *cobra.Command {
 			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			path := "/env/" + url.PathEscape(args[0])
-			if reveal {
-				path += "?reveal=1"
-			}
-			var envs []api.EnvResponse
-			if err := c.do(ctx, "GET", path, nil, &envs); err != nil {
+			envs, err := request(ctx, c, func(cl *api.Client) ([]api.EnvResponse, error) { return cl.Env(ctx, args[0], reveal) })
+			if err != nil {
 				return err
 			}
 			for i, e := range envs {

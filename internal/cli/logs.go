@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -108,21 +107,14 @@ func (c *cli) logsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			for _, t := range targets {
-				q.Add("target", t)
-			}
-			q.Set("lines", strconv.Itoa(lines))
+			q := api.LogsQuery{Targets: targets, Lines: lines, Follow: !nostream}
 			switch {
 			case onlyErr && onlyOut:
 				return fmt.Errorf("--err and --out together: leave both out to get both streams")
 			case onlyErr:
-				q.Set("stream", "err")
+				q.Stream = "err"
 			case onlyOut:
-				q.Set("stream", "out")
-			}
-			if !nostream {
-				q.Set("follow", "1")
+				q.Stream = "out"
 			}
 			lp := &logPrinter{out: c.stdout, errOut: c.stderr, raw: raw, asJSON: asJSON, color: c.color()}
 			if cmd.Flags().Changed("timestamp") {
@@ -146,13 +138,11 @@ func (c *cli) logsCommand() *cobra.Command {
 				}
 				fmt.Fprintln(c.stdout, lp.paint("\x1b[90m", fmt.Sprintf("[TAILING] last %d lines of %s, then following (Ctrl-C to stop; --lines to change)", lines, what)))
 			}
-			err = c.stream(ctx, "/logs?"+q.Encode(), nil, func(b []byte) error {
-				var l api.LogLine
-				if err := json.Unmarshal(b, &l); err != nil {
-					return fmt.Errorf("bad log line from the daemon: %w", err)
-				}
-				lp.print(l)
-				return nil
+			err = c.run(ctx, func(cl *api.Client) error {
+				return cl.Logs(ctx, q, func(l api.LogLine) error {
+					lp.print(l)
+					return nil
+				})
 			})
 			if ctx.Err() != nil {
 				return nil // Ctrl-C
@@ -185,10 +175,8 @@ func (c *cli) flushCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var resp struct {
-				Flushed []string `json:"flushed"`
-			}
-			if err := c.do(ctx, "POST", "/logs/flush", api.ActionRequest{Targets: targets}, &resp); err != nil {
+			resp, err := request(ctx, c, func(cl *api.Client) (api.FlushResponse, error) { return cl.Flush(ctx, targets) })
+			if err != nil {
 				return err
 			}
 			for _, p := range resp.Flushed {
@@ -208,7 +196,7 @@ func (c *cli) reloadLogsCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := c.call(ctx, "POST", "/logs/reopen", nil, nil); err != nil {
+			if err := c.run(ctx, func(cl *api.Client) error { return cl.ReopenLogs(ctx) }); err != nil {
 				return err
 			}
 			c.infof("Log files reopened")

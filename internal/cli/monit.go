@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,29 +31,27 @@ func (c *cli) monitCommand() *cobra.Command {
 			var mu sync.Mutex
 			var recent []string
 			go func() {
-				_ = c.stream(ctx, "/logs?lines=0&follow=1", nil, func(b []byte) error {
-					var l api.LogLine
-					if json.Unmarshal(b, &l) != nil {
+				_ = c.run(ctx, func(cl *api.Client) error {
+					return cl.Logs(ctx, api.LogsQuery{Lines: 0, Follow: true}, func(l api.LogLine) error {
+						who := "corral"
+						if l.ProcID >= 0 {
+							who = fmt.Sprintf("%d|%s", l.ProcID, l.App)
+						}
+						mu.Lock()
+						recent = append(recent, fmt.Sprintf("%s %s | %s", l.Time.Format("15:04:05"), who, l.Message))
+						if len(recent) > logLines {
+							recent = recent[len(recent)-logLines:]
+						}
+						mu.Unlock()
 						return nil
-					}
-					who := "corral"
-					if l.ProcID >= 0 {
-						who = fmt.Sprintf("%d|%s", l.ProcID, l.App)
-					}
-					mu.Lock()
-					recent = append(recent, fmt.Sprintf("%s %s | %s", l.Time.Format("15:04:05"), who, l.Message))
-					if len(recent) > logLines {
-						recent = recent[len(recent)-logLines:]
-					}
-					mu.Unlock()
-					return nil
+					})
 				})
 			}()
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
 			for {
-				var procs []api.Process
-				if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
+				procs, err := c.processes(ctx, false)
+				if err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}

@@ -16,16 +16,35 @@ import (
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/render"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
+
+// Daemon is the daemon as the foreground commands (`corral daemon`, `corral run`) run it in
+// this process. cmd/corral provides it: the CLI is a client of the daemon's API and does not
+// import the daemon's package.
+type Daemon interface {
+	// Run serves until ctx ends or the daemon is killed, then stops every app.
+	Run(ctx context.Context) error
+	// Ready is closed once the API serves.
+	Ready() <-chan struct{}
+	// Hub is the live output of every app, for `corral run` to print.
+	Hub() *logs.Hub
+	StartApps(ctx context.Context, req api.StartRequest) (api.ActionResponse, error)
+	Processes(reveal bool) []api.Process
+}
+
+// NewDaemon makes the daemon of a home; resurrect restores the saved list at start.
+type NewDaemon func(paths home.Paths, resurrect bool) (Daemon, error)
 
 // cli holds what every command shares.
 type cli struct {
 	stdout, stderr io.Writer
 	noColor        bool
 	silent         bool
+	newDaemon      NewDaemon
 
 	paths  home.Paths
 	client *api.Client
@@ -48,8 +67,8 @@ type silentExit int
 func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 // Main runs the command line and returns the exit code.
-func Main(args []string) int {
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr}
+func Main(args []string, newDaemon NewDaemon) int {
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, newDaemon: newDaemon}
 	root := c.rootCommand()
 	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -130,8 +149,8 @@ func (c *cli) printTable(ctx context.Context) error {
 	if c.silent {
 		return nil
 	}
-	var procs []api.Process
-	if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
+	procs, err := c.processes(ctx, false)
+	if err != nil {
 		return err
 	}
 	fmt.Fprint(c.stdout, render.Table(procs, c.renderOptions()))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
-	"github.com/corral-pm/corral/internal/daemon"
 	"github.com/corral-pm/corral/internal/ecosystem"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
@@ -71,7 +70,7 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(daemon.Options{Paths: paths})
+	d, err := c.newDaemon(paths, false)
 	if err != nil {
 		return err
 	}
@@ -100,7 +99,7 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 		return err
 	}
 
-	resp, err := d.StartApps(api.StartRequest{Apps: apps, Mode: "create"})
+	resp, err := d.StartApps(runCtx, api.StartRequest{Apps: apps, Mode: api.ModeCreate})
 	if err != nil {
 		cancel()
 		<-done

@@ -255,8 +255,8 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 		if f.updateEnv {
 			req.UpdateEnv = spec.EnvMap(os.Environ())
 		}
-		var resp api.ActionResponse
-		if err := c.do(ctx, "POST", "/actions/start", req, &resp); err != nil {
+		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) { return cl.Act(ctx, api.ActionStart, req) })
+		if err != nil {
 			return err
 		}
 		errs = append(errs, resp.Errors...)
@@ -273,8 +273,10 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 		if len(apps) > 0 && apps[0].Source != "" {
 			mode = "file"
 		}
-		var resp api.ActionResponse
-		if err := c.do(ctx, "POST", "/apps", api.StartRequest{Apps: apps, Mode: mode}, &resp); err != nil {
+		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
+			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: mode})
+		})
+		if err != nil {
 			return err
 		}
 		errs = append(errs, resp.Errors...)
@@ -370,8 +372,8 @@ func (c *cli) scriptApp(script string, scriptArgs []string, opt ecosystem.Option
 
 // targetExists asks the daemon whether arg names existing processes.
 func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
-	var procs []api.Process
-	if err := c.do(ctx, "GET", "/processes", nil, &procs); err != nil {
+	procs, err := c.processes(ctx, false)
+	if err != nil {
 		return false, err
 	}
 	if arg == "all" {

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +28,9 @@ type reloadLog struct {
 
 // rollingReload replaces an app's workers one at a time: each replacement must be ready
 // before its predecessor leaves the rotation, so N-1 workers always serve. The first failure
-// stops the reload there; the workers not yet replaced keep serving.
+// stops the reload there; the workers not yet replaced keep serving. Loop only.
 func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.App, log *reloadLog) error {
-	d.tbl.mu.Lock()
-	s := a.spec
-	d.tbl.mu.Unlock()
+	s := a.st.spec
 	for i, p := range procs {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
 		res, err := p.Reload(ctx, next)
@@ -48,121 +48,150 @@ func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.A
 	return nil
 }
 
-// settleCluster closes a cluster app's ports once none of its processes runs or will run:
-// the port belongs to the app, and stopping the app (or all its workers giving up) is when
-// clients should be refused instead of queued.
-func (d *Daemon) settleCluster(a *app) {
-	if !a.ownsPort() {
+// requestSettle queues a settle op for a, unless one is queued already: called from process
+// loops (their exit events), which must never wait for the app's loop.
+func (d *Daemon) requestSettle(a *app) {
+	if !a.settlePending.CompareAndSwap(false, true) {
 		return
 	}
-	d.tbl.mu.Lock()
-	procs := append([]*supervisor.Process(nil), a.procs...)
-	d.tbl.mu.Unlock()
-	for _, p := range procs {
+	if a.enqueue(opSettle, func() error {
+		a.settlePending.Store(false)
+		d.settle(a)
+		return nil
+	}) == nil {
+		a.settlePending.Store(false)
+	}
+}
+
+// settle closes an app's ports once none of its processes runs or will run: the port belongs
+// to the app, and stopping the app (or all its workers giving up) is when clients should be
+// refused instead of queued. Loop only, so no operation can start a worker in between.
+func (d *Daemon) settle(a *app) {
+	if !a.st.ownsPort() {
+		return
+	}
+	for _, p := range a.st.procs {
 		switch p.Info().Status {
 		case supervisor.StatusStopped, supervisor.StatusErrored:
 		default:
 			return
 		}
 	}
-	a.closePorts()
+	a.st.closePorts()
 }
 
-// Scale sets an app's number of processes (PM2's `scale`): "N", "max", "+N" or "-N". Scaling
-// up starts new processes with the lowest free instance numbers; scaling down stops the
-// processes with the lowest ids (as PM2 does), each drained gracefully first.
-func (d *Daemon) Scale(req api.ScaleRequest) (api.ActionResponse, error) {
+// Scale sets an app's number of processes (PM2's `scale`): "N", "max", "+N" or "-N", relative
+// to the count when the operation runs. Scaling up starts new processes with the lowest free
+// instance numbers; scaling down stops the processes with the lowest ids (as PM2 does), each
+// drained gracefully first.
+func (d *Daemon) Scale(ctx context.Context, req api.ScaleRequest) (api.ActionResponse, error) {
 	var resp api.ActionResponse
-	d.tbl.mu.Lock()
-	a := d.tbl.apps[req.App]
+	a := d.tbl.lookup(req.App)
 	if a == nil {
 		if id, err := strconv.Atoi(req.App); err == nil {
-			a = d.tbl.owner[id]
+			a = d.tbl.ownerOf(id)
 		}
 	}
 	if a == nil {
-		d.tbl.mu.Unlock()
 		return resp, notFoundError{req.App}
 	}
-	current := len(a.procs)
-	d.tbl.mu.Unlock()
-
-	want, err := scaleTarget(req.Count, current)
+	count, err := parseScaleCount(req.Count)
 	if err != nil {
 		return resp, badRequestError{err.Error()}
 	}
-	a.op.Lock()
-	defer a.op.Unlock()
-	resp.Errors = d.scaleLocked(a, want)
-	d.tbl.mu.Lock()
-	ids := procIDsList(a.procs)
-	d.tbl.mu.Unlock()
+	ids, err := callOp(ctx, a, opScale, func() ([]int, error) {
+		want, err := count.target(len(a.st.procs))
+		if err != nil {
+			return nil, badRequestError{err.Error()}
+		}
+		if limit := maxInstances(); want > limit {
+			return nil, badRequestError{fmt.Sprintf("cannot scale %s to %d processes: the limit is %d per app (%s)", a.name, want, limit, maxInstancesHint())}
+		}
+		err = d.scaleTo(a, want)
+		return procIDsList(a.st.procs), err
+	})
+	switch {
+	case errors.Is(err, errAppGone):
+		return resp, notFoundError{req.App}
+	case errors.As(err, new(badRequestError)):
+		return resp, err
+	case err != nil:
+		resp.Errors = append(resp.Errors, err.Error())
+	}
 	resp.Processes = d.processesByID(ids, false)
 	return resp, nil
 }
 
-// scaleLocked brings a to want processes; a.op is held.
-func (d *Daemon) scaleLocked(a *app, want int) []string {
-	var errs []string
-	d.tbl.mu.Lock()
-	s := a.spec
-	current := len(a.procs)
-	var victims, added []*supervisor.Process
-	if want < current {
-		victims = append(victims, a.procs[:current-want]...)
-	} else {
-		taken := map[int]bool{}
-		var instances []int
-		for range want - current {
-			inst := freeInstance(a, taken)
-			taken[inst] = true
-			instances = append(instances, inst)
-		}
-		added = d.addProcsLocked(a, instances)
-	}
-	d.tbl.mu.Unlock()
-
-	if len(victims) > 0 {
+// scaleTo brings a to want processes. Loop only.
+func (d *Daemon) scaleTo(a *app, want int) error {
+	s := a.st.spec
+	current := len(a.st.procs)
+	switch {
+	case want < current:
+		victims := slices.Clone(a.st.procs[:current-want])
 		d.logf("scaling %s from %d to %d: stopping %s", s.Name, current, want, procIDs(victims))
-		if err := d.deleteProcs(a, victims); err != nil {
-			errs = append(errs, err.Error())
+		return d.deleteProcs(a, victims)
+	case want > current:
+		used := map[int]bool{}
+		for _, p := range a.st.procs {
+			used[p.Info().Instance] = true
 		}
-	}
-	if len(added) > 0 {
+		var instances []int
+		for n := 0; len(instances) < want-current; n++ {
+			if !used[n] {
+				instances = append(instances, n)
+			}
+		}
+		added := d.addProcs(a, instances)
+		a.publish()
 		d.logf("scaling %s from %d to %d: starting %s", s.Name, current, want, procIDs(added))
 		for _, p := range added {
 			d.armCron(a, p)
 		}
-		if err := forEach(added, func(p *supervisor.Process) error { return p.Start() }); err != nil {
-			errs = append(errs, err.Error())
-		}
+		return forEach(added, func(p *supervisor.Process) error { return p.Start() })
 	}
-	return errs
+	return nil
 }
 
-// scaleTarget reads a scale count relative to the current one.
-func scaleTarget(count string, current int) (int, error) {
+// scaleCount is a parsed scale count: "N", "max", "+N" or "-N".
+type scaleCount struct {
+	n        int
+	max      bool
+	relative bool // n is added to the current count (negative for "-N")
+}
+
+// parseScaleCount reads a scale count; its meaning depends on the count when the scale runs.
+func parseScaleCount(count string) (scaleCount, error) {
 	c := strings.TrimSpace(count)
-	var want int
+	bad := fmt.Errorf("scale count %q: use N, max, +N or -N", count)
 	switch {
 	case c == "max" || c == "0":
-		want = cpus.Usable()
+		return scaleCount{max: true}, nil
 	case strings.HasPrefix(c, "+") || strings.HasPrefix(c, "-"):
 		n, err := strconv.Atoi(c[1:])
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("scale count %q: use N, max, +N or -N", count)
+		if err != nil || n < 0 || strings.HasPrefix(c[1:], "+") || strings.HasPrefix(c[1:], "-") {
+			return scaleCount{}, bad
 		}
-		if c[0] == '+' {
-			want = current + n
-		} else {
-			want = current - n
+		if c[0] == '-' {
+			n = -n
 		}
-	default:
-		n, err := strconv.Atoi(c)
-		if err != nil {
-			return 0, fmt.Errorf("scale count %q: use N, max, +N or -N", count)
-		}
-		want = n
+		return scaleCount{n: n, relative: true}, nil
+	}
+	n, err := strconv.Atoi(c)
+	if err != nil || n < 0 {
+		return scaleCount{}, bad
+	}
+	return scaleCount{n: n}, nil
+}
+
+// target is the number of processes the count asks for, given the current one.
+func (sc scaleCount) target(current int) (int, error) {
+	want := sc.n
+	switch {
+	case sc.max:
+		want = cpus.Usable()
+	case sc.relative:
+		want = current + sc.n
 	}
 	if want < 1 {
 		return 0, fmt.Errorf("an app keeps at least 1 process (asked for %d): use `corral stop` or `corral delete` to stop it", want)
@@ -179,14 +208,12 @@ type connRates struct {
 
 // sampleClusters updates per-process connection rates; called by the sampler.
 func (d *Daemon) sampleClusters() {
-	d.tbl.mu.Lock()
 	var groups []*cluster.Group
-	for _, a := range d.tbl.apps {
-		if a.group != nil {
-			groups = append(groups, a.group)
+	for _, a := range d.tbl.appsSorted() {
+		if g := a.snapshot().group; g != nil {
+			groups = append(groups, g)
 		}
 	}
-	d.tbl.mu.Unlock()
 	now := time.Now()
 	counts := map[int]uint64{}
 	for _, g := range groups {
@@ -221,11 +248,11 @@ func (gs groupStats) of(g *cluster.Group) map[int]cluster.Stats {
 }
 
 // clusterStats describes a cluster process's share of the connections.
-func (d *Daemon) clusterStats(a *app, id int, stats groupStats) *api.WorkerStats {
-	if a == nil || a.group == nil {
+func (d *Daemon) clusterStats(g *cluster.Group, id int, stats groupStats) *api.WorkerStats {
+	if g == nil {
 		return nil
 	}
-	st, ok := stats.of(a.group)[id]
+	st, ok := stats.of(g)[id]
 	if !ok {
 		return &api.WorkerStats{}
 	}

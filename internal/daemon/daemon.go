@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,10 +17,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
 	"github.com/corral-pm/corral/internal/closeexec"
 	"github.com/corral-pm/corral/internal/cluster"
@@ -68,6 +71,8 @@ type Daemon struct {
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
 	conns   connRates
+	// memoryPending: processes with a max_memory_restart restart queued.
+	memoryPending map[int]bool
 
 	lock     *os.File
 	listener net.Listener
@@ -112,19 +117,20 @@ func New(opt Options) (*Daemon, error) {
 		return nil, fmt.Errorf("another corral daemon is already running for %s (its pid is in %s)", p.Home, p.PidFile)
 	}
 	d := &Daemon{
-		paths:     p,
-		started:   time.Now(),
-		interval:  opt.SampleInterval,
-		logs:      logs.NewManager(),
-		hub:       logs.NewHub(),
-		events:    newEventBus(),
-		tbl:       newTable(),
-		usage:     map[int]procstat.Usage{},
-		lock:      lock,
-		quit:      make(chan struct{}),
-		ready:     make(chan struct{}),
-		resurrect: opt.Resurrect,
-		cron:      cron.New(cron.WithParser(cronParser)),
+		paths:         p,
+		started:       time.Now(),
+		interval:      opt.SampleInterval,
+		logs:          logs.NewManager(),
+		hub:           logs.NewHub(),
+		events:        newEventBus(),
+		tbl:           newTable(),
+		usage:         map[int]procstat.Usage{},
+		memoryPending: map[int]bool{},
+		lock:          lock,
+		quit:          make(chan struct{}),
+		ready:         make(chan struct{}),
+		resurrect:     opt.Resurrect,
+		cron:          cron.New(cron.WithParser(cronParser)),
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultSampleInterval
@@ -158,10 +164,6 @@ func New(opt Options) (*Daemon, error) {
 	return d, nil
 }
 
-// cronParser accepts PM2's cron_restart forms: 5 fields, or 6 with seconds first, and
-// descriptors such as @hourly.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // Ready is closed once Run serves the API.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
 
@@ -171,6 +173,16 @@ func (d *Daemon) Hub() *logs.Hub { return d.hub }
 // logf writes a line to the daemon log and the live log stream.
 func (d *Daemon) logf(format string, args ...any) {
 	d.logLine(-1, "corral", fmt.Sprintf(format, args...))
+}
+
+// logWriter is the daemon log as an io.Writer, for the API server's own error messages.
+func (d *Daemon) logWriter() io.Writer { return daemonLog{d} }
+
+type daemonLog struct{ d *Daemon }
+
+func (l daemonLog) Write(b []byte) (int, error) {
+	l.d.logf("%s", strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }
 
 func (d *Daemon) logLine(procID int, app, msg string) {
@@ -198,7 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("write pid file: %w", err)
 	}
-	d.server = &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	d.server = d.newServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.server.Serve(ln) }()
 	d.logf("corral daemon %s started (pid %d, home %s)", buildinfo.Version, os.Getpid(), d.paths.Home)
@@ -209,7 +221,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer close(samplerDone); d.sampleLoop() }()
 
 	if d.resurrect {
-		if res, err := d.Resurrect(); err != nil {
+		if res, err := d.Resurrect(ctx); err != nil {
 			d.logf("resurrect: %v", err)
 		} else {
 			d.logf("resurrected %d apps from %s", len(res.Started), res.Path)
@@ -249,7 +261,7 @@ loop:
 		}
 	}
 	_, _ = sdnotify.Notify("STOPPING=1")
-	d.stopEverything()
+	d.deleteAll()
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
@@ -269,22 +281,6 @@ func (d *Daemon) shutdown() {
 	d.shutdownOnce.Do(func() { close(d.quit) })
 }
 
-// stopEverything deletes every app, gracefully, in parallel.
-func (d *Daemon) stopEverything() {
-	d.tbl.mu.Lock()
-	apps := d.tbl.appsSorted()
-	d.tbl.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, a := range apps {
-		wg.Add(1)
-		go func(a *app) {
-			defer wg.Done()
-			_ = d.deleteApp(a, nil)
-		}(a)
-	}
-	wg.Wait()
-}
-
 func (d *Daemon) reopenLogs() {
 	if err := d.logs.ReopenAll(); err != nil {
 		d.logf("reopen logs: %v", err)
@@ -293,34 +289,30 @@ func (d *Daemon) reopenLogs() {
 	d.logf("log files reopened")
 }
 
-// onEvent turns a process event into a daemon log line and an event-stream message.
-func (d *Daemon) onEvent(ev supervisor.Event) {
+// onEvent turns a process event into a daemon log line and an event-stream message. It runs
+// on the process's loop, so it must not wait for anything.
+func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
-	if ev.Event == "errored" || ev.Event == "stop" {
-		// A cluster app whose last worker gave up closes its port (settleCluster).
-		go func() {
-			d.tbl.mu.Lock()
-			a := d.tbl.owner[ev.ID]
-			d.tbl.mu.Unlock()
-			if a != nil {
-				d.settleCluster(a)
-			}
-		}()
+	if ev.Kind == api.EventErrored || ev.Kind == api.EventStop {
+		// A cluster app whose last worker gave up closes its port (settle).
+		if a := d.tbl.ownerOf(ev.ID); a != nil {
+			d.requestSettle(a)
+		}
 	}
 }
 
-func describeEvent(ev supervisor.Event) string {
+func describeEvent(ev api.Event) string {
 	who := fmt.Sprintf("%s[%d]", ev.Name, ev.ID)
-	switch ev.Event {
-	case "start":
+	switch ev.Kind {
+	case api.EventStart:
 		return fmt.Sprintf("%s started (pid %d)", who, ev.PID)
-	case "online":
+	case api.EventOnline:
 		if ev.Message != "" {
 			return fmt.Sprintf("%s online (%s)", who, ev.Message)
 		}
 		return who + " online"
-	case "exit":
+	case api.EventExit:
 		switch {
 		case ev.Signal != "":
 			return fmt.Sprintf("%s (pid %d) was killed by %s", who, ev.PID, ev.Signal)
@@ -328,13 +320,13 @@ func describeEvent(ev supervisor.Event) string {
 			return fmt.Sprintf("%s (pid %d) exited with code %d", who, ev.PID, *ev.ExitCode)
 		}
 		return fmt.Sprintf("%s (pid %d) exited", who, ev.PID)
-	case "waiting restart":
+	case api.EventWaitingRestart:
 		return fmt.Sprintf("%s restarting in %dms", who, ev.DelayMS)
 	}
 	if ev.Message != "" {
-		return fmt.Sprintf("%s %s: %s", who, ev.Event, ev.Message)
+		return fmt.Sprintf("%s %s: %s", who, ev.Kind, ev.Message)
 	}
-	return who + " " + ev.Event
+	return who + " " + string(ev.Kind)
 }
 
 // sampleLoop measures every process tree and enforces max_memory_restart.
@@ -353,30 +345,51 @@ func (d *Daemon) sampleLoop() {
 }
 
 func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
-	d.tbl.mu.Lock()
-	procs := d.tbl.allProcs()
-	d.tbl.mu.Unlock()
-	roots := make([]int, 0, len(procs))
-	byPID := map[int]*supervisor.Process{}
-	for _, p := range procs {
-		if info := p.Info(); info.PID > 0 {
+	type measured struct {
+		a *app
+		p *supervisor.Process
+	}
+	var roots []int
+	byPID := map[int]measured{}
+	for _, l := range d.listing() {
+		if info := l.p.Info(); info.PID > 0 {
 			roots = append(roots, info.PID)
-			byPID[info.PID] = p
+			byPID[info.PID] = measured{a: d.tbl.ownerOf(info.ID), p: l.p}
 		}
 	}
 	usage := sampler.Sample(roots)
 	byID := make(map[int]procstat.Usage, len(usage))
 	for pid, u := range usage {
-		p := byPID[pid]
-		byID[p.ID()] = u
-		if limit := p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit {
-			p.MemoryExceeded(u.RSS)
+		m := byPID[pid]
+		byID[m.p.ID()] = u
+		if limit := m.p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit && m.a != nil {
+			d.memoryExceeded(m.a, m.p.ID(), u.RSS)
 		}
 	}
 	d.usageMu.Lock()
 	d.usage = byID
 	d.usageMu.Unlock()
 	d.sampleClusters()
+}
+
+// memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with
+// rss bytes, unless one is queued already (a reload can take longer than a sampling interval).
+func (d *Daemon) memoryExceeded(a *app, id int, rss int64) {
+	d.usageMu.Lock()
+	if d.memoryPending[id] {
+		d.usageMu.Unlock()
+		return
+	}
+	d.memoryPending[id] = true
+	d.usageMu.Unlock()
+	d.trigger(a, []int{id}, func(ctx context.Context, p *supervisor.Process) error {
+		defer func() {
+			d.usageMu.Lock()
+			delete(d.memoryPending, id)
+			d.usageMu.Unlock()
+		}()
+		return p.MemoryExceeded(ctx, rss)
+	})
 }
 
 func (d *Daemon) usageOf(id int) procstat.Usage {

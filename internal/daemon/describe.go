@@ -8,40 +8,57 @@ import (
 	"github.com/corral-pm/corral/internal/supervisor"
 )
 
+// listed is a process with what its app's view says about it, for one listing.
+type listed struct {
+	p    *supervisor.Process
+	view *appView
+}
+
+// listing collects every process, by id, from the apps' published views: it never waits for
+// an app's operation to finish.
+func (d *Daemon) listing() []listed {
+	var out []listed
+	for _, a := range d.tbl.appsSorted() {
+		v := a.snapshot()
+		for _, p := range v.procs {
+			out = append(out, listed{p: p, view: v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].p.ID() < out[j].p.ID() })
+	return out
+}
+
 // Processes lists every process, by id. Secrets are masked unless reveal.
 func (d *Daemon) Processes(reveal bool) []api.Process {
-	d.tbl.mu.Lock()
-	defer d.tbl.mu.Unlock()
-	out := make([]api.Process, 0, len(d.tbl.procs))
+	all := d.listing()
+	out := make([]api.Process, 0, len(all))
 	stats := groupStats{}
-	for _, p := range d.tbl.allProcs() {
-		out = append(out, d.describeLocked(p, reveal, stats))
+	for _, l := range all {
+		out = append(out, d.describe(l, reveal, stats))
 	}
 	return out
 }
 
 // processesByID describes the given processes that still exist, by id.
 func (d *Daemon) processesByID(ids []int, reveal bool) []api.Process {
-	sort.Ints(ids)
-	d.tbl.mu.Lock()
-	defer d.tbl.mu.Unlock()
-	out := make([]api.Process, 0, len(ids))
-	seen := map[int]bool{}
-	stats := groupStats{}
+	want := map[int]bool{}
 	for _, id := range ids {
-		if p, ok := d.tbl.procs[id]; ok && !seen[id] {
-			seen[id] = true
-			out = append(out, d.describeLocked(p, reveal, stats))
+		want[id] = true
+	}
+	out := make([]api.Process, 0, len(want))
+	stats := groupStats{}
+	for _, l := range d.listing() {
+		if want[l.p.ID()] {
+			out = append(out, d.describe(l, reveal, stats))
 		}
 	}
 	return out
 }
 
-// describeLocked builds the API view of p; the table lock is held. stats holds the cluster
-// statistics already read for this listing.
-func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool, stats groupStats) api.Process {
-	info := p.Info()
-	a := d.tbl.owner[info.ID]
+// describe builds the API view of a process. stats holds the cluster statistics already read
+// for this listing.
+func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
+	info := l.p.Info()
 	s := info.App.Clone()
 	if !reveal {
 		s.Env = secrets.MaskEnv(s.Env)
@@ -67,14 +84,11 @@ func (d *Daemon) describeLocked(p *supervisor.Process, reveal bool, stats groupS
 		ErrLog:             info.Files.Err,
 		CombinedLog:        info.Files.Combined,
 		PidFile:            info.Files.Pid,
-		Version:            "N/A",
+		Version:            l.view.version,
 		Username:           d.username,
 		Watching:           len(s.Watch) > 0,
 		App:                s,
-	}
-	if a != nil {
-		out.Version = a.version
-		out.Cluster = d.clusterStats(a, info.ID, stats)
+		Cluster:            d.clusterStats(l.view.group, info.ID, stats),
 	}
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)
@@ -90,8 +104,8 @@ func (d *Daemon) Env(target string, reveal bool) ([]api.EnvResponse, error) {
 		return nil, err
 	}
 	var out []api.EnvResponse
-	for _, a := range sel.apps {
-		for _, p := range sel.procs[a] {
+	for _, tg := range sel {
+		for _, p := range tg.pick(tg.app.snapshot().procs) {
 			info := p.Info()
 			env := supervisor.RunEnv(info.App, info.ID, info.Instance)
 			if !reveal {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,20 +61,22 @@ func (d *Daemon) Save(force bool) (api.SaveResponse, error) {
 		return resp, err
 	}
 	f := dumpFile{Format: dumpFormat, Corral: buildinfo.Version, SavedAt: time.Now().UTC()}
-	d.tbl.mu.Lock()
 	for _, a := range d.tbl.appsSorted() {
-		s := a.spec.Clone()
+		v := a.snapshot()
+		if len(v.procs) == 0 {
+			continue // being created or deleted right now: nothing to restore
+		}
+		s := v.spec.Clone()
 		s.Env = sealer.SealEnv(s.Env)
 		s.BaseEnv = sealer.SealEnv(s.BaseEnv)
 		da := dumpApp{App: s}
-		for _, p := range a.procs {
+		for _, p := range v.procs {
 			info := p.Info()
 			da.Processes = append(da.Processes, dumpProc{ID: info.ID, Instance: info.Instance, Status: string(info.Status)})
 		}
 		resp.Procs += len(da.Processes)
 		f.Apps = append(f.Apps, da)
 	}
-	d.tbl.mu.Unlock()
 	resp.Apps = len(f.Apps)
 	if len(f.Apps) == 0 && !force {
 		return resp, badRequestError{"nothing to save: no app is running, and saving an empty list would make `resurrect` restore nothing; use `corral save --force` to save it anyway"}
@@ -91,7 +94,7 @@ func (d *Daemon) Save(force bool) (api.SaveResponse, error) {
 
 // Resurrect starts the saved apps that are not running. Processes saved as stopped are
 // restored stopped. A corrupt list falls back to its backup.
-func (d *Daemon) Resurrect() (api.ResurrectResponse, error) {
+func (d *Daemon) Resurrect(ctx context.Context) (api.ResurrectResponse, error) {
 	resp := api.ResurrectResponse{Path: d.paths.Dump}
 	data, fromBackup, err := persist.LoadWithFallback(d.paths.Dump, validDump)
 	if err != nil {
@@ -116,10 +119,7 @@ func (d *Daemon) Resurrect() (api.ResurrectResponse, error) {
 	var errs []string
 	for _, da := range f.Apps {
 		s := da.App.Clone()
-		d.tbl.mu.Lock()
-		_, exists := d.tbl.apps[s.Name]
-		d.tbl.mu.Unlock()
-		if exists {
+		if d.tbl.lookup(s.Name) != nil {
 			resp.Skipped = append(resp.Skipped, s.Name)
 			continue
 		}
@@ -130,9 +130,15 @@ func (d *Daemon) Resurrect() (api.ResurrectResponse, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", s.Name, err))
 			continue
 		}
-		d.fillDefaults(&s)
-		if err := s.Validate(); err != nil {
+		if err := d.checkNewSpec(&s); err != nil {
 			errs = append(errs, err.Error())
+			continue
+		}
+		if len(da.Processes) == 0 {
+			continue
+		}
+		if limit := maxInstances(); len(da.Processes) > limit {
+			errs = append(errs, fmt.Sprintf("app %q: %d saved processes are over the limit of %d per app (%s)", s.Name, len(da.Processes), limit, maxInstancesHint()))
 			continue
 		}
 		instances := make([]int, 0, len(da.Processes))
@@ -141,10 +147,11 @@ func (d *Daemon) Resurrect() (api.ResurrectResponse, error) {
 			instances = append(instances, p.Instance)
 			start = append(start, p.Status != string(supervisor.StatusStopped))
 		}
-		if len(instances) == 0 {
+		created, existing, err := d.createApp(ctx, &s, instances, start)
+		if existing != nil {
+			resp.Skipped = append(resp.Skipped, s.Name) // started meanwhile by another command
 			continue
 		}
-		created, err := d.createApp(&s, instances, start)
 		ids = append(ids, created...)
 		if err != nil {
 			errs = append(errs, err.Error())

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/api"
 )
 
 // eventBus fans process events out to the clients of GET /v1/events. A slow client misses
@@ -16,14 +16,14 @@ type eventBus struct {
 }
 
 type eventSub struct {
-	c       chan supervisor.Event
+	c       chan api.Event
 	dropped int
 }
 
 func newEventBus() *eventBus { return &eventBus{subs: map[*eventSub]struct{}{}} }
 
 func (b *eventBus) subscribe() *eventSub {
-	s := &eventSub{c: make(chan supervisor.Event, 256)}
+	s := &eventSub{c: make(chan api.Event, 256)}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -36,13 +36,13 @@ func (b *eventBus) unsubscribe(s *eventSub) {
 	b.mu.Unlock()
 }
 
-func (b *eventBus) publish(ev supervisor.Event) {
+func (b *eventBus) publish(ev api.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
 		if s.dropped > 0 {
 			select {
-			case s.c <- supervisor.Event{Time: time.Now(), ID: -1, Event: "dropped", Message: fmt.Sprintf("%d events skipped: this reader fell behind", s.dropped)}:
+			case s.c <- api.Event{Time: time.Now(), ID: -1, Kind: api.EventDropped, Message: fmt.Sprintf("%d events skipped: this reader fell behind", s.dropped)}:
 				s.dropped = 0
 			default:
 				s.dropped++

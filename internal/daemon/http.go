@@ -4,14 +4,41 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
-	"github.com/corral-pm/corral/internal/render"
 )
+
+// API server limits. The API socket is the owner's alone (0600 in a 0700 home), but a stuck
+// or buggy client must still not be able to hold the daemon's descriptors or memory: a request
+// must arrive whole within apiReadTimeout, bodies are capped at maxRequestBody (a start
+// request carries whole environments; real ones are a few KB), and idle keep-alive
+// connections are closed after apiIdleTimeout. Answers to lifecycle operations may take as
+// long as the operation (a rolling reload), so there is no write timeout; the streaming
+// endpoints lift the read deadline once their request is in.
+const (
+	apiReadHeaderTimeout = 10 * time.Second
+	apiReadTimeout       = 30 * time.Second
+	apiIdleTimeout       = 60 * time.Second
+	maxRequestBody       = 16 << 20
+	maxHeaderBytes       = 64 << 10
+)
+
+// newServer is the API's HTTP server, with its limits.
+func (d *Daemon) newServer() *http.Server {
+	return &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: apiReadHeaderTimeout,
+		ReadTimeout:       apiReadTimeout,
+		IdleTimeout:       apiIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(d.logWriter(), "API server: ", 0),
+	}
+}
 
 // routes is the control API. Every path is under api.Prefix; every answer carries the daemon's
 // version so a client of another version can say so.
@@ -20,28 +47,32 @@ func (d *Daemon) routes() http.Handler {
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/version", d.handleVersion)
 	mux.HandleFunc("GET "+p+"/processes", d.handleProcesses)
-	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(_ *http.Request, req api.StartRequest) (api.ActionResponse, error) {
-		return d.StartApps(req)
+	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(r *http.Request, req api.StartRequest) (api.ActionResponse, error) {
+		return d.StartApps(r.Context(), req)
 	}))
 	mux.HandleFunc("POST "+p+"/actions/{action}", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.ActionResponse, error) {
-		return d.Act(r.PathValue("action"), req)
+		return d.Act(r.Context(), api.Action(r.PathValue("action")), req)
 	}))
-	mux.HandleFunc("POST "+p+"/message", jsonHandler(func(_ *http.Request, req api.MessageRequest) (api.ActionResponse, error) {
-		return d.Message(req)
+	mux.HandleFunc("POST "+p+"/message", jsonHandler(func(r *http.Request, req api.MessageRequest) (api.ActionResponse, error) {
+		return d.Message(r.Context(), req)
 	}))
-	mux.HandleFunc("POST "+p+"/scale", jsonHandler(func(_ *http.Request, req api.ScaleRequest) (api.ActionResponse, error) {
-		return d.Scale(req)
+	mux.HandleFunc("POST "+p+"/scale", jsonHandler(func(r *http.Request, req api.ScaleRequest) (api.ActionResponse, error) {
+		return d.Scale(r.Context(), req)
 	}))
 	mux.HandleFunc("GET "+p+"/env/{target}", d.handleEnv)
 	mux.HandleFunc("POST "+p+"/save", d.handleSave)
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
 	mux.HandleFunc("POST "+p+"/kill", d.handleKill)
-	mux.HandleFunc("POST "+p+"/logs/flush", d.handleFlush)
+	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
+		paths, err := d.Flush(req.Targets)
+		return api.FlushResponse{Flushed: paths}, err
+	}))
 	mux.HandleFunc("POST "+p+"/logs/reopen", d.handleReopen)
 	mux.HandleFunc("GET "+p+"/logs", d.handleLogs)
 	mux.HandleFunc("GET "+p+"/events", d.handleEvents)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderVersion, buildinfo.Version)
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -52,19 +83,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// tooLargeError: the request body is over maxRequestBody.
+type tooLargeError struct{ msg string }
+
+func (e tooLargeError) Error() string { return e.msg }
+
 // writeError maps errors to status codes and machine-readable codes.
 func writeError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, "internal"
-	var nf notFoundError
-	var cf conflictError
-	var br badRequestError
+	status, code := http.StatusInternalServerError, api.CodeInternal
 	switch {
-	case errors.As(err, &nf):
-		status, code = http.StatusNotFound, "not_found"
-	case errors.As(err, &cf):
-		status, code = http.StatusConflict, "conflict"
-	case errors.As(err, &br):
-		status, code = http.StatusBadRequest, "bad_request"
+	case errors.As(err, new(notFoundError)):
+		status, code = http.StatusNotFound, api.CodeNotFound
+	case errors.As(err, new(conflictError)):
+		status, code = http.StatusConflict, api.CodeConflict
+	case errors.As(err, new(badRequestError)):
+		status, code = http.StatusBadRequest, api.CodeBadRequest
+	case errors.As(err, new(tooLargeError)):
+		status, code = http.StatusRequestEntityTooLarge, api.CodeTooLarge
 	}
 	writeJSON(w, status, api.Error{Error: err.Error(), Code: code})
 }
@@ -86,13 +121,30 @@ func jsonHandler[Req, Resp any](f func(r *http.Request, req Req) (Resp, error)) 
 	}
 }
 
-// readJSON decodes a request body (at most 16 MB: app specs carry whole environments).
+// readJSON decodes a request body (capped by routes at maxRequestBody). A body of one JSON
+// value only: trailing data is a malformed request, not something to ignore.
 func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
-	if err := dec.Decode(v); err != nil {
+	dec := json.NewDecoder(r.Body)
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return tooLargeError{fmt.Sprintf("request body is over the daemon's limit of %d MiB: start fewer apps per request, or move large values out of their env", tooBig.Limit>>20)}
+	case err != nil:
 		return badRequestError{fmt.Sprintf("bad request body: %v", err)}
 	}
 	return nil
+}
+
+// startStream prepares a long-lived streaming answer: its request is in, so the read deadline
+// that guards slow requests no longer applies.
+func startStream(w http.ResponseWriter, contentType string) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(http.StatusOK)
 }
 
 func (d *Daemon) handleVersion(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +159,7 @@ func (d *Daemon) handleProcesses(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, procs)
 		return
 	}
-	out, err := render.JList(procs)
+	out, err := api.JList(procs)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -135,7 +187,7 @@ func (d *Daemon) handleSave(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handleResurrect(w http.ResponseWriter, r *http.Request) {
-	resp, err := d.Resurrect()
+	resp, err := d.Resurrect(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -146,26 +198,12 @@ func (d *Daemon) handleResurrect(w http.ResponseWriter, r *http.Request) {
 // handleKill stops every app, answers, then ends the daemon.
 func (d *Daemon) handleKill(w http.ResponseWriter, r *http.Request) {
 	d.logf("kill requested: stopping every app")
-	d.stopEverything()
-	writeJSON(w, http.StatusOK, map[string]any{"killed": true, "pid": os.Getpid()})
+	d.deleteAll()
+	writeJSON(w, http.StatusOK, api.KillResponse{Killed: true, PID: os.Getpid()})
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
 	go d.shutdown()
-}
-
-func (d *Daemon) handleFlush(w http.ResponseWriter, r *http.Request) {
-	var req api.ActionRequest
-	if err := readJSON(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	paths, err := d.Flush(req.Targets)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"flushed": paths})
 }
 
 func (d *Daemon) handleReopen(w http.ResponseWriter, r *http.Request) {
@@ -174,15 +212,14 @@ func (d *Daemon) handleReopen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.logf("log files reopened")
-	writeJSON(w, http.StatusOK, map[string]any{"reopened": true})
+	writeJSON(w, http.StatusOK, api.ReopenResponse{Reopened: true})
 }
 
 // handleEvents streams process events as JSON lines until the client goes away.
 func (d *Daemon) handleEvents(w http.ResponseWriter, r *http.Request) {
 	sub := d.events.subscribe()
 	defer d.events.unsubscribe(sub)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
+	startStream(w, "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
 		flusher.Flush()

@@ -45,7 +45,7 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if all && stream == "" {
 		files = append(files, historyFile{path: d.paths.DaemonLog, procID: -1, app: "corral", stream: "corral"})
 	}
-	if !all || len(d.Processes(false)) > 0 {
+	if !all || d.tbl.size() > 0 {
 		if all {
 			targets = []string{"all"}
 		}
@@ -55,8 +55,8 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen := map[string]bool{}
-		for _, a := range sel.apps {
-			for _, p := range sel.procs[a] {
+		for _, tg := range sel {
+			for _, p := range tg.pick(tg.app.snapshot().procs) {
 				info := p.Info()
 				ids[info.ID] = true
 				for _, f := range []historyFile{
@@ -87,8 +87,7 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		defer sub.Close()
 	}
 
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
+	startStream(w, "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	flusher, _ := w.(http.Flusher)
 	if lines > 0 {
@@ -133,7 +132,7 @@ func (d *Daemon) Flush(targets []string) ([]string, error) {
 	if all {
 		paths = append(paths, d.paths.DaemonLog)
 	}
-	if !all || len(d.Processes(false)) > 0 {
+	if !all || d.tbl.size() > 0 {
 		if all {
 			targets = []string{"all"}
 		}
@@ -141,8 +140,8 @@ func (d *Daemon) Flush(targets []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range sel.apps {
-			for _, p := range sel.procs[a] {
+		for _, tg := range sel {
+			for _, p := range tg.pick(tg.app.snapshot().procs) {
 				f := p.Info().Files
 				for _, path := range []string{f.Out, f.Err, f.Combined} {
 					if path != "" && path != spec.NullPath && !slices.Contains(paths, path) {

@@ -9,134 +9,160 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/corral-pm/corral/internal/cluster"
-	"github.com/corral-pm/corral/internal/spec"
 	"github.com/corral-pm/corral/internal/supervisor"
-	"github.com/corral-pm/corral/internal/watch"
-	"github.com/robfig/cron/v3"
 )
 
-// app groups the process slots that run one app spec. Names are unique in a daemon.
-type app struct {
-	// op serialises lifecycle operations on this app (start, stop, restart, reload, scale,
-	// delete), so two commands never interleave on one app while other apps stay free.
-	op sync.Mutex
-
-	// Guarded by the table's mutex.
-	spec    *spec.App
-	procs   []*supervisor.Process // sorted by id
-	version string                // from package.json, for `ls`
-	watcher *watch.Watcher
-	crons   map[int]cron.EntryID
-	// group is the cluster primary of a cluster-mode app (nil in fork mode). It lives as long
-	// as the app, so its sockets outlive every worker.
-	group *cluster.Group
-	// sockets are the app's inherited listening sockets (`listen`), nil without any.
-	sockets *cluster.Sockets
-}
-
-// ownsPort reports whether the daemon owns a's ports (cluster mode, or inherited sockets), so
-// its processes can be replaced without the port closing.
-func (a *app) ownsPort() bool { return a.group != nil || a.sockets != nil }
-
-// closePorts closes a's ports (and the connections waiting on them); they open again on use.
-func (a *app) closePorts() {
-	if a.group != nil {
-		a.group.CloseListeners()
-	}
-	if a.sockets != nil {
-		a.sockets.Close()
-	}
-}
-
-// table is the daemon's set of apps and processes.
+// table is the daemon's set of apps: which names exist and which app owns each process id.
+// It holds membership only; each app's state belongs to the app's loop (see app). Its lock is
+// never held while waiting for anything.
 type table struct {
 	mu     sync.Mutex
 	apps   map[string]*app
-	procs  map[int]*supervisor.Process
-	owner  map[int]*app
+	byProc map[int]*app
 	nextID int
 }
 
 func newTable() *table {
-	return &table{apps: map[string]*app{}, procs: map[int]*supervisor.Process{}, owner: map[int]*app{}}
+	return &table{apps: map[string]*app{}, byProc: map[int]*app{}}
 }
 
-// allocID returns the next process id. Like PM2, ids start again at 0 once the table is empty.
-func (t *table) allocID() int {
-	if len(t.procs) == 0 {
-		t.nextID = 0
-	}
-	id := t.nextID
-	t.nextID++
-	return id
+// lookup returns the app named name, or nil.
+func (t *table) lookup(name string) *app {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.apps[name]
 }
 
-// freeInstance returns the lowest instance number not used by a process of a (PM2 reuses
-// numbers freed by scaling down, so NODE_APP_INSTANCE=0 always exists).
-func freeInstance(a *app, taken map[int]bool) int {
-	used := map[int]bool{}
-	for _, p := range a.procs {
-		used[p.Info().Instance] = true
+// ownerOf returns the app that owns process id, or nil.
+func (t *table) ownerOf(id int) *app {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byProc[id]
+}
+
+// getOrCreate returns the app named name. When there is none it creates it and queues first
+// (before any other op can be) the op that create returns for it.
+func (t *table) getOrCreate(name string, newApp func() *app, create func(a *app) *op) (a *app, first *op) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a := t.apps[name]; a != nil {
+		return a, nil
 	}
-	for n := 0; ; n++ {
-		if !used[n] && !taken[n] {
-			return n
+	a = newApp()
+	t.apps[name] = a
+	return a, create(a)
+}
+
+// addProcs gives a new process ids for the given instance numbers; called by a's loop.
+func (t *table) addProcs(a *app, instances []int, create func(id, instance int) *supervisor.Process) []*supervisor.Process {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*supervisor.Process, 0, len(instances))
+	for _, inst := range instances {
+		// Like PM2, ids start again at 0 once the table is empty.
+		if len(t.byProc) == 0 {
+			t.nextID = 0
+		}
+		id := t.nextID
+		t.nextID++
+		t.byProc[id] = a
+		out = append(out, create(id, inst))
+	}
+	return out
+}
+
+// removeProc forgets process id; called by its app's loop.
+func (t *table) removeProc(id int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byProc, id)
+}
+
+// remove forgets a (its name is free again); called by a's loop when it deletes the app.
+func (t *table) remove(a *app) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.apps[a.name] == a {
+		delete(t.apps, a.name)
+	}
+	for id, owner := range t.byProc {
+		if owner == a {
+			delete(t.byProc, id)
 		}
 	}
 }
 
-// appsSorted returns the apps ordered by their first process id.
+// appsSorted returns the apps ordered by their first process id (apps with none last, by name).
 func (t *table) appsSorted() []*app {
+	t.mu.Lock()
 	out := make([]*app, 0, len(t.apps))
 	for _, a := range t.apps {
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return firstID(out[i]) < firstID(out[j]) })
+	t.mu.Unlock()
+	first := make(map[*app]int, len(out))
+	for _, a := range out {
+		first[a] = firstID(a.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if fi, fj := first[out[i]], first[out[j]]; fi != fj {
+			return fi < fj
+		}
+		return out[i].name < out[j].name
+	})
 	return out
 }
 
-func firstID(a *app) int {
-	if len(a.procs) == 0 {
+func firstID(v *appView) int {
+	if len(v.procs) == 0 {
 		return 1 << 30
 	}
-	return a.procs[0].ID()
+	return v.procs[0].ID()
 }
 
-// allProcs returns every process, by id.
-func (t *table) allProcs() []*supervisor.Process {
-	out := make([]*supervisor.Process, 0, len(t.procs))
-	for _, p := range t.procs {
-		out = append(out, p)
+// target is what a command's targets select in one app: the whole app (its processes at the
+// time the operation runs), or some of its processes by id.
+type target struct {
+	app   *app
+	whole bool
+	ids   []int // when not whole, sorted
+}
+
+// pick returns the target's processes among all, the app's processes now.
+func (tg *target) pick(all []*supervisor.Process) []*supervisor.Process {
+	if tg.whole {
+		return slices.Clone(all)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
+	var out []*supervisor.Process
+	for _, p := range all {
+		if slices.Contains(tg.ids, p.ID()) {
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
-// selection is the result of resolving targets: processes grouped by app, in id order.
-type selection struct {
-	apps  []*app
-	procs map[*app][]*supervisor.Process
-}
+// selection is the result of resolving targets, one entry per app, in the apps' order.
+type selection []*target
 
-func (s *selection) add(a *app, p *supervisor.Process) {
-	if s.procs == nil {
-		s.procs = map[*app][]*supervisor.Process{}
+func (s *selection) add(a *app, whole bool, id int) {
+	for _, tg := range *s {
+		if tg.app != a {
+			continue
+		}
+		if whole {
+			tg.whole, tg.ids = true, nil
+		} else if !tg.whole && !slices.Contains(tg.ids, id) {
+			tg.ids = append(tg.ids, id)
+			slices.Sort(tg.ids)
+		}
+		return
 	}
-	if !slices.Contains(s.apps, a) {
-		s.apps = append(s.apps, a)
+	tg := &target{app: a, whole: whole}
+	if !whole {
+		tg.ids = []int{id}
 	}
-	if !slices.Contains(s.procs[a], p) {
-		s.procs[a] = append(s.procs[a], p)
-	}
-}
-
-func (s *selection) count() int {
-	n := 0
-	for _, ps := range s.procs {
-		n += len(ps)
-	}
-	return n
+	*s = append(*s, tg)
 }
 
 // notFoundError names a target that matched nothing.
@@ -146,76 +172,72 @@ func (e notFoundError) Error() string {
 	return fmt.Sprintf("process or namespace %q not found: `corral ls` lists what runs", e.target)
 }
 
-// resolve turns targets into processes, with PM2's grammar: "all", a process id, an app name,
-// a namespace, or /regex/ on app names. A name or namespace equal to a number wins over the id
-// (names cannot be all digits in corral, so only namespaces can). Any target that matches
-// nothing is an error and nothing is selected.
-func (t *table) resolve(targets []string) (*selection, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	sel := &selection{}
+// resolve turns targets into a selection, with PM2's grammar: "all", a process id, an app
+// name, a namespace, or /regex/ on app names. A name or namespace equal to a number wins over
+// the id (names cannot be all digits in corral, so only namespaces can). Any target that
+// matches nothing is an error and nothing is selected; so is a regex that does not compile.
+// The operations re-check the selection when they run: an app deleted since is not found.
+func (t *table) resolve(targets []string) (selection, error) {
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("no target given: name an app, an id, a namespace, or all")
+		return nil, badRequestError{"no target given: name an app, an id, a namespace, or all"}
 	}
-	for _, target := range targets {
-		before := sel.count()
-		matchedApp := false
+	apps := t.appsSorted()
+	var sel selection
+	for _, tgt := range targets {
+		matched := false
 		switch {
-		case target == "all":
-			for _, a := range t.appsSorted() {
-				matchedApp = true
-				for _, p := range a.procs {
-					sel.add(a, p)
-				}
+		case tgt == "all":
+			matched = true // even on an empty table
+			for _, a := range apps {
+				sel.add(a, true, 0)
 			}
-		case len(target) > 2 && strings.HasPrefix(target, "/") && strings.HasSuffix(target, "/"):
-			re, err := regexp.Compile(target[1 : len(target)-1])
+		case len(tgt) > 2 && strings.HasPrefix(tgt, "/") && strings.HasSuffix(tgt, "/"):
+			re, err := regexp.Compile(tgt[1 : len(tgt)-1])
 			if err != nil {
-				return nil, fmt.Errorf("target %s is not a valid regular expression: %v", target, err)
+				return nil, badRequestError{fmt.Sprintf("target %s is not a valid regular expression: %v", tgt, err)}
 			}
-			for _, a := range t.appsSorted() {
-				if re.MatchString(a.spec.Name) {
-					matchedApp = true
-					for _, p := range a.procs {
-						sel.add(a, p)
-					}
+			for _, a := range apps {
+				if re.MatchString(a.name) {
+					matched = true
+					sel.add(a, true, 0)
 				}
 			}
 		default:
-			if a, ok := t.apps[target]; ok {
-				matchedApp = true
-				for _, p := range a.procs {
-					sel.add(a, p)
-				}
-				break
-			}
-			for _, a := range t.appsSorted() {
-				if a.spec.Namespace == target {
-					matchedApp = true
-					for _, p := range a.procs {
-						sel.add(a, p)
-					}
+			for _, a := range apps {
+				if a.name == tgt {
+					matched = true
+					sel.add(a, true, 0)
 				}
 			}
-			if matchedApp {
+			if matched {
 				break
 			}
-			if id, err := strconv.Atoi(target); err == nil {
-				if p, ok := t.procs[id]; ok {
-					matchedApp = true
-					sel.add(t.owner[id], p)
+			for _, a := range apps {
+				if s := a.snapshot().spec; s != nil && s.Namespace == tgt {
+					matched = true
+					sel.add(a, true, 0)
+				}
+			}
+			if matched {
+				break
+			}
+			if id, err := strconv.Atoi(tgt); err == nil {
+				if a := t.ownerOf(id); a != nil {
+					matched = true
+					sel.add(a, false, id)
 				}
 			}
 		}
-		// An app with no processes (scaled to nothing is not possible, but a target of "all"
-		// on an empty table is) is still a match for `all`.
-		if !matchedApp && sel.count() == before && target != "all" {
-			return nil, notFoundError{target}
+		if !matched {
+			return nil, notFoundError{tgt}
 		}
-	}
-	for _, a := range sel.apps {
-		ps := sel.procs[a]
-		sort.Slice(ps, func(i, j int) bool { return ps[i].ID() < ps[j].ID() })
 	}
 	return sel, nil
+}
+
+// size is the number of apps.
+func (t *table) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.apps)
 }

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/spec"
@@ -154,12 +153,4 @@ func lastExit(p api.Process) string {
 	default:
 		return "code " + strconv.Itoa(p.ExitCode)
 	}
-}
-
-// epochMillis is PM2's time unit in jlist.
-func epochMillis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
 }

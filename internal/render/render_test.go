@@ -320,7 +320,7 @@ func TestUnknownStartTime(t *testing.T) {
 			t.Errorf("uptime of an unknown start time is not 0:\n%s", what)
 		}
 	}
-	if js, _ := JList([]api.Process{p}); !strings.Contains(string(js), `"pm_uptime":0`) {
+	if js, _ := api.JList([]api.Process{p}); !strings.Contains(string(js), `"pm_uptime":0`) {
 		t.Errorf("jlist pm_uptime of an unknown start time is not 0: %s", js)
 	}
 }
@@ -362,7 +362,7 @@ func TestJListShape(t *testing.T) {
 	custom := procs[3]
 	custom.App.InstanceVar = "WORKER_NO"
 	custom.Instance = 4
-	raw, err := JList([]api.Process{procs[0], procs[1], custom})
+	raw, err := api.JList([]api.Process{procs[0], procs[1], custom})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestJListShape(t *testing.T) {
 		t.Errorf("durations are not milliseconds: kill_timeout %v", get(fork, "pm2_env.kill_timeout"))
 	}
 
-	empty, err := JList(nil)
+	empty, err := api.JList(nil)
 	if err != nil || string(empty) != "[]" {
 		t.Errorf("jlist of nothing is %q (%v), want []", empty, err)
 	}

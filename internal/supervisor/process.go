@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/corral-pm/corral/internal/api"
 	"os"
 	"sync"
 	"syscall"
@@ -22,7 +23,7 @@ type Hooks struct {
 	Logs *logs.Manager
 	Hub  *logs.Hub
 	// Event is called on the process loop; it must not block.
-	Event func(Event)
+	Event func(api.Event)
 	// Message receives the user messages a Node process sends with process.send.
 	Message func(id int, m nodeipc.Message)
 	// Protocol is the processes' protocol at creation (see SetProtocol).
@@ -141,7 +142,7 @@ func (p *Process) app() *spec.App { return p.info.App }
 
 func (p *Process) setStatus(s Status) { p.update(func(i *Info) { i.Status = s }) }
 
-func (p *Process) emit(ev Event) {
+func (p *Process) emit(ev api.Event) {
 	if p.hooks.Event == nil {
 		return
 	}
@@ -205,7 +206,7 @@ func (p *Process) stopAll(done func()) {
 	if len(runs) == 0 {
 		if p.info.Status != StatusStopped {
 			p.setStatus(StatusStopped)
-			p.emit(Event{Event: "stop"})
+			p.emit(api.Event{Kind: api.EventStop})
 		}
 		done()
 		return
@@ -238,7 +239,7 @@ func (p *Process) Restart(ctx context.Context, app *spec.App) error {
 				return
 			}
 			p.update(func(i *Info) { i.Restarts++ })
-			p.emit(Event{Event: "restart"})
+			p.emit(api.Event{Kind: api.EventRestart})
 			result <- p.spawn()
 		}
 		if p.cur == nil {
@@ -276,7 +277,7 @@ func (p *Process) Delete(ctx context.Context) error {
 		return err
 	}
 	err := p.call(func() {
-		p.emit(Event{Event: "delete"})
+		p.emit(api.Event{Kind: api.EventDelete})
 		p.deleted = true
 	})
 	if errors.Is(err, ErrDeleted) {
@@ -329,40 +330,51 @@ func (p *Process) Send(v any) error {
 	return err
 }
 
-// MemoryExceeded is called by the daemon's sampler when the process tree uses more memory than
-// max_memory_restart allows: the process is restarted (gracefully).
-func (p *Process) MemoryExceeded(rss int64) {
-	p.post(func() {
+// MemoryExceeded restarts the process gracefully because its process tree uses rss bytes,
+// more than max_memory_restart allows (the daemon's sampler measured it). It returns once the
+// replacement has taken over, so the daemon can serialise it with the app's other operations.
+// A process that is stopping or stopped by the user is left alone.
+func (p *Process) MemoryExceeded(ctx context.Context, rss int64) error {
+	return p.replace(ctx, func() (api.Event, bool) {
 		if p.cur == nil || p.cur.stopping || p.userStopped {
-			return
+			return api.Event{}, false
 		}
-		p.emit(Event{Event: "memory limit", Message: fmt.Sprintf("using %s, over max_memory_restart %s: restarting",
-			spec.FormatSize(rss), spec.FormatSize(p.app().MaxMemoryRestart))})
-		p.replaceAsync()
+		return api.Event{Kind: api.EventMemoryLimit, Message: fmt.Sprintf("using %s, over max_memory_restart %s: restarting",
+			spec.FormatSize(rss), spec.FormatSize(p.app().MaxMemoryRestart))}, true
 	})
 }
 
-// Trigger restarts the process for a cron schedule or a watched file change. A process stopped
-// by the user stays stopped; one that exited on its own (a job with autorestart off) is started
-// again, which is how PM2 users run periodic jobs.
-func (p *Process) Trigger(reason string) {
-	p.post(func() {
+// Trigger restarts the process for a cron schedule or a watched file change, and returns once
+// it has been replaced. A process stopped by the user stays stopped; one that exited on its
+// own (a job with autorestart off) is started again, which is how PM2 users run periodic jobs.
+func (p *Process) Trigger(ctx context.Context, reason string) error {
+	return p.replace(ctx, func() (api.Event, bool) {
 		if p.userStopped || p.deleted {
-			return
+			return api.Event{}, false
 		}
-		p.emit(Event{Event: "trigger", Message: reason})
-		p.replaceAsync()
+		return api.Event{Kind: api.EventTrigger, Message: reason}, true
 	})
 }
 
-// replaceAsync restarts the process in the background: a rolling reload for a cluster worker
-// (so its app keeps serving, as PM2 does for max_memory_restart), a restart otherwise. Loop only.
-func (p *Process) replaceAsync() {
-	if p.protocol.replaceable() && p.cur != nil && p.cur.ready {
-		go func() { _, _ = p.Reload(context.Background(), nil) }()
-		return
+// replace restarts the process if check (run on the loop) says so: a rolling reload where the
+// daemon owns the port and the run is ready (so its app keeps serving, as PM2 does for
+// max_memory_restart), a restart otherwise.
+func (p *Process) replace(ctx context.Context, check func() (api.Event, bool)) error {
+	var want, rolling bool
+	if err := p.call(func() {
+		var ev api.Event
+		if ev, want = check(); want {
+			p.emit(ev)
+			rolling = p.protocol.replaceable() && p.cur != nil && p.cur.ready
+		}
+	}); err != nil || !want {
+		return err
 	}
-	go func() { _ = p.Restart(context.Background(), nil) }()
+	if rolling {
+		_, err := p.Reload(ctx, nil)
+		return err
+	}
+	return p.Restart(ctx, nil)
 }
 
 func (p *Process) cancelRestartTimer() {
@@ -383,7 +395,7 @@ func (p *Process) spawn() error {
 			i.PID = 0
 		})
 		p.writeLine("err", "corral: cannot start: "+err.Error())
-		p.emit(Event{Event: "errored", Message: err.Error()})
+		p.emit(api.Event{Kind: api.EventErrored, Message: err.Error()})
 		return err
 	}
 	p.cur = r
@@ -394,7 +406,7 @@ func (p *Process) spawn() error {
 		i.LastError = ""
 		i.Ready = false
 	})
-	p.emit(Event{Event: "start", PID: r.pid})
+	p.emit(api.Event{Kind: api.EventStart, PID: r.pid})
 	p.awaitReady(r)
 	return nil
 }
@@ -481,7 +493,7 @@ func (p *Process) markReady(r *run, note string) {
 			i.Status = StatusOnline
 			i.Ready = true
 		})
-		p.emit(Event{Event: "online", PID: r.pid, Message: note})
+		p.emit(api.Event{Kind: api.EventOnline, PID: r.pid, Message: note})
 	}
 	for _, f := range r.onReady {
 		f()
@@ -523,7 +535,7 @@ func (p *Process) beginStop(r *run) {
 			if r.exited {
 				return
 			}
-			p.emit(Event{Event: "kill", PID: r.pid, Message: fmt.Sprintf("still running %v after the stop request: SIGKILL", app.KillTimeout.D())})
+			p.emit(api.Event{Kind: api.EventKill, PID: r.pid, Message: fmt.Sprintf("still running %v after the stop request: SIGKILL", app.KillTimeout.D())})
 			_ = signalTree(r.pid, syscall.SIGKILL)
 		})
 	})
@@ -545,7 +557,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	app := r.app
 	go reapGroup(r.pid, killSignal(app), r.signaled, app.KillTimeout.D())
 
-	ev := Event{Event: "exit", PID: r.pid, ExitCode: &code, Signal: sigName}
+	ev := api.Event{Kind: api.EventExit, PID: r.pid, ExitCode: &code, Signal: sigName}
 	callbacks := r.onExit
 	r.onExit = nil
 	r.exitCode, r.exitSignal = code, sigName
@@ -555,6 +567,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	r.onReadyTimeout = nil
 
 	if r != p.cur {
+		ev.Replaced = true
 		p.old = removeRun(p.old, r)
 		if r == p.next {
 			p.next = nil
@@ -577,7 +590,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	p.emit(ev)
 	if r.stopping {
 		p.setStatus(StatusStopped)
-		p.emit(Event{Event: "stop"})
+		p.emit(api.Event{Kind: api.EventStop})
 		runAll(callbacks)
 		return
 	}
@@ -592,13 +605,13 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	case d.Errored:
 		p.setStatus(StatusErrored)
 		p.writeLine("err", fmt.Sprintf("corral: %s: not restarting (max_restarts %d); fix the app, then `corral restart %s`", d.Reason, app.MaxRestarts, app.Name))
-		p.emit(Event{Event: "errored", Message: d.Reason})
+		p.emit(api.Event{Kind: api.EventErrored, Message: d.Reason})
 	case !d.Restart:
 		p.setStatus(StatusStopped)
-		p.emit(Event{Event: "stop", Message: d.Reason})
+		p.emit(api.Event{Kind: api.EventStop, Message: d.Reason})
 	case d.Delay > 0:
 		p.setStatus(StatusWaitingRestart)
-		p.emit(Event{Event: "waiting restart", DelayMS: d.Delay.Milliseconds()})
+		p.emit(api.Event{Kind: api.EventWaitingRestart, DelayMS: d.Delay.Milliseconds()})
 		var t *time.Timer
 		t = time.AfterFunc(d.Delay, func() {
 			p.post(func() {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"github.com/corral-pm/corral/internal/api"
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
@@ -71,7 +72,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 		r.holdReady = true
 		res.NewPID = r.pid
 		began := time.Now()
-		p.emit(Event{Event: "reload", PID: r.pid, Message: fmt.Sprintf("replacing pid %d", old.pid)})
+		p.emit(api.Event{Kind: api.EventReload, PID: r.pid, OldPID: old.pid, Message: fmt.Sprintf("replacing pid %d", old.pid)})
 		r.onReady = append(r.onReady, func() {
 			res.ReadyIn = time.Since(began)
 			prev := p.cur
@@ -86,7 +87,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				i.Restarts++
 				i.LastError = ""
 			})
-			p.emit(Event{Event: "online", PID: r.pid, Message: fmt.Sprintf("took over from pid %d after %v", res.OldPID, res.ReadyIn.Round(time.Millisecond))})
+			p.emit(api.Event{Kind: api.EventOnline, PID: r.pid, OldPID: res.OldPID, Message: fmt.Sprintf("took over from pid %d after %v", res.OldPID, res.ReadyIn.Round(time.Millisecond))})
 			if prev == nil || prev.exited {
 				done <- nil
 				return
@@ -120,7 +121,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				p.beginStop(r)
 			}
 			p.writeLine("err", "corral: reload: "+reason)
-			p.emit(Event{Event: "reload failed", PID: r.pid, Message: reason})
+			p.emit(api.Event{Kind: api.EventReloadFailed, PID: r.pid, OldPID: res.OldPID, Message: reason})
 			done <- &ReloadError{ID: p.info.ID, NewPID: r.pid, Reason: reason}
 		})
 		p.awaitReady(r)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/listenexec"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/sdnotify"
@@ -58,12 +59,9 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != "" {
 		argv = append([]string{argv[0], "--require", pr.NodePreload}, argv[1:]...)
 	}
-	path, err := lookPath(argv[0], env["PATH"])
+	path, err := startable(app, argv[0], env["PATH"])
 	if err != nil {
 		return nil, err
-	}
-	if st, err := os.Stat(app.Cwd); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("cwd %s is not a directory", app.Cwd)
 	}
 
 	r := &run{app: app, gone: make(chan struct{})}
@@ -91,7 +89,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		if p.hooks.ExecShim != "" {
 			// LISTEN_PID must be the program's own pid, known only after fork: the shim sets
 			// it and execs the program in place (same pid).
-			argv = append([]string{p.hooks.ExecShim, ExecShimCommand, path}, argv...)
+			argv = listenexec.Argv(p.hooks.ExecShim, path, argv)
 			path = p.hooks.ExecShim
 		}
 	}
@@ -317,6 +315,26 @@ func writePidFile(path string, pid int) error {
 	return nil
 }
 
+// Startable says why app cannot be spawned at all (its program is not found or not
+// executable, its cwd is not a directory), so the daemon refuses it before registering
+// anything; nil if it can be.
+func Startable(app *spec.App) error {
+	_, err := startable(app, app.Argv()[0], processEnv(app, 0, 0)["PATH"])
+	return err
+}
+
+// startable resolves the program a run of app executes and checks its cwd.
+func startable(app *spec.App, program, pathEnv string) (string, error) {
+	path, err := lookPath(program, pathEnv)
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(app.Cwd); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("cwd %s is not a directory", app.Cwd)
+	}
+	return path, nil
+}
+
 // lookPath finds an executable the way a shell with the app's PATH would, not the daemon's:
 // the daemon may have been started by another CLI, under systemd, with another PATH.
 func lookPath(name, pathEnv string) (string, error) {
@@ -397,10 +415,6 @@ func (h *runIPC) HandleClose(error) {
 		h.r.worker.HandleChannelClose()
 	}
 }
-
-// ExecShimCommand is the hidden corral command that sets LISTEN_PID to its own pid and execs
-// the program that follows (cmd/corral handles it before anything else).
-const ExecShimCommand = "__listen-exec"
 
 // onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). As with the 'ready'
 // message, READY=1 decides only with wait_ready: otherwise the app's readiness is its

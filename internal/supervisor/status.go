@@ -62,19 +62,3 @@ func FilesFor(app *spec.App, id int) Files {
 		Pid:      spec.ProcessFilePath(app.PidFile, id, false),
 	}
 }
-
-// Event is something that happened to a process, published on the daemon's event stream and
-// written to the daemon log.
-type Event struct {
-	Time    time.Time `json:"time"`
-	ID      int       `json:"pm_id"`
-	Name    string    `json:"name"`
-	Event   string    `json:"event"` // start, online, exit, restart, stop, errored, delete, ...
-	PID     int       `json:"pid,omitempty"`
-	Message string    `json:"message,omitempty"`
-	// ExitCode/Signal are set on exit events.
-	ExitCode *int   `json:"exit_code,omitempty"`
-	Signal   string `json:"signal,omitempty"`
-	// Delay is set when a restart is scheduled.
-	DelayMS int64 `json:"delay_ms,omitempty"`
-}

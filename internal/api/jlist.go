@@ -1,17 +1,16 @@
-package render
+package api
 
 import (
 	"encoding/json"
 	"strconv"
-
-	"github.com/corral-pm/corral/internal/api"
+	"time"
 )
 
 // JList renders processes in the shape of `pm2 jlist`, so scripts written for PM2 (uptime
 // checks, Ansible roles, dashboards) keep working: pid, name, pm_id, monit{memory,cpu}, and a
 // pm2_env object with PM2's keys, the environment under "env" and (as PM2 does) every variable
 // also flattened onto pm2_env. corral's own extras sit beside them under "corral".
-func JList(procs []api.Process) ([]byte, error) {
+func JList(procs []Process) ([]byte, error) {
 	out := make([]map[string]any, 0, len(procs))
 	for _, p := range procs {
 		out = append(out, jlistEntry(p))
@@ -19,7 +18,7 @@ func JList(procs []api.Process) ([]byte, error) {
 	return json.Marshal(out)
 }
 
-func jlistEntry(p api.Process) map[string]any {
+func jlistEntry(p Process) map[string]any {
 	a := p.App
 	env := a.Environ()
 	env[a.InstanceVar] = strconv.Itoa(p.Instance)
@@ -133,3 +132,11 @@ func jlistEntry(p api.Process) map[string]any {
 }
 
 func roundTenth(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// epochMillis is PM2's time unit in jlist (0 for an unknown time).
+func epochMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}

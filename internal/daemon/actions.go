@@ -1,0 +1,219 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/supervisor"
+)
+
+// actionOps maps each action to the op that carries it out on one app.
+var actionOps = map[api.Action]opKind{
+	api.ActionStart: opStart, api.ActionStop: opStop, api.ActionRestart: opRestart, api.ActionReload: opReload,
+	api.ActionDelete: opDelete, api.ActionReset: opReset, api.ActionSignal: opSignal,
+}
+
+// Act runs a lifecycle action on targets: one op per app, the apps in parallel. An app that
+// was deleted before its op ran is reported as not found; the others go on.
+func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionRequest) (api.ActionResponse, error) {
+	var resp api.ActionResponse
+	kind, ok := actionOps[action]
+	if !ok {
+		return resp, badRequestError{fmt.Sprintf("unknown action %q (one of %v)", action, api.Actions)}
+	}
+	var sig syscall.Signal
+	if action == api.ActionSignal {
+		s, err := supervisor.ParseSignal(req.Signal)
+		if err != nil {
+			return resp, badRequestError{err.Error()}
+		}
+		sig = s
+	}
+	sel, err := d.tbl.resolve(req.Targets)
+	if err != nil {
+		return resp, err
+	}
+	type outcome struct {
+		ids     []int
+		reloads []api.ReloadSummary
+	}
+	results := make([]outcome, len(sel))
+	errs := make([]error, len(sel))
+	var wg sync.WaitGroup
+	for i, tg := range sel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = callOp(ctx, tg.app, kind, func() (outcome, error) {
+				procs := tg.pick(tg.app.st.procs)
+				rl := &reloadLog{}
+				err := d.actOnApp(action, tg.app, procs, req, sig, rl)
+				return outcome{ids: procIDsList(procs), reloads: rl.entries}, err
+			})
+		}()
+	}
+	wg.Wait()
+	var ids []int
+	gone := 0
+	for i, tg := range sel {
+		ids = append(ids, results[i].ids...)
+		resp.Reloads = append(resp.Reloads, results[i].reloads...)
+		if errors.Is(errs[i], errAppGone) {
+			gone++
+			errs[i] = notFoundError{tg.app.name}
+		}
+		if errs[i] != nil {
+			resp.Errors = append(resp.Errors, errs[i].Error())
+		}
+	}
+	if gone > 0 && gone == len(sel) {
+		// Every app asked for was deleted before its turn: the request as a whole failed.
+		return api.ActionResponse{}, notFoundError{sel[0].app.name}
+	}
+	if action != api.ActionDelete {
+		resp.Processes = d.processesByID(ids, false)
+	}
+	return resp, nil
+}
+
+// actOnApp carries out action on procs of a. Loop only.
+func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal, rl *reloadLog) error {
+	s := a.st.spec
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+	defer cancel()
+	switch action {
+	case api.ActionStop:
+		err := forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
+		d.settle(a)
+		return err
+	case api.ActionStart:
+		var running, stopped []*supervisor.Process
+		for _, p := range procs {
+			switch p.Info().Status {
+			case supervisor.StatusOnline, supervisor.StatusLaunching:
+				running = append(running, p)
+			default:
+				stopped = append(stopped, p)
+			}
+		}
+		err := forEach(stopped, func(p *supervisor.Process) error { return p.Start() })
+		// PM2's "smart start": starting a running app restarts it (rolling where the app owns
+		// its port).
+		if a.st.ownsPort() {
+			return errors.Join(err, d.rollingReload(a, running, nil, rl))
+		}
+		return errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
+	case api.ActionRestart, api.ActionReload:
+		var next *spec.App
+		if req.UpdateEnv != nil {
+			n := s.Clone()
+			n.BaseEnv = req.UpdateEnv
+			next = &n
+			a.st.spec = next
+		}
+		if a.st.ownsPort() {
+			// The app owns its port (cluster mode, inherited sockets): both are the rolling
+			// path, which keeps the app serving.
+			return d.rollingReload(a, procs, next, rl)
+		}
+		return forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
+	case api.ActionDelete:
+		return d.deleteProcs(a, procs)
+	case api.ActionReset:
+		return forEach(procs, func(p *supervisor.Process) error { return p.Reset() })
+	case api.ActionSignal:
+		return forEach(procs, func(p *supervisor.Process) error { return p.Signal(sig) })
+	}
+	return nil
+}
+
+// deleteAll deletes every app, gracefully, in parallel (the daemon is stopping).
+func (d *Daemon) deleteAll() {
+	var wg sync.WaitGroup
+	for _, a := range d.tbl.appsSorted() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = a.submit(context.Background(), opDelete, func() error {
+				return d.deleteProcs(a, slices.Clone(a.st.procs))
+			})
+		}()
+	}
+	wg.Wait()
+}
+
+// deleteProcs stops and removes procs of a. The app goes when its last process does (an app
+// with none left, such as one whose create failed, goes too). Loop only.
+func (d *Daemon) deleteProcs(a *app, procs []*supervisor.Process) error {
+	s := a.st.spec
+	err := forEach(procs, func(p *supervisor.Process) error {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
+		defer cancel()
+		return p.Delete(ctx)
+	})
+	for _, p := range procs {
+		d.disarmCron(a, p.ID())
+		if a.st.group != nil {
+			a.st.group.Forget(p.ID())
+		}
+		d.tbl.removeProc(p.ID())
+		a.st.procs = slices.DeleteFunc(a.st.procs, func(x *supervisor.Process) bool { return x == p })
+	}
+	if len(a.st.procs) > 0 {
+		d.settle(a)
+		return err
+	}
+	d.disarmTriggers(a)
+	a.st.closePorts()
+	a.st.gone = true
+	d.tbl.remove(a)
+	d.logf("app %s deleted", s.Name)
+	return err
+}
+
+// Message delivers data to the targets' process.on('message').
+func (d *Daemon) Message(ctx context.Context, req api.MessageRequest) (api.ActionResponse, error) {
+	var resp api.ActionResponse
+	sel, err := d.tbl.resolve(req.Targets)
+	if err != nil {
+		return resp, err
+	}
+	var ids []int
+	for _, tg := range sel {
+		touched, err := callOp(ctx, tg.app, opMessage, func() ([]int, error) {
+			var ids []int
+			var errs []error
+			for _, p := range tg.pick(tg.app.st.procs) {
+				ids = append(ids, p.ID())
+				errs = append(errs, p.Send(req.Data))
+			}
+			return ids, errors.Join(errs...)
+		})
+		ids = append(ids, touched...)
+		if errors.Is(err, errAppGone) {
+			err = notFoundError{tg.app.name}
+		}
+		if err != nil {
+			resp.Errors = append(resp.Errors, err.Error())
+		}
+	}
+	resp.Processes = d.processesByID(ids, false)
+	return resp, nil
+}
+
+// onMessage publishes a user message a process sent (process.send) on the event stream.
+func (d *Daemon) onMessage(id int, m nodeipc.Message) {
+	name := ""
+	if a := d.tbl.ownerOf(id); a != nil {
+		name = a.name
+	}
+	d.events.publish(api.Event{Time: time.Now(), ID: id, Name: name, Kind: api.EventMessage, Message: string(m.Raw)})
+}
