@@ -19,8 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The worker side of Node's cluster protocol (shared/docs/node-cluster-ipc.md §5–§7), as Node's
-// lib/internal/cluster/child.js speaks it.
+// The worker side of Node's cluster protocol (docs/node-cluster-protocol.md §5 and §7), as
+// Node's lib/internal/cluster/child.js speaks it.
 
 const cmdCluster = "NODE_CLUSTER"
 
@@ -47,7 +47,8 @@ type acceptedMsg struct {
 	Seq      int64  `json:"seq"`
 }
 
-// serverMsg is queryServer and listening, with Node's fields in Node's order (spec §5.2):
+// serverMsg is queryServer and listening, with Node's fields in Node's order
+// (docs/node-cluster-protocol.md §5.3):
 // {"cmd","act","index","data","address","port","addressType","flags"?,"backlog","seq"}.
 type serverMsg struct {
 	Cmd         string          `json:"cmd"`
@@ -123,7 +124,8 @@ func (rt *process) handleInternal(m nodeipc.Message) {
 		rt.onNewconn(&msg, m.Handle)
 	case "disconnect":
 		closeHandle()
-		rt.trigger(errDisconnect) // spec §7.6: out of rotation already; close, drain, leave
+		// Out of rotation already: close, drain, leave (docs/node-cluster-protocol.md §7.6).
+		rt.trigger(errDisconnect)
 	default:
 		closeHandle()
 	}
@@ -229,7 +231,7 @@ type query struct {
 	flags            *int
 }
 
-// tuple is Node's indexesKey: address:port:addressType:fd (spec §5.5).
+// tuple is Node's indexesKey: address:port:addressType:fd (docs/node-cluster-protocol.md §5.6).
 func (q *query) tuple() string {
 	a := "null"
 	if q.addr != nil {
@@ -257,7 +259,8 @@ func (a strAddr) String() string  { return a.addr }
 
 func intp(v int) *int { return &v }
 
-// makeQuery turns Listen's arguments into Node's queryServer fields (spec §5.2):
+// makeQuery turns Listen's arguments into Node's queryServer fields
+// (docs/node-cluster-protocol.md §5.3):
 // listen(port) → address null, addressType 4; a host → its IP address (resolved, as Node does
 // with dns.lookup), addressType 4 or 6, flags 0 (1 = IPv6 only, for tcp6); a unix path → the
 // absolute path, port -1, addressType -1.
@@ -422,7 +425,8 @@ func (rt *process) answerQuery(q *query, index int, m *inMsg, h *os.File, err er
 	base := clusterBase{rt: rt, key: m.Key, tuple: tuple, index: index}
 	var l clusterListener
 	if h != nil {
-		// Shared policy: the daemon hands over the socket itself (spec §5.3, §6.2).
+		// Shared policy: the daemon hands over the socket itself
+		// (docs/node-cluster-protocol.md §5.4 and §6.3).
 		sl, err := sharedListener(h, base)
 		h.Close()
 		if err != nil {
@@ -491,8 +495,8 @@ func errnoOf(raw json.RawMessage) (syscall.Errno, error) {
 	return syscall.Errno(n), nil
 }
 
-// indexSet numbers concurrent listens on one address tuple (spec §5.5): numbers are not reused
-// while any of them is open, and restart at 0 once all are closed.
+// indexSet numbers concurrent listens on one address tuple (docs/node-cluster-protocol.md §5.6):
+// numbers are not reused while any of them is open, and restart at 0 once all are closed.
 type indexSet struct {
 	next int
 	used map[int]bool
@@ -539,8 +543,8 @@ type clusterBase struct {
 	index int
 }
 
-// leave unregisters the listener and tells the daemon (close, spec §5.2) that this worker no
-// longer takes connections on its key.
+// leave unregisters the listener and tells the daemon (close, docs/node-cluster-protocol.md §5.2)
+// that this worker no longer takes connections on its key.
 func (b *clusterBase) leave(l clusterListener) {
 	rt := b.rt
 	rt.mu.Lock()
@@ -697,7 +701,7 @@ type shared struct {
 }
 
 // sharedListener turns the handed-over socket into a listener. The daemon sends it bound but
-// not listening (Node's workers call listen themselves, spec §5.3).
+// not listening (Node's workers call listen themselves, docs/node-cluster-protocol.md §5.4).
 func sharedListener(h *os.File, b clusterBase) (*shared, error) {
 	ln, err := listenFile(h)
 	if err != nil {

@@ -95,8 +95,9 @@ func TestListenRoundRobin(t *testing.T) {
 	p.expectAccepted(seq, false)
 }
 
-// TestQueryShapes: the queryServer fields for each way of listening (spec §5.2 table), and
-// Node's index numbering per address tuple (spec §5.5).
+// TestQueryShapes: the queryServer fields for each way of listening
+// (docs/node-cluster-protocol.md §5.3), and Node's index numbering per address tuple
+// (docs/node-cluster-protocol.md §5.6).
 func TestQueryShapes(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "app.sock")

@@ -441,7 +441,8 @@ func (f *fakeWorker) newconn(m *wireMsg) {
 		return
 	}
 	if m.Ack != nil {
-		f.t.Errorf("%s: newconn carries an ack (spec §5.1: only replies do): %s", f.name, m.Raw)
+		// Only replies carry an ack (docs/node-cluster-protocol.md §5.1).
+		f.t.Errorf("%s: newconn carries an ack (only replies do): %s", f.name, m.Raw)
 	}
 	switch mode {
 	case modeAccept, modeEcho:
@@ -505,10 +506,11 @@ func (f *fakeWorker) send(fields map[string]any) int64 {
 	return seq
 }
 
-// online sends Node's boot message (spec §2.3).
+// online sends Node's boot message (docs/node-cluster-protocol.md §2.3).
 func (f *fakeWorker) online() { f.send(map[string]any{"act": "online"}) }
 
-// tcpQuery is the queryServer of http.createServer().listen(port) (spec §5.2 table).
+// tcpQuery is the queryServer of http.createServer().listen(port)
+// (docs/node-cluster-protocol.md §5.3).
 func tcpQuery(port int) map[string]any {
 	return map[string]any{
 		"act": "queryServer", "index": 0, "data": nil, "address": nil,
@@ -531,7 +533,8 @@ func (f *fakeWorker) query(q map[string]any) *wireMsg {
 	return f.reply(seq)
 }
 
-// listening sends the 'listening' notification for a query (spec §5.2) with the bound port.
+// listening sends the 'listening' notification for a query, with the bound port
+// (docs/node-cluster-protocol.md §5.2 and §5.3).
 func (f *fakeWorker) listening(q map[string]any, port int) {
 	l := copyMap(q)
 	l["act"] = "listening"

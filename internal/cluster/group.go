@@ -1,8 +1,10 @@
 // Package cluster makes the daemon the cluster primary of an app's Node.js workers, speaking
-// Node's own cluster protocol over each worker's IPC channel (shared/docs/node-cluster-ipc.md):
-// workers call listen() unmodified, the daemon owns the listening sockets and, with the default
-// round-robin policy, accepts every connection and hands it to the next worker over SCM_RIGHTS
-// (the one with the fewest unanswered hand-offs, in turn; see HandoffWindow). Workers then answer their clients directly; the daemon is not in the data path.
+// Node's own cluster protocol over each worker's IPC channel (the primary's side of
+// docs/node-cluster-protocol.md §5–§7): workers call listen() unmodified, the daemon owns the
+// listening sockets and, with the default round-robin policy, accepts every connection and hands
+// it to the next worker over SCM_RIGHTS (the one with the fewest unanswered hand-offs, in turn;
+// see HandoffWindow). Workers then answer their clients directly; the daemon is not in the data
+// path.
 //
 // Sockets belong to the app (a Group), not to a worker: they stay open while workers crash,
 // restart, reload or scale, and close only when the app stops (CloseListeners).

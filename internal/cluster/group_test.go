@@ -94,11 +94,11 @@ func freePort(t *testing.T) int {
 // ---------------------------------------------------------------------------------------------
 // 1. queryServer reply shape.
 
-// TestQueryServerRoundRobinReply: the round-robin reply is exactly Node's (spec §5.3): errno
-// null, Node's key, ack = the query's seq, sockname {"::","IPv6",port}, no fd; the port is
-// really listening; a second worker with the same query gets the same key and port; TLS data
-// of the first worker is echoed to later ones even when their query's data is null; listening
-// reports Ready.
+// TestQueryServerRoundRobinReply: the round-robin reply is exactly Node's
+// (docs/node-cluster-protocol.md §5.4): errno null, Node's key, ack = the query's seq, sockname
+// {"::","IPv6",port}, no fd; the port is really listening; a second worker with the same query
+// gets the same key and port; TLS data of the first worker is echoed to later ones even when
+// their query's data is null; listening reports Ready.
 func TestQueryServerRoundRobinReply(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
@@ -314,9 +314,9 @@ func TestNackRedispatch(t *testing.T) {
 	}
 }
 
-// TestNackOnlyWorkerIsBounded: with only a worker that NACKs every handle (spec §4.2: a worker
-// whose handle slot is wedged NACKs every later handle for good), a connection must not bounce
-// between the daemon and that worker forever.
+// TestNackOnlyWorkerIsBounded: with only a worker that NACKs every handle (a worker whose handle
+// slot is wedged NACKs every later handle for good, docs/node-cluster-protocol.md §4.2), a
+// connection must not bounce between the daemon and that worker forever.
 func TestNackOnlyWorkerIsBounded(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
@@ -324,8 +324,9 @@ func TestNackOnlyWorkerIsBounded(t *testing.T) {
 	a.online()
 	port := a.listen(0)
 	c := dialTCP(t, port)
-	// The NACKing worker (its handle slot is wedged, spec §4.2) leaves the rotation after one
-	// NACK and is asked to disconnect (so the supervisor replaces it); the connection waits.
+	// The NACKing worker (its handle slot is wedged, docs/node-cluster-protocol.md §4.2) leaves
+	// the rotation after one NACK and is asked to disconnect (so the supervisor replaces it); the
+	// connection waits.
 	deadline := time.Now().Add(waitTimeout)
 	for a.nacked.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -349,8 +350,8 @@ func TestNackOnlyWorkerIsBounded(t *testing.T) {
 // 4. accepted:false everywhere.
 
 // TestAllWorkersRefuse: when every worker answers accepted:false, the connection is closed
-// after a bounded number of tries (max(4, 2 per worker)) instead of bouncing forever (spec
-// §7.4), and the refusals are counted per slot.
+// after a bounded number of tries (max(4, 2 per worker)) instead of bouncing forever
+// (docs/node-cluster-protocol.md §6.2 and §7.4), and the refusals are counted per slot.
 func TestAllWorkersRefuse(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
@@ -1048,7 +1049,8 @@ func TestUnixPathListener(t *testing.T) {
 
 // TestQueryBeforeAttach: the supervisor opens the channel (which starts reading) before it
 // calls Attach. A queryServer read in between must still be answered once the worker is
-// attached: Node never retries it, and an unanswered listen() hangs forever (spec §10).
+// attached: Node never retries it, and an unanswered listen() hangs forever
+// (docs/node-cluster-protocol.md §8.8).
 func TestQueryBeforeAttach(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")
@@ -1084,7 +1086,7 @@ func TestStrayClusterMessages(t *testing.T) {
 	a.send(map[string]any{"ack": 999, "accepted": true})
 	a.send(map[string]any{"ack": 998, "accepted": false})
 	// A handle on a cluster message: the daemon must ACK it (else the worker's send queue
-	// freezes, spec §4.3) and close it.
+	// freezes, docs/node-cluster-protocol.md §4.3) and close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -1117,9 +1119,9 @@ func TestStrayClusterMessages(t *testing.T) {
 	}
 }
 
-// TestAnswerAfterDisconnect: a newconn answered after Disconnect() (spec §9.10: Node may
-// process the disconnect first and refuse) is re-dispatched when refused and counted when
-// accepted; either way the disconnecting worker gets nothing new.
+// TestAnswerAfterDisconnect: a newconn answered after Disconnect() (Node may process the
+// disconnect first and refuse, docs/node-cluster-protocol.md §8.9) is re-dispatched when refused
+// and counted when accepted; either way the disconnecting worker gets nothing new.
 func TestAnswerAfterDisconnect(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -1200,7 +1202,7 @@ func TestReloadKeepsSlotListening(t *testing.T) {
 }
 
 // TestQueryServerSockname: the sockname of a round-robin reply for each way of listening on
-// TCP (spec §5.2 table) is what Node's server.address() would say.
+// TCP (docs/node-cluster-protocol.md §5.3) is what Node's server.address() would say.
 func TestQueryServerSockname(t *testing.T) {
 	checkLeaks(t)
 	g := newTestGroup(t, "")

@@ -33,8 +33,9 @@ const HandoffWindow = 4
 // connections (Group.staleAfter; tests change it).
 const staleHandoff = time.Second
 
-// handle is one server key of an app (spec §6): the socket the daemon owns, the workers that
-// listen on it, and, for round-robin, the connections waiting for a worker.
+// handle is one server key of an app (docs/node-cluster-protocol.md §5.6 and §6): the socket the
+// daemon owns, the workers that listen on it, and, for round-robin, the connections waiting for
+// a worker.
 type handle struct {
 	g      *Group
 	key    string
@@ -46,7 +47,9 @@ type handle struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	data json.RawMessage // TLS session ticket keys etc.: the first worker's, echoed to all (spec §5.3)
+	// data is the TLS session ticket keys etc.: the first worker's, echoed to all
+	// (docs/node-cluster-protocol.md §5.4).
+	data json.RawMessage
 	// workers are the workers that listen on this key, each with when it was handed the
 	// connections it has not answered yet, oldest first (round-robin only).
 	workers map[*worker][]time.Time
@@ -136,7 +139,7 @@ func (h *handle) idleLocked() bool {
 }
 
 // maxTriesLocked bounds how often one connection may be refused before it is closed: every
-// worker twice, at least four times. Node retries forever (spec §7.4).
+// worker twice, at least four times. Node retries forever (docs/node-cluster-protocol.md §7.4).
 func (h *handle) maxTriesLocked() int {
 	return max(4, 2*len(h.workers))
 }

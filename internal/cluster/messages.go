@@ -7,8 +7,9 @@ import (
 	"strconv"
 )
 
-// clusterMsg is any NODE_CLUSTER message a worker sends (spec §5.2). Fields that Node may send
-// as null, a number or a string are kept raw.
+// clusterMsg is any NODE_CLUSTER message a worker sends
+// (docs/node-cluster-protocol.md §5.2 and §5.3). Fields that Node may send as null, a number or
+// a string are kept raw.
 type clusterMsg struct {
 	Cmd      string          `json:"cmd"`
 	Act      string          `json:"act"`
@@ -60,8 +61,8 @@ func rawInt(raw json.RawMessage) (int, bool) {
 }
 
 // key is Node's primary key for a server: `${address}:${port}:${addressType}:${fd}:${index}`
-// (spec §5.5). Deriving it the same way gives Node's sharing semantics: the n-th concurrent
-// listen on the same address in every worker shares one socket.
+// (docs/node-cluster-protocol.md §5.6). Deriving it the same way gives Node's sharing
+// semantics: the n-th concurrent listen on the same address in every worker shares one socket.
 func (m *clusterMsg) key() string {
 	return fmt.Sprintf("%s:%s:%s:%s:%s", jsString(m.Address), jsString(m.Port), jsString(m.AddrType), jsString(m.FD), jsString(m.Index))
 }

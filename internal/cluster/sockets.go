@@ -15,7 +15,8 @@ import (
 // accepted connection only passes through the daemon on its way to a worker: wrapping it in a
 // net.Conn would register it with Go's poller for nothing.
 
-// listenSpec says what socket a queryServer asks for (spec §5.2, §6.1).
+// listenSpec says what socket a queryServer asks for
+// (docs/node-cluster-protocol.md §5.3 and §6.1).
 type listenSpec struct {
 	network  string // "tcp", "unix", "udp"
 	address  string // host ("" = wildcard) or unix path
@@ -126,7 +127,8 @@ func openListener(ls listenSpec) (*socketFile, error) {
 }
 
 // openBound creates a bound socket that is not listening yet: what the shared policy hands to
-// every worker (spec §6.2; each worker calls listen itself), and the first step of openListener.
+// every worker (each worker calls listen itself, docs/node-cluster-protocol.md §6.3), and the
+// first step of openListener.
 func openBound(ls listenSpec) (*socketFile, error) {
 	switch ls.network {
 	case "unix":

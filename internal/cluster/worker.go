@@ -85,7 +85,7 @@ func (w *worker) send(fields reply) error {
 	return ch.Send(clusterReply(fields))
 }
 
-// HandleInternal dispatches the worker's cluster messages (spec §5.2).
+// HandleInternal dispatches the worker's cluster messages (docs/node-cluster-protocol.md §5.2).
 func (w *worker) HandleInternal(m nodeipc.Message) {
 	<-w.attached
 	if m.Handle != nil {
@@ -121,8 +121,8 @@ func (w *worker) HandleInternal(m nodeipc.Message) {
 	}
 }
 
-// onQueryServer answers a listen() (spec §5.3): round-robin replies with the socket's name and
-// puts the worker in rotation; shared hands over the socket itself.
+// onQueryServer answers a listen() (docs/node-cluster-protocol.md §5.4): round-robin replies
+// with the socket's name and puts the worker in rotation; shared hands over the socket itself.
 func (w *worker) onQueryServer(m *clusterMsg) {
 	if m.Seq == nil {
 		return
@@ -145,7 +145,8 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		_ = w.send(base)
 		return
 	}
-	// The first worker's data (TLS session ticket keys) is every worker's (spec §5.3).
+	// The first worker's data (TLS session ticket keys) is every worker's
+	// (docs/node-cluster-protocol.md §5.4).
 	h.mu.Lock()
 	if isNull(h.data) && !isNull(m.Data) {
 		h.data = m.Data
@@ -217,7 +218,8 @@ func (w *worker) onClose(key string) {
 }
 
 // onExitedAfterDisconnect: the worker is disconnecting on its own (cluster.worker.disconnect()
-// or kill()); it waits for this ack before closing its channel (spec §7.5).
+// or kill()); it waits for this ack before closing its channel
+// (docs/node-cluster-protocol.md §7.5).
 func (w *worker) onExitedAfterDisconnect(m *clusterMsg) {
 	w.leaveRotation()
 	w.mu.Lock()
@@ -228,8 +230,8 @@ func (w *worker) onExitedAfterDisconnect(m *clusterMsg) {
 	}
 }
 
-// sendConn hands one connection to the worker: newconn with the fd (spec §5.4). Called with
-// h.mu held; it only queues.
+// sendConn hands one connection to the worker: newconn with the fd
+// (docs/node-cluster-protocol.md §5.5). Called with h.mu held; it only queues.
 func (w *worker) sendConn(h *handle, c *pendingConn) error {
 	w.mu.Lock()
 	if w.ch == nil || w.gone || w.disconnecting {
@@ -253,8 +255,8 @@ func (w *worker) sendConn(h *handle, c *pendingConn) error {
 
 // onHandleResult: NODE_HANDLE_ACK means the worker holds the connection and will answer;
 // NACK (or the channel closing first) means it never got it, so it goes to another worker.
-// A worker that NACKs a handle that carried an fd has a wedged handle slot (spec §4.2: every
-// later handle is NACKed too), so it leaves the rotation.
+// A worker that NACKs a handle that carried an fd has a wedged handle slot (every later handle
+// is NACKed too, docs/node-cluster-protocol.md §4.2), so it leaves the rotation.
 func (w *worker) onHandleResult(seq int64, acked bool) {
 	w.mu.Lock()
 	ic := w.inflight[seq]
@@ -313,8 +315,9 @@ func (w *worker) leaveRotation() {
 	}
 }
 
-// Disconnect is Node's worker.disconnect() from the primary (spec §7.6): out of rotation
-// first, then asked to close its servers, finish its connections and leave.
+// Disconnect is Node's worker.disconnect() from the primary
+// (docs/node-cluster-protocol.md §7.6): out of rotation first, then asked to close its servers,
+// finish its connections and leave.
 func (w *worker) Disconnect() bool {
 	w.mu.Lock()
 	if w.ch == nil || w.gone || !w.online {

@@ -16,12 +16,14 @@ import (
 
 // Message is one message received from the child.
 type Message struct {
-	// Raw is the message as a JSON value; for NODE_HANDLE it is the inner "msg" (spec §4.1).
+	// Raw is the message as a JSON value; for NODE_HANDLE it is the inner "msg"
+	// (docs/node-cluster-protocol.md §4.1).
 	Raw json.RawMessage
 	// Cmd is the top-level "cmd" field when the message is an object with a string cmd.
 	Cmd string
-	// Internal is Node's rule (spec §1): Cmd starts with "NODE_" and is longer than 5
-	// characters. Node never shows internal messages to user 'message' listeners.
+	// Internal is Node's rule (docs/node-cluster-protocol.md §1.2): Cmd starts with "NODE_"
+	// and is longer than 5 characters. Node never shows internal messages to user 'message'
+	// listeners.
 	Internal bool
 	// Handle is the fd the child attached (NODE_HANDLE), else nil. The handler owns it and
 	// must close it. It is close-on-exec.
@@ -33,8 +35,8 @@ type Message struct {
 
 // Handler receives what the child sends. All three methods run on the channel's reader
 // goroutine, one at a time, so a slow handler delays further reads (the child then buffers;
-// spec §9.6) but never the writer. A handler may call Send, SendHandle and Close; it must not
-// wait for Done.
+// docs/node-cluster-protocol.md §8.5) but never the writer. A handler may call Send, SendHandle
+// and Close; it must not wait for Done.
 type Handler interface {
 	// HandleMessage gets every message in arrival order, except the handle-layer commands
 	// NODE_HANDLE_ACK / NODE_HANDLE_NACK, which the channel consumes itself.
@@ -55,11 +57,12 @@ type Options struct {
 	// written, including those held back behind an unacknowledged handle). Default 1024.
 	QueueLen int
 	// HandleWindow is how many handles may await their ACK/NACK at once. Node's own sender
-	// allows one (spec §4.3): after a handle, everything waits for its answer. Handles sent
-	// back to back, each in its own sendmsg, reach a Node receiver intact (§4.2), so a sender
-	// may pipeline them: one wake-up of the daemon then hands over several connections, and
-	// one of the child's reads may find several waiting. Plain messages still wait until every
-	// handle before them is answered, so nothing overtakes a handle. 0 or 1: Node's rule.
+	// allows one (docs/node-cluster-protocol.md §4.3): after a handle, everything waits for its
+	// answer. Handles sent back to back, each in its own sendmsg, reach a Node receiver intact
+	// (docs/node-cluster-protocol.md §4.2), so a sender may pipeline them: one wake-up of the
+	// daemon then hands over several connections, and one of the child's reads may find several
+	// waiting. Plain messages still wait until every handle before them is answered, so nothing
+	// overtakes a handle. 0 or 1: Node's rule. See docs/node-cluster-protocol.md §4.4.
 	HandleWindow int
 
 	readBufSize int // recvmsg data buffer; tests shrink it to force split reads
@@ -70,13 +73,14 @@ type Options struct {
 // DefaultQueueLen is the send queue bound used when Options.QueueLen is not positive.
 const DefaultQueueLen = 1024
 
-// defaultReadBufSize is libuv's read size for the channel (spec §2.2). Lines longer than this
-// are reassembled by the framer.
+// defaultReadBufSize is libuv's read size for the channel (docs/node-cluster-protocol.md §2.2).
+// Lines longer than this are reassembled by the framer.
 const defaultReadBufSize = 64 << 10
 
 var (
 	// ErrQueueFull is returned by Send and SendHandle when the bounded send queue is full,
-	// i.e. the child is not reading (spec §9.6). What to do then (drop, kill) is policy.
+	// i.e. the child is not reading (docs/node-cluster-protocol.md §8.5). What to do then
+	// (drop, kill) is policy.
 	ErrQueueFull = errors.New("nodeipc: send queue full")
 	// ErrClosed is returned by Send and SendHandle once the channel is closed or the child
 	// has disconnected, by a second Close, and passed to HandleClose after Close.
@@ -88,8 +92,9 @@ var (
 var liveGoroutines atomic.Int64
 
 // outgoing is one queued line. fd >= 0 makes it a handle message: fd is the channel's own dup
-// of the caller's fd, closed by the writer right after sendmsg (spec §9.4) or by the reader's
-// cleanup if it is never sent; or, borrowed, the caller's own fd (SendHandleBorrowed).
+// of the caller's fd, closed by the writer right after sendmsg
+// (docs/node-cluster-protocol.md §8.4) or by the reader's cleanup if it is never sent; or,
+// borrowed, the caller's own fd (SendHandleBorrowed).
 type outgoing struct {
 	line     []byte
 	fd       int
@@ -109,7 +114,7 @@ type Channel struct {
 
 	mu         sync.Mutex
 	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
-	ctrl       [][]byte      // our ACK/NACK lines; they bypass the handle hold (spec §4.3)
+	ctrl       [][]byte      // our ACK/NACK lines: never held (docs/node-cluster-protocol.md §4.3)
 	inflight   []*outgoing   // handles being written or awaiting ACK/NACK, oldest first; hold back the queue
 	writing    bool          // the writer is in the middle of a line
 	sendClosed bool          // Send/SendHandle fail with ErrClosed
@@ -172,7 +177,8 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 }
 
 // unixStreamConn turns f into a pollable *net.UnixConn (net.FileConn dups f; f is closed), with
-// its RawConn, and checks that it is a stream socket, which the framing relies on (spec §2.2).
+// its RawConn, and checks that it is a stream socket, which the framing relies on
+// (docs/node-cluster-protocol.md §2.2).
 func unixStreamConn(f *os.File) (*net.UnixConn, syscall.RawConn, error) {
 	fc, err := net.FileConn(f)
 	f.Close()
@@ -206,15 +212,16 @@ func unixStreamConn(f *os.File) (*net.UnixConn, syscall.RawConn, error) {
 	return conn, rc, nil
 }
 
-// Send queues v as one JSON line ("json" framing, spec §3.1). It never blocks: the line is
-// written by the channel's writer goroutine, after any earlier message and, like Node's own
-// sender, only once an earlier SendHandle has been answered (spec §4.3). It returns
-// ErrQueueFull when the queue is full and ErrClosed once the channel is closed; a nil error
-// means queued, not delivered.
+// Send queues v as one JSON line ("json" framing, docs/node-cluster-protocol.md §3.1). It never
+// blocks: the line is written by the channel's writer goroutine, after any earlier message and,
+// like Node's own sender, only once an earlier SendHandle has been answered
+// (docs/node-cluster-protocol.md §4.3). It returns ErrQueueFull when the queue is full and
+// ErrClosed once the channel is closed; a nil error means queued, not delivered.
 //
 // v is encoded with encoding/json, so no blank or non-JSON line can be produced (both kill a
-// Node child, spec §9.8). Handle-layer commands (NODE_HANDLE*) are rejected; everything else
-// is sent as is — note that Node swallows other NODE_* objects as internal messages (§1).
+// Node child, docs/node-cluster-protocol.md §8.7). Handle-layer commands (NODE_HANDLE*) are
+// rejected; everything else is sent as is — note that Node swallows other NODE_* objects as
+// internal messages (docs/node-cluster-protocol.md §1.2).
 func (c *Channel) Send(v any) error {
 	line, err := encodeLine(v)
 	if err != nil {
@@ -226,22 +233,23 @@ func (c *Channel) Send(v any) error {
 	return c.enqueue(&outgoing{line: line, fd: -1})
 }
 
-// SendHandle queues {"cmd":"NODE_HANDLE","type":typ,"msg":v} with fd attached (spec §4.1):
-// one sendmsg whose data is exactly that line and whose SCM_RIGHTS carries exactly that fd
-// (§9.2). typ is "net.Native" for cluster use ("dgram.Native" for UDP, "net.Socket" /
-// "net.Server" for user messages that Node should wrap).
+// SendHandle queues {"cmd":"NODE_HANDLE","type":typ,"msg":v} with fd attached: one sendmsg
+// whose data is exactly that line and whose SCM_RIGHTS carries exactly that fd
+// (docs/node-cluster-protocol.md §4.1 and §8.2). typ is "net.Native" for cluster use
+// ("dgram.Native" for UDP, "net.Socket" / "net.Server" for user messages that Node should wrap).
 //
 // fd is dup'ed at call time: the caller keeps its copy and may close it whenever it likes.
 // Only fds a Node receiver can take are accepted — TCP/UDP sockets, AF_UNIX stream sockets and
-// FIFOs; anything else would abort the child or wedge its handle slot for good (§4.2).
+// FIFOs; anything else would abort the child or wedge its handle slot for good
+// (docs/node-cluster-protocol.md §4.2).
 //
 // Like Node's sender, every later message is held back until the child answers
 // NODE_HANDLE_ACK or NODE_HANDLE_NACK (a later handle only while Options.HandleWindow handles
 // are unanswered: with the default window of 1, always); onResult(acked) is then called on the
 // reader goroutine (it must not block). It is called with false if the channel closes first or
-// the kernel refuses the fd (ETOOMANYREFS, §9.3). Nothing is retransmitted on NACK (Node does that
-// for net.Socket only); that is up to onResult. If SendHandle returns an error, onResult is
-// never called and nothing was queued.
+// the kernel refuses the fd (ETOOMANYREFS, docs/node-cluster-protocol.md §8.3). Nothing is
+// retransmitted on NACK (Node does that for net.Socket only); that is up to onResult. If
+// SendHandle returns an error, onResult is never called and nothing was queued.
 func (c *Channel) SendHandle(typ string, v any, fd int, onResult func(acked bool)) error {
 	line, err := encodeHandleLine(typ, v)
 	if err != nil {
@@ -290,8 +298,9 @@ func (c *Channel) enqueue(m *outgoing) error {
 
 // enqueueControl queues an ACK/NACK line. It reports false when the channel is going away.
 // Control lines are bounded separately: a Node sender has at most one handle waiting for our
-// answer (spec §4.3), so a full control queue means a peer that floods handles and reads
-// nothing; the channel is ended rather than letting the reader block or grow without bound.
+// answer (docs/node-cluster-protocol.md §4.3), so a full control queue means a peer that floods
+// handles and reads nothing; the channel is ended rather than letting the reader block or grow
+// without bound.
 func (c *Channel) enqueueControl(line []byte) bool {
 	c.mu.Lock()
 	if c.sendClosed {
@@ -363,7 +372,8 @@ func (c *Channel) Flush(ctx context.Context) error {
 // its own goroutine: queued and unanswered SendHandle callbacks get false, HandleClose gets
 // ErrClosed, and Done is closed. Close does not wait for that (it may be called from a
 // handler); wait on Done. A second Close, or Close after the child disconnected, returns
-// ErrClosed. For a cluster worker, closing the channel makes it exit(0) at once (spec §7.8).
+// ErrClosed. For a cluster worker, closing the channel makes it exit(0) at once
+// (docs/node-cluster-protocol.md §7.8).
 func (c *Channel) Close() error {
 	if !c.terminate(ErrClosed) {
 		return ErrClosed
@@ -398,7 +408,8 @@ func (c *Channel) stopWriter() {
 
 // handleResult processes NODE_HANDLE_ACK / NODE_HANDLE_NACK from the child: it answers the
 // oldest handle in flight (the child answers them in the order it reads them) and lifts the
-// hold on the queue (spec §4.3). A stray answer is ignored, as Node ignores it.
+// hold on the queue (docs/node-cluster-protocol.md §4.3). A stray answer is ignored, as Node
+// ignores it.
 func (c *Channel) handleResult(acked bool) {
 	c.mu.Lock()
 	var m *outgoing

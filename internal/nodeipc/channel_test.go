@@ -87,7 +87,7 @@ func TestGoRoundTrip(t *testing.T) {
 // A handle line much larger than the socket buffer: sendmsg takes only part of it (with the
 // fd), the writer finishes it with plain writes before the next message, and the receiver,
 // reading in 97-byte chunks while its handler is slow, gets the fd with the first chunk of the
-// line and still attaches it to that line (spec §4.2, §9.1).
+// line and still attaches it to that line (docs/node-cluster-protocol.md §4.2 and §8.1).
 func TestPartialWritesAndReads(t *testing.T) {
 	checkLeaks(t)
 	a, b := socketPair(t)
@@ -148,9 +148,10 @@ func TestPartialWritesAndReads(t *testing.T) {
 	_ = x2
 }
 
-// SendHandle holds every later message until the peer answers (spec §4.3); our own ACK/NACK
-// lines are not held (else both sides could wait for each other); NACK reports false, ACK
-// true; an incoming NODE_HANDLE without an fd is NACKed and dropped; a stray ACK is ignored.
+// SendHandle holds every later message until the peer answers
+// (docs/node-cluster-protocol.md §4.3); our own ACK/NACK lines are not held (else both sides
+// could wait for each other); NACK reports false, ACK true; an incoming NODE_HANDLE without an
+// fd is NACKed and dropped; a stray ACK is ignored.
 func TestHandleHoldAndAcks(t *testing.T) {
 	checkLeaks(t)
 	a, b := socketPair(t)
@@ -639,8 +640,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 	testutil.WaitFor(t, "goroutines to exit", waitTimeout, func() bool { return runtime.NumGoroutine() <= base })
 }
 
-// When the kernel refuses an fd (ETOOMANYREFS: too many of our fds in flight, spec §9.3),
-// nothing was written: that handle gets onResult(false) and the channel carries on.
+// When the kernel refuses an fd (ETOOMANYREFS: too many of our fds in flight,
+// docs/node-cluster-protocol.md §8.3), nothing was written: that handle gets onResult(false)
+// and the channel carries on.
 func TestHandleRefusedByKernel(t *testing.T) {
 	checkLeaks(t)
 	a, b := socketPair(t)

@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Commands of the handle layer (spec §4). They are consumed by the channel itself and never
-// reach a Handler.
+// Commands of the handle layer (docs/node-cluster-protocol.md §4). They are consumed by the
+// channel itself and never reach a Handler.
 const (
 	cmdHandle     = "NODE_HANDLE"
 	cmdHandleAck  = "NODE_HANDLE_ACK"
@@ -24,18 +24,21 @@ var (
 )
 
 // errEmptyLine is what HandleBadLine receives for a blank line. Node's JSON.parse("") throws,
-// so a blank line is as much a protocol error as any other non-JSON line (spec §3.2).
+// so a blank line is as much a protocol error as any other non-JSON line
+// (docs/node-cluster-protocol.md §3.2).
 var errEmptyLine = errors.New("nodeipc: empty line")
 
-// framer splits the byte stream of the channel into lines, the json-mode framing of spec §3:
-// every '\n' ends a message, and the trailing partial line is kept for the next read. It has
-// no length limit (spec §3.3: user messages can be megabytes), unlike bufio.Scanner.
+// framer splits the byte stream of the channel into lines, the json-mode framing of
+// docs/node-cluster-protocol.md §3: every '\n' ends a message, and the trailing partial line is
+// kept for the next read. It has no length limit (user messages can be megabytes,
+// docs/node-cluster-protocol.md §3.3), unlike bufio.Scanner.
 //
 // Splitting on the byte '\n' is safe for UTF-8: the byte 0x0A never occurs inside a
 // multi-byte sequence, so a character split across two reads is simply reassembled in buf.
 //
 // framer also tracks stream offsets so that the reader can tell which read a line started in;
-// that is how a received fd is matched to its NODE_HANDLE line (spec §4.2, see fdQueue).
+// that is how a received fd is matched to its NODE_HANDLE line (see fdQueue and
+// docs/node-cluster-protocol.md §4.2).
 type framer struct {
 	buf []byte // the pending partial line; never contains '\n'
 	off int64  // stream offset of buf[0] (or of the next byte when buf is empty)
@@ -82,7 +85,7 @@ type frame struct {
 //
 // Like Node's StringDecoder, invalid UTF-8 is replaced by U+FFFD rather than rejected, so Raw
 // is always valid UTF-8. Only JSON whitespace may surround the value, so "\r\n" line ends are
-// tolerated exactly as JSON.parse tolerates them (spec §3.2).
+// tolerated exactly as JSON.parse tolerates them (docs/node-cluster-protocol.md §3.2).
 //
 // Keys are matched exactly (Node reads message.cmd; encoding/json's struct decoding would also
 // accept "CMD"), and for duplicate keys the last one wins, as with JSON.parse.
@@ -129,8 +132,9 @@ func stringField(obj map[string]json.RawMessage, key string) string {
 	return s
 }
 
-// isInternal is Node's rule for internal messages (spec §1): the cmd starts with "NODE_" and
-// is longer than 5 characters. Internal messages never reach user 'message' listeners.
+// isInternal is Node's rule for internal messages (docs/node-cluster-protocol.md §1.2): the cmd
+// starts with "NODE_" and is longer than 5 characters. Internal messages never reach user
+// 'message' listeners.
 func isInternal(cmd string) bool {
 	return len(cmd) > 5 && strings.HasPrefix(cmd, "NODE_")
 }
@@ -151,7 +155,7 @@ func classify(raw json.RawMessage) string {
 // encodeLine marshals v as one JSON line. json.Marshal output is compact (no raw newline can
 // appear, even for json.RawMessage or Marshaler values, which it compacts) and is never empty,
 // so the peer can never receive a blank or non-JSON line, both of which kill a Node child
-// (spec §3.2, §9.8).
+// (docs/node-cluster-protocol.md §3.2 and §8.7).
 func encodeLine(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -179,8 +183,8 @@ func checkReserved(line []byte) error {
 	return nil
 }
 
-// handleEnvelope is the wire form of a handle message (spec §4.1). Field order follows Node's
-// JSON.stringify output: cmd, type, msg.
+// handleEnvelope is the wire form of a handle message (docs/node-cluster-protocol.md §4.1).
+// Field order follows Node's JSON.stringify output: cmd, type, msg.
 type handleEnvelope struct {
 	Cmd  string          `json:"cmd"`
 	Type string          `json:"type"`

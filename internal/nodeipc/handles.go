@@ -7,8 +7,8 @@ import (
 )
 
 // maxPendingFDs bounds fds received but not yet claimed by a NODE_HANDLE line. A Node sender
-// has at most one in flight (it waits for our ACK, spec §4.3); the queue only exists so that a
-// sender that does not wait still gets its fds matched in order.
+// has at most one in flight (it waits for our ACK, docs/node-cluster-protocol.md §4.3); the
+// queue only exists so that a sender that does not wait still gets its fds matched in order.
 const maxPendingFDs = 16
 
 // pendingFD is a received fd and the stream offset at which the read that carried it began.
@@ -17,12 +17,13 @@ type pendingFD struct {
 	readStart int64
 }
 
-// fdQueue matches received fds to NODE_HANDLE lines (spec §4.2). Linux returns at most one
-// SCM_RIGHTS batch per recvmsg, together with the first byte of the sendmsg that carried it,
-// and Node's receiver gives a received fd to the next NODE_HANDLE line parsed at or after that
-// read. We do the same, with one refinement that only matters for senders that do not wait
-// for ACKs: a line that began before the fd's read cannot own it (its own fd, if any, came in
-// an earlier read), so it gets NACKed and the fd waits for the next line.
+// fdQueue matches received fds to NODE_HANDLE lines (docs/node-cluster-protocol.md §4.2).
+// Linux returns at most one SCM_RIGHTS batch per recvmsg, together with the first byte of the
+// sendmsg that carried it, and Node's receiver gives a received fd to the next NODE_HANDLE line
+// parsed at or after that read. We do the same, with one refinement that only matters for
+// senders that do not wait for ACKs: a line that began before the fd's read cannot own it (its
+// own fd, if any, came in an earlier read), so it gets NACKed and the fd waits for the next
+// line.
 type fdQueue struct {
 	q []pendingFD
 }
@@ -57,8 +58,9 @@ func (q *fdQueue) closeAll() {
 
 // takeRights extracts the fds of one recvmsg's control data into q. Only the first fd is kept:
 // Node sends one per sendmsg, and with several the extra ones would end up attached to the
-// wrong later message (spec §4.2), so they are closed. With MSG_CTRUNC the batch is incomplete
-// and treated as "no fd" (§4.3): whatever did arrive is closed and the line gets a NACK.
+// wrong later message, so they are closed. With MSG_CTRUNC the batch is incomplete and treated
+// as "no fd": whatever did arrive is closed and the line gets a NACK
+// (docs/node-cluster-protocol.md §4.2).
 func takeRights(oob []byte, flags int, readStart int64, q *fdQueue) {
 	fds := parseRights(oob)
 	if flags&unix.MSG_CTRUNC != 0 {
@@ -94,7 +96,7 @@ func parseRights(oob []byte) []int {
 }
 
 // dupFD returns a close-on-exec duplicate of fd, so that it cannot leak into a child spawned
-// while it is queued (spec §9.16).
+// while it is queued (docs/node-cluster-protocol.md §8.10).
 func dupFD(fd int) (int, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -110,10 +112,10 @@ func closeFDs(fds []int) {
 }
 
 // checkSendable refuses fds that a Node receiver cannot take. libuv classifies a received fd
-// with uv_guess_handle (spec §4.2): TCP and UDP sockets, AF_UNIX stream sockets and FIFOs are
-// fine; a regular file, character device or TTY makes the child abort (SIGABRT), and anything
-// of unknown kind (a directory, an AF_UNIX datagram socket, ...) is never consumed, so every
-// later handle on that channel is NACKed.
+// with uv_guess_handle (docs/node-cluster-protocol.md §4.2 and §4.5): TCP and UDP sockets,
+// AF_UNIX stream sockets and FIFOs are fine; a regular file, character device or TTY makes the
+// child abort (SIGABRT), and anything of unknown kind (a directory, an AF_UNIX datagram
+// socket, ...) is never consumed, so every later handle on that channel is NACKed.
 func checkSendable(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

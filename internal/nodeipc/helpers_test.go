@@ -304,7 +304,7 @@ func startNodeWith(t *testing.T, script string, h Handler, opt Options, extraEnv
 		child.Close()
 		t.Fatalf("start node: %v", err)
 	}
-	child.Close() // else EOF is never seen when the child dies (spec §2.2)
+	child.Close() // else EOF is never seen when the child dies (docs/node-cluster-protocol.md §2.2)
 	go func() {
 		nc.waitOnce.Do(func() { nc.waitErr = nc.cmd.Wait() })
 		close(nc.exited)

@@ -19,8 +19,9 @@ import (
 // These tests run real `node` children (skipped when node is not installed), spawned the way
 // the daemon spawns them.
 
-// The child's process.send arrives as plain user lines (spec §7.9); "shutdown" reaches its
-// process.on('message'); when it exits, HandleClose(nil) runs once and Done closes.
+// The child's process.send arrives as plain user lines (docs/node-cluster-protocol.md §7.9);
+// "shutdown" reaches its process.on('message'); when it exits, HandleClose(nil) runs once and
+// Done closes.
 func TestNodeUserMessagesAndExit(t *testing.T) {
 	checkLeaks(t)
 	r := newRecorder(t)
@@ -121,8 +122,8 @@ func TestNodeBadJSON(t *testing.T) {
 }
 
 // A cluster-style spawn (NODE_UNIQUE_ID and a script file) sends the online message before
-// user code runs (spec §2.3), as an internal message. Closing the channel makes the worker
-// exit 0 at once (spec §7.8).
+// user code runs (docs/node-cluster-protocol.md §2.3), as an internal message. Closing the
+// channel makes the worker exit 0 at once (docs/node-cluster-protocol.md §7.8).
 func TestNodeClusterOnline(t *testing.T) {
 	checkLeaks(t)
 	r := newRecorder(t)
@@ -181,7 +182,7 @@ func TestNodeSendHandleSocket(t *testing.T) {
 
 // With a HandleWindow, several handles go out before the first ACK (each in its own sendmsg),
 // and a Node child that reads them all at once still matches every socket to its own message
-// (spec §4.2).
+// (docs/node-cluster-protocol.md §4.2 and §4.4).
 func TestNodePipelinedHandles(t *testing.T) {
 	checkLeaks(t)
 	const window, n = 4, 6

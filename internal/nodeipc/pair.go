@@ -11,10 +11,10 @@ import (
 // NewPair returns the daemon's end and the child's end of a new channel.
 //
 // It is socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC), exactly what libuv creates for
-// stdio 'ipc' (spec §2.2). SOCK_STREAM matters: datagram pairs happen to work for small
-// messages but truncate anything above Node's 64 KiB read buffer. Both ends are close-on-exec
-// so that no other child inherits them (spec §9.16); exec.Cmd.ExtraFiles clears the flag on
-// the child's copy only.
+// stdio 'ipc' (docs/node-cluster-protocol.md §2.2). SOCK_STREAM matters: datagram pairs happen
+// to work for small messages but truncate anything above Node's 64 KiB read buffer. Both ends
+// are close-on-exec so that no other child inherits them (docs/node-cluster-protocol.md §8.10);
+// exec.Cmd.ExtraFiles clears the flag on the child's copy only.
 //
 // The child's end goes into exec.Cmd.ExtraFiles. The caller must close its copy of the child
 // end right after Start: while the daemon holds it, the pair stays alive and the daemon never
@@ -32,9 +32,10 @@ func NewPair() (parent, child *os.File, err error) {
 // Env returns the variables a child needs to open its end of the channel as fd childFD
 // (3 when the child end is ExtraFiles[0]).
 //
-// The serialization mode is always json (spec §3.4): the "advanced" mode is V8's
-// serializer, which is not worth implementing. Cluster workers additionally need
-// NODE_UNIQUE_ID, which is the cluster layer's business, not the channel's (spec §2.1).
+// The serialization mode is always json (docs/node-cluster-protocol.md §3.4): the "advanced"
+// mode is V8's serializer, which is not worth implementing. Cluster workers additionally need
+// NODE_UNIQUE_ID, which is the cluster layer's business, not the channel's
+// (docs/node-cluster-protocol.md §2.1).
 func Env(childFD int) []string {
 	return []string{
 		"NODE_CHANNEL_FD=" + strconv.Itoa(childFD),

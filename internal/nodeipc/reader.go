@@ -14,7 +14,7 @@ import (
 
 // maxRecvFDs sizes the control buffer: CmsgSpace(4*64) has room for 64 fds, far more than the
 // one a well-behaved sender attaches, so that extra fds are received (and closed) instead of
-// being lost to MSG_CTRUNC inside the kernel (spec §4.3).
+// being lost to MSG_CTRUNC inside the kernel (docs/node-cluster-protocol.md §4.2).
 const maxRecvFDs = 64
 
 // readLoop is the channel's reader goroutine: recvmsg, framing, fd matching, dispatch.
@@ -53,7 +53,7 @@ func readCause(err error) error {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 		// The child closed its end (ECONNRESET: with data of ours still unread). Either way
-		// it is a disconnect (spec §9.7), reported as nil.
+		// it is a disconnect (docs/node-cluster-protocol.md §8.6), reported as nil.
 		return nil
 	case errors.Is(err, net.ErrClosed):
 		return ErrClosed // only we close the conn, so terminate has already set the cause
@@ -93,10 +93,11 @@ func (c *Channel) stopped() bool {
 	return c.terminated
 }
 
-// receiveHandle answers an incoming NODE_HANDLE the way Node does (spec §4.2 step 4): with an
-// fd, ACK first and then deliver the inner msg with the handle; without one (none arrived, or
-// MSG_CTRUNC), NACK and drop the msg. Leaving a NODE_HANDLE unanswered would freeze the
-// child's send queue for good (§4.3, §9.9).
+// receiveHandle answers an incoming NODE_HANDLE the way Node does
+// (docs/node-cluster-protocol.md §4.2): with an fd, ACK first and then deliver the inner msg
+// with the handle; without one (none arrived, or MSG_CTRUNC), NACK and drop the msg. Leaving a
+// NODE_HANDLE unanswered would freeze the child's send queue for good
+// (docs/node-cluster-protocol.md §4.3 and §8.8).
 func (c *Channel) receiveHandle(f frame, fd int) {
 	if fd < 0 {
 		c.enqueueControl(lineHandleNack)

@@ -17,10 +17,10 @@ import (
 // socket open.
 const drainTimeout = 5 * time.Second
 
-// writeLoop is the channel's only writer (spec §9.1). Owning every write in one goroutine is
-// what makes a short sendmsg safe: the rest of the line goes out before any other byte, so
-// lines never interleave, and a child that stops reading blocks only this goroutine, never a
-// caller of Send (§9.6).
+// writeLoop is the channel's only writer (docs/node-cluster-protocol.md §8.1). Owning every
+// write in one goroutine is what makes a short sendmsg safe: the rest of the line goes out before
+// any other byte, so lines never interleave, and a child that stops reading blocks only this
+// goroutine, never a caller of Send (docs/node-cluster-protocol.md §8.5).
 func (c *Channel) writeLoop() {
 	defer liveGoroutines.Add(-1)
 	defer close(c.writerDone)
@@ -51,8 +51,9 @@ func (c *Channel) writeLoop() {
 // next blocks until there is a line to write and returns it, or nil when the writer must exit.
 // Our own ACK/NACK lines go first and ignore the handle hold: the child may be waiting for
 // them while we wait for its ACK, and Node lets them bypass its queue for the same reason
-// (spec §4.3). Everything else waits while a handle is in flight, except a handle that fits in
-// the window (Options.HandleWindow).
+// (docs/node-cluster-protocol.md §4.3). Everything else waits while a handle is in flight,
+// except a handle that fits in the window (Options.HandleWindow,
+// docs/node-cluster-protocol.md §4.4).
 func (c *Channel) next() *outgoing {
 	for {
 		select {
@@ -92,15 +93,17 @@ func (c *Channel) next() *outgoing {
 }
 
 // write puts one line on the socket. A handle line goes out with one sendmsg carrying exactly
-// its one fd (spec §4.1, §9.2). sendmsg may take only part of the line (it makes a single
-// attempt); the rest follows with plain writes and without the fd, which the receiver handles
-// because the fd arrives with the line's first byte (§4.2, §9.1).
+// its one fd (docs/node-cluster-protocol.md §4.1 and §8.2). sendmsg may take only part of the
+// line (it makes a single attempt); the rest follows with plain writes and without the fd,
+// which the receiver handles because the fd arrives with the line's first byte
+// (docs/node-cluster-protocol.md §4.2 and §8.1).
 func (c *Channel) write(m *outgoing) error {
 	line := m.line
 	if m.fd >= 0 {
 		n, err := c.sendmsg(c.rc, line, unix.UnixRights(m.fd))
-		// The kernel holds its own reference while the fd is in flight (spec §9.4), and
-		// after a failure nothing was sent: either way our dup is no longer needed.
+		// The kernel holds its own reference while the fd is in flight
+		// (docs/node-cluster-protocol.md §8.4), and after a failure nothing was sent: either
+		// way our dup is no longer needed.
 		if !m.borrowed {
 			unix.Close(m.fd)
 		}
@@ -122,7 +125,8 @@ func (c *Channel) write(m *outgoing) error {
 }
 
 // isPerMessageError reports a sendmsg failure that refused only this fd, with no byte sent:
-// ETOOMANYREFS when too many of our fds are in flight (spec §9.3). The channel itself is fine.
+// ETOOMANYREFS when too many of our fds are in flight (docs/node-cluster-protocol.md §8.3). The
+// channel itself is fine.
 func isPerMessageError(err error) bool {
 	return errors.Is(err, syscall.ETOOMANYREFS)
 }
@@ -144,10 +148,10 @@ func (c *Channel) rejectHandle(m *outgoing) {
 	}
 }
 
-// writeFailed ends writing after err. EPIPE/ECONNRESET mean the child has gone (spec §9.7; Go
-// ignores SIGPIPE for non-stdio fds): sending stops, but the socket stays open so the reader
-// can still deliver what the child sent before it went, up to EOF. Any other error ends the
-// channel.
+// writeFailed ends writing after err. EPIPE/ECONNRESET mean the child has gone (Go ignores
+// SIGPIPE for non-stdio fds; docs/node-cluster-protocol.md §8.6): sending stops, but the socket
+// stays open so the reader can still deliver what the child sent before it went, up to EOF. Any
+// other error ends the channel.
 func (c *Channel) writeFailed(err error) {
 	switch {
 	case errors.Is(err, net.ErrClosed):

@@ -29,7 +29,7 @@ type decision struct {
 	Next    policyState
 }
 
-// decide applies PM2's restart policy (notes in shared/docs/pm2.md §3.6), with one deliberate
+// decide applies PM2's restart policy (docs/pm2-compat.md §2), with one deliberate
 // improvement: PM2 only counts unstable restarts in the first min_uptime × max_restarts after a
 // start, so an app that starts crash-looping later restarts forever (PM2 #1496). corral counts
 // consecutive short runs at any time, and a run of at least min_uptime resets the count.

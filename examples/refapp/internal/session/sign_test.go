@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The vectors of sessions.md §2.2 (computed with Node's crypto, as cookie-signature does).
+// The vectors of docs/sessions.md §2.2 (computed with Node's crypto, as cookie-signature does).
 var vectors = []struct {
 	sid, secret, decoded, wire string
 }{

@@ -31,9 +31,10 @@ var pgSchema = []string{
 )`,
 }
 
-// The session SQL of sessions.md §6.3. Times are Unix seconds from the app clock
+// The session SQL of docs/sessions.md §6.2. Times are Unix seconds from the app clock
 // (connect-pg-simple's to_timestamp($n)); the casts keep every statement valid in every pgx
-// exec mode, including default_query_exec_mode=exec behind a transaction-mode pooler.
+// exec mode, including default_query_exec_mode=exec behind a transaction-mode pooler
+// (docs/sessions.md §6.4).
 const (
 	pgLoad    = `SELECT sess::text FROM "session" WHERE sid = $1::varchar AND expire >= to_timestamp($2::float8)`
 	pgInsert  = `INSERT INTO "session" (sess, expire, sid) VALUES ($1::json, to_timestamp($2::float8), $3::varchar) ON CONFLICT (sid) DO NOTHING`
@@ -49,7 +50,7 @@ const (
 	pgSchemaLock = `SELECT pg_advisory_xact_lock(hashtext('refapp-schema'))`
 )
 
-// Pool defaults (sessions.md §6.5): no connection kept open when idle (MinConns 0), idle
+// Pool defaults (docs/sessions.md §6.5): no connection kept open when idle (MinConns 0), idle
 // connections given back after 2 minutes, every connection replaced after 30 minutes plus up to
 // 5 minutes of jitter (so N workers do not reconnect in lock-step), idle connections checked
 // every minute. pgxpool's own defaults (1 h lifetime, no jitter, 30 min idle) are not used.

@@ -158,7 +158,7 @@ func TestPGTimeZoneGuard(t *testing.T) {
 }
 
 // What the guard prevents: the same epoch written through two zones lands hours apart, and a
-// reader in the other zone sees the session expire early (sessions.md §1.4).
+// reader in the other zone sees the session expire early (docs/sessions.md §4.3).
 func TestPGTimeZoneMismatchShiftsExpiry(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.DSN(t, pgtest.NewDB(t))
@@ -212,7 +212,7 @@ func TestPGExecModes(t *testing.T) {
 	}
 }
 
-// The pool's settings (sessions.md §6.5): MaxConns from the caller (DB_POOL_TOTAL / workers),
+// The pool's settings (docs/sessions.md §6.5): MaxConns from the caller (DB_POOL_TOTAL / workers),
 // MinConns 0, idle 2 min, lifetime 30 min + up to 5 min of jitter, health check every minute;
 // pgxpool's pool_* parameters in DATABASE_URL win. Nothing connects here.
 func TestPGPoolSettings(t *testing.T) {
