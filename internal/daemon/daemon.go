@@ -77,6 +77,8 @@ type Daemon struct {
 	lock     *os.File
 	listener net.Listener
 	server   *http.Server
+	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
+	apiReadTimeout time.Duration
 
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop
@@ -117,20 +119,21 @@ func New(opt Options) (*Daemon, error) {
 		return nil, fmt.Errorf("another corral daemon is already running for %s (its pid is in %s)", p.Home, p.PidFile)
 	}
 	d := &Daemon{
-		paths:         p,
-		started:       time.Now(),
-		interval:      opt.SampleInterval,
-		logs:          logs.NewManager(),
-		hub:           logs.NewHub(),
-		events:        newEventBus(),
-		tbl:           newTable(),
-		usage:         map[int]procstat.Usage{},
-		memoryPending: map[int]bool{},
-		lock:          lock,
-		quit:          make(chan struct{}),
-		ready:         make(chan struct{}),
-		resurrect:     opt.Resurrect,
-		cron:          cron.New(cron.WithParser(cronParser)),
+		paths:          p,
+		started:        time.Now(),
+		interval:       opt.SampleInterval,
+		logs:           logs.NewManager(),
+		hub:            logs.NewHub(),
+		events:         newEventBus(),
+		tbl:            newTable(),
+		usage:          map[int]procstat.Usage{},
+		memoryPending:  map[int]bool{},
+		apiReadTimeout: apiReadTimeout,
+		lock:           lock,
+		quit:           make(chan struct{}),
+		ready:          make(chan struct{}),
+		resurrect:      opt.Resurrect,
+		cron:           cron.New(cron.WithParser(cronParser)),
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultSampleInterval

@@ -32,8 +32,8 @@ const (
 func (d *Daemon) newServer() *http.Server {
 	return &http.Server{
 		Handler:           d.routes(),
-		ReadHeaderTimeout: apiReadHeaderTimeout,
-		ReadTimeout:       apiReadTimeout,
+		ReadHeaderTimeout: min(apiReadHeaderTimeout, d.apiReadTimeout),
+		ReadTimeout:       d.apiReadTimeout,
 		IdleTimeout:       apiIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(d.logWriter(), "API server: ", 0),

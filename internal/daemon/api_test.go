@@ -1,0 +1,261 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/testutil"
+)
+
+// TestScaleIsBounded: a huge count (from the CLI, or sent straight to the API) is refused at
+// once with the limit and how to raise it, and the daemon goes on answering. On the old daemon
+// `scale web 1000000000` created processes until it ran out of memory, holding the table lock.
+func TestScaleIsBounded(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	td.mustStart(td.sleeper("web"))
+	for _, count := range []string{"1000000000", "999999999999", "+1000000", "max1", "--1", "+-1", "1e9", "-0x10"} {
+		_, err := td.scale("web", count)
+		if statusCode(err) != http.StatusBadRequest {
+			t.Errorf("scale web %s: %v, want 400", count, err)
+		}
+	}
+	_, err := td.scale("web", "1000000000")
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "limit") || !strings.Contains(msg, maxInstancesEnv) {
+		t.Errorf("the refusal does not say what the limit is and how to raise it: %s", msg)
+	}
+	if n := len(td.list()); n != 1 {
+		t.Fatalf("%d processes after refused scales, want 1", n)
+	}
+	resp, err := td.scale("web", "+1")
+	if err != nil || len(resp.Processes) != 2 {
+		t.Fatalf("scale web +1: %v %d processes", err, len(resp.Processes))
+	}
+	resp, err = td.scale("web", "-1")
+	if err != nil || len(resp.Processes) != 1 {
+		t.Fatalf("scale web -1: %v %d processes", err, len(resp.Processes))
+	}
+	if _, err := td.scale("web", "-1"); statusCode(err) != http.StatusBadRequest {
+		t.Fatalf("scaling to 0 processes: %v, want 400", err)
+	}
+	if _, err := td.scale("nope", "2"); statusCode(err) != http.StatusNotFound {
+		t.Fatalf("scaling an unknown app: %v, want 404", err)
+	}
+}
+
+// TestInstancesAreBounded: `instances: 10000` is refused before anything starts (the old
+// daemon tried to start 10,000 processes).
+func TestInstancesAreBounded(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	big := td.sleeper("big")
+	big.Instances = 10000
+	ok := td.sleeper("fine")
+	_, err := td.start(ok, big)
+	if statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "instances 10000") {
+		t.Fatalf("start with instances 10000: %v, want 400 naming it", err)
+	}
+	if procs := td.list(); len(procs) != 0 {
+		t.Fatalf("a refused request started %d processes (the good app of it too?)", len(procs))
+	}
+	t.Setenv(maxInstancesEnv, "20")
+	if got := maxInstances(); got != 20 {
+		t.Fatalf("%s=20: limit %d", maxInstancesEnv, got)
+	}
+	t.Setenv(maxInstancesEnv, "1000000")
+	if got := maxInstances(); got != hardMaxInstances {
+		t.Fatalf("%s=1000000: limit %d, want the hard ceiling %d", maxInstancesEnv, got, hardMaxInstances)
+	}
+}
+
+// TestBadTargetsAre400: a regular expression that does not compile is the client's mistake
+// (the old daemon answered 500); an unknown name is 404; no target at all is 400.
+func TestBadTargetsAre400(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	td.mustStart(td.sleeper("web"))
+	cases := []struct {
+		targets []string
+		status  int
+		says    string
+	}{
+		{[]string{"/[/"}, http.StatusBadRequest, "not a valid regular expression"},
+		{[]string{"/(/"}, http.StatusBadRequest, "not a valid regular expression"},
+		{[]string{"nope"}, http.StatusNotFound, `"nope" not found`},
+		{[]string{"web", "nope"}, http.StatusNotFound, `"nope" not found`},
+		{nil, http.StatusBadRequest, "no target"},
+	}
+	for _, c := range cases {
+		for _, action := range []api.Action{api.ActionStop, api.ActionRestart, api.ActionDelete} {
+			_, err := td.act(action, c.targets...)
+			if statusCode(err) != c.status || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("%s %q: %v, want %d saying %q", action, c.targets, err, c.status, c.says)
+			}
+		}
+	}
+	if _, err := td.act("explode", "web"); statusCode(err) != http.StatusBadRequest {
+		t.Errorf("an unknown action: %v, want 400", err)
+	}
+	if p := td.waitStatus("web", 1, "online"); len(p) != 1 {
+		t.Fatal("the app was touched by refused requests")
+	}
+}
+
+// TestMissingProgramRegistersNothing: an app whose interpreter does not exist is refused with
+// the reason, and nothing of the request is registered (the old daemon left it `errored`).
+func TestMissingProgramRegistersNothing(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	bad := td.sleeper("bad")
+	bad.Interpreter = "/nonexistent/node"
+	bad.Script = td.script("app.js", "")
+	_, err := td.start(td.sleeper("good"), bad)
+	if statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "/nonexistent/node") {
+		t.Fatalf("start with a missing interpreter: %v, want 400 naming it", err)
+	}
+	if procs := td.list(); len(procs) != 0 {
+		t.Fatalf("%d processes registered by a refused request", len(procs))
+	}
+	noCwd := td.sleeper("nocwd")
+	noCwd.Cwd = "/nonexistent/dir"
+	if _, err := td.start(noCwd); statusCode(err) != http.StatusBadRequest {
+		t.Fatalf("start in a missing directory: %v, want 400", err)
+	}
+}
+
+// TestBodyOverLimitIs413: an oversized request is refused with 413 and a message that says
+// what to do, not "unexpected EOF".
+func TestBodyOverLimitIs413(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	s := td.sleeper("huge")
+	s.Env = map[string]string{"BIG": strings.Repeat("x", maxRequestBody)}
+	_, err := td.start(s)
+	if statusCode(err) != http.StatusRequestEntityTooLarge || !strings.Contains(err.Error(), "limit of 16 MiB") {
+		t.Fatalf("oversized start: %v, want 413 with the limit", err)
+	}
+	raw := rawRequest(t, td, "POST /v1/apps HTTP/1.1\r\nHost: corral\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n{\"apps\":[]} {\"apps\":[]}       ")
+	if !strings.Contains(raw, "400 Bad Request") || !strings.Contains(raw, "more than one JSON value") {
+		t.Fatalf("two JSON values in one body: %s", raw)
+	}
+}
+
+// rawRequest sends a raw HTTP request on the daemon's socket and returns the raw answer.
+func rawRequest(t *testing.T, td *testDaemon, req string) string {
+	t.Helper()
+	c, err := net.Dial("unix", td.d.paths.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.Status + "\n" + string(body)
+}
+
+// TestSlowRequestsAreDropped: a client that sends its body slowly, or never, loses its
+// connection after the read timeout, so 200 of them do not hold 200 of the daemon's fds for
+// ever (the old daemon had no read timeout).
+func TestSlowRequestsAreDropped(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	td := newTestDaemon(t, func(d *Daemon) { d.apiReadTimeout = timeout })
+	td.list() // the server's own fds are open
+	before := testutil.OpenFDs(t)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 200 {
+		c, err := net.Dial("unix", td.d.paths.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "POST /v1/apps HTTP/1.1\r\nHost: corral\r\nContent-Length: 1000\r\n\r\n{\"apps\":"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every slow connection is closed by the daemon: a read sees its end.
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("connection %d was not closed by the daemon: %v", i, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	testutil.WaitFor(t, "the daemon to release the slow connections' fds", 10*time.Second, func() bool {
+		return testutil.OpenFDs(t) <= before
+	})
+	// The streaming endpoints are not cut by the read timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan api.Event, 16)
+	opened := make(chan struct{})
+	go func() {
+		_ = td.cl.Events(ctx, func() { close(opened) }, func(ev api.Event) error { got <- ev; return nil })
+	}()
+	<-opened
+	time.Sleep(3 * timeout) // longer than the read timeout: the stream must outlive it
+	td.mustStart(td.sleeper("late"))
+	select {
+	case ev := <-got:
+		if ev.Name != "late" {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event stream ended with the read timeout")
+	}
+}
+
+// TestAPIAnswersWhileAnOperationRuns: a listing does not wait for an app's operation (a
+// rolling reload, a slow stop): it reads the app's published view.
+func TestAPIAnswersWhileAnOperationRuns(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	// A process that ignores SIGINT: its stop takes kill_timeout.
+	s := td.app("stubborn", td.script("stubborn.sh", "trap '' INT\nwhile :; do sleep 1; done"))
+	s.KillTimeout = 5000
+	td.mustStart(s)
+	td.waitStatus("stubborn", 1, "online")
+	stopped := make(chan error, 1)
+	go func() { _, err := td.act(api.ActionStop, "stubborn"); stopped <- err }()
+	testutil.WaitFor(t, "the stop to begin", 10*time.Second, func() bool {
+		for _, p := range td.list() {
+			if p.Status == "stopping" {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case err := <-stopped:
+		t.Fatalf("the stop ended before kill_timeout: %v", err)
+	default:
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	var buf bytes.Buffer
+	for _, p := range td.list() {
+		fmt.Fprintf(&buf, "%s %s\n", p.Name, p.Status)
+	}
+	if buf.String() != "stubborn stopped\n" {
+		t.Fatalf("after the stop:\n%s", buf.String())
+	}
+}
