@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/safefs"
 )
 
 // NullPath is the log path that switches a file off: writes to it are discarded without
@@ -118,7 +121,11 @@ type logFile struct {
 	retry   time.Duration
 }
 
-// openLogFile opens path for appending, creating it and its directories.
+// openLogFile opens path for appending, creating it and its directories. A symbolic link at
+// path is followed only if this user or root made it and no one else can replace it
+// (safefs.OpenNamed): log paths are named by users, and `out_file: '/dev/stdout'` is a link,
+// but one planted by another user must not make the daemon append an app's output to a file
+// of its choosing. A regular file with other names (hard links) is refused as well.
 func openLogFile(path string, mode os.FileMode) (*os.File, int64, error) {
 	if mode == 0 {
 		mode = DefaultMode
@@ -126,7 +133,7 @@ func openLogFile(path string, mode os.FileMode) (*os.File, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, 0, fmt.Errorf("logs: create directory for %s: %w", path, err)
 	}
-	fd, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
+	fd, err := safefs.OpenNamed(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("logs: open %s: %w", path, err)
 	}
@@ -328,8 +335,23 @@ func (lf *logFile) truncate() error {
 	return err
 }
 
+// truncatePath empties the file at path through a descriptor opened as openLogFile opens
+// (never os.Truncate, which follows any symbolic link): a link planted at path is refused, and
+// its target left alone. Something other than a regular file (a terminal, a pipe) has nothing
+// to empty.
 func truncatePath(path string) error {
-	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	f, err := safefs.OpenNamed(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logs: truncate %s: %w", path, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := f.Truncate(0); err != nil {
 		return fmt.Errorf("logs: truncate %s: %w", path, err)
 	}
 	return nil
