@@ -59,8 +59,11 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	env := processEnv(app, info.ID, info.Instance)
 	argv := app.Argv()
 	pr := p.protocol
-	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != "" {
-		argv = append([]string{argv[0], "--require", pr.NodePreload}, argv[1:]...)
+	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != nil {
+		// Checked at every spawn: the worker must never load a file someone else changed.
+		if preload := pr.NodePreload.Path(); preload != "" {
+			argv = append([]string{argv[0], "--require", preload}, argv[1:]...)
+		}
 	}
 	path, err := startable(app, argv[0], env["PATH"])
 	if err != nil {
