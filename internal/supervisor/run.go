@@ -200,7 +200,9 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 			r.pidFile = files.Pid
 		}
 	}
-	p.setLogError(fileErr, true)
+	if msg := p.setLogError(fileErr, true); msg != "" {
+		p.emit(api.Event{Kind: api.EventLogError, Message: msg}) // before the pumps' first report
+	}
 	if parentEnd != nil {
 		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{HandleWindow: pr.HandleWindow})
 		if err != nil {
@@ -306,9 +308,10 @@ func (p *Process) openFiles(app *spec.App, paths ...string) ([]*logs.File, []err
 }
 
 // setLogError records why log files could not be opened, or the pid file written
-// (Info.LogError), and says so in the daemon log when that changes: once, not at every restart
-// of a crashing app. With clear, no error clears it (a run whose files all worked).
-func (p *Process) setLogError(err error, clear bool) {
+// (Info.LogError). It returns the message when it changed, for the caller to report (an
+// EventLogError): once, not at every restart of a crashing app. With clear, no error clears it
+// (a run whose files all worked).
+func (p *Process) setLogError(err error, clear bool) (report string) {
 	msg := ""
 	if err != nil {
 		msg = strings.ReplaceAll(err.Error(), "\n", "; ")
@@ -320,8 +323,9 @@ func (p *Process) setLogError(err error, clear bool) {
 	}
 	p.mu.Unlock()
 	if msg != "" && changed {
-		p.note(api.Event{Kind: api.EventLogError, Message: msg})
+		return msg
 	}
+	return ""
 }
 
 // writeLine writes a line from corral itself into the process's log (stream "out" or "err"),
@@ -333,8 +337,8 @@ func (p *Process) writeLine(stream, msg string) {
 		path = info.Files.Err
 	}
 	files, errs := p.openFiles(info.App, path, info.Files.Combined)
-	if len(errs) > 0 {
-		p.setLogError(errors.Join(errs...), false)
+	if msg := p.setLogError(errors.Join(errs...), false); msg != "" {
+		p.note(api.Event{Kind: api.EventLogError, Message: msg}) // writeLine may run off the loop
 	}
 	s := &logs.Stream{ProcID: info.ID, App: info.App.Name, Name: stream, Files: files, Hub: p.hooks.Hub, Loss: p.loss}
 	_ = s.Pump(strings.NewReader(msg + "\n"))
