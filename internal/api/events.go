@@ -22,6 +22,8 @@ const (
 	EventTrigger        EventKind = "trigger"         // cron_restart or watch asked for a restart
 	EventMessage        EventKind = "message"         // the process sent a message (process.send)
 	EventDropped        EventKind = "dropped"         // this reader fell behind and missed events
+	EventLogError       EventKind = "log error"       // a log file could not be opened (or was refused), or the pid file written
+	EventOutputLost     EventKind = "output lost"     // output a log file did not take (rate limited: the first loss, then a summary a minute)
 )
 
 // Event is something that happened to a process: a line of GET /v1/events.

@@ -121,6 +121,13 @@ func jlistEntry(p Process) map[string]any {
 	if p.Cluster != nil {
 		extras["cluster"] = p.Cluster
 	}
+	if p.LogError != "" {
+		extras["log_error"] = p.LogError
+	}
+	if p.LostLogLines > 0 || p.LostLogBytes > 0 {
+		extras["lost_log_lines"] = p.LostLogLines
+		extras["lost_log_bytes"] = p.LostLogBytes
+	}
 	pm2env["corral"] = extras
 	return map[string]any{
 		"pid":     p.PID,

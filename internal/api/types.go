@@ -34,6 +34,13 @@ type Process struct {
 	// PrevRestartDelayMS is the last exponential backoff delay.
 	PrevRestartDelayMS int64  `json:"prev_restart_delay"`
 	LastError          string `json:"last_error,omitempty"`
+	// LogError is why a log file could not be opened (or was refused: a symbolic link someone
+	// else planted), or the pid file written, at the latest start.
+	LogError string `json:"log_error,omitempty"`
+	// LostLogLines and LostLogBytes count the output that did not reach a log file it was
+	// meant for (disk full, I/O error, a file that could not be opened or was refused).
+	LostLogLines uint64 `json:"lost_log_lines,omitempty"`
+	LostLogBytes uint64 `json:"lost_log_bytes,omitempty"`
 
 	CPU    float64 `json:"cpu"`    // percent of one CPU, whole process tree
 	Memory int64   `json:"memory"` // RSS bytes, whole process tree

@@ -132,7 +132,7 @@ func (c *cli) spawnDaemon(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("find the corral binary to start the daemon: %w", err)
 	}
-	logf, err := os.OpenFile(c.paths.DaemonLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := os.OpenFile(c.paths.DaemonLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
@@ -210,7 +210,7 @@ func (c *cli) waitGone(ctx context.Context, timeout time.Duration) error {
 // lockFree reports whether no daemon holds the home's lock (true as well when it cannot be
 // told: the lock file is missing or cannot be opened).
 func (c *cli) lockFree() bool {
-	f, err := os.OpenFile(c.paths.Lock, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	f, err := os.OpenFile(c.paths.Lock, os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return true
 	}

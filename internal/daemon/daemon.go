@@ -28,8 +28,8 @@ import (
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/logs"
-	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/procstat"
+	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/supervisor"
 	"github.com/robfig/cron/v3"
@@ -63,8 +63,9 @@ type Daemon struct {
 
 	tbl *table
 
-	// nodePreload is the cluster workers' preload script, written into the home at start.
-	nodePreload string
+	// nodePreload is the cluster workers' preload script, written into the home at start and
+	// checked before each use.
+	nodePreload *home.Pinned
 	exe         string // this binary: the exec shim of runs with inherited sockets
 	notifyDir   string // NOTIFY_SOCKETs of the runs
 
@@ -110,7 +111,7 @@ func New(opt Options) (*Daemon, error) {
 	if err := p.Ensure(); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(p.Lock, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	lock, err := os.OpenFile(p.Lock, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open daemon lock: %w", err)
 	}
@@ -156,13 +157,9 @@ func New(opt Options) (*Daemon, error) {
 		d.notifyDir = ""
 	}
 	// Written at every start, so it always matches this binary.
-	d.nodePreload = filepath.Join(p.Home, "node", "cluster-worker-preload.js")
-	if err := os.MkdirAll(filepath.Dir(d.nodePreload), 0o755); err == nil {
-		err = persist.WriteFileAtomic(d.nodePreload, cluster.WorkerPreload, 0o644)
-	}
-	if err != nil {
-		d.logf("cannot write %s (cluster workers run without it): %v", d.nodePreload, err)
-		d.nodePreload = ""
+	d.nodePreload = home.NewPinned(filepath.Join(p.NodeDir, "cluster-worker-preload.js"), cluster.WorkerPreload, d.logf)
+	if err := d.nodePreload.Write(); err != nil {
+		d.logf("cannot write the cluster workers' preload (they run without it): %v", err)
 	}
 	return d, nil
 }
@@ -204,12 +201,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.paths.Socket, err)
 	}
-	if err := os.Chmod(d.paths.Socket, 0o600); err != nil {
+	if err := safefs.Chmod(d.paths.Socket, 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("restrict control socket: %w", err)
 	}
 	d.listener = ln
-	if err := os.WriteFile(d.paths.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	if err := safefs.WriteFile(d.paths.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		ln.Close()
 		return fmt.Errorf("write pid file: %w", err)
 	}

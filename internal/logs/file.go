@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/safefs"
 )
 
 // NullPath is the log path that switches a file off: writes to it are discarded without
@@ -47,9 +50,17 @@ type FileOptions struct {
 // merged file never interleave, and rotation happens once for all of them.
 type File struct {
 	m      *Manager
-	lf     *logFile // nil: the file discards everything (NullPath)
+	lf     *logFile // nil: the file discards everything (NullPath), or failed (err)
 	path   string
+	err    error // set by Unopened: every write fails with it
 	closed atomic.Bool
+}
+
+// Unopened returns a handle for a log file that could not be opened (err says why, a refusal
+// included): every write to it fails with err, so a Stream counts the lines meant for it as
+// lost (Loss) instead of dropping them silently. Closing it does nothing.
+func Unopened(path string, err error) *File {
+	return &File{path: path, err: err}
 }
 
 // RotateError reports a rotation that failed. The line being written when it happened was
@@ -72,7 +83,7 @@ func (f *File) Path() string { return f.path }
 // rotated first. The error is a *RotateError alone when only the rotation failed (the line was
 // written); any other error means the line was not (fully) written.
 func (f *File) WriteLine(b []byte) error {
-	_, err := f.writeLines(b)
+	_, _, err := f.writeLines(b)
 	return err
 }
 
@@ -80,17 +91,20 @@ func (f *File) WriteLine(b []byte) error {
 // allows, which is what keeps a chatty app from costing the daemon a syscall per line. Lines
 // are still never split across files, and the group is not interleaved with other writers.
 func (f *File) WriteLines(b []byte) error {
-	_, err := f.writeLines(b)
+	_, _, err := f.writeLines(b)
 	return err
 }
 
-// writeLines is WriteLines that also says how many lines were not written.
-func (f *File) writeLines(b []byte) (lost int, err error) {
+// writeLines is WriteLines that also says how many lines, and bytes, were not written.
+func (f *File) writeLines(b []byte) (lost, lostBytes int, err error) {
+	if f.err != nil {
+		return countLines(b), len(b), f.err
+	}
 	if f.lf == nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if f.closed.Load() {
-		return countLines(b), fmt.Errorf("logs: write %s: %w", f.path, os.ErrClosed)
+		return countLines(b), len(b), fmt.Errorf("logs: write %s: %w", f.path, os.ErrClosed)
 	}
 	return f.lf.writeLines(b)
 }
@@ -118,7 +132,11 @@ type logFile struct {
 	retry   time.Duration
 }
 
-// openLogFile opens path for appending, creating it and its directories.
+// openLogFile opens path for appending, creating it and its directories. A symbolic link at
+// path is followed only if this user or root made it and no one else can replace it
+// (safefs.OpenNamed): log paths are named by users, and `out_file: '/dev/stdout'` is a link,
+// but one planted by another user must not make the daemon append an app's output to a file
+// of its choosing. A regular file with other names (hard links) is refused as well.
 func openLogFile(path string, mode os.FileMode) (*os.File, int64, error) {
 	if mode == 0 {
 		mode = DefaultMode
@@ -126,7 +144,7 @@ func openLogFile(path string, mode os.FileMode) (*os.File, int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, 0, fmt.Errorf("logs: create directory for %s: %w", path, err)
 	}
-	fd, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
+	fd, err := safefs.OpenNamed(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
 	if err != nil {
 		return nil, 0, fmt.Errorf("logs: open %s: %w", path, err)
 	}
@@ -147,21 +165,21 @@ func countLines(b []byte) int {
 	return n
 }
 
-func (lf *logFile) writeLines(b []byte) (lost int, err error) {
+func (lf *logFile) writeLines(b []byte) (lost, lostBytes int, err error) {
 	if len(b) == 0 || b[len(b)-1] != '\n' {
 		b = append(b[:len(b):len(b)], '\n')
 	}
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	if lf.fd == nil {
-		return countLines(b), fmt.Errorf("logs: write %s: %w", lf.path, os.ErrClosed)
+		return countLines(b), len(b), fmt.Errorf("logs: write %s: %w", lf.path, os.ErrClosed)
 	}
 	if lf.midLine {
 		// End the partial line a failed write left, so the next line starts on its own.
 		n, err := lf.fd.Write([]byte{'\n'})
 		lf.size += int64(n)
 		if err != nil {
-			return countLines(b), fmt.Errorf("logs: write %s: %w", lf.path, err)
+			return countLines(b), len(b), fmt.Errorf("logs: write %s: %w", lf.path, err)
 		}
 		lf.midLine = false
 	}
@@ -193,14 +211,14 @@ func (lf *logFile) writeLines(b []byte) (lost int, err error) {
 		lf.size += int64(n)
 		if err != nil {
 			lf.midLine = n > 0 && chunk[n-1] != '\n'
-			return countLines(b[n:]), errors.Join(rotErr, fmt.Errorf("logs: write %s: %w", lf.path, err))
+			return countLines(b[n:]), len(b) - n, errors.Join(rotErr, fmt.Errorf("logs: write %s: %w", lf.path, err))
 		}
 		b = b[len(chunk):]
 	}
 	if rotErr != nil {
-		return 0, rotErr
+		return 0, 0, rotErr
 	}
-	return 0, nil
+	return 0, 0, nil
 }
 
 // linesWithin returns the longest run of whole lines at the start of b that fits in room bytes.
@@ -328,8 +346,23 @@ func (lf *logFile) truncate() error {
 	return err
 }
 
+// truncatePath empties the file at path through a descriptor opened as openLogFile opens
+// (never os.Truncate, which follows any symbolic link): a link planted at path is refused, and
+// its target left alone. Something other than a regular file (a terminal, a pipe) has nothing
+// to empty.
 func truncatePath(path string) error {
-	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	f, err := safefs.OpenNamed(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logs: truncate %s: %w", path, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err := f.Truncate(0); err != nil {
 		return fmt.Errorf("logs: truncate %s: %w", path, err)
 	}
 	return nil

@@ -35,6 +35,9 @@ type Stream struct {
 	// failures on a file (later ones in the run are only counted). If nil, Pump returns the
 	// first such error when it ends.
 	OnError func(error)
+	// Loss, if set, counts the lines and bytes a file failed to take (and reports them, rate
+	// limited); the process's streams and runs share one.
+	Loss *Loss
 }
 
 // Pump copies r line by line until EOF or a read error: each line to every file and (raw,
@@ -187,11 +190,11 @@ func (p *pump) write(i int, f *File, lines []byte, now time.Time) {
 			notice = append(notice, p.prefix(now)...)
 		}
 		notice = fmt.Appendf(notice, "corral: %d %s could not be written here: %v\n", fl.lines, plural(fl.lines, "line", "lines"), fl.err)
-		if _, err := f.writeLines(notice); err == nil || isRotateOnly(err) {
+		if _, _, err := f.writeLines(notice); err == nil || isRotateOnly(err) {
 			fl.lines, fl.err = 0, nil
 		}
 	}
-	lost, err := f.writeLines(lines)
+	lost, lostBytes, err := f.writeLines(lines)
 	switch {
 	case err == nil:
 	case isRotateOnly(err):
@@ -202,6 +205,7 @@ func (p *pump) write(i int, f *File, lines []byte, now time.Time) {
 		}
 		fl.lines += lost
 		fl.err = err
+		p.s.Loss.Add(lost, lostBytes, err)
 	}
 }
 

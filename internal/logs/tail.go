@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/corral-pm/corral/internal/safefs"
 )
 
 const (
@@ -26,7 +28,7 @@ func Tail(path string, n int) ([]string, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	f, err := os.Open(path)
+	f, err := safefs.OpenNamed(path, os.O_RDONLY, 0) // as the daemon writes it: not through a planted link
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

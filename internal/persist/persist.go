@@ -6,7 +6,8 @@
 // partial file, and an empty list written at shutdown replaces a good one. Here every write
 // goes to a temporary file that is synced and then renamed over the target, the previous
 // version is kept as path+".bak" without ever being absent, and loading falls back to the
-// backup when the main file is missing, empty or invalid.
+// backup when the main file is missing, empty or invalid. A state file is never read through
+// a symbolic link, nor when someone else owns it or could have written it (see load).
 //
 // Writers of one path should be serialized by the caller (the daemon owns its state files):
 // concurrent SaveWithBackup calls never corrupt a file and the last rename wins, but which
@@ -18,12 +19,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/corral-pm/corral/internal/safefs"
 )
 
 // BackupSuffix is appended to a path to name its backup.
@@ -85,7 +89,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 // syncDir makes the directory entries created or replaced in dir durable. Filesystems that
 // cannot sync a directory say so with EINVAL; there is nothing more to do on those.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -144,8 +148,10 @@ func rotate(path string, mode os.FileMode) error {
 	}
 	// path and tmp share an inode, so this also tightens path, which is replaced next
 	// anyway; it keeps a backup written by an older, laxer version from staying readable.
+	// Through a descriptor opened without following a link: had path become a symbolic link
+	// since the Lstat, tmp is that link, and its target is not ours to change.
 	if fi.Mode().Perm() != mode.Perm() {
-		if err := os.Chmod(tmp, mode.Perm()); err != nil {
+		if err := safefs.Chmod(tmp, mode.Perm()); err != nil {
 			os.Remove(tmp)
 			return err
 		}
@@ -221,10 +227,32 @@ func LoadWithFallback(path string, valid func([]byte) error) (data []byte, fromB
 	return nil, false, &LoadError{Path: path, Main: mainErr, Backup: bakErr}
 }
 
+// load reads path without following a symbolic link, and only if it is a regular file that
+// this user owns and no one else can write: the saved list says what the daemon runs, so a
+// file someone else could have written (or a link to one) must never be taken for it.
 func load(path string, valid func([]byte) error) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	f, err := safefs.Open(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err // *fs.PathError, which names the file
+		return nil, err // *fs.PathError or *safefs.Error, which name the file
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch owner := safefs.Owner(fi); {
+	case !fi.Mode().IsRegular():
+		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("%s is not a regular file (%s)", path, fi.Mode().Type())}
+	case int(owner) != os.Geteuid():
+		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("refusing to load %s: it is owned by %s, not by %s who runs corral, so someone else may have written it; move it away",
+			path, safefs.Who(owner), safefs.Me())}
+	case fi.Mode().Perm()&0o022 != 0:
+		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("refusing to load %s: it has mode %04o, so others may have written it; check it, then: chmod 600 %s",
+			path, fi.Mode().Perm(), path)}
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)

@@ -79,6 +79,12 @@ func Describe(p api.Process, o Options, revealed bool) string {
 	if p.LastError != "" {
 		rows = append(rows, []cell{{text: "last error"}, {text: p.LastError, color: ansiRed}})
 	}
+	if p.LogError != "" {
+		rows = append(rows, []cell{{text: "log error"}, {text: p.LogError, color: ansiRed}})
+	}
+	if p.LostLogLines > 0 || p.LostLogBytes > 0 {
+		rows = append(rows, []cell{{text: "lost log lines"}, {text: fmt.Sprintf("%d (%s), not in the log files", p.LostLogLines, spec.FormatSize(int64(p.LostLogBytes))), color: ansiRed}})
+	}
 	b.WriteString(boxNoHeader(o, rows))
 
 	if len(a.Env) > 0 {

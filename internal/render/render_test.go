@@ -64,7 +64,7 @@ func fixtures() []api.Process {
 		{
 			ID: 0, Name: "api", Namespace: "default", Instance: 0, PID: 41234, Status: "online",
 			Restarts: 3, StartedAt: now.Add(-90 * time.Second), CreatedAt: created,
-			CPU: 1.25, Memory: 55_154_892,
+			CPU: 1.25, Memory: 55_154_892, LostLogLines: 1234, LostLogBytes: 56_789,
 			OutLog: api1.OutFile, ErrLog: api1.ErrorFile, PidFile: "/home/deploy/.corral/pids/api-0.pid",
 			Version: "1.4.2", Username: "deploy", App: api1,
 		},
@@ -103,7 +103,7 @@ func fixtures() []api.Process {
 		{
 			ID: 5, Name: "crashy2", Namespace: "default", Instance: 0, PID: 0, Status: "waiting restart",
 			Restarts: 2, Unstable: 2, StartedAt: now.Add(-5 * time.Second), CreatedAt: created,
-			Exited: true, ExitSignal: "SIGKILL", PrevRestartDelayMS: 150,
+			Exited: true, ExitSignal: "SIGKILL", PrevRestartDelayMS: 150, LogError: "logs: open /srv/c.log: refused a symlink",
 			OutLog: crash.OutFile, ErrLog: crash.ErrorFile,
 			Version: "N/A", Username: "deploy", App: crash,
 		},

@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+
+	"github.com/corral-pm/corral/internal/safefs"
 )
 
 // SealedPrefix starts every sealed value; "v1" names the format (AES-256-GCM, random
@@ -64,9 +67,11 @@ func OpenSealer(keyPath string) (*Sealer, error) {
 }
 
 // readKey reads and checks an existing key file. Checks are made on the open file, so that
-// what is checked is what is read.
+// what is checked is what is read. The file is opened without following a symbolic link, and
+// must belong to this user: a key someone else wrote (or could read) would let them open
+// every sealed value, and a link could make corral use any file as its key.
 func readKey(keyPath string) ([]byte, error) {
-	f, err := os.Open(keyPath)
+	f, err := safefs.Open(keyPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -80,6 +85,10 @@ func readKey(keyPath string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("secrets: key file %s is not a regular file (%s)", keyPath, fi.Mode().Type())
+	}
+	if owner := safefs.Owner(fi); int(owner) != os.Geteuid() {
+		return nil, &safefs.Error{Path: keyPath, Msg: fmt.Sprintf("secrets: key file %s is owned by %s, not by %s who runs corral: whoever made it can open every sealed value; move it away to have a new key created (values sealed with it must then be set again)",
+			keyPath, safefs.Who(owner), safefs.Me())}
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("secrets: key file %s has mode %#o: group and others must have no access; fix it with: chmod 600 %s", keyPath, perm, keyPath)
@@ -148,7 +157,7 @@ func createKey(keyPath string) ([]byte, error) {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}

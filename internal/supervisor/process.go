@@ -56,6 +56,8 @@ type Process struct {
 	protocol     Protocol
 	runSeq       int // numbers runs, for their notify sockets
 	deleted      bool
+
+	loss *logs.Loss // output its log files did not take, over all runs
 }
 
 // New creates a process slot; it starts nothing (see Start).
@@ -74,8 +76,14 @@ func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
 		},
 	}
 	p.protocol = hooks.Protocol
+	p.loss = &logs.Loss{Report: func(msg string) { p.note(api.Event{Kind: api.EventOutputLost, Message: msg}) }}
 	go p.loop()
 	return p
+}
+
+// note emits ev from any goroutine, without waiting: a pump must never block on the loop.
+func (p *Process) note(ev api.Event) {
+	go p.post(func() { p.emit(ev) })
 }
 
 func (p *Process) loop() {
@@ -124,8 +132,10 @@ func (p *Process) call(f func()) error {
 // Info returns a snapshot.
 func (p *Process) Info() Info {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.info
+	info := p.info
+	p.mu.Unlock()
+	info.LostLogLines, info.LostLogBytes = p.loss.Lines(), p.loss.Bytes()
+	return info
 }
 
 // ID is the process id (PM2's pm_id).
@@ -290,6 +300,7 @@ func (p *Process) Delete(ctx context.Context) error {
 func (p *Process) Reset() error {
 	return p.call(func() {
 		p.pol = policyState{}
+		p.loss.Reset()
 		p.update(func(i *Info) {
 			i.Restarts, i.Unstable, i.PrevRestartDelay = 0, 0, 0
 			i.CreatedAt = time.Now()

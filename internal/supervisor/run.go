@@ -8,15 +8,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/listenexec"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/spec"
 )
@@ -56,8 +59,11 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	env := processEnv(app, info.ID, info.Instance)
 	argv := app.Argv()
 	pr := p.protocol
-	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != "" {
-		argv = append([]string{argv[0], "--require", pr.NodePreload}, argv[1:]...)
+	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != nil {
+		// Checked at every spawn: the worker must never load a file someone else changed.
+		if preload := pr.NodePreload.Path(); preload != "" {
+			argv = append([]string{argv[0], "--require", preload}, argv[1:]...)
+		}
 	}
 	path, err := startable(app, argv[0], env["PATH"])
 	if err != nil {
@@ -185,13 +191,17 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	r.started = time.Now()
 
 	files := FilesFor(app, info.ID)
-	drained := p.startPumps(app, files, outR, errR)
+	drained, fileErr := p.startPumps(app, files, outR, errR)
 	if files.Pid != "" && files.Pid != spec.NullPath {
 		if err := writePidFile(files.Pid, r.pid); err != nil {
 			p.writeLine("err", "corral: "+err.Error())
+			fileErr = errors.Join(fileErr, err)
 		} else {
 			r.pidFile = files.Pid
 		}
+	}
+	if msg := p.setLogError(fileErr, true); msg != "" {
+		p.emit(api.Event{Kind: api.EventLogError, Message: msg}) // before the pumps' first report
 	}
 	if parentEnd != nil {
 		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{HandleWindow: pr.HandleWindow})
@@ -239,21 +249,29 @@ const pumpDrainTimeout = 2 * time.Second
 
 // startPumps copies the child's stdout and stderr into its log files and the live hub. Each
 // run holds its own references to the files, so a run replaced during a reload keeps logging
-// until its last line. The returned channel closes when both pipes have reached EOF.
-func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) <-chan struct{} {
+// until its last line. The returned channel closes when both pipes have reached EOF; the error
+// says which log files could not be opened (their lines are counted as lost).
+func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) (<-chan struct{}, error) {
 	var wg sync.WaitGroup
 	drained := make(chan struct{})
 	var tf *logs.TimeFormat
 	if app.LogDateFormat != "" {
 		tf, _ = logs.NewTimeFormat(app.LogDateFormat) // validated when the app was loaded
 	}
+	var openErrs []error
 	for _, s := range []struct {
 		name string
 		path string
 		r    *os.File
 	}{{"out", files.Out, outR}, {"err", files.Err, errR}} {
-		opened := p.openFiles(app, s.path, files.Combined)
-		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub}
+		opened, errs := p.openFiles(app, s.path, files.Combined)
+		for _, err := range errs {
+			// The combined file is opened for both streams: one report is enough.
+			if !slices.ContainsFunc(openErrs, func(e error) bool { return e.Error() == err.Error() }) {
+				openErrs = append(openErrs, err)
+			}
+		}
+		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub, Loss: p.loss}
 		wg.Add(1)
 		go func(r *os.File) {
 			defer wg.Done()
@@ -265,28 +283,49 @@ func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) <-
 		}(s.r)
 	}
 	go func() { wg.Wait(); close(drained) }()
-	return drained
+	return drained, errors.Join(openErrs...)
 }
 
-// openFiles opens the given log paths (skipping empty ones). A file that cannot be opened is
-// reported on the daemon's hub and skipped: the app still runs and its lines still stream.
-func (p *Process) openFiles(app *spec.App, paths ...string) []*logs.File {
+// openFiles opens the given log paths (skipping empty ones). A file that cannot be opened (or
+// is refused: a symbolic link someone else planted) stands in the result as logs.Unopened, so
+// that the lines meant for it are counted as lost; the app still runs and its lines still
+// stream. The errors say what went wrong.
+func (p *Process) openFiles(app *spec.App, paths ...string) ([]*logs.File, []error) {
 	var out []*logs.File
+	var errs []error
 	for _, path := range paths {
 		if path == "" {
 			continue
 		}
 		f, err := p.hooks.Logs.Open(path, logs.FileOptions{MaxSize: app.LogMaxSize, Retain: app.LogRetain})
 		if err != nil {
-			if p.hooks.Hub != nil {
-				p.hooks.Hub.Publish(logs.Line{Time: time.Now(), ProcID: -1, App: "corral", Stream: "corral",
-					Message: fmt.Sprintf("cannot open log file for %s: %v", app.Name, err)})
-			}
-			continue
+			errs = append(errs, err)
+			f = logs.Unopened(path, err)
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, errs
+}
+
+// setLogError records why log files could not be opened, or the pid file written
+// (Info.LogError). It returns the message when it changed, for the caller to report (an
+// EventLogError): once, not at every restart of a crashing app. With clear, no error clears it
+// (a run whose files all worked).
+func (p *Process) setLogError(err error, clear bool) (report string) {
+	msg := ""
+	if err != nil {
+		msg = strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	p.mu.Lock()
+	changed := p.info.LogError != msg
+	if msg != "" || clear {
+		p.info.LogError = msg
+	}
+	p.mu.Unlock()
+	if msg != "" && changed {
+		return msg
+	}
+	return ""
 }
 
 // writeLine writes a line from corral itself into the process's log (stream "out" or "err"),
@@ -297,19 +336,25 @@ func (p *Process) writeLine(stream, msg string) {
 	if stream == "err" {
 		path = info.Files.Err
 	}
-	files := p.openFiles(info.App, path, info.Files.Combined)
-	s := &logs.Stream{ProcID: info.ID, App: info.App.Name, Name: stream, Files: files, Hub: p.hooks.Hub}
+	files, errs := p.openFiles(info.App, path, info.Files.Combined)
+	if msg := p.setLogError(errors.Join(errs...), false); msg != "" {
+		p.note(api.Event{Kind: api.EventLogError, Message: msg}) // writeLine may run off the loop
+	}
+	s := &logs.Stream{ProcID: info.ID, App: info.App.Name, Name: stream, Files: files, Hub: p.hooks.Hub, Loss: p.loss}
 	_ = s.Pump(strings.NewReader(msg + "\n"))
 	for _, f := range files {
 		f.Close()
 	}
 }
 
+// writePidFile writes pid to path, never through a symbolic link (nor into a file with other
+// names): pid files are in the home or where the ecosystem file says, and a link planted there
+// must not make the daemon overwrite a file of someone else's choosing.
 func writePidFile(path string, pid int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o640); err != nil {
+	if err := safefs.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o640); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil

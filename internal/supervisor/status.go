@@ -45,6 +45,14 @@ type Info struct {
 	Files            Files
 	// Ready is true once the current run is ready (online, or 'ready' received with wait_ready).
 	Ready bool
+	// LostLogLines and LostLogBytes count the output that did not reach a log file it was
+	// meant for (a full disk, an I/O error, a file that could not be opened or was refused),
+	// over every run, since the slot was created or reset. The live stream still got it.
+	LostLogLines uint64
+	LostLogBytes uint64
+	// LogError is why a log file of the latest run could not be opened (or was refused), or its
+	// pid file could not be written, if that happened.
+	LogError string
 }
 
 // Files are the per-process paths derived from the app's per-app paths.

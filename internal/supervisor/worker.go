@@ -47,14 +47,20 @@ type WorkerControl interface {
 type Protocol struct {
 	// Worker makes every run a worker of the cluster protocol (cluster mode).
 	Worker WorkerProtocol
-	// NodePreload is loaded into Node cluster workers with --require.
-	NodePreload string
+	// NodePreload is loaded into Node cluster workers with --require (when it has a path).
+	NodePreload Preload
 	// HandleWindow is how many handles the run's IPC channel may send before their
 	// acknowledgements (nodeipc.Options.HandleWindow): the cluster's hand-off window.
 	HandleWindow int
 	// Sockets are inherited by every run as fds 3.. (systemd's socket activation), and tell
 	// when a run that does not speak sd_notify is ready.
 	Sockets SocketSource
+}
+
+// Preload is a file Node cluster workers load (home.Pinned): Path checks it before each spawn
+// and returns "" when it must not be used.
+type Preload interface {
+	Path() string
 }
 
 // SocketSource is an app's inherited listening sockets (cluster.Sockets).
