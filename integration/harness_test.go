@@ -215,8 +215,17 @@ func (e *env) checkRaces() {
 // killByHome kills every process whose environment names this CORRAL_HOME: the apps inherit
 // the CLI's environment, so nothing a test started escapes.
 func killByHome(home string) {
+	for _, pid := range pidsWithHome(home) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// pidsWithHome lists the processes whose environment sets CORRAL_HOME to home: its daemon and
+// the apps it started.
+func pidsWithHome(home string) []int {
 	needle := []byte("\x00CORRAL_HOME=" + home + "\x00") // NULs: the whole variable, not FOO_CORRAL_HOME
 	entries, _ := os.ReadDir("/proc")
+	var out []int
 	for _, ent := range entries {
 		pid, err := strconv.Atoi(ent.Name())
 		if err != nil || pid == os.Getpid() {
@@ -227,9 +236,10 @@ func killByHome(home string) {
 			continue
 		}
 		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			out = append(out, pid)
 		}
 	}
+	return out
 }
 
 func (e *env) environ() []string {
