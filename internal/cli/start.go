@@ -262,22 +262,22 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 		errs = append(errs, resp.Errors...)
 	}
 	if len(apps) > 0 {
+		mode := api.ModeCreate
+		if apps[0].Source != "" {
+			mode = api.ModeFile
+		}
+		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
+			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: mode})
+		})
+		if err != nil {
+			return err // the daemon checks the whole request first: nothing was started
+		}
 		for _, a := range apps {
 			n := "1 process"
 			if a.Instances != 1 {
 				n = instancesText(a.Instances)
 			}
 			c.infof("Starting %s in %s mode (%s)", displayScript(a), a.ExecMode, n)
-		}
-		mode := "create"
-		if len(apps) > 0 && apps[0].Source != "" {
-			mode = "file"
-		}
-		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
-			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: mode})
-		})
-		if err != nil {
-			return err
 		}
 		errs = append(errs, resp.Errors...)
 	}
