@@ -18,8 +18,9 @@ import (
 // must arrive whole within apiReadTimeout, bodies are capped at maxRequestBody (a start
 // request carries whole environments; real ones are a few KB), and idle keep-alive
 // connections are closed after apiIdleTimeout. Answers to lifecycle operations may take as
-// long as the operation (a rolling reload), so there is no write timeout; the streaming
-// endpoints lift the read deadline once their request is in.
+// long as the operation (a rolling reload), so there is no write timeout; net/http lifts the
+// read deadline once a request's body has been read, so neither they nor the streaming
+// endpoints are cut by it (TestAPIAnswersWhileAnOperationRuns, TestSlowRequestsAreDropped).
 const (
 	apiReadHeaderTimeout = 10 * time.Second
 	apiReadTimeout       = 30 * time.Second
@@ -139,10 +140,8 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// startStream prepares a long-lived streaming answer: its request is in, so the read deadline
-// that guards slow requests no longer applies.
+// startStream begins a long-lived streaming answer.
 func startStream(w http.ResponseWriter, contentType string) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(http.StatusOK)
 }
