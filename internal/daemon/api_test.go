@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +267,37 @@ func TestAPIAnswersWhileAnOperationRuns(t *testing.T) {
 	}
 	if buf.String() != "stubborn stopped\n" {
 		t.Fatalf("after the stop:\n%s", buf.String())
+	}
+}
+
+// TestInputsFromDiskAreBounded: files the daemon reads on a request (a saved list, an app's
+// package.json) and the history it is asked for have sizes it checks before reading.
+func TestInputsFromDiskAreBounded(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	// A logs request for more history than the daemon holds in memory.
+	err := td.cl.Logs(context.Background(), api.LogsQuery{Lines: maxHistoryLines + 1}, func(api.LogLine) error { return nil })
+	if statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "lines must be a number from 0 to") {
+		t.Fatalf("logs --lines %d: %v, want 400", maxHistoryLines+1, err)
+	}
+	// An app whose package.json is huge has no version, and starts.
+	if err := os.WriteFile(filepath.Join(td.dir, "package.json"), bytes.Repeat([]byte(" "), maxPackageJSON+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp := td.mustStart(td.sleeper("web"))
+	if v := resp.Processes[0].Version; v != "N/A" {
+		t.Fatalf("version from an oversized package.json: %q", v)
+	}
+	// A saved list larger than any corral writes is refused, naming the file.
+	f, err := os.OpenFile(td.d.paths.Dump, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(65 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = td.cl.Resurrect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), td.d.paths.Dump) || !strings.Contains(err.Error(), "MiB") {
+		t.Fatalf("resurrect from a 65 MiB saved list: %v", err)
 	}
 }

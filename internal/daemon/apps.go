@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -367,6 +368,22 @@ func procIDs(ps []*supervisor.Process) string {
 	return b.String()
 }
 
+// maxPackageJSON bounds the package.json read for an app's version: real ones are a few KB.
+const maxPackageJSON = 1 << 20
+
+// readSmallFile reads a regular file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", path, limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
 // readAppVersion finds the "version" of the package.json nearest to the app's script, for the
 // `ls` version column (PM2 does the same), or "N/A".
 func readAppVersion(s *spec.App) string {
@@ -375,7 +392,7 @@ func readAppVersion(s *spec.App) string {
 		dir = filepath.Dir(s.Script)
 	}
 	for range 8 {
-		raw, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		raw, err := readSmallFile(filepath.Join(dir, "package.json"), maxPackageJSON)
 		if err == nil {
 			var pkg struct {
 				Version string `json:"version"`

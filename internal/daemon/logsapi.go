@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,6 +20,10 @@ type historyFile struct {
 	stream string
 }
 
+// maxHistoryLines bounds the history one logs request reads per file: the daemon holds them in
+// memory while it sends them.
+const maxHistoryLines = 100_000
+
 // handleLogs streams the last lines of the targets' log files, then (with follow=1) their live
 // output, as JSON lines. Query: target (repeatable; default all), lines (default 15),
 // stream (out|err), follow.
@@ -29,8 +34,8 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 	lines := 15
 	if v := q.Get("lines"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, badRequestError{"lines must be a number ≥ 0"})
+		if err != nil || n < 0 || n > maxHistoryLines {
+			writeError(w, badRequestError{fmt.Sprintf("lines must be a number from 0 to %d (older lines are in the log files themselves: `corral describe` names them)", maxHistoryLines)})
 			return
 		}
 		lines = n

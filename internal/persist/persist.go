@@ -204,6 +204,11 @@ func removeStaleTemps(path string, cutoff time.Time) {
 	}
 }
 
+// MaxLoadSize bounds what LoadWithFallback reads: a saved process list of a thousand apps
+// with large environments is a few MB, and a file much larger than that was not written by
+// corral (reading it whole would take the daemon's memory with it).
+const MaxLoadSize = 64 << 20
+
 // LoadWithFallback reads path; if it is missing, empty or fails valid, it reads
 // path+".bak". fromBackup reports which one was used. valid may be nil to accept any
 // non-empty content. Temporary files are never read.
@@ -250,9 +255,15 @@ func load(path string, valid func([]byte) error) ([]byte, error) {
 		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("refusing to load %s: it has mode %04o, so others may have written it; check it, then: chmod 600 %s",
 			path, fi.Mode().Perm(), path)}
 	}
-	data, err := io.ReadAll(f)
+	if fi.Size() > MaxLoadSize {
+		return nil, fmt.Errorf("%s is %d MiB, over the %d MiB a saved state may have: it is not one corral wrote; move it away", path, fi.Size()>>20, MaxLoadSize>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxLoadSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxLoadSize {
+		return nil, fmt.Errorf("%s grew over %d MiB while it was read", path, MaxLoadSize>>20)
 	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%s: %w", path, ErrEmpty)
