@@ -222,25 +222,7 @@ func killByHome(home string) {
 
 // pidsWithHome lists the processes whose environment sets CORRAL_HOME to home: its daemon and
 // the apps it started.
-func pidsWithHome(home string) []int {
-	needle := []byte("\x00CORRAL_HOME=" + home + "\x00") // NULs: the whole variable, not FOO_CORRAL_HOME
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func pidsWithHome(home string) []int { return procstat.PIDsWithEnv("CORRAL_HOME", home) }
 
 func (e *env) environ() []string {
 	out := []string{}

@@ -7,11 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/testutil"
 	"time"
 )
-
-// nobodyUID owns what "another local user" prepared in these tests.
-const nobodyUID = 65534
 
 // TestHomeNoOneElseControls runs, as root, what another local user could do to root's
 // CORRAL_HOME and its files, and what a full disk does to an app's logs:
@@ -23,13 +22,11 @@ const nobodyUID = 65534
 //   - output a log file does not take (ENOSPC, /dev/full) is counted in `describe` and
 //     reported in corral.log, rate limited.
 func TestHomeNoOneElseControls(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to make files owned by another user (nobody, uid 65534); CI runs as root")
-	}
+	testutil.RequireRoot(t)
 
 	t.Run("home owned by another user", func(t *testing.T) {
 		e := newEnv(t)
-		if err := os.Chown(e.home, nobodyUID, nobodyUID); err != nil {
+		if err := os.Chown(e.home, testutil.Nobody, testutil.Nobody); err != nil {
 			t.Fatal(err)
 		}
 		r := e.fails("ls")
@@ -70,7 +67,7 @@ func TestHomeNoOneElseControls(t *testing.T) {
 		if err := os.Symlink(evilJS, preload); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Lchown(preload, nobodyUID, nobodyUID); err != nil {
+		if err := os.Lchown(preload, testutil.Nobody, testutil.Nobody); err != nil {
 			t.Fatal(err)
 		}
 		e.ok("restart", "cluster_http")
@@ -92,7 +89,7 @@ func TestHomeNoOneElseControls(t *testing.T) {
 		if err := os.Symlink(shadow, link); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Lchown(link, nobodyUID, nobodyUID); err != nil {
+		if err := os.Lchown(link, testutil.Nobody, testutil.Nobody); err != nil {
 			t.Fatal(err)
 		}
 		e.ok("start", "lines.sh", "--name", "victim")

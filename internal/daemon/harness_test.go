@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/spec"
 	"github.com/corral-pm/corral/internal/testutil"
 )
@@ -93,34 +93,12 @@ func (td *testDaemon) close() {
 }
 
 // markedPIDs lists the live processes whose environment carries the marker of home.
-func markedPIDs(home string) []int {
-	needle := []byte("\x00" + markerVar + "=" + home + "\x00")
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) && !zombie(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func markedPIDs(home string) []int { return procstat.PIDsWithEnv(markerVar, home) }
 
-// zombie reports whether pid has exited and waits to be reaped.
+// zombie reports whether pid has exited (and may wait to be reaped).
 func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+	st, err := procstat.ReadStat(pid)
+	return err != nil || st.Exited
 }
 
 // killMarked kills the processes of home and returns their pids.

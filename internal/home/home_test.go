@@ -8,19 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corral-pm/corral/internal/testutil"
+
 	"github.com/corral-pm/corral/internal/safefs"
 )
-
-// nobody is the user the tests make owner of what "another user" created.
-const nobody = 65534
-
-// requireRoot skips tests that need to make files owned by another user.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to make directories owned by another user (nobody, uid 65534); CI runs as root")
-	}
-}
 
 func mkdir(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
@@ -112,10 +103,10 @@ func TestEnsureKeepsOlderHome(t *testing.T) {
 // Ensure (daemon, CLI starting one), Check and Resolve (any CLI command), with a message that
 // names the path, its owner and what to do; nothing is created in it.
 func TestRefusesHomeOwnedByAnother(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	p := At(filepath.Join(t.TempDir(), "home"))
 	mkdir(t, p.Home, 0o755)
-	chown(t, p.Home, nobody)
+	chown(t, p.Home, testutil.Nobody)
 	for _, check := range []func() error{p.Ensure, p.Check} {
 		refused(t, check(), p.Home, "owned by nobody (uid 65534)", "root (uid 0)", "chown -R root "+p.Home, "another CORRAL_HOME")
 	}
@@ -158,12 +149,12 @@ func TestRefusesBadSubdirectory(t *testing.T) {
 			refused(t, p.Check(), d)
 		})
 		t.Run(sub+"/foreign", func(t *testing.T) {
-			requireRoot(t)
+			testutil.RequireRoot(t)
 			p := At(filepath.Join(t.TempDir(), "home"))
 			mkdir(t, p.Home, 0o700)
 			d := filepath.Join(p.Home, sub)
 			mkdir(t, d, 0o700)
-			chown(t, d, nobody)
+			chown(t, d, testutil.Nobody)
 			refused(t, p.Ensure(), d, "nobody (uid 65534)")
 		})
 		t.Run(sub+"/symlink", func(t *testing.T) {
@@ -199,10 +190,10 @@ func TestRefusesParentOthersCanWrite(t *testing.T) {
 
 // TestRefusesParentOwnedByAnother: the owner of a directory above the home can swap it.
 func TestRefusesParentOwnedByAnother(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	parent := filepath.Join(t.TempDir(), "theirs")
 	mkdir(t, parent, 0o755)
-	chown(t, parent, nobody)
+	chown(t, parent, testutil.Nobody)
 	p := At(filepath.Join(parent, "home"))
 	refused(t, p.Ensure(), parent, "nobody (uid 65534)")
 }
@@ -238,7 +229,7 @@ func TestResolveSymlinkedHome(t *testing.T) {
 }
 
 func TestResolveRefusesPlantedLink(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	victim := filepath.Join(dir, "etc")
 	mkdir(t, victim, 0o755)
@@ -246,7 +237,7 @@ func TestResolveRefusesPlantedLink(t *testing.T) {
 	if err := os.Symlink(victim, link); err != nil {
 		t.Fatal(err)
 	}
-	chown(t, link, nobody)
+	chown(t, link, testutil.Nobody)
 	t.Setenv("CORRAL_HOME", link)
 	_, err := Resolve()
 	refused(t, err, link, victim, "nobody (uid 65534)")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 const preload = "// the real preload\nprocess.on('message', () => {})\n"
@@ -104,8 +106,8 @@ func TestPinnedTamperedIsReplaced(t *testing.T) {
 			}
 		},
 		"owner": func(t *testing.T, path string) {
-			requireRoot(t)
-			chown(t, path, nobody)
+			testutil.RequireRoot(t)
+			chown(t, path, testutil.Nobody)
 		},
 	}
 	for name, tamper := range cases {
@@ -146,9 +148,9 @@ func TestPinnedUnusable(t *testing.T) {
 		}
 	})
 	t.Run("foreign directory", func(t *testing.T) {
-		requireRoot(t)
+		testutil.RequireRoot(t)
 		f, p, rec := newPinned(t)
-		chown(t, p.NodeDir, nobody)
+		chown(t, p.NodeDir, testutil.Nobody)
 		if got := f.Path(); got != "" {
 			t.Fatalf("Path() = %q in a directory owned by nobody", got)
 		}

@@ -7,18 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corral-pm/corral/internal/testutil"
+
 	"github.com/corral-pm/corral/internal/safefs"
 )
-
-// nobody owns what "another user" planted in these tests.
-const nobody = 65534
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to plant a link owned by another user (nobody, uid 65534); CI runs as root")
-	}
-}
 
 // plantLink makes path a symbolic link to target owned by nobody: what another local user
 // leaves in a log directory they could write to.
@@ -27,7 +19,7 @@ func plantLink(t *testing.T, target, path string) {
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Lchown(path, nobody, nobody); err != nil {
+	if err := os.Lchown(path, testutil.Nobody, testutil.Nobody); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -65,7 +57,7 @@ func wantRefusal(t *testing.T, err error, parts ...string) {
 // TestPlantedLinkNotFollowed: a link another user planted at logs/<app>-out.log is not
 // followed by Open (the app's output does not go to its target), Truncate (flush) nor Tail.
 func TestPlantedLinkNotFollowed(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	shadow := victim(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web-out.log")
@@ -95,7 +87,7 @@ func TestPlantedLinkNotFollowed(t *testing.T) {
 // logrotate, and a link put in its place). Flush, reopen (reloadLogs) and a rotation do not
 // follow it.
 func TestPlantedLinkWhileOpen(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	shadow := victim(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web-out.log")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corral-pm/corral/internal/testutil"
+
 	"github.com/corral-pm/corral/internal/safefs"
 )
 
@@ -63,13 +65,11 @@ func TestLoadRefusesFileOthersCouldWrite(t *testing.T) {
 		t.Errorf("err = %v, want a refusal naming the mode and the fix", err)
 	}
 
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a file owned by another user (nobody, uid 65534); CI runs as root")
-	}
+	testutil.RequireRoot(t)
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
+	if err := os.Chown(path, testutil.Nobody, testutil.Nobody); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = LoadWithFallback(path, validJSON)

@@ -485,3 +485,27 @@ func atoiPid(b []byte) (int, bool) {
 	v, ok := atoi(b)
 	return int(v), ok && v > 0
 }
+
+// PIDsWithEnv lists the live processes whose environment sets name to value exactly (not a
+// variable whose name ends in name): how tests and the bench find every process a corral
+// home started, since apps inherit the CLI's environment. Zombies have no environment left,
+// so they are not listed; nor is this process.
+func PIDsWithEnv(name, value string) []int {
+	needle := []byte("\x00" + name + "=" + value + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -7,18 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
-
-// nobody is the user the tests make owner of what "someone else" planted.
-const nobody = 65534
-
-// requireRoot skips tests that need to make files owned by another user.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to make files owned by another user (nobody, uid 65534); CI runs as root")
-	}
-}
 
 func write(t *testing.T, path, content string) {
 	t.Helper()
@@ -43,7 +34,7 @@ func plant(t *testing.T, target, link string, byNobody bool) {
 		t.Fatal(err)
 	}
 	if byNobody {
-		if err := os.Lchown(link, nobody, nobody); err != nil {
+		if err := os.Lchown(link, testutil.Nobody, testutil.Nobody); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,7 +138,7 @@ func TestOpenNamedFollowsOwnLink(t *testing.T) {
 // TestOpenNamedRefusesPlantedLink: a link owned by another user is not followed, and what it
 // points to is untouched.
 func TestOpenNamedRefusesPlantedLink(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	victim := filepath.Join(dir, "shadow")
 	write(t, victim, "root:secret\n")
@@ -282,7 +273,7 @@ func TestDirProblem(t *testing.T) {
 			uid, gid uint32
 			mode     os.FileMode
 			want     string
-		}{nobody, gid, 0o755, "is owned by nobody (uid 65534)"})
+		}{testutil.Nobody, gid, 0o755, "is owned by nobody (uid 65534)"})
 	}
 	for _, c := range cases {
 		got := DirProblem(c.uid, c.gid, c.mode)

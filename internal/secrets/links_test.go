@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // TestKeyFileNotThroughLink: secret.key is never read through a symbolic link (a link could
@@ -29,14 +31,12 @@ func TestKeyFileNotThroughLink(t *testing.T) {
 		t.Error("the link's target was changed")
 	}
 
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a key owned by another user (nobody, uid 65534); CI runs as root")
-	}
+	testutil.RequireRoot(t)
 	os.Remove(path)
 	if err := os.WriteFile(path, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
+	if err := os.Chown(path, testutil.Nobody, testutil.Nobody); err != nil {
 		t.Fatal(err)
 	}
 	_, err := OpenSealer(path)

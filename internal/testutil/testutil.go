@@ -138,3 +138,16 @@ func CheckFDs(t testing.TB, timeout time.Duration, also ...Condition) {
 		t.Errorf("%s", msg.String())
 	})
 }
+
+// Nobody is the user (uid and gid 65534) tests make the owner of what "another local user"
+// planted: a home, a link, a key.
+const Nobody = 65534
+
+// RequireRoot skips t unless it runs as root, which it needs to make files owned by Nobody.
+// CI runs as root, so these tests run there.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make files owned by another user (nobody, uid 65534); CI runs as root")
+	}
+}

@@ -207,36 +207,25 @@ func (in *Instance) Shutdown() error {
 // times over so that children forked meanwhile go too. It returns those it killed, as
 // "pid (command line)".
 func killByHome(name, home string) []string {
-	needle := []byte("\x00" + name + "=" + home + "\x00")
 	var killed []string
 	seen := map[int]bool{}
 	for round := 0; round < 5; round++ {
 		found := 0
-		entries, _ := os.ReadDir("/proc")
-		for _, ent := range entries {
-			pid, err := strconv.Atoi(ent.Name())
-			if err != nil || pid == os.Getpid() {
+		for _, pid := range procstat.PIDsWithEnv(name, home) {
+			cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if syscall.Kill(pid, syscall.SIGKILL) != nil {
 				continue
 			}
-			raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
-			if err != nil {
-				continue
+			found++
+			if seen[pid] {
+				continue // killed in an earlier round, not gone yet
 			}
-			if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) {
-				cmdline, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-				if syscall.Kill(pid, syscall.SIGKILL) == nil {
-					found++
-					if seen[pid] {
-						continue // killed in an earlier round, not gone yet
-					}
-					seen[pid] = true
-					cmd := strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-					if len(cmd) > 120 {
-						cmd = cmd[:120] + "…"
-					}
-					killed = append(killed, fmt.Sprintf("%d (%s)", pid, cmd))
-				}
+			seen[pid] = true
+			cmd := strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+			if len(cmd) > 120 {
+				cmd = cmd[:120] + "…"
 			}
+			killed = append(killed, fmt.Sprintf("%d (%s)", pid, cmd))
 		}
 		if found == 0 {
 			break
