@@ -69,10 +69,16 @@ func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 // Main runs the command line and returns the exit code.
 func Main(args []string, newDaemon NewDaemon) int {
 	c := &cli{stdout: os.Stdout, stderr: os.Stderr, newDaemon: newDaemon}
-	root := c.rootCommand()
-	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return c.execute(ctx, args)
+}
+
+// execute runs one command line and returns its exit code: 0, the code of a silentExit or an
+// exitError, or 1 for any other error (printed).
+func (c *cli) execute(ctx context.Context, args []string) int {
+	root := c.rootCommand()
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -100,6 +106,9 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	// Help, usage and --version print where the commands print.
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
 	root.PersistentFlags().BoolVar(&c.noColor, "no-color", false, "print without colours")
 	root.PersistentFlags().BoolVarP(&c.silent, "silent", "s", false, "print nothing but errors and asked-for data")
 	root.AddGroup(&cobra.Group{ID: "apps", Title: "Apps:"}, &cobra.Group{ID: "info", Title: "Inspection:"},
