@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -166,10 +167,14 @@ func (c *cli) printTable(ctx context.Context) error {
 	return nil
 }
 
-// reportErrors prints per-process failures of an action and turns them into exit code 1.
+// reportErrors prints per-process failures of an action and turns them into exit code 1. The
+// daemon joins the failures of one app's processes into one message, a line each: every line
+// gets the prefix.
 func (c *cli) reportErrors(errs []string) error {
 	for _, e := range errs {
-		fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+		for _, line := range strings.Split(e, "\n") {
+			fmt.Fprintf(c.stderr, "[corral] error: %s\n", line)
+		}
 	}
 	if len(errs) > 0 {
 		return silentExit(1)
