@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,13 +99,37 @@ func (c *cli) jlistCommand() *cobra.Command {
 	return cmd
 }
 
-// selectProcesses returns the processes of procs a target names (same grammar as the daemon's
-// actions), or a not-found error.
+// selectProcesses returns the processes of procs a target names, with the grammar of the
+// daemon's actions (so `describe x` shows what `stop x` stops): "all"; /regex/ on app names;
+// otherwise the apps of that name, or if there are none, those of that namespace, or if there
+// are none, the process with that id. Nothing selected is a not-found error.
 func selectProcesses(procs []api.Process, target string) ([]api.Process, error) {
+	pick := func(match func(p api.Process) bool) []api.Process {
+		var out []api.Process
+		for _, p := range procs {
+			if match(p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
 	var out []api.Process
-	for _, p := range procs {
-		if target == "all" || p.Name == target || p.Namespace == target || strconv.Itoa(p.ID) == target {
-			out = append(out, p)
+	switch {
+	case target == "all":
+		out = procs
+	case len(target) > 2 && strings.HasPrefix(target, "/") && strings.HasSuffix(target, "/"):
+		re, err := regexp.Compile(target[1 : len(target)-1])
+		if err != nil {
+			return nil, fmt.Errorf("target %s is not a valid regular expression: %v", target, err)
+		}
+		out = pick(func(p api.Process) bool { return re.MatchString(p.Name) })
+	default:
+		out = pick(func(p api.Process) bool { return p.Name == target })
+		if len(out) == 0 {
+			out = pick(func(p api.Process) bool { return p.Namespace == target })
+		}
+		if len(out) == 0 {
+			out = pick(func(p api.Process) bool { return strconv.Itoa(p.ID) == target })
 		}
 	}
 	if len(out) == 0 {

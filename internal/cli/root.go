@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,10 +70,16 @@ func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 // Main runs the command line and returns the exit code.
 func Main(args []string, newDaemon NewDaemon) int {
 	c := &cli{stdout: os.Stdout, stderr: os.Stderr, newDaemon: newDaemon}
-	root := c.rootCommand()
-	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return c.execute(ctx, args)
+}
+
+// execute runs one command line and returns its exit code: 0, the code of a silentExit or an
+// exitError, or 1 for any other error (printed).
+func (c *cli) execute(ctx context.Context, args []string) int {
+	root := c.rootCommand()
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -100,6 +107,9 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	// Help, usage and --version print where the commands print.
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
 	root.PersistentFlags().BoolVar(&c.noColor, "no-color", false, "print without colours")
 	root.PersistentFlags().BoolVarP(&c.silent, "silent", "s", false, "print nothing but errors and asked-for data")
 	root.AddGroup(&cobra.Group{ID: "apps", Title: "Apps:"}, &cobra.Group{ID: "info", Title: "Inspection:"},
@@ -157,10 +167,14 @@ func (c *cli) printTable(ctx context.Context) error {
 	return nil
 }
 
-// reportErrors prints per-process failures of an action and turns them into exit code 1.
+// reportErrors prints per-process failures of an action and turns them into exit code 1. The
+// daemon joins the failures of one app's processes into one message, a line each: every line
+// gets the prefix.
 func (c *cli) reportErrors(errs []string) error {
 	for _, e := range errs {
-		fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+		for _, line := range strings.Split(e, "\n") {
+			fmt.Fprintf(c.stderr, "[corral] error: %s\n", line)
+		}
 	}
 	if len(errs) > 0 {
 		return silentExit(1)

@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/testutil"
+)
+
+// fakeDaemon serves the API socket of e's home with handler, every answer carrying version
+// in the version header: a daemon of another build, for the one thing a real daemon in this
+// process cannot be.
+func (e *testEnv) fakeDaemon(version string, handler http.HandlerFunc) {
+	e.t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(e.home, "corral.sock"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.HeaderVersion, version)
+		handler(w, r)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	e.t.Cleanup(srv.Close)
+}
+
+// TestVersionMismatch: a CLI talking to a daemon of another version warns once per command,
+// on stderr, and says what to do; the command still does its work.
+func TestVersionMismatch(t *testing.T) {
+	e := newHome(t)
+	var requests atomic.Int32
+	web := api.Process{ID: 0, Name: "web", Namespace: "default", Status: "online", PID: 4242, Version: "N/A", Username: "someone"}
+	web.App.ExecMode = "fork"
+	e.fakeDaemon("9.9.9-old", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		switch r.URL.Path {
+		case api.Prefix + "/processes":
+			json.NewEncoder(w).Encode([]api.Process{web})
+		case api.Prefix + "/version":
+			json.NewEncoder(w).Encode(api.Version{Version: "9.9.9-old", PID: 1, Home: e.home})
+		case api.Prefix + "/actions/restart":
+			json.NewEncoder(w).Encode(api.ActionResponse{Processes: []api.Process{web}})
+		default:
+			http.NotFound(w, r)
+		}
+	})
+
+	r := e.ok("ls")
+	golden(t, "version_mismatch.golden", e.normalize(strings.ReplaceAll(r.String(), buildinfo.Version, "$VERSION")))
+
+	// restart: the events stream (404 here), the action and the table: three requests, one
+	// warning.
+	requests.Store(0)
+	r = e.ok("restart", "web")
+	if n := strings.Count(r.stderr, "warning: this corral is version"); n != 1 || requests.Load() < 3 {
+		t.Errorf("%d requests, %d version warnings, want 1:\n%s", requests.Load(), n, r)
+	}
+	if !strings.Contains(r.stdout, "[corral] Restarted web[0]: online\n") {
+		t.Errorf("restart against an older daemon:\n%s", r)
+	}
+	if r := e.ok("ping"); r.stdout != "{ msg: 'pong' }\n" || !strings.Contains(r.stderr, "is version 9.9.9-old") {
+		t.Errorf("ping:\n%s", r)
+	}
+}
+
+// TestNoDaemon: kill does not start a daemon to stop it: with no socket, or a socket nothing
+// answers on (a daemon that died), it says there is none and exits 0, creating nothing.
+func TestNoDaemon(t *testing.T) {
+	e := newHome(t)
+	if r := e.ok("kill"); r.stdout != "[corral] No daemon running\n" || r.stderr != "" {
+		t.Errorf("kill without a socket:\n%s", r)
+	}
+	if ents, _ := os.ReadDir(e.home); len(ents) != 0 {
+		t.Errorf("kill without a daemon created %v in the home", ents)
+	}
+
+	// A socket left by a daemon that died: it exists, nothing listens.
+	sock := filepath.Join(e.home, "corral.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if r := e.ok("kill"); r.stdout != "[corral] No daemon running\n" || r.stderr != "" {
+		t.Errorf("kill with a dead daemon's socket:\n%s", r)
+	}
+}
+
+// TestSpawnedDaemonExits: a command that needs the daemon and finds none starts one in the
+// background (here the test binary, which refuses to be one: see TestMain); when it exits at
+// start, the command says so with the last lines of the daemon log, and exits 1.
+func TestSpawnedDaemonExits(t *testing.T) {
+	e := newHome(t)
+	r := e.fails(1, "ls")
+	golden(t, "error_daemon_exited.golden", e.normalize(r.String()))
+	if !strings.Contains(r.stderr, refusedDaemon) {
+		t.Errorf("the error does not show the daemon log's last lines:\n%s", r)
+	}
+}
+
+// keepProcs undoes, at the end of the test, the daemon's GOMAXPROCS(1) (daemon.New), for a
+// test that has the CLI create a daemon in this process.
+func keepProcs(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+}
+
+// TestDaemonCommand: `corral daemon` serves in the foreground until `corral kill` stops it,
+// then exits 0.
+func TestDaemonCommand(t *testing.T) {
+	e := newHome(t)
+	keepProcs(t)
+	fg := e.background(context.Background(), "daemon")
+	t.Cleanup(func() {
+		select {
+		case <-fg.done:
+		default:
+			// The test failed before kill: stop the daemon the way a user would.
+			e.run("kill")
+			fg.wait(t, 60*time.Second)
+		}
+	})
+	// Not just the socket's existence: a command dialling between its bind and its listen
+	// would be refused, take the daemon for dead and start one.
+	testutil.WaitFor(t, "the daemon to answer", 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := e.cl.Version(ctx)
+		return err == nil
+	})
+	if r := e.ok("ping"); r.stdout != "{ msg: 'pong' }\n" || r.stderr != "" {
+		t.Errorf("ping:\n%s", r)
+	}
+	e.sleeper("script.sh")
+	e.ok("start", "script.sh", "--name", "web")
+	e.waitOnline("web", 1)
+	if r := e.ok("kill"); r.stdout != "[corral] Every app stopped; daemon stopped\n" {
+		t.Errorf("kill:\n%s", r)
+	}
+	if code := fg.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("corral daemon exited %d:\n%s", code, fg.out.String())
+	}
+}
+
+// TestRunForeground: `corral run` runs the daemon and the app in the foreground, prints the
+// app's output with PM2's prefixes, and exits 2 once no app is left running.
+func TestRunForeground(t *testing.T) {
+	e := newHome(t)
+	keepProcs(t)
+	e.write("once.sh", "#!/bin/sh\necho hello from run\n", 0o755)
+	r := e.run("run", "once.sh", "--no-autorestart")
+	if r.code != exitNothingRunning {
+		t.Fatalf("want exit %d:\n%s", exitNothingRunning, r)
+	}
+	if !strings.Contains(r.stdout, "0|once         | hello from run\n") {
+		t.Errorf("run does not print the app's output:\n%s", r)
+	}
+	if !strings.HasSuffix(r.stderr, "[corral] no app is running any more: exiting\n") {
+		t.Errorf("run does not say why it exits:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "corral.sock")); !os.IsNotExist(err) {
+		t.Errorf("the socket outlived corral run: %v", err)
+	}
+}
+
+// TestStartupUnitDir: startup writes a systemd unit running this binary's daemon for this
+// CORRAL_HOME (with --unit-dir: neither /etc nor systemctl is touched); unstartup removes it;
+// another init system is refused.
+func TestStartupUnitDir(t *testing.T) {
+	e := newHome(t)
+	units := t.TempDir()
+	r := e.ok("startup", "systemd", "--unit-dir", units, "-u", "corral-test", "--hp", "/home/corral-test")
+	unit := filepath.Join(units, "corral-corral-test.service")
+	if !strings.Contains(r.stdout, "[corral] Wrote "+unit+"\n") || strings.Contains(r.stdout, "Enabled") {
+		t.Errorf("startup --unit-dir:\n%s", r)
+	}
+	b, err := os.ReadFile(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	for _, want := range []string{"Type=notify", "User=corral-test", "CORRAL_HOME=" + e.home, exe} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the unit lacks %q:\n%s", want, b)
+		}
+	}
+	if r := e.ok("unstartup", "--unit-dir", units, "-u", "corral-test", "--hp", "/home/corral-test"); !strings.Contains(r.stdout, "Removed "+unit) {
+		t.Errorf("unstartup:\n%s", r)
+	}
+	if _, err := os.Stat(unit); !os.IsNotExist(err) {
+		t.Errorf("the unit is still there: %v", err)
+	}
+	r = e.fails(1, "startup", "upstart", "--unit-dir", units)
+	if !strings.Contains(r.stderr, `init system "upstart" is not supported`) {
+		t.Errorf("startup upstart:\n%s", r)
+	}
+}
