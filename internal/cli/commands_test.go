@@ -260,7 +260,7 @@ func TestSaveResurrect(t *testing.T) {
 	dump := filepath.Join(e.home, "dump.json")
 
 	r := e.ok("save")
-	if want := "[corral] Saved 1 apps (2 processes) in " + dump + "\n"; r.stdout != want {
+	if want := "[corral] Saved 1 app (2 processes) in " + dump + "\n"; r.stdout != want {
 		t.Errorf("save:\n%s", r)
 	}
 	saved, err := os.ReadFile(dump)

@@ -34,7 +34,7 @@ func (c *cli) saveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c.infof("Saved %d apps (%d processes) in %s", resp.Apps, resp.Procs, resp.Path)
+			c.infof("Saved %s (%s) in %s", plural(resp.Apps, "app"), plural(resp.Procs, "process"), resp.Path)
 			return nil
 		},
 	}

@@ -181,3 +181,14 @@ func (c *cli) reportErrors(errs []string) error {
 	}
 	return nil
 }
+
+// plural says "1 app", "2 apps"; "process" takes "es".
+func plural(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "s"):
+		return fmt.Sprintf("%d %ses", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -193,10 +193,13 @@ func (sc scaleCount) target(current int) (int, error) {
 	case sc.relative:
 		want = current + sc.n
 	}
-	if want < 1 {
-		return 0, fmt.Errorf("an app keeps at least 1 process (asked for %d): use `corral stop` or `corral delete` to stop it", want)
+	switch {
+	case want >= 1:
+		return want, nil
+	case sc.relative:
+		return 0, fmt.Errorf("an app keeps at least 1 process (it runs %d, and %+d would leave %d): use `corral stop` or `corral delete` to stop it", current, sc.n, want)
 	}
-	return want, nil
+	return 0, fmt.Errorf("an app keeps at least 1 process (asked for %d): use `corral stop` or `corral delete` to stop it", want)
 }
 
 // connRates turns the cluster counters into connections per second between samples.
