@@ -72,10 +72,10 @@ type appEntry struct {
 }
 
 // label names the app in messages: `app "web" (apps[1])`, or `app #2 (apps[1])` when it has no
-// usable name.
+// usable name (none, or one that breaks the rules for names: its problem is reported apart).
 func (a appEntry) label() string {
 	var who string
-	if name, ok := a.raw["name"].(string); ok && name != "" {
+	if name, ok := a.raw["name"].(string); ok && name != "" && spec.NameProblem(name) == "" {
 		who = fmt.Sprintf("app %q", name)
 	} else if a.path == "" {
 		who = "app"
@@ -241,8 +241,8 @@ func resolveFile(file string, entries []appEntry, warnings []string, baseEnv map
 			continue
 		}
 		if j, dup := firstByName[r.name]; dup {
-			errs = append(errs, fmt.Sprintf("%s: app %q is declared twice (%s and %s): app names must be unique",
-				file, r.name, entryPath(entries[j]), entryPath(entries[i])))
+			errs = append(errs, fmt.Sprintf("%s: app %s is declared twice (%s and %s): app names must be unique",
+				file, spec.QuoteName(r.name), entryPath(entries[j]), entryPath(entries[i])))
 			continue
 		}
 		firstByName[r.name] = i
@@ -283,7 +283,11 @@ func entryPath(e appEntry) string {
 func appNames(results []appResult) string {
 	var names []string
 	for _, r := range results {
-		if r.name != "" {
+		switch {
+		case r.name == "":
+		case spec.NameProblem(r.name) != "":
+			names = append(names, spec.QuoteName(r.name))
+		default:
 			names = append(names, r.name)
 		}
 	}
