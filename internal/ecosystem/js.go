@@ -3,7 +3,6 @@ package ecosystem
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -372,7 +371,7 @@ func (e *jsEvaluator) processEnvMap() (map[string]string, error) {
 
 // readSource reads a file for require().
 func readSource(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path)
 	if err != nil {
 		return "", err
 	}

@@ -149,6 +149,9 @@ func (e *jsEvaluator) requireFile(id, target string) goja.Value {
 			return m.Get("exports")
 		}
 		src, err := readSource(c)
+		if msg, big := tooLargeToRead(err); big {
+			e.throwError("require(%q): %s", id, msg)
+		}
 		if err != nil {
 			e.throwError("require(%q): %v", id, err)
 		}
@@ -383,7 +386,10 @@ func (e *jsEvaluator) fsModule() goja.Value {
 	})
 	_ = m.Set("readFileSync", func(call goja.FunctionCall) goja.Value {
 		p := e.nodeResolve(call.Argument(0).String())
-		b, err := os.ReadFile(p)
+		b, err := readLimited(p)
+		if msg, big := tooLargeToRead(err); big {
+			e.throwError("EFBIG: %s", msg)
+		}
 		if err != nil {
 			var code string
 			switch {
@@ -446,7 +452,12 @@ func (e *jsEvaluator) dotenvConfig(call goja.FunctionCall) goja.Value {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		b, err := os.ReadFile(p)
+		b, err := readLimited(p)
+		if msg, big := tooLargeToRead(err); big {
+			// Unlike a missing file, which dotenv only reports in its result, this is a mistake
+			// that would otherwise go unnoticed.
+			e.throwError("dotenv: %s", msg)
+		}
 		if err != nil {
 			errObj, _ := e.vm.New(e.vm.Get("Error"), e.vm.ToValue(fmt.Sprintf("dotenv: cannot read %s: %v", p, errors.Unwrap(err))))
 			_ = result.Set("error", errObj)

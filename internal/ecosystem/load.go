@@ -1,8 +1,8 @@
 package ecosystem
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,7 +27,12 @@ func Load(path string, opt Options) (*Result, error) {
 		return nil, &Error{Problems: []string{fmt.Sprintf(
 			"%s: not an ecosystem file: its name must contain .json, .yml or .yaml, or end in .config.js, .config.cjs or .config.mjs", file)}}
 	}
-	src, err := os.ReadFile(file)
+	src, err := readLimited(file)
+	if big := (*errFileTooLarge)(nil); errors.As(err, &big) {
+		return nil, &Error{Problems: []string{fmt.Sprintf(
+			"%s: the file %s allowed for an ecosystem file (real ones are a few KB): check that it is the right file, or split its apps over several files; nothing was started",
+			file, big.excess())}, cause: err}
+	}
 	if err != nil {
 		return nil, &Error{Problems: []string{fmt.Sprintf("cannot read ecosystem file: %v", err)}, cause: err}
 	}
