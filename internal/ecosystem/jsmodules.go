@@ -37,8 +37,16 @@ func (e *jsEvaluator) installGlobals() {
 	_ = process.Set("cwd", func() string { return e.opt.Cwd })
 	_ = process.Set("platform", nodePlatform())
 	_ = process.Set("arch", nodeArch())
-	_ = process.Set("pid", os.Getpid())
-	_ = process.Set("argv", processArgv())
+	pid, argv := e.opt.pid, e.opt.argv
+	if pid == 0 {
+		pid, argv = os.Getpid(), processArgv()
+	}
+	argvList := make([]any, len(argv))
+	for i, a := range argv {
+		argvList[i] = a
+	}
+	_ = process.Set("pid", pid)
+	_ = process.Set("argv", argvList)
 	_ = process.Set("versions", map[string]any{})
 	e.process = process
 	_ = vm.Set("process", process)
@@ -52,16 +60,12 @@ func (e *jsEvaluator) installGlobals() {
 
 // processArgv mimics what PM2's config sees: [node, pm2 script, ...CLI arguments], so the
 // usual process.argv.slice(2) yields the CLI's own arguments ("start", "ecosystem.config.js", ...).
-func processArgv() []any {
+func processArgv() []string {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
-	argv := []any{exe, exe}
-	for _, a := range os.Args[1:] {
-		argv = append(argv, a)
-	}
-	return argv
+	return append([]string{exe, exe}, os.Args[1:]...)
 }
 
 func nodePlatform() string {
@@ -162,9 +166,12 @@ func (e *jsEvaluator) requireFile(id, target string) goja.Value {
 		if err != nil {
 			var ex *goja.Exception
 			var interrupted *goja.InterruptedError
+			var overflow *goja.StackOverflowError
 			switch {
 			case errors.As(err, &interrupted):
 				panic(interrupted)
+			case errors.As(err, &overflow):
+				panic(overflow)
 			case errors.As(err, &ex):
 				panic(ex) // rethrown as is: its position points into the required file
 			}

@@ -7,11 +7,28 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
+)
+
+// Limits on loading an ecosystem file. A JavaScript or JSON file is code, and loading it must
+// end, promptly and within bounded memory, whatever the code does (a YAML file is not code,
+// but its parser can be slow too): on a limit, Load fails with a message naming the file and
+// the limit, and nothing is started. See sandbox.go for how time and memory are bounded.
+const (
+	// DefaultTimeout bounds the evaluation of an ecosystem file.
+	DefaultTimeout = 3 * time.Second
+	// MaxEvalMemory bounds the memory evaluating an ecosystem file may use (on Linux): the
+	// evaluation's resident size stays under it, as it is stopped when the memory it has
+	// reserved would exceed it. A real file needs a few MB; one of MaxFileSize, about 35 MB.
+	MaxEvalMemory = 256 << 20
+	// MaxCallDepth bounds how deeply JavaScript calls may nest, about as deep as Node allows,
+	// so an endless recursion fails at once rather than at the time limit.
+	MaxCallDepth = 10_000
 )
 
 // MaxFileSize is the largest ecosystem file corral loads, and the largest file an ecosystem
 // file may read (require(), fs.readFileSync(), a .env file). Real ecosystem files are a few
-// KB. A 1 MiB one declares some 3,000 apps, and evaluating it takes about 0.2 s and 45 MB,
+// KB. A 1 MiB one declares some 3,000 apps, and evaluating it takes about 0.2 s and 35 MB,
 // well within DefaultTimeout and MaxEvalMemory: a file that hits those limits does so by what
 // it computes, not by its size. The size is checked before the file is read, so a wrong file
 // (a log, a dump, a bundle) is refused at once with its size instead of being evaluated.

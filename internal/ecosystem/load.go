@@ -37,18 +37,16 @@ func Load(path string, opt Options) (*Result, error) {
 		return nil, &Error{Problems: []string{fmt.Sprintf("cannot read ecosystem file: %v", err)}, cause: err}
 	}
 
-	var root any
-	baseEnv := copyEnv(opt.Environ)
-	switch kind {
-	case kindJS:
-		root, baseEnv, err = evalJSFile(file, src, opt)
-	case kindJSON:
-		root, err = evalJSONFile(file, src, opt)
-	case kindYAML:
-		root, err = parseYAML(file, src)
-	}
+	root, env, err := evaluate(file, kind, src, opt)
 	if err != nil {
 		return nil, &Error{Problems: []string{err.Error()}}
+	}
+	baseEnv := copyEnv(opt.Environ)
+	if kind == kindJS {
+		baseEnv = env // process.env as the file left it
+		if baseEnv == nil {
+			baseEnv = map[string]string{}
+		}
 	}
 
 	entries, warnings, err := appEntries(file, plain(root))

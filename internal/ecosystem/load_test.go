@@ -248,7 +248,7 @@ func TestLoadEndlessLoopTimesOut(t *testing.T) {
 	opt := testOptions(packageDir(t))
 	opt.Timeout = 200 * time.Millisecond
 	_, err := Load("testdata/broken/loop.config.js", opt)
-	wantErrorLines(t, err, "loop.config.js: evaluation did not finish within 200ms (an endless loop?); nothing was started")
+	wantErrorLines(t, err, "loop.config.js: evaluation did not finish within 200ms (the time limit for ecosystem files: an endless loop?); nothing was started")
 }
 
 func TestLoadEndlessLoopInGetterTimesOut(t *testing.T) {
