@@ -4,7 +4,8 @@
 // It is the only place where PM2's loose input rules live: aliases, camelCase names, numeric
 // strings, "max", shell-split strings, paths relative to the file. Everything downstream (the
 // daemon, the saved list) sees the resolved form only. A file with any problem yields an error
-// listing every problem, and no apps, so a bad file never starts half of its apps.
+// listing every problem, and no apps, so a bad file never starts half of its apps. Loading is
+// bounded in file size, time and memory, whatever the file does (see limits.go, sandbox.go).
 package ecosystem
 
 import (
@@ -16,9 +17,6 @@ import (
 	"github.com/corral-pm/corral/internal/spec"
 )
 
-// DefaultTimeout bounds the evaluation of a JavaScript (or JSON) ecosystem file.
-const DefaultTimeout = 3 * time.Second
-
 // Options carries what resolution needs from the CLI.
 type Options struct {
 	Environ   map[string]string // the CLI's environment: process.env inside JS files, and the source of App.BaseEnv
@@ -28,7 +26,13 @@ type Options struct {
 	PidDir    string            // CORRAL_HOME/pids: default pid file paths
 	Only      []string          // --only: keep just these apps (error naming any unknown name)
 	Overrides map[string]any    // attributes set explicitly on the command line (PM2 names), applied over every app of a file before normalizing; "name" only allowed when the file has one app
-	Timeout   time.Duration     // limit for evaluating a JS file; 0 means 3s
+	Timeout   time.Duration     // limit for evaluating the file; 0 means DefaultTimeout
+	// MemoryLimit bounds the memory evaluating the file may use; 0 means MaxEvalMemory.
+	MemoryLimit int64
+
+	// What process.argv and process.pid show; set in the evaluation process to the CLI's.
+	argv []string
+	pid  int
 }
 
 // Result is what a file resolved to.
@@ -41,6 +45,9 @@ type Result struct {
 func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.MemoryLimit <= 0 {
+		o.MemoryLimit = MaxEvalMemory
 	}
 	if o.Cwd == "" {
 		o.Cwd, _ = os.Getwd()

@@ -3,7 +3,6 @@ package ecosystem
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -16,8 +15,9 @@ import (
 
 // PM2 loads an ecosystem .js file with Node's require(); corral has no Node, so it evaluates
 // the file in goja with the small slice of Node that ecosystem files actually use (see
-// jsmodules.go). The evaluation is bounded in time, because a file is code and an endless loop
-// in it must not hang the CLI.
+// jsmodules.go). The evaluation is bounded in time and call depth here, because a file is code
+// and an endless loop in it must not hang the CLI; it runs in a process of its own, bounded in
+// memory and killed if the time limit cannot interrupt it (see sandbox.go).
 
 // modulePrefix wraps a CommonJS module like Node does, so top-level declarations stay local to
 // the module and `exports`, `require`, `module`, `__filename` and `__dirname` are in scope. It
@@ -98,8 +98,10 @@ func evalJSONFile(file string, src []byte, opt Options) (any, error) {
 }
 
 func newEvaluator(file string, opt Options) *jsEvaluator {
+	vm := goja.New()
+	vm.SetMaxCallStackSize(MaxCallDepth)
 	return &jsEvaluator{
-		vm:      goja.New(),
+		vm:      vm,
 		opt:     opt,
 		file:    file,
 		timeout: opt.Timeout,
@@ -207,7 +209,12 @@ func (e *jsEvaluator) runModule(path, src string) (*goja.Object, error) {
 func (e *jsEvaluator) describe(err error) error {
 	var interrupted *goja.InterruptedError
 	if errors.As(err, &interrupted) {
-		return fmt.Errorf("%s: evaluation did not finish within %s (an endless loop?); nothing was started", e.file, e.timeout)
+		return errors.New(timeoutProblem(e.file, e.timeout))
+	}
+	var overflow *goja.StackOverflowError
+	if errors.As(err, &overflow) {
+		return fmt.Errorf("%s: RangeError: Maximum call stack size exceeded: calls nested more than %d deep (an endless recursion?); nothing was started",
+			e.stackPosition(overflow.Stack()), MaxCallDepth)
 	}
 	var list parser.ErrorList
 	if errors.As(err, &list) && len(list) > 0 {
@@ -227,19 +234,37 @@ func (e *jsEvaluator) describe(err error) error {
 	}
 	var ex *goja.Exception
 	if errors.As(err, &ex) {
-		where := e.file
-		for _, frame := range ex.Stack() {
-			if p := frame.Position(); p.Filename != "" {
-				where = e.position(p.Filename, p.Line, p.Column)
-				break
-			}
-		}
-		return fmt.Errorf("%s: %s", where, thrownMessage(ex.Value()))
+		return fmt.Errorf("%s: %s", e.stackPosition(ex.Stack()), thrownMessage(ex.Value()))
 	}
 	if strings.HasPrefix(err.Error(), e.file) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", e.file, err)
+}
+
+// stackPosition is the position of the innermost frame of stack that is in a file, or the
+// ecosystem file's name.
+func (e *jsEvaluator) stackPosition(stack []goja.StackFrame) string {
+	for _, frame := range stack {
+		if p := frame.Position(); p.Filename != "" {
+			return e.position(p.Filename, p.Line, p.Column)
+		}
+	}
+	return e.file
+}
+
+// timeoutProblem is the message for an evaluation that ran out of time.
+func timeoutProblem(file string, timeout time.Duration) string {
+	hint := ": an endless loop?"
+	if fileKind(file) == kindYAML {
+		hint = "" // not code: a file that its parser finds hard
+	}
+	return fmt.Sprintf("%s: evaluation did not finish within %s (the time limit for ecosystem files%s); nothing was started", file, timeout, hint)
+}
+
+// memoryProblem is the message for an evaluation that ran out of memory.
+func memoryProblem(file string, limit int64) string {
+	return fmt.Sprintf("%s: evaluation needed more than %s of memory (the limit for ecosystem files); nothing was started", file, formatSize(limit))
 }
 
 // position renders file:line:column, correcting the column on line 1 for the text corral put
@@ -372,7 +397,7 @@ func (e *jsEvaluator) processEnvMap() (map[string]string, error) {
 
 // readSource reads a file for require().
 func readSource(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path)
 	if err != nil {
 		return "", err
 	}

@@ -37,8 +37,16 @@ func (e *jsEvaluator) installGlobals() {
 	_ = process.Set("cwd", func() string { return e.opt.Cwd })
 	_ = process.Set("platform", nodePlatform())
 	_ = process.Set("arch", nodeArch())
-	_ = process.Set("pid", os.Getpid())
-	_ = process.Set("argv", processArgv())
+	pid, argv := e.opt.pid, e.opt.argv
+	if pid == 0 {
+		pid, argv = os.Getpid(), processArgv()
+	}
+	argvList := make([]any, len(argv))
+	for i, a := range argv {
+		argvList[i] = a
+	}
+	_ = process.Set("pid", pid)
+	_ = process.Set("argv", argvList)
 	_ = process.Set("versions", map[string]any{})
 	e.process = process
 	_ = vm.Set("process", process)
@@ -52,16 +60,12 @@ func (e *jsEvaluator) installGlobals() {
 
 // processArgv mimics what PM2's config sees: [node, pm2 script, ...CLI arguments], so the
 // usual process.argv.slice(2) yields the CLI's own arguments ("start", "ecosystem.config.js", ...).
-func processArgv() []any {
+func processArgv() []string {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
 	}
-	argv := []any{exe, exe}
-	for _, a := range os.Args[1:] {
-		argv = append(argv, a)
-	}
-	return argv
+	return append([]string{exe, exe}, os.Args[1:]...)
 }
 
 func nodePlatform() string {
@@ -149,6 +153,9 @@ func (e *jsEvaluator) requireFile(id, target string) goja.Value {
 			return m.Get("exports")
 		}
 		src, err := readSource(c)
+		if msg, big := tooLargeToRead(err); big {
+			e.throwError("require(%q): %s", id, msg)
+		}
 		if err != nil {
 			e.throwError("require(%q): %v", id, err)
 		}
@@ -159,9 +166,12 @@ func (e *jsEvaluator) requireFile(id, target string) goja.Value {
 		if err != nil {
 			var ex *goja.Exception
 			var interrupted *goja.InterruptedError
+			var overflow *goja.StackOverflowError
 			switch {
 			case errors.As(err, &interrupted):
 				panic(interrupted)
+			case errors.As(err, &overflow):
+				panic(overflow)
 			case errors.As(err, &ex):
 				panic(ex) // rethrown as is: its position points into the required file
 			}
@@ -383,7 +393,10 @@ func (e *jsEvaluator) fsModule() goja.Value {
 	})
 	_ = m.Set("readFileSync", func(call goja.FunctionCall) goja.Value {
 		p := e.nodeResolve(call.Argument(0).String())
-		b, err := os.ReadFile(p)
+		b, err := readLimited(p)
+		if msg, big := tooLargeToRead(err); big {
+			e.throwError("EFBIG: %s", msg)
+		}
 		if err != nil {
 			var code string
 			switch {
@@ -446,7 +459,12 @@ func (e *jsEvaluator) dotenvConfig(call goja.FunctionCall) goja.Value {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(dir, p)
 		}
-		b, err := os.ReadFile(p)
+		b, err := readLimited(p)
+		if msg, big := tooLargeToRead(err); big {
+			// Unlike a missing file, which dotenv only reports in its result, this is a mistake
+			// that would otherwise go unnoticed.
+			e.throwError("dotenv: %s", msg)
+		}
 		if err != nil {
 			errObj, _ := e.vm.New(e.vm.Get("Error"), e.vm.ToValue(fmt.Sprintf("dotenv: cannot read %s: %v", p, errors.Unwrap(err))))
 			_ = result.Set("error", errObj)

@@ -1,8 +1,8 @@
 package ecosystem
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,23 +27,26 @@ func Load(path string, opt Options) (*Result, error) {
 		return nil, &Error{Problems: []string{fmt.Sprintf(
 			"%s: not an ecosystem file: its name must contain .json, .yml or .yaml, or end in .config.js, .config.cjs or .config.mjs", file)}}
 	}
-	src, err := os.ReadFile(file)
+	src, err := readLimited(file)
+	if big := (*errFileTooLarge)(nil); errors.As(err, &big) {
+		return nil, &Error{Problems: []string{fmt.Sprintf(
+			"%s: the file %s allowed for an ecosystem file (real ones are a few KB): check that it is the right file, or split its apps over several files; nothing was started",
+			file, big.excess())}, cause: err}
+	}
 	if err != nil {
 		return nil, &Error{Problems: []string{fmt.Sprintf("cannot read ecosystem file: %v", err)}, cause: err}
 	}
 
-	var root any
-	baseEnv := copyEnv(opt.Environ)
-	switch kind {
-	case kindJS:
-		root, baseEnv, err = evalJSFile(file, src, opt)
-	case kindJSON:
-		root, err = evalJSONFile(file, src, opt)
-	case kindYAML:
-		root, err = parseYAML(file, src)
-	}
+	root, env, err := evaluate(file, kind, src, opt)
 	if err != nil {
 		return nil, &Error{Problems: []string{err.Error()}}
+	}
+	baseEnv := copyEnv(opt.Environ)
+	if kind == kindJS {
+		baseEnv = env // process.env as the file left it
+		if baseEnv == nil {
+			baseEnv = map[string]string{}
+		}
 	}
 
 	entries, warnings, err := appEntries(file, plain(root))
@@ -72,10 +75,10 @@ type appEntry struct {
 }
 
 // label names the app in messages: `app "web" (apps[1])`, or `app #2 (apps[1])` when it has no
-// usable name.
+// usable name (none, or one that breaks the rules for names: its problem is reported apart).
 func (a appEntry) label() string {
 	var who string
-	if name, ok := a.raw["name"].(string); ok && name != "" {
+	if name, ok := a.raw["name"].(string); ok && name != "" && spec.NameProblem(name) == "" {
 		who = fmt.Sprintf("app %q", name)
 	} else if a.path == "" {
 		who = "app"
@@ -241,8 +244,8 @@ func resolveFile(file string, entries []appEntry, warnings []string, baseEnv map
 			continue
 		}
 		if j, dup := firstByName[r.name]; dup {
-			errs = append(errs, fmt.Sprintf("%s: app %q is declared twice (%s and %s): app names must be unique",
-				file, r.name, entryPath(entries[j]), entryPath(entries[i])))
+			errs = append(errs, fmt.Sprintf("%s: app %s is declared twice (%s and %s): app names must be unique",
+				file, spec.QuoteName(r.name), entryPath(entries[j]), entryPath(entries[i])))
 			continue
 		}
 		firstByName[r.name] = i
@@ -283,7 +286,11 @@ func entryPath(e appEntry) string {
 func appNames(results []appResult) string {
 	var names []string
 	for _, r := range results {
-		if r.name != "" {
+		switch {
+		case r.name == "":
+		case spec.NameProblem(r.name) != "":
+			names = append(names, spec.QuoteName(r.name))
+		default:
 			names = append(names, r.name)
 		}
 	}

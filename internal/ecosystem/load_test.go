@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corral-pm/corral/internal/spec"
 )
 
 func TestIsConfigFile(t *testing.T) {
@@ -246,7 +248,7 @@ func TestLoadEndlessLoopTimesOut(t *testing.T) {
 	opt := testOptions(packageDir(t))
 	opt.Timeout = 200 * time.Millisecond
 	_, err := Load("testdata/broken/loop.config.js", opt)
-	wantErrorLines(t, err, "loop.config.js: evaluation did not finish within 200ms (an endless loop?); nothing was started")
+	wantErrorLines(t, err, "loop.config.js: evaluation did not finish within 200ms (the time limit for ecosystem files: an endless loop?); nothing was started")
 }
 
 func TestLoadEndlessLoopInGetterTimesOut(t *testing.T) {
@@ -478,6 +480,48 @@ func TestLoadAppendEnvToName(t *testing.T) {
 	if app.Name != "web-staging" || app.OutFile != filepath.Join(testLogDir, "web-staging-out.log") {
 		t.Errorf("name %q out_file %q", app.Name, app.OutFile)
 	}
+}
+
+// Names are checked where they are declared, each problem with the file and the app's
+// index; the message escapes what the name holds and cuts a long one short.
+func TestLoadBadNames(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"app.js": "",
+		"ecosystem.config.js": `module.exports = {apps: [
+  {name: 'ok', script: 'app.js'},
+  {name: 'esc\x1b[2J', script: 'app.js'},
+  {name: 'bel\x07', script: 'app.js'},
+  {name: 'web\n2024-01-01T00:00:00 corral: forged', script: 'app.js'},
+  {name: 'x'.repeat(5000), script: 'app.js'},
+  {name: 'ok2', namespace: 'ns\x1b', script: 'app.js'},
+  {name: 'my app', script: 'app.js'},
+]}`,
+	})
+	file := filepath.Join(dir, "ecosystem.config.js")
+	_, err := Load(file, testOptions(dir))
+	wantErrorLines(t, err,
+		file+`: app #2 (apps[1]): name: "esc\x1b[2J" contains a control character (U+001B): only printable characters are allowed`,
+		file+`: app #3 (apps[2]): name: "bel\a" contains a control character (U+0007)`,
+		file+`: app #4 (apps[3]): name: "web\n2024-01-01T00:00:00 corral: forged" contains a control character (U+000A)`,
+		file+`: app #5 (apps[4]): name: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"... (5000 bytes) is 5000 bytes long: the limit is 128`,
+		file+`: app "ok2" (apps[5]): namespace: "ns\x1b" contains a control character (U+001B)`,
+	)
+	if e := err.(*Error); len(e.Problems) != 5 {
+		t.Errorf("%d problems, want 5:\n%s", len(e.Problems), err)
+	}
+	if strings.ContainsAny(err.Error(), "\x1b\a") || len(err.Error()) > 2000 {
+		t.Errorf("the error holds a control character or the whole long name: %q", err)
+	}
+
+	// The name append_env_to_name makes is checked too.
+	writeFiles(t, dir, map[string]string{
+		"long.json": `{"apps": [{"name": "` + strings.Repeat("w", spec.MaxNameLength) + `", "script": "app.js", "append_env_to_name": true}]}`,
+	})
+	opt := testOptions(dir)
+	opt.EnvName = "staging"
+	_, err = Load(filepath.Join(dir, "long.json"), opt)
+	wantErrorLines(t, err, "is 136 bytes long: the limit is 128")
 }
 
 func TestLoadModernJavaScript(t *testing.T) {

@@ -136,7 +136,11 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	}
 
 	field(attrs, errs, "name", asString, &p.name)
-	field(attrs, errs, "namespace", asNonEmptyString, &app.Namespace)
+	if field(attrs, errs, "namespace", asNonEmptyString, &app.Namespace) {
+		if problem := spec.NamespaceProblem(app.Namespace); problem != "" {
+			errs.addf(p.key("namespace"), "%s", problem)
+		}
+	}
 	if _, given := attrs["script"]; !given {
 		errs.addf("", `script is missing: every app needs "script" (the file or command to run)`)
 	} else {

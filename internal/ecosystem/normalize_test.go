@@ -181,6 +181,15 @@ func TestUnitParsing(t *testing.T) {
 		{name: "name all digits", raw: map[string]any{"name": "123"}, wantErr: `name: "123" is made only of digits`},
 		{name: "name all", raw: map[string]any{"name": "all"}, wantErr: `name: "all" is reserved`},
 		{name: "name slash", raw: map[string]any{"name": "a/b"}, wantErr: `name: "a/b" must not contain '/'`},
+		{name: "name ESC", raw: map[string]any{"name": "web\x1b[31m"}, wantErr: `name: "web\x1b[31m" contains a control character (U+001B)`},
+		{name: "name BEL", raw: map[string]any{"name": "web\a"}, wantErr: `name: "web\a" contains a control character (U+0007)`},
+		{name: "name newline", raw: map[string]any{"name": "web\nforged line"}, wantErr: `name: "web\nforged line" contains a control character (U+000A)`},
+		{name: "name 5000 bytes", raw: map[string]any{"name": strings.Repeat("w", 5000)}, wantErr: `name: "wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww"... (5000 bytes) is 5000 bytes long: the limit is 128`},
+		{name: "name invalid UTF-8", raw: map[string]any{"name": "web\xff"}, wantErr: `name: "web\xff" is not valid UTF-8`},
+		{name: "name zero-width space", raw: map[string]any{"name": "web\u200b"}, wantErr: `name: "web\u200b" contains an invisible character (U+200B)`},
+		{name: "name trailing space", raw: map[string]any{"name": "web "}, wantErr: `name: "web " starts or ends with a space`},
+		{name: "namespace ESC", raw: map[string]any{"namespace": "prod\x1b]0;title\a"}, wantErr: `namespace: "prod\x1b]0;title\a" contains a control character (U+001B)`},
+		{name: "namespace 5000 bytes", raw: map[string]any{"namespace": strings.Repeat("n", 5000)}, wantErr: `namespace: "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"... (5000 bytes) is 5000 bytes long`},
 		{name: "function value", raw: map[string]any{"instances": jsValue{kind: "a function"}}, wantErr: `instances: expected a number or "max", got a function`},
 	})
 }

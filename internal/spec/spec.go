@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Exec modes.
@@ -237,6 +240,8 @@ func (a *App) Validate() error {
 		return fmt.Errorf("app has no name")
 	case NameProblem(a.Name) != "":
 		return fmt.Errorf("app name %s", NameProblem(a.Name))
+	case a.Namespace != "" && NamespaceProblem(a.Namespace) != "":
+		return fmt.Errorf("app %q: namespace %s", a.Name, NamespaceProblem(a.Namespace))
 	case a.Script == "":
 		return fmt.Errorf("app %q: no script", a.Name)
 	case a.ExecMode != ModeFork && a.ExecMode != ModeCluster:
@@ -252,13 +257,24 @@ func (a *App) Validate() error {
 	return nil
 }
 
+// MaxNameLength is the longest app name or namespace, in bytes. An app's files are named after
+// it, the longest being a rotated error log, "<name>-error-<id>.log.<n>": with 128 bytes it
+// stays far below the 255-byte limit on a file name whatever the id and n. A longer name
+// would make its log files impossible to create, and its output would be lost.
+const MaxNameLength = 128
+
 // NameProblem explains why name cannot be an app name, or returns "". Names are targets on
 // the command line, next to ids, namespaces and "all", so they must not be mistaken for those.
+// They are also printed to terminals and written to corral.log and into file names, so they
+// must be short, printable text (see TextProblem).
 func NameProblem(name string) string {
+	if problem := TextProblem(name); problem != "" {
+		return problem
+	}
 	switch {
 	case name == "." || name == "..":
 		return fmt.Sprintf("%q cannot be used as a name", name)
-	case strings.ContainsAny(name, "/\x00"):
+	case strings.Contains(name, "/"):
 		return fmt.Sprintf("%q must not contain '/'", name)
 	case isAllDigits(name):
 		return fmt.Sprintf("%q is made only of digits and would be mistaken for a process id", name)
@@ -266,6 +282,69 @@ func NameProblem(name string) string {
 		return `"all" is reserved (it targets every app)`
 	}
 	return ""
+}
+
+// NamespaceProblem explains why ns cannot be a namespace, or returns "". A namespace is a
+// target like a name, printed like a name, so it follows the same text rule; it may be made
+// of digits (a name or namespace that equals an id wins over the id).
+func NamespaceProblem(ns string) string {
+	if ns == "" {
+		return "is empty"
+	}
+	return TextProblem(ns)
+}
+
+// TextProblem explains why s is not acceptable as a name or namespace, or returns "". The
+// rule: at most MaxNameLength bytes of valid UTF-8, every character printable (letters,
+// marks, digits, punctuation, symbols, and the ASCII space), and no space at either end.
+//
+// Control characters are refused because they act on the terminal that prints the name
+// (ESC, BEL) or forge lines in logs (newline, carriage return); other invisible characters
+// (zero-width and bidirectional marks, non-breaking and other Unicode spaces) because two
+// names that look the same must not be different apps. The ASCII space is kept, between
+// words, because PM2 allows "my app" and files moved from PM2 must still load; at the ends
+// it would be invisible, so "web " could not be told from "web".
+func TextProblem(s string) string {
+	if len(s) > MaxNameLength {
+		return fmt.Sprintf("%s is %d bytes long: the limit is %d", QuoteName(s), len(s), MaxNameLength)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Sprintf("%s is not valid UTF-8", QuoteName(s))
+	}
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			continue
+		}
+		kind := "an invisible character"
+		switch {
+		case unicode.IsControl(r):
+			kind = "a control character"
+		case unicode.IsSpace(r):
+			kind = "a whitespace character other than the space"
+		}
+		return fmt.Sprintf("%s contains %s (U+%04X): only printable characters are allowed", QuoteName(s), kind, r)
+	}
+	if strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") {
+		return fmt.Sprintf("%s starts or ends with a space", QuoteName(s))
+	}
+	return ""
+}
+
+// quoteNameMax is how many bytes of a name QuoteName shows.
+const quoteNameMax = 40
+
+// QuoteName renders a name for a message, whatever it holds: quoted with Go's escapes (so a
+// control character shows as \x1b instead of acting on the terminal), and cut after
+// quoteNameMax bytes with its length given (a 5,000-byte name would drown the message).
+func QuoteName(s string) string {
+	if len(s) <= quoteNameMax {
+		return strconv.Quote(s)
+	}
+	cut := quoteNameMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 func isAllDigits(s string) bool {

@@ -1,0 +1,5 @@
+//go:build race
+
+package ecosystem
+
+func init() { raceEnabled = true }
