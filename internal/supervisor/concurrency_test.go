@@ -39,7 +39,7 @@ while :; do sleep 0.05; done
 func TestConcurrentOperations(t *testing.T) {
 	for _, tc := range []struct {
 		waitReady, delete bool
-	}{{true, false}, {false, false}} {
+	}{{true, false}, {false, false}, {true, true}} {
 		t.Run(fmt.Sprintf("wait_ready=%v,delete=%v", tc.waitReady, tc.delete), func(t *testing.T) {
 			chaos(t, tc.delete, func(a *spec.App) { a.WaitReady = tc.waitReady })
 		})
@@ -200,6 +200,9 @@ func TestDeleteWhilePending(t *testing.T) {
 		deleteFirst bool
 		op          func(h *harness) error
 	}{
+		{"Start after Delete began", true, func(h *harness) error { return h.p.Start() }},
+		{"Restart after Delete began", true, func(h *harness) error { return h.p.Restart(h.ctx(), nil) }},
+		{"Reload after Delete began", true, func(h *harness) error { _, err := h.p.Reload(h.ctx(), nil); return err }},
 		{"Stop after Delete began", true, func(h *harness) error { return h.p.Stop(h.ctx()) }},
 		{"Delete after Delete began", true, func(h *harness) error { return h.p.Delete(h.ctx()) }},
 		{"Delete during Stop", false, func(h *harness) error { return h.p.Stop(h.ctx()) }},

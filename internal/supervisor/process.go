@@ -53,7 +53,8 @@ type Process struct {
 	restartTimer *time.Timer
 	userStopped  bool // stopped on purpose: cron and watch leave it alone
 	protocol     Protocol
-	runSeq       int // numbers runs, for their notify sockets
+	runSeq       int  // numbers runs, for their notify sockets
+	deleting     bool // Delete has begun: no run may start any more (spawn refuses)
 	deleted      bool
 }
 
@@ -233,7 +234,11 @@ func (p *Process) Restart(ctx context.Context, app *spec.App) error {
 		p.cancelRestartTimer()
 		p.pol = policyState{} // a deliberate restart forgives earlier crashes
 		startNew := func() {
-			if p.cur != nil || p.userStopped || p.deleted {
+			if p.deleting {
+				result <- ErrDeleted
+				return
+			}
+			if p.cur != nil || p.userStopped {
 				result <- nil // another restart or a stop got there first
 				return
 			}
@@ -271,18 +276,33 @@ func (p *Process) setApp(app *spec.App) {
 }
 
 // Delete stops the process and ends its slot. The Process is unusable afterwards.
+//
+// The slot ends on the loop, in the same step as the exit of its last run: an operation that
+// was waiting for that exit (a Start or Restart made while Delete stopped the run) finds the
+// process deleting and starts nothing, so no program outlives its slot. (When Delete ended
+// the slot in a call of its own after Stop returned, such an operation spawned a run in
+// between, which nothing stopped or collected any more.)
 func (p *Process) Delete(ctx context.Context) error {
-	if err := p.Stop(ctx); err != nil && !errors.Is(err, ErrDeleted) {
-		return err
-	}
+	deleted := make(chan struct{})
 	err := p.call(func() {
-		p.emit(Event{Event: "delete"})
-		p.deleted = true
+		p.deleting = true
+		p.stopAll(func() {
+			if !p.deleted { // another Delete may have ended it in this step
+				p.emit(Event{Event: "delete"})
+				p.deleted = true
+			}
+			close(deleted)
+		})
 	})
 	if errors.Is(err, ErrDeleted) {
 		return nil
 	}
-	return err
+	select {
+	case <-deleted:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process %d was not deleted in time: %w", p.info.ID, ctx.Err())
+	}
 }
 
 // Reset zeroes the counters, as `pm2 reset` does.
@@ -374,6 +394,9 @@ func (p *Process) cancelRestartTimer() {
 
 // spawn starts a new current run. Loop only.
 func (p *Process) spawn() error {
+	if p.deleting {
+		return ErrDeleted
+	}
 	app := p.app()
 	r, err := p.startRun(app)
 	if err != nil {
