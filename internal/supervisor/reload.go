@@ -37,6 +37,9 @@ func (e *ReloadError) Error() string {
 func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, error) {
 	res := ReloadResult{ID: p.info.ID}
 	done := make(chan error, 1)
+	// The takeover happens on the loop, possibly after this call has given up waiting (ctx)
+	// and returned res: so it hands its time over rather than writing res.
+	readyIn := make(chan time.Duration, 1)
 	if err := p.call(func() {
 		if app != nil {
 			p.setApp(app)
@@ -73,7 +76,8 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 		began := time.Now()
 		p.emit(Event{Event: "reload", PID: r.pid, Message: fmt.Sprintf("replacing pid %d", old.pid)})
 		r.onReady = append(r.onReady, func() {
-			res.ReadyIn = time.Since(began)
+			took := time.Since(began)
+			readyIn <- took
 			prev := p.cur
 			p.next = nil
 			p.cur = r
@@ -86,7 +90,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				i.Restarts++
 				i.LastError = ""
 			})
-			p.emit(Event{Event: "online", PID: r.pid, Message: fmt.Sprintf("took over from pid %d after %v", res.OldPID, res.ReadyIn.Round(time.Millisecond))})
+			p.emit(Event{Event: "online", PID: r.pid, Message: fmt.Sprintf("took over from pid %d after %v", old.pid, took.Round(time.Millisecond))})
 			if prev == nil || prev.exited {
 				done <- nil
 				return
@@ -129,6 +133,10 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 	}
 	select {
 	case err := <-done:
+		select {
+		case res.ReadyIn = <-readyIn: // sent before done, on the loop
+		default:
+		}
 		return res, err
 	case <-ctx.Done():
 		return res, fmt.Errorf("process %d: reload did not finish in time: %w", p.info.ID, ctx.Err())

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // reloadOutcome is what a Reload run in the background returned.
@@ -234,6 +236,46 @@ func TestReloadStartsWhenNotServing(t *testing.T) {
 		}
 		h.wantEvents(0, "start", "exit", "stop", "restart", "start")
 	})
+}
+
+// TestReloadContextExpires: Reload stops waiting when its context ends; the replacement still
+// takes over once it is ready.
+//
+// From the end of the Reload call to the takeover, the test reaches the loop by no means that
+// would order the caller's memory accesses before the loop's (no call, no write syscall, which
+// the race detector counts as synchronising with every later read syscall, such as the notify
+// socket's): the replacement is made ready by a signal, so the race detector sees what the
+// caller of an abandoned Reload and the loop still share.
+func TestReloadContextExpires(t *testing.T) {
+	// The replacement (run 2) becomes ready on SIGUSR2.
+	h := newHarness(t, countedBody(`
+2) trap 'go=1' USR2
+   echo $$ > "$DIR/armed.$$"
+   while [ -z "$go" ]; do sleep 0.02; done
+   : > "$DIR/ready.$$" ;;
+`, readyGateBody), waitReady)
+	old := h.startReady()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := h.reloadAsync(ctx)
+	ev, _ := h.waitEvent(0, "reload")
+	h.armed(ev.PID)
+	cancel()
+	o := h.waitReload(done)
+	if !errors.Is(o.err, context.Canceled) {
+		t.Fatalf("Reload = %v, want a context error", o.err)
+	}
+	if o.res.OldPID != old.pid || o.res.NewPID != ev.PID {
+		t.Fatalf("ReloadResult = %+v", o.res)
+	}
+	if err := syscall.Kill(ev.PID, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the replacement to take over", waitTimeout, func() bool { return h.p.Info().PID == ev.PID })
+	waitDead(t, old)
+	if info := h.p.Info(); info.Status != StatusOnline {
+		t.Fatalf("Info = %+v", info)
+	}
 }
 
 // TestStopDuringReload: a Stop while a replacement is pending stops both runs; the Reload
