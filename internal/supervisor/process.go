@@ -410,6 +410,7 @@ func (p *Process) spawn() error {
 		return err
 	}
 	p.cur = r
+	p.claimPidFile(r)
 	p.update(func(i *Info) {
 		i.PID = r.pid
 		i.StartedAt = r.started

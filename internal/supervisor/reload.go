@@ -81,6 +81,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 			prev := p.cur
 			p.next = nil
 			p.cur = r
+			p.claimPidFile(r)
 			p.pol = policyState{}
 			p.update(func(i *Info) {
 				i.PID = r.pid

@@ -305,3 +305,47 @@ func TestStopDuringReload(t *testing.T) {
 		}
 	})
 }
+
+// TestReloadPidFile: the pid file names the run serving: the replacement once it has taken
+// over, the old run if the replacement failed.
+func TestReloadPidFile(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ready bool
+	}{{"replaced", true}, {"replacement not ready", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, readyGateBody, func(a *spec.App) {
+				waitReady(a)
+				if !tc.ready {
+					a.ListenTimeout = 1000
+				}
+			})
+			old := h.startReady()
+			path := h.p.Info().Files.Pid
+			n := h.events.len()
+			done := h.reloadAsync(h.ctx())
+			ev, _ := h.waitEvent(n, "reload")
+			if tc.ready {
+				h.armed(ev.PID)
+				h.touch(gate("ready", ev.PID))
+			}
+			o := h.waitReload(done)
+			if tc.ready != (o.err == nil) {
+				t.Fatalf("Reload = %v", o.err)
+			}
+			serving := h.p.Info().PID
+			if tc.ready && serving != ev.PID || !tc.ready && serving != old.pid {
+				t.Fatalf("serving pid %d (old %d, replacement %d)", serving, old.pid, ev.PID)
+			}
+			// Whichever run is not serving exits; then the file must still name the one that is.
+			h.waitEvent(n, "exit")
+			if got := readPid(t, path); got != serving {
+				t.Fatalf("pid file = %d, want %d (the serving run)", got, serving)
+			}
+			h.stop()
+			if got := readPid(t, path); got != 0 {
+				t.Fatalf("pid file = %d after Stop", got)
+			}
+		})
+	}
+}

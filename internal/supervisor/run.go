@@ -188,13 +188,6 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 
 	files := FilesFor(app, info.ID)
 	drained := p.startPumps(app, files, outR, errR)
-	if files.Pid != "" && files.Pid != spec.NullPath {
-		if err := writePidFile(files.Pid, r.pid); err != nil {
-			p.writeLine("err", "corral: "+err.Error())
-		} else {
-			r.pidFile = files.Pid
-		}
-	}
 	if parentEnd != nil {
 		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{HandleWindow: pr.HandleWindow})
 		if err != nil {
@@ -231,9 +224,35 @@ func (r *run) release() {
 	if r.worker != nil {
 		r.worker.Ended()
 	}
-	if r.pidFile != "" {
-		_ = os.Remove(r.pidFile)
+	if r.pidFile != "" && readPidFile(r.pidFile) == r.pid {
+		_ = os.Remove(r.pidFile) // still ours: no other run has taken over
 	}
+}
+
+// claimPidFile writes r's pid into the process's pid file, when r becomes the run the process
+// stands for: at its spawn, or when it takes over in a reload. (Written at every spawn, the
+// file named a reload's replacement before it was ready, and after a successful reload the
+// exit of the replaced run removed it.) Loop only.
+func (p *Process) claimPidFile(r *run) {
+	path := FilesFor(r.app, p.info.ID).Pid
+	if path == "" || path == spec.NullPath {
+		return
+	}
+	if err := writePidFile(path, r.pid); err != nil {
+		p.writeLine("err", "corral: "+err.Error())
+		return
+	}
+	r.pidFile = path
+}
+
+// readPidFile returns the pid in a pid file, 0 if it cannot be read.
+func readPidFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // pumpDrainTimeout bounds how long an exit waits for the run's output to be written.
