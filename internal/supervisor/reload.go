@@ -83,6 +83,9 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 			p.cur = r
 			p.claimPidFile(r)
 			p.pol = policyState{}
+			// If the old run crashed meanwhile and waits for restart_delay, that restart is
+			// moot: it would spawn a run in r's place, leaving r running untracked.
+			p.cancelRestartTimer()
 			p.update(func(i *Info) {
 				i.PID = r.pid
 				i.StartedAt = r.started

@@ -306,6 +306,45 @@ func TestStopDuringReload(t *testing.T) {
 	})
 }
 
+// TestReloadTakeoverCancelsPendingRestart: when the old run crashes during a reload and waits
+// for restart_delay, the replacement that becomes ready takes the slot and the pending restart
+// is dropped: it would otherwise spawn a run over the replacement, which nothing would stop.
+func TestReloadTakeoverCancelsPendingRestart(t *testing.T) {
+	// USR1 makes a run crash (exit 1).
+	h := newHarness(t, `trap 'exit 1' USR1
+`+readyGateBody, func(a *spec.App) {
+		waitReady(a)
+		a.RestartDelay = 3_600_000
+	})
+	old := h.startReady()
+	n := h.events.len()
+	done := h.reloadAsync(h.ctx())
+	ev, _ := h.waitEvent(n, "reload")
+	next := procOf(ev.PID)
+	h.armed(next.pid)
+
+	if err := h.p.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStatus(StatusWaitingRestart)
+	waitDead(t, old)
+
+	h.touch(gate("ready", next.pid))
+	if o := h.waitReload(done); o.err != nil {
+		t.Fatal(o.err)
+	}
+	if info := h.p.Info(); info.PID != next.pid || info.Status != StatusOnline {
+		t.Fatalf("Info = %+v", info)
+	}
+	h.onLoop(func() {
+		if h.p.restartTimer != nil {
+			t.Error("a restart is still pending after the replacement took over")
+		}
+	})
+	h.stop()
+	waitDead(t, next)
+}
+
 // TestReloadPidFile: the pid file names the run serving: the replacement once it has taken
 // over, the old run if the replacement failed.
 func TestReloadPidFile(t *testing.T) {
