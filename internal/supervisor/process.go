@@ -573,6 +573,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	callbacks := r.onExit
 	r.onExit = nil
 	r.exitCode, r.exitSignal = code, sigName
+	wasNext := r == p.next // a reload's callback below clears p.next
 	for _, f := range r.onReadyTimeout {
 		f() // a reload waiting for this run learns it is gone
 	}
@@ -580,7 +581,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 
 	if r != p.cur {
 		p.old = removeRun(p.old, r)
-		if r == p.next {
+		if wasNext {
 			p.next = nil
 			ev.Message = "replacement exited before it was ready"
 		} else {

@@ -132,24 +132,28 @@ func TestReloadFails(t *testing.T) {
 		second string // what the replacement (run 2) does instead of becoming ready
 		reason string
 		events []string
+		exit   string // the replacement's exit event message
 	}{
 		{
 			name:   "not ready in time",
 			second: `2) echo $$ > "$DIR/armed.$$"; trap 'exit 0' INT; while :; do sleep 0.05; done ;;`,
 			reason: "was not ready within listen_timeout (1s): it never sent process.send('ready')",
 			events: []string{"reload", "reload failed", "exit"},
+			exit:   "replaced run exited", // stopped at the failure, among the runs draining
 		},
 		{
 			name:   "exits",
 			second: `2) exit 3 ;;`,
 			reason: "exited with code 3 before it was ready",
 			events: []string{"reload", "reload failed", "exit"},
+			exit:   "replacement exited before it was ready",
 		},
 		{
 			name:   "killed",
 			second: `2) kill -KILL $$ ;;`,
 			reason: "was killed by SIGKILL before it was ready",
 			events: []string{"reload", "reload failed", "exit"},
+			exit:   "replacement exited before it was ready",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,8 +179,8 @@ func TestReloadFails(t *testing.T) {
 				t.Fatalf("after the failed reload: %+v", info)
 			}
 			ev, _ := h.waitEvent(n, "exit")
-			if ev.PID != re.NewPID {
-				t.Fatalf("replacement's exit event = %+v", ev)
+			if ev.PID != re.NewPID || ev.Message != tc.exit {
+				t.Fatalf("replacement's exit event = %+v, want message %q", ev, tc.exit)
 			}
 			h.wantEvents(n, tc.events...)
 			waitDead(t, procOf(re.NewPID))
