@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -281,4 +282,75 @@ func recvErr(t *testing.T, c <-chan error, what string) error {
 		t.Fatalf("%s did not return", what)
 	}
 	return fmt.Errorf("unreachable")
+}
+
+// postsBlocked counts the goroutines waiting to post to a process loop whose queue is full,
+// and reports whether one of them is the notify socket's.
+func postsBlocked() (n int, notify bool) {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "supervisor.(*Process).post(") {
+			n++
+			notify = notify || strings.Contains(g, "onNotify")
+		}
+	}
+	return n, notify
+}
+
+// TestNotifyWhileLoopBusy: a READY=1 that arrives while the loop's queue is full, for a run
+// whose exit is queued before it, must not deadlock the loop: handling the exit closes the
+// run's notify socket, which waits for the socket's goroutine, which must not be the one
+// waiting for room in the queue.
+func TestNotifyWhileLoopBusy(t *testing.T) {
+	// The run exits on the go-ahead "exit", leaving a child that sends READY=1 on "send".
+	h := newHarness(t, `
+trap 'exit 0' INT
+echo $$ > "$DIR/armed.$$"
+while [ ! -e "$DIR/exit" ]; do sleep 0.02; done
+(while [ ! -e "$DIR/send" ]; do sleep 0.02; done; `+notifyCmd+`) >/dev/null 2>&1 &
+exit 0
+`, func(a *spec.App) {
+		waitReady(a)
+		a.Autorestart = false
+	})
+	h.armed(h.start().PID)
+
+	// Keep the loop busy while the queue fills: first the run's exit, then other operations,
+	// then more that wait for room, then the notify socket's.
+	busy, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the harness's cleanup, if the test fails
+	go h.p.post(func() { close(busy); <-release })
+	<-busy
+	h.touch("exit")
+	testutil.WaitFor(t, "the exit to be queued", waitTimeout, func() bool { return len(h.p.ops) == 1 })
+	var wg sync.WaitGroup
+	reset := func(n int) {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := h.p.Reset(); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	reset(cap(h.p.ops) - 1)
+	testutil.WaitFor(t, "the queue to be full", waitTimeout, func() bool { return len(h.p.ops) == cap(h.p.ops) })
+	reset(2)
+	testutil.WaitFor(t, "two operations to wait for room", waitTimeout, func() bool { n, _ := postsBlocked(); return n == 2 })
+	h.touch("send")
+	testutil.WaitFor(t, "READY=1 to wait for room", waitTimeout, func() bool { n, notify := postsBlocked(); return n == 3 && notify })
+	free()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("the process loop is deadlocked")
+	}
+	h.waitStatus(StatusStopped)
 }

@@ -423,10 +423,12 @@ const ExecShimCommand = "__listen-exec"
 
 // onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). As with the 'ready'
 // message, READY=1 decides only with wait_ready: otherwise the app's readiness is its
-// listening (cluster) or its port answering (inherited sockets). Any goroutine.
+// listening (cluster) or its port answering (inherited sockets). Called on the receiver's
+// goroutine, which must never wait for the loop: the loop waits for it when it closes the
+// receiver (run.release), so a post that waited for room in a full queue would deadlock.
 func (p *Process) onNotify(r *run, state map[string]string) {
 	if state["READY"] == "1" && r.app.WaitReady {
-		p.post(func() { p.markReady(r, "sd_notify READY=1") })
+		go p.post(func() { p.markReady(r, "sd_notify READY=1") })
 	}
 }
 
