@@ -1,196 +1,153 @@
 package supervisor
 
 import (
-	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/spec"
-	"github.com/corral-pm/corral/internal/testutil"
 )
 
-const waitTimeout = 20 * time.Second
-
-// events records what a process reports to the daemon.
-type events struct {
-	mu  sync.Mutex
-	evs []api.Event
-}
-
-func (e *events) add(ev api.Event) {
-	e.mu.Lock()
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-// of returns the messages of the events of a kind.
-func (e *events) of(kind api.EventKind) []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.evs {
-		if ev.Kind == kind {
-			out = append(out, ev.Message)
-		}
-	}
-	return out
-}
-
-// runOnce runs a shell command line once (no restart) as process 7 of app "files", with the
-// log and pid paths set by edit, and waits until it has exited and its output is handled.
-func runOnce(t *testing.T, script string, edit func(a *spec.App)) (*Process, *events, *logs.Subscription) {
-	t.Helper()
-	dir := t.TempDir()
+// TestFilesFor: per-process log and pid paths get "-<id>" unless logs are merged (pid files
+// always do); "/dev/null" and "" stay as they are.
+func TestFilesFor(t *testing.T) {
 	app := spec.Defaults()
-	app.Name = "files"
-	app.Script = script
-	app.Shell = true
-	app.Cwd = dir
-	app.Autorestart = false
-	app.OutFile = filepath.Join(dir, "out.log")
-	app.ErrorFile = filepath.Join(dir, "err.log")
+	app.OutFile, app.ErrorFile, app.LogFile, app.PidFile = "/l/web-out.log", "/l/web-error.log", "", "/p/web.pid"
+	if got, want := FilesFor(&app, 4), (Files{Out: "/l/web-out-4.log", Err: "/l/web-error-4.log", Pid: "/p/web-4.pid"}); got != want {
+		t.Errorf("FilesFor = %+v, want %+v", got, want)
+	}
 	app.MergeLogs = true
-	edit(&app)
-	evs := &events{}
-	hub := logs.NewHub()
-	sub := hub.Subscribe(nil, 1000)
-	t.Cleanup(sub.Close)
-	p := New(7, 0, &app, &Hooks{Logs: logs.NewManager(), Hub: hub, Event: evs.add})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		_ = p.Delete(ctx)
-	})
-	if err := p.Start(); err != nil {
+	app.LogFile = "/l/web.log"
+	app.ErrorFile = spec.NullPath
+	if got, want := FilesFor(&app, 4), (Files{Out: "/l/web-out.log", Err: spec.NullPath, Combined: "/l/web.log", Pid: "/p/web-4.pid"}); got != want {
+		t.Errorf("merged: FilesFor = %+v, want %+v", got, want)
+	}
+}
+
+// readPid reads a pid file: its pid, or 0 when there is no file.
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, "the process to exit", waitTimeout, func() bool {
-		i := p.Info()
-		return i.Exited && i.Status == StatusStopped
-	})
-	return p, evs, sub
+	if !strings.HasSuffix(string(b), "\n") {
+		t.Fatalf("pid file %s = %q, not a line", path, b)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file %s = %q", path, b)
+	}
+	return pid
 }
 
-// TestLostOutputCounted: an app whose out file is on a full disk (/dev/full: ENOSPC on every
-// write) has its lost lines counted in Info, the daemon hears about it (an "output lost"
-// event, its log line), and the live stream still gets every line.
-func TestLostOutputCounted(t *testing.T) {
-	p, evs, sub := runOnce(t, "echo one; echo two; echo three", func(a *spec.App) { a.OutFile = "/dev/full" })
-	if i := p.Info(); i.LostLogLines != 3 || i.LostLogBytes != 14 {
-		t.Errorf("Info counts %d lines, %d bytes lost; want 3, 14", i.LostLogLines, i.LostLogBytes)
+// TestPidFile: the pid file names the running program (its directory is created) and is
+// removed when the program exits.
+func TestPidFile(t *testing.T) {
+	h := newHarness(t, gracefulBody, nil)
+	path := h.p.Info().Files.Pid
+	if readPid(t, path) != 0 {
+		t.Fatal("pid file before Start")
 	}
-	testutil.WaitFor(t, "an output lost event", waitTimeout, func() bool { return len(evs.of(api.EventOutputLost)) > 0 })
-	if msg := evs.of(api.EventOutputLost)[0]; !strings.Contains(msg, "of output") || !strings.Contains(msg, "no space left on device") {
-		t.Errorf("output lost event %q", msg)
+	pid := h.start().PID
+	if got := readPid(t, path); got != pid {
+		t.Fatalf("pid file = %d, want %d", got, pid)
 	}
-	var got []string
-	timeout := time.After(waitTimeout)
-	for len(got) < 3 {
+	if err := h.p.Restart(h.ctx(), nil); err != nil {
+		t.Fatal(err)
+	}
+	pid = h.p.Info().PID
+	if got := readPid(t, path); got != pid {
+		t.Fatalf("after Restart: pid file = %d, want %d", got, pid)
+	}
+	h.stop()
+	if got := readPid(t, path); got != 0 {
+		t.Fatalf("pid file = %d after Stop", got)
+	}
+}
+
+// TestNoPidFile: pid_file "/dev/null" (or none) writes nothing.
+func TestNoPidFile(t *testing.T) {
+	for _, path := range []string{spec.NullPath, ""} {
+		t.Run(strconv.Quote(path), func(t *testing.T) {
+			h := newHarness(t, gracefulBody, func(a *spec.App) { a.PidFile = path })
+			h.start()
+			if _, err := os.Stat(h.path("pids")); !os.IsNotExist(err) {
+				t.Fatalf("pids directory: %v", err)
+			}
+			h.stop()
+		})
+	}
+}
+
+// TestOutput: what the program prints reaches its out and error files, the combined file and
+// the hub; its last lines, printed while it stops, are in the files when Stop returns.
+func TestOutput(t *testing.T) {
+	h := newHarness(t, `
+echo "out line 1"
+echo "err line 1" >&2
+trap 'echo "out at exit"; echo "err at exit" >&2; exit 0' INT
+echo $$ > "$DIR/armed.$$"
+while :; do sleep 0.05; done
+`, func(a *spec.App) { a.LogFile = filepath.Join(filepath.Dir(a.OutFile), "app.log") })
+	sub := h.hub.Subscribe(func(l logs.Line) bool { return l.ProcID == 3 }, 0)
+	defer sub.Close()
+	files := h.p.Info().Files
+	if files.Combined != h.path("logs/app-3.log") {
+		t.Fatalf("Files = %+v", files)
+	}
+
+	h.armed(h.start().PID)
+	waitFileContains(t, files.Out, "out line 1\n")
+	waitFileContains(t, files.Err, "err line 1\n")
+	waitFileContains(t, files.Combined, "out line 1\n")
+	waitFileContains(t, files.Combined, "err line 1\n")
+	got := map[string]string{}
+	for len(got) < 2 {
 		select {
 		case l := <-sub.C:
-			if l.Stream == logs.StreamOut {
-				got = append(got, l.Message)
+			if l.App != "app" || l.Time.IsZero() {
+				t.Fatalf("hub line %+v", l)
 			}
-		case <-timeout:
-			t.Fatalf("live stream got only %q", got)
+			got[l.Stream] = l.Message
+		case <-time.After(waitTimeout):
+			t.Fatalf("hub lines so far: %v", got)
 		}
 	}
-	if strings.Join(got, ",") != "one,two,three" {
-		t.Errorf("live stream got %q", got)
+	if got[logs.StreamOut] != "out line 1" || got[logs.StreamErr] != "err line 1" {
+		t.Fatalf("hub lines %v", got)
 	}
-	if err := p.Reset(); err != nil {
-		t.Fatal(err)
-	}
-	if i := p.Info(); i.LostLogLines != 0 || i.LostLogBytes != 0 {
-		t.Errorf("after reset: %d lines, %d bytes", i.LostLogLines, i.LostLogBytes)
+
+	h.stop()
+	for path, want := range map[string]string{
+		files.Out:      "out line 1\nout at exit\n",
+		files.Err:      "err line 1\nerr at exit\n",
+		files.Combined: "at exit\n",
+	} {
+		if content := readFile(t, path); !strings.Contains(content, want) {
+			t.Errorf("%s when Stop returned = %q, want it to hold %q", path, content, want)
+		}
 	}
 }
 
-// TestUnopenableLogCounted: a log file that cannot be opened (a name too long for the file
-// system) is reported (Info.LogError, a "log error" event, once) and the lines meant for it are
-// counted as lost instead of vanishing.
-func TestUnopenableLogCounted(t *testing.T) {
-	long := filepath.Join(os.TempDir(), strings.Repeat("n", 300)+".log")
-	p, evs, _ := runOnce(t, "echo one; echo two", func(a *spec.App) { a.OutFile = long })
-	i := p.Info()
-	if !strings.Contains(i.LogError, "file name too long") {
-		t.Errorf("LogError = %q", i.LogError)
-	}
-	if i.LostLogLines != 2 {
-		t.Errorf("LostLogLines = %d, want 2", i.LostLogLines)
-	}
-	testutil.WaitFor(t, "a log error event", waitTimeout, func() bool { return len(evs.of(api.EventLogError)) > 0 })
-}
-
-// TestPlantedLogLinkRefused: an out file at which another user planted a symbolic link (to a
-// root-only file) is refused: the target is untouched, the refusal is reported (LogError, the
-// event), and the app's lines are counted as lost.
-func TestPlantedLogLinkRefused(t *testing.T) {
-	testutil.RequireRoot(t)
-	shadow := filepath.Join(t.TempDir(), "shadow")
-	if err := os.WriteFile(shadow, []byte("root:secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out string
-	p, evs, _ := runOnce(t, "echo attacker-chosen", func(a *spec.App) {
-		out = a.OutFile
-		if err := os.Symlink(shadow, out); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(out, testutil.Nobody, testutil.Nobody); err != nil {
-			t.Fatal(err)
-		}
+// TestLogDateFormat: with log_date_format each file line is prefixed with its time.
+func TestLogDateFormat(t *testing.T) {
+	h := newHarness(t, "echo hello\nexit 0\n", func(a *spec.App) {
+		a.LogDateFormat = "YYYY"
+		a.Autorestart = false
 	})
-	if b, _ := os.ReadFile(shadow); string(b) != "root:secret\n" {
-		t.Fatalf("the planted link's target was written: %q", b)
-	}
-	i := p.Info()
-	if !strings.Contains(i.LogError, "refusing to follow the symbolic link "+out) || !strings.Contains(i.LogError, "nobody") {
-		t.Errorf("LogError = %q", i.LogError)
-	}
-	if i.LostLogLines != 1 {
-		t.Errorf("LostLogLines = %d, want 1", i.LostLogLines)
-	}
-	testutil.WaitFor(t, "a log error event", waitTimeout, func() bool { return len(evs.of(api.EventLogError)) == 1 })
-}
-
-// TestPidFileNotThroughLink: a pid file is never written through a symbolic link; the
-// refusal is reported (LogError) and the link's target is untouched.
-func TestPidFileNotThroughLink(t *testing.T) {
-	victim := filepath.Join(t.TempDir(), "victim")
-	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(t.TempDir(), "app.pid")
-	if err := os.Symlink(victim, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := writePidFile(link, 1234); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Errorf("writePidFile through a link: %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(victim, spec.ProcessFilePath(filepath.Join(dir, "app.pid"), 7, false)); err != nil {
-		t.Fatal(err)
-	}
-	p, _, _ := runOnce(t, "true", func(a *spec.App) { a.PidFile = filepath.Join(dir, "app.pid") })
-	if i := p.Info(); !strings.Contains(i.LogError, "pid file") || !strings.Contains(i.LogError, "symbolic link") {
-		t.Errorf("LogError = %q", i.LogError)
-	}
-	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
-		t.Errorf("victim = %q", b)
-	}
-
-	path := filepath.Join(t.TempDir(), "pids", "ok.pid")
-	if err := writePidFile(path, 42); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "42\n" {
-		t.Errorf("pid file = %q", b)
+	h.start()
+	h.waitStatus(StatusStopped)
+	content := waitFileContains(t, h.p.Info().Files.Out, "hello\n")
+	if !regexp.MustCompile(`^[0-9]{4}: hello\n$`).MatchString(content) {
+		t.Fatalf("out file = %q, want a line like \"2026: hello\"", content)
 	}
 }

@@ -54,7 +54,8 @@ type Process struct {
 	restartTimer *time.Timer
 	userStopped  bool // stopped on purpose: cron and watch leave it alone
 	protocol     Protocol
-	runSeq       int // numbers runs, for their notify sockets
+	runSeq       int  // numbers runs, for their notify sockets
+	deleting     bool // Delete has begun: no run may start any more (spawn refuses)
 	deleted      bool
 
 	loss *logs.Loss // output its log files did not take, over all runs
@@ -244,7 +245,11 @@ func (p *Process) Restart(ctx context.Context, app *spec.App) error {
 		p.cancelRestartTimer()
 		p.pol = policyState{} // a deliberate restart forgives earlier crashes
 		startNew := func() {
-			if p.cur != nil || p.userStopped || p.deleted {
+			if p.deleting {
+				result <- ErrDeleted
+				return
+			}
+			if p.cur != nil || p.userStopped {
 				result <- nil // another restart or a stop got there first
 				return
 			}
@@ -282,18 +287,33 @@ func (p *Process) setApp(app *spec.App) {
 }
 
 // Delete stops the process and ends its slot. The Process is unusable afterwards.
+//
+// The slot ends on the loop, in the same step as the exit of its last run: an operation that
+// was waiting for that exit (a Start or Restart made while Delete stopped the run) finds the
+// process deleting and starts nothing, so no program outlives its slot. (When Delete ended
+// the slot in a call of its own after Stop returned, such an operation spawned a run in
+// between, which nothing stopped or collected any more.)
 func (p *Process) Delete(ctx context.Context) error {
-	if err := p.Stop(ctx); err != nil && !errors.Is(err, ErrDeleted) {
-		return err
-	}
+	deleted := make(chan struct{})
 	err := p.call(func() {
-		p.emit(api.Event{Kind: api.EventDelete})
-		p.deleted = true
+		p.deleting = true
+		p.stopAll(func() {
+			if !p.deleted { // another Delete may have ended it in this step
+				p.emit(api.Event{Kind: api.EventDelete})
+				p.deleted = true
+			}
+			close(deleted)
+		})
 	})
 	if errors.Is(err, ErrDeleted) {
 		return nil
 	}
-	return err
+	select {
+	case <-deleted:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process %d was not deleted in time: %w", p.info.ID, ctx.Err())
+	}
 }
 
 // Reset zeroes the counters, as `pm2 reset` does.
@@ -397,6 +417,9 @@ func (p *Process) cancelRestartTimer() {
 
 // spawn starts a new current run. Loop only.
 func (p *Process) spawn() error {
+	if p.deleting {
+		return ErrDeleted
+	}
 	app := p.app()
 	r, err := p.startRun(app)
 	if err != nil {
@@ -410,6 +433,7 @@ func (p *Process) spawn() error {
 		return err
 	}
 	p.cur = r
+	p.claimFiles(r)
 	p.update(func(i *Info) {
 		i.PID = r.pid
 		i.StartedAt = r.started
@@ -572,6 +596,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	callbacks := r.onExit
 	r.onExit = nil
 	r.exitCode, r.exitSignal = code, sigName
+	wasNext := r == p.next // a reload's callback below clears p.next
 	for _, f := range r.onReadyTimeout {
 		f() // a reload waiting for this run learns it is gone
 	}
@@ -580,7 +605,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 	if r != p.cur {
 		ev.Replaced = true
 		p.old = removeRun(p.old, r)
-		if r == p.next {
+		if wasNext {
 			p.next = nil
 			ev.Message = "replacement exited before it was ready"
 		} else {

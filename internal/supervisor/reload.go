@@ -38,6 +38,9 @@ func (e *ReloadError) Error() string {
 func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, error) {
 	res := ReloadResult{ID: p.info.ID}
 	done := make(chan error, 1)
+	// The takeover happens on the loop, possibly after this call has given up waiting (ctx)
+	// and returned res: so it hands its time over rather than writing res.
+	readyIn := make(chan time.Duration, 1)
 	if err := p.call(func() {
 		if app != nil {
 			p.setApp(app)
@@ -74,11 +77,16 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 		began := time.Now()
 		p.emit(api.Event{Kind: api.EventReload, PID: r.pid, OldPID: old.pid, Message: fmt.Sprintf("replacing pid %d", old.pid)})
 		r.onReady = append(r.onReady, func() {
-			res.ReadyIn = time.Since(began)
+			took := time.Since(began)
+			readyIn <- took
 			prev := p.cur
 			p.next = nil
 			p.cur = r
+			p.claimFiles(r)
 			p.pol = policyState{}
+			// If the old run crashed meanwhile and waits for restart_delay, that restart is
+			// moot: it would spawn a run in r's place, leaving r running untracked.
+			p.cancelRestartTimer()
 			p.update(func(i *Info) {
 				i.PID = r.pid
 				i.StartedAt = r.started
@@ -87,7 +95,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				i.Restarts++
 				i.LastError = ""
 			})
-			p.emit(api.Event{Kind: api.EventOnline, PID: r.pid, OldPID: res.OldPID, Message: fmt.Sprintf("took over from pid %d after %v", res.OldPID, res.ReadyIn.Round(time.Millisecond))})
+			p.emit(api.Event{Kind: api.EventOnline, PID: r.pid, OldPID: old.pid, Message: fmt.Sprintf("took over from pid %d after %v", old.pid, took.Round(time.Millisecond))})
 			if prev == nil || prev.exited {
 				done <- nil
 				return
@@ -130,6 +138,10 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 	}
 	select {
 	case err := <-done:
+		select {
+		case res.ReadyIn = <-readyIn: // sent before done, on the loop
+		default:
+		}
 		return res, err
 	case <-ctx.Done():
 		return res, fmt.Errorf("process %d: reload did not finish in time: %w", p.info.ID, ctx.Err())

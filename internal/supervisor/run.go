@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -33,6 +34,7 @@ type run struct {
 	ipc     *nodeipc.Channel
 	worker  Worker
 	pidFile string
+	fileErr error // the log files it could not open (their lines are counted as lost)
 
 	exited        bool
 	stopping      bool // a stop was requested: the exit is planned
@@ -192,17 +194,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 
 	files := FilesFor(app, info.ID)
 	drained, fileErr := p.startPumps(app, files, outR, errR)
-	if files.Pid != "" && files.Pid != spec.NullPath {
-		if err := writePidFile(files.Pid, r.pid); err != nil {
-			p.writeLine("err", "corral: "+err.Error())
-			fileErr = errors.Join(fileErr, err)
-		} else {
-			r.pidFile = files.Pid
-		}
-	}
-	if msg := p.setLogError(fileErr, true); msg != "" {
-		p.emit(api.Event{Kind: api.EventLogError, Message: msg}) // before the pumps' first report
-	}
+	r.fileErr = fileErr
 	if parentEnd != nil {
 		ch, err := nodeipc.Open(parentEnd, &runIPC{p: p, r: r}, nodeipc.Options{HandleWindow: pr.HandleWindow})
 		if err != nil {
@@ -239,9 +231,40 @@ func (r *run) release() {
 	if r.worker != nil {
 		r.worker.Ended()
 	}
-	if r.pidFile != "" {
-		_ = os.Remove(r.pidFile)
+	if r.pidFile != "" && readPidFile(r.pidFile) == r.pid {
+		_ = os.Remove(r.pidFile) // still ours: no other run has taken over
 	}
+}
+
+// claimFiles is what a run does when it becomes the one the process stands for (at spawn, or
+// when a reload's replacement takes over): it writes its pid into the process's pid file, and
+// records (Info.LogError) which of its log files or pid file could not be used, reporting it
+// once, before the pumps' first report of lost output. Loop only.
+func (p *Process) claimFiles(r *run) {
+	err := r.fileErr
+	if path := FilesFor(r.app, p.info.ID).Pid; path != "" && path != spec.NullPath {
+		if perr := writePidFile(path, r.pid); perr != nil {
+			p.writeLine("err", "corral: "+perr.Error())
+			err = errors.Join(err, perr)
+		} else {
+			r.pidFile = path
+		}
+	}
+	if msg := p.setLogError(err, true); msg != "" {
+		p.emit(api.Event{Kind: api.EventLogError, Message: msg})
+	}
+}
+
+// readPidFile returns the pid in a pid file, 0 if it cannot be read.
+func readPidFile(path string) int {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 32))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // pumpDrainTimeout bounds how long an exit waits for the run's output to be written.
@@ -463,10 +486,12 @@ func (h *runIPC) HandleClose(error) {
 
 // onNotify handles what a run sends to its NOTIFY_SOCKET (sd_notify). As with the 'ready'
 // message, READY=1 decides only with wait_ready: otherwise the app's readiness is its
-// listening (cluster) or its port answering (inherited sockets). Any goroutine.
+// listening (cluster) or its port answering (inherited sockets). Called on the receiver's
+// goroutine, which must never wait for the loop: the loop waits for it when it closes the
+// receiver (run.release), so a post that waited for room in a full queue would deadlock.
 func (p *Process) onNotify(r *run, state map[string]string) {
 	if state["READY"] == "1" && r.app.WaitReady {
-		p.post(func() { p.markReady(r, "sd_notify READY=1") })
+		go p.post(func() { p.markReady(r, "sd_notify READY=1") })
 	}
 }
 
