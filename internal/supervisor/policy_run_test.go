@@ -1,10 +1,14 @@
 package supervisor
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/spec"
 	"github.com/corral-pm/corral/internal/testutil"
 )
@@ -262,6 +266,57 @@ func TestPendingRestartCancelled(t *testing.T) {
 					t.Error("the restart is still pending")
 				}
 			})
+		})
+	}
+}
+
+// TestExitSnapshotIsWhatComesNext: when a run exits, the snapshot a listing reads goes in one
+// step to what happens next (launching again, waiting, stopped, errored): never "online" with
+// no pid, which `jlist` used to show between a crash and its restart. The event hook runs on
+// the loop right after the snapshot changes, so it sees exactly what a listing could.
+func TestExitSnapshotIsWhatComesNext(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*spec.App)
+		want Status
+	}{
+		{"restart at once", func(*spec.App) {}, StatusLaunching},
+		{"restart later", func(a *spec.App) { a.RestartDelay = 60_000 }, StatusWaitingRestart},
+		{"no restart", func(a *spec.App) { a.Autorestart = false }, StatusStopped},
+		{"errored", func(a *spec.App) { a.MaxRestarts = 0 }, StatusErrored},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			app := spec.Defaults()
+			app.Name = "snap"
+			app.Script = "exit 3"
+			app.Shell = true
+			app.Cwd = dir
+			app.OutFile, app.ErrorFile = filepath.Join(dir, "out.log"), filepath.Join(dir, "err.log")
+			app.MinUptime = 1 << 40 // every run is short
+			tc.mod(&app)
+			seen := make(chan Info, 1)
+			var p *Process
+			p = New(1, 0, &app, &Hooks{Logs: logs.NewManager(), Event: func(ev api.Event) {
+				if ev.Kind == api.EventExit {
+					select {
+					case seen <- p.Info():
+					default:
+					}
+				}
+			}})
+			t.Cleanup(func() { _ = p.Delete(context.Background()) })
+			if err := p.Start(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case info := <-seen:
+				if info.Status != tc.want || info.PID != 0 || !info.Exited || info.ExitCode != 3 {
+					t.Fatalf("snapshot at the exit: status %s pid %d exited %v code %d; want %s, no pid", info.Status, info.PID, info.Exited, info.ExitCode, tc.want)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("no exit")
+			}
 		})
 	}
 }

@@ -616,27 +616,41 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 		return
 	}
 	p.cur = nil
+	// The snapshot changes in one step, to what comes next: a listing never sees the process
+	// "online" without a pid, between its exit and its restart.
+	var d decision
+	status := StatusStopped
+	if !r.stopping {
+		d = decide(app, exitFacts{Uptime: uptime, Code: code, Signaled: sigName != ""}, p.pol)
+		p.pol = d.Next
+		switch {
+		case d.Errored:
+			status = StatusErrored
+		case !d.Restart:
+		case d.Delay > 0:
+			status = StatusWaitingRestart
+		default:
+			status = StatusLaunching
+		}
+	}
 	p.update(func(i *Info) {
 		i.PID = 0
 		i.Exited = true
 		i.ExitCode = code
 		i.ExitSignal = sigName
 		i.Ready = false
+		i.Status = status
+		if !r.stopping {
+			i.Unstable = d.Next.Unstable
+			i.PrevRestartDelay = d.Next.PrevDelay
+		}
 	})
 	p.emit(ev)
 	if r.stopping {
-		p.setStatus(StatusStopped)
 		p.emit(api.Event{Kind: api.EventStop})
 		runAll(callbacks)
 		return
 	}
-
-	d := decide(app, exitFacts{Uptime: uptime, Code: code, Signaled: sigName != ""}, p.pol)
-	p.pol = d.Next
-	p.update(func(i *Info) {
-		i.Unstable = d.Next.Unstable
-		i.PrevRestartDelay = d.Next.PrevDelay
-	})
 	switch {
 	case d.Errored:
 		p.setStatus(StatusErrored)
