@@ -121,8 +121,10 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				reason += ": it never called listen()"
 			case p.protocol.Sockets != nil && !cfg.WaitReady:
 				reason += ": its port did not answer"
-			case cfg.WaitReady:
+			case cfg.WaitReady && cfg.IsNode():
 				reason += ": it never sent process.send('ready')"
+			case cfg.WaitReady:
+				reason += ": it never sent READY=1 to $NOTIFY_SOCKET (sd_notify)"
 			}
 			if !r.exited {
 				p.old = append(p.old, r)

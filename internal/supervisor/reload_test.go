@@ -137,7 +137,7 @@ func TestReloadFails(t *testing.T) {
 		{
 			name:   "not ready in time",
 			second: `2) echo $$ > "$DIR/armed.$$"; trap 'exit 0' INT; while :; do sleep 0.05; done ;;`,
-			reason: "was not ready within listen_timeout (1s): it never sent process.send('ready')",
+			reason: "was not ready within listen_timeout (1s): it never sent READY=1 to $NOTIFY_SOCKET (sd_notify)",
 			events: []string{"reload", "reload failed", "exit"},
 			exit:   "replaced run exited", // stopped at the failure, among the runs draining
 		},
