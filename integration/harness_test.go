@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/testutil"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -182,13 +184,7 @@ func (e *env) cleanup() {
 	killByHome(e.home)
 	e.checkRaces()
 	if e.t.Failed() {
-		if b, err := os.ReadFile(filepath.Join(e.home, "corral.log")); err == nil {
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 60 {
-				lines = lines[len(lines)-60:]
-			}
-			e.t.Logf("daemon log (last lines):\n%s", strings.Join(lines, "\n"))
-		}
+		testutil.LogTail(e.t, "daemon log", filepath.Join(e.home, "corral.log"), 60)
 	}
 	os.RemoveAll(e.home)
 }
@@ -394,15 +390,7 @@ func alive(pid int) bool {
 }
 
 // freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // unixHTTPClient is an HTTP client for the daemon's socket (for streams the api client wraps).
 func unixHTTPClient(e *env) *http.Client {

@@ -18,6 +18,7 @@ import (
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/daemon"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -125,38 +126,14 @@ func (e *testEnv) cleanup() {
 		e.t.Errorf("processes left behind: %v", left)
 	}
 	if e.t.Failed() {
-		if b, err := os.ReadFile(filepath.Join(e.home, "corral.log")); err == nil {
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 80 {
-				lines = lines[len(lines)-80:]
-			}
-			e.t.Logf("daemon log (last lines):\n%s", strings.Join(lines, "\n"))
-		}
+		testutil.LogTail(e.t, "daemon log", filepath.Join(e.home, "corral.log"), 80)
 	}
 	os.RemoveAll(e.home)
 }
 
 // markedPIDs lists the live processes whose environment sets CORRAL_HOME to home: the apps of
 // its daemon (they inherit the CLI's environment) and their children.
-func markedPIDs(home string) []int {
-	needle := []byte("\x00CORRAL_HOME=" + home + "\x00") // NULs: the whole variable
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		raw, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(append(append([]byte{0}, raw...), 0), needle) && !zombie(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func markedPIDs(home string) []int { return procstat.PIDsWithEnv("CORRAL_HOME", home) }
 
 // zombie reports whether pid has exited and waits to be reaped.
 func zombie(pid int) bool {
@@ -331,21 +308,5 @@ var pkgDir, _ = os.Getwd()
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(pkgDir, "testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./internal/cli -update` to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update if the change is intended)\n--- got:\n%s\n--- want:\n%s", name, got, want)
-	}
+	testutil.Golden(t, filepath.Join(pkgDir, "testdata", name), got, *update)
 }

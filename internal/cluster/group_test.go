@@ -81,15 +81,7 @@ func wantFields(t *testing.T, m *wireMsg, want ...string) {
 }
 
 // freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // ---------------------------------------------------------------------------------------------
 // 1. queryServer reply shape.

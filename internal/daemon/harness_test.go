@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,13 +80,7 @@ func (td *testDaemon) close() {
 		td.t.Errorf("processes left behind after the daemon stopped: %v", left)
 	}
 	if td.t.Failed() {
-		if b, err := os.ReadFile(td.d.paths.DaemonLog); err == nil {
-			lines := strings.Split(string(b), "\n")
-			if len(lines) > 80 {
-				lines = lines[len(lines)-80:]
-			}
-			td.t.Logf("daemon log (last lines):\n%s", strings.Join(lines, "\n"))
-		}
+		testutil.LogTail(td.t, "daemon log", td.d.paths.DaemonLog, 80)
 	}
 	os.RemoveAll(td.home)
 }
@@ -224,15 +217,7 @@ func statusCode(err error) int {
 }
 
 // freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // portOpen reports whether something accepts connections on port.
 func portOpen(port int) bool {
