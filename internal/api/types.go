@@ -174,6 +174,8 @@ type ReloadSummary struct {
 // FlushResponse lists the log files `flush` truncated.
 type FlushResponse struct {
 	Flushed []string `json:"flushed"`
+	// Errors says which files could not be truncated, and why (the others were).
+	Errors []string `json:"errors,omitempty"`
 }
 
 // KillResponse answers POST /v1/kill, sent once every app has stopped and just before the

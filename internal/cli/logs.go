@@ -182,7 +182,7 @@ func (c *cli) flushCommand() *cobra.Command {
 			for _, p := range resp.Flushed {
 				c.infof("Flushed %s", p)
 			}
-			return nil
+			return c.reportErrors(resp.Errors)
 		},
 	}
 }

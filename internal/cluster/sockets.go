@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/corral-pm/corral/internal/safefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -243,7 +244,8 @@ func openUnix(ls listenSpec) (*socketFile, error) {
 		mode |= 0o222
 	}
 	if mode != 0 {
-		if err := os.Chmod(ls.address, 0o600|mode); err != nil {
+		// Not through a link: one planted between bind and chmod would open up its target.
+		if err := safefs.Chmod(ls.address, 0o600|mode); err != nil {
 			unix.Close(fd)
 			_ = os.Remove(ls.address)
 			return nil, fmt.Errorf("chmod: %w", err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,44 @@ func TestInputsFromDiskAreBounded(t *testing.T) {
 	_, err = td.cl.Resurrect(context.Background())
 	if err == nil || !strings.Contains(err.Error(), td.d.paths.Dump) || !strings.Contains(err.Error(), "MiB") {
 		t.Fatalf("resurrect from a 65 MiB saved list: %v", err)
+	}
+}
+
+// TestFlushGoesOnPastARefusedFile: a log file the daemon refuses to truncate (one with a second
+// name, which could be someone else's file) is reported, and the other files are flushed.
+func TestFlushGoesOnPastARefusedFile(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	good := td.app("good", td.script("talk.sh", "echo hello\nexec sleep 100000"))
+	good.MergeLogs = true
+	good.OutFile = filepath.Join(td.dir, "good.log")
+	td.mustStart(good)
+	testutil.WaitFor(t, "good's line in its log", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(good.OutFile)
+		return len(b) > 0
+	})
+	// A file with a second name, as if someone had linked their own file there.
+	bad := filepath.Join(td.dir, "bad.log")
+	if err := os.WriteFile(filepath.Join(td.dir, "theirs"), []byte("theirs\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(td.dir, "theirs"), bad); err != nil {
+		t.Fatal(err)
+	}
+	b := td.sleeper("bad")
+	b.MergeLogs = true
+	b.OutFile = bad
+	td.mustStart(b)
+	resp, err := td.cl.Flush(context.Background(), []string{"bad", "good"})
+	if err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0], bad) {
+		t.Fatalf("flush errors %q, want one naming %s", resp.Errors, bad)
+	}
+	if !slices.Contains(resp.Flushed, good.OutFile) {
+		t.Fatalf("flushed %q: the good file was not", resp.Flushed)
+	}
+	if got, _ := os.ReadFile(filepath.Join(td.dir, "theirs")); string(got) != "theirs\n" {
+		t.Fatalf("the other name's file was changed: %q", got)
 	}
 }

@@ -65,8 +65,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
 	mux.HandleFunc("POST "+p+"/kill", d.handleKill)
 	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
-		paths, err := d.Flush(req.Targets)
-		return api.FlushResponse{Flushed: paths}, err
+		return d.Flush(req.Targets)
 	}))
 	mux.HandleFunc("POST "+p+"/logs/reopen", d.handleReopen)
 	mux.HandleFunc("GET "+p+"/logs", d.handleLogs)

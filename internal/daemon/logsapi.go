@@ -131,7 +131,10 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 }
 
 // Flush truncates the targets' log files (every file and the daemon log for none or "all").
-func (d *Daemon) Flush(targets []string) ([]string, error) {
+// A file that cannot be truncated (say, a link someone else planted) does not stop the others:
+// it is reported in the answer's errors.
+func (d *Daemon) Flush(targets []string) (api.FlushResponse, error) {
+	var resp api.FlushResponse
 	all := len(targets) == 0 || slices.Contains(targets, "all")
 	var paths []string
 	if all {
@@ -143,7 +146,7 @@ func (d *Daemon) Flush(targets []string) ([]string, error) {
 		}
 		sel, err := d.tbl.resolve(targets)
 		if err != nil {
-			return nil, err
+			return resp, err
 		}
 		for _, tg := range sel {
 			for _, p := range tg.pick(tg.app.snapshot().procs) {
@@ -158,8 +161,10 @@ func (d *Daemon) Flush(targets []string) ([]string, error) {
 	}
 	for _, p := range paths {
 		if err := d.logs.Truncate(p); err != nil {
-			return paths, err
+			resp.Errors = append(resp.Errors, err.Error())
+			continue
 		}
+		resp.Flushed = append(resp.Flushed, p)
 	}
-	return paths, nil
+	return resp, nil
 }
