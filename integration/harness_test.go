@@ -18,12 +18,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/corral-pm/corral/internal/testutil"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/procstat"
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // corralBin is the binary under test, built once by TestMain.

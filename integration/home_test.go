@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-pm/corral/internal/testutil"
-	"time"
 )
 
 // TestHomeNoOneElseControls runs, as root, what another local user could do to root's

@@ -8,12 +8,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/corral-pm/corral/internal/testutil"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // update rewrites the golden files from the current output: go test ./internal/render -update

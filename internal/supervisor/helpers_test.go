@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/corral-pm/corral/internal/api"
-	"github.com/corral-pm/corral/internal/listenexec"
 	"net"
 	"os"
 	"os/signal"
@@ -18,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/listenexec"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/spec"

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/corral-pm/corral/internal/api"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
 	"github.com/corral-pm/corral/internal/spec"

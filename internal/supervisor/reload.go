@@ -3,9 +3,9 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"github.com/corral-pm/corral/internal/api"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/spec"
 )
 
