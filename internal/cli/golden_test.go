@@ -22,7 +22,7 @@ func TestGoldenBadInput(t *testing.T) {
 	e.waitOnline("web", 2)
 	// The default process limit depends on the machine's CPUs.
 	t.Setenv("CORRAL_MAX_INSTANCES", "")
-	limit := regexp.MustCompile(`the limit is \d+ per app`)
+	limit := regexp.MustCompile(`the limit of \d+ per app`)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -48,7 +48,7 @@ func TestGoldenBadInput(t *testing.T) {
 			if !strings.HasPrefix(r.stderr, "[corral] error: ") {
 				t.Errorf("stderr does not start with the error prefix: %q", r.stderr)
 			}
-			got := limit.ReplaceAllString(e.normalize(r.String()), "the limit is <N> per app")
+			got := limit.ReplaceAllString(e.normalize(r.String()), "the limit of <N> per app")
 			golden(t, "error_"+tc.name+".golden", got)
 		})
 	}

@@ -15,18 +15,11 @@ import (
 	"github.com/corral-pm/corral/internal/supervisor"
 )
 
-// actionOps maps each action to the op that carries it out on one app.
-var actionOps = map[api.Action]opKind{
-	api.ActionStart: opStart, api.ActionStop: opStop, api.ActionRestart: opRestart, api.ActionReload: opReload,
-	api.ActionDelete: opDelete, api.ActionReset: opReset, api.ActionSignal: opSignal,
-}
-
 // Act runs a lifecycle action on targets: one op per app, the apps in parallel. An app that
 // was deleted before its op ran is reported as not found; the others go on.
 func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionRequest) (api.ActionResponse, error) {
 	var resp api.ActionResponse
-	kind, ok := actionOps[action]
-	if !ok {
+	if !slices.Contains(api.Actions, action) {
 		return resp, badRequestError{fmt.Sprintf("unknown action %q (one of %v)", action, api.Actions)}
 	}
 	var sig syscall.Signal
@@ -52,23 +45,21 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = callOp(ctx, tg.app, kind, func() (outcome, error) {
+			results[i], errs[i] = callOp(ctx, tg.app, opKind(action), func() (outcome, error) {
 				procs := tg.pick(tg.app.st.procs)
-				rl := &reloadLog{}
-				err := d.actOnApp(action, tg.app, procs, req, sig, rl)
-				return outcome{ids: procIDsList(procs), reloads: rl.entries}, err
+				reloads, err := d.actOnApp(action, tg.app, procs, req, sig)
+				return outcome{ids: procIDsList(procs), reloads: reloads}, err
 			})
 		}()
 	}
 	wg.Wait()
 	var ids []int
 	gone := 0
-	for i, tg := range sel {
+	for i := range sel {
 		ids = append(ids, results[i].ids...)
 		resp.Reloads = append(resp.Reloads, results[i].reloads...)
 		if errors.Is(errs[i], errAppGone) {
 			gone++
-			errs[i] = notFoundError{tg.app.name}
 		}
 		if errs[i] != nil {
 			resp.Errors = append(resp.Errors, errs[i].Error())
@@ -76,7 +67,7 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 	}
 	if gone > 0 && gone == len(sel) {
 		// Every app asked for was deleted before its turn: the request as a whole failed.
-		return api.ActionResponse{}, notFoundError{sel[0].app.name}
+		return api.ActionResponse{}, errs[0]
 	}
 	if action != api.ActionDelete {
 		resp.Processes = d.processesByID(ids, false)
@@ -84,8 +75,8 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 	return resp, nil
 }
 
-// actOnApp carries out action on procs of a. Loop only.
-func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal, rl *reloadLog) error {
+// actOnApp carries out action on procs of a, and says what a rolling reload did. Loop only.
+func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal) ([]api.ReloadSummary, error) {
 	s := a.st.spec
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
 	defer cancel()
@@ -93,7 +84,7 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 	case api.ActionStop:
 		err := forEach(procs, func(p *supervisor.Process) error { return p.Stop(ctx) })
 		d.settle(a)
-		return err
+		return nil, err
 	case api.ActionStart:
 		var running, stopped []*supervisor.Process
 		for _, p := range procs {
@@ -108,9 +99,10 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		// PM2's "smart start": starting a running app restarts it (rolling where the app owns
 		// its port).
 		if a.st.ownsPort() {
-			return errors.Join(err, d.rollingReload(a, running, nil, rl))
+			reloads, rerr := d.rollingReload(a, running, nil)
+			return reloads, errors.Join(err, rerr)
 		}
-		return errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
+		return nil, errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
 	case api.ActionRestart, api.ActionReload:
 		var next *spec.App
 		if req.UpdateEnv != nil {
@@ -122,17 +114,17 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		if a.st.ownsPort() {
 			// The app owns its port (cluster mode, inherited sockets): both are the rolling
 			// path, which keeps the app serving.
-			return d.rollingReload(a, procs, next, rl)
+			return d.rollingReload(a, procs, next)
 		}
-		return forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
+		return nil, forEach(procs, func(p *supervisor.Process) error { return p.Restart(ctx, next) })
 	case api.ActionDelete:
-		return d.deleteProcs(a, procs)
+		return nil, d.deleteProcs(a, procs)
 	case api.ActionReset:
-		return forEach(procs, func(p *supervisor.Process) error { return p.Reset() })
+		return nil, forEach(procs, func(p *supervisor.Process) error { return p.Reset() })
 	case api.ActionSignal:
-		return forEach(procs, func(p *supervisor.Process) error { return p.Signal(sig) })
+		return nil, forEach(procs, func(p *supervisor.Process) error { return p.Signal(sig) })
 	}
-	return nil
+	return nil, nil
 }
 
 // deleteAll deletes every app, gracefully, in parallel (the daemon is stopping).
@@ -198,9 +190,6 @@ func (d *Daemon) Message(ctx context.Context, req api.MessageRequest) (api.Actio
 			return ids, errors.Join(errs...)
 		})
 		ids = append(ids, touched...)
-		if errors.Is(err, errAppGone) {
-			err = notFoundError{tg.app.name}
-		}
 		if err != nil {
 			resp.Errors = append(resp.Errors, err.Error())
 		}

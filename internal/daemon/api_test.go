@@ -63,18 +63,18 @@ func TestInstancesAreBounded(t *testing.T) {
 	big.Instances = 10000
 	ok := td.sleeper("fine")
 	_, err := td.start(ok, big)
-	if statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "instances 10000") {
+	if statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `app "big": 10000 processes are over the limit of`) {
 		t.Fatalf("start with instances 10000: %v, want 400 naming it", err)
 	}
 	if procs := td.list(); len(procs) != 0 {
 		t.Fatalf("a refused request started %d processes (the good app of it too?)", len(procs))
 	}
 	t.Setenv(maxInstancesEnv, "20")
-	if got := maxInstances(); got != 20 {
+	if got, _ := instanceLimit(); got != 20 {
 		t.Fatalf("%s=20: limit %d", maxInstancesEnv, got)
 	}
 	t.Setenv(maxInstancesEnv, "1000000")
-	if got := maxInstances(); got != hardMaxInstances {
+	if got, _ := instanceLimit(); got != hardMaxInstances {
 		t.Fatalf("%s=1000000: limit %d, want the hard ceiling %d", maxInstancesEnv, got, hardMaxInstances)
 	}
 }

@@ -106,10 +106,7 @@ func (d *Daemon) checkNewSpec(s *spec.App) error {
 // instanceCount is how many processes spec s asks for, within the daemon's limit.
 func instanceCount(s *spec.App) (int, error) {
 	n := cpus.Resolve(s.Instances, cpus.Usable())
-	if limit := maxInstances(); n > limit {
-		return 0, badRequestError{fmt.Sprintf("app %q: instances %d is over the limit of %d processes per app (%s)", s.Name, n, limit, maxInstancesHint())}
-	}
-	return n, nil
+	return n, checkCount(s.Name, n)
 }
 
 // applySpec creates the app of spec s, or gives the existing one s (unless create, where an
@@ -187,8 +184,6 @@ func (d *Daemon) fillDefaults(s *spec.App) {
 // its triggers. Loop only.
 func (d *Daemon) create(a *app, instances []int, start []bool) ([]int, error) {
 	s := a.st.spec
-	a.st.version = readAppVersion(s)
-	a.st.group, a.st.sockets = d.portsFor(s)
 	if instances == nil {
 		n, err := instanceCount(s)
 		if err != nil {
@@ -201,6 +196,8 @@ func (d *Daemon) create(a *app, instances []int, start []bool) ([]int, error) {
 			instances = append(instances, i)
 		}
 	}
+	a.st.version = readAppVersion(s)
+	a.st.group, a.st.sockets = d.portsFor(s)
 	added := d.addProcs(a, instances)
 	ids := procIDsList(added)
 	d.logf("app %s added (%s mode, %d process(es): ids %s)", s.Name, s.ExecMode, len(ids), procIDs(added))
@@ -258,7 +255,8 @@ func (d *Daemon) update(a *app, s *spec.App) ([]int, error) {
 		errs = append(errs, err, restartAll(procs, s))
 	case a.st.ownsPort():
 		d.logf("app %s: new configuration, rolling reload", s.Name)
-		errs = append(errs, d.rollingReload(a, procs, s, &reloadLog{}))
+		_, err := d.rollingReload(a, procs, s)
+		errs = append(errs, err)
 	default:
 		d.logf("app %s: new configuration, restarting", s.Name)
 		errs = append(errs, restartAll(procs, s))
@@ -295,10 +293,11 @@ func (d *Daemon) portsFor(s *spec.App) (*cluster.Group, *cluster.Sockets) {
 // addProcs creates a's process slots with the given instance numbers (not started). Loop only.
 func (d *Daemon) addProcs(a *app, instances []int) []*supervisor.Process {
 	hooks := d.hooksFor(a)
-	s := a.st.spec
-	added := d.tbl.addProcs(a, instances, func(id, inst int) *supervisor.Process {
-		return supervisor.New(id, inst, s, hooks)
-	})
+	ids := d.tbl.allocIDs(a, len(instances))
+	added := make([]*supervisor.Process, len(ids))
+	for i, id := range ids {
+		added[i] = supervisor.New(id, instances[i], a.st.spec, hooks)
+	}
 	a.st.procs = append(a.st.procs, added...)
 	slices.SortFunc(a.st.procs, func(x, y *supervisor.Process) int { return x.ID() - y.ID() })
 	return added

@@ -21,16 +21,13 @@ func (d *Daemon) newGroup(s *spec.App) *cluster.Group {
 	return cluster.NewGroup(s.Name, s.SchedPolicy, d.logf)
 }
 
-// reloadLog collects what a rolling reload did, for the action's answer.
-type reloadLog struct {
-	entries []api.ReloadSummary
-}
-
 // rollingReload replaces an app's workers one at a time: each replacement must be ready
 // before its predecessor leaves the rotation, so N-1 workers always serve. The first failure
-// stops the reload there; the workers not yet replaced keep serving. Loop only.
-func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.App, log *reloadLog) error {
+// stops the reload there; the workers not yet replaced keep serving. It returns what it did,
+// process by process, for the action's answer. Loop only.
+func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.App) ([]api.ReloadSummary, error) {
 	s := a.st.spec
+	var done []api.ReloadSummary
 	for i, p := range procs {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
 		res, err := p.Reload(ctx, next)
@@ -39,13 +36,12 @@ func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.A
 			ReadyMS: res.ReadyIn.Milliseconds(), Started: res.Started}
 		if err != nil {
 			entry.Error = err.Error()
-			log.entries = append(log.entries, entry)
 			left := len(procs) - i - 1
-			return fmt.Errorf("reload of %s stopped at process %d (%d not reloaded; old workers keep serving): %v", s.Name, p.ID(), left, err)
+			return append(done, entry), fmt.Errorf("reload of %s stopped at process %d (%d not reloaded; old workers keep serving): %v", s.Name, p.ID(), left, err)
 		}
-		log.entries = append(log.entries, entry)
+		done = append(done, entry)
 	}
-	return nil
+	return done, nil
 }
 
 // requestSettle queues a settle op for a, unless one is queued already: called from process
@@ -93,7 +89,7 @@ func (d *Daemon) Scale(ctx context.Context, req api.ScaleRequest) (api.ActionRes
 		}
 	}
 	if a == nil {
-		return resp, notFoundError{req.App}
+		return resp, notFoundError{target: req.App}
 	}
 	count, err := parseScaleCount(req.Count)
 	if err != nil {
@@ -104,16 +100,14 @@ func (d *Daemon) Scale(ctx context.Context, req api.ScaleRequest) (api.ActionRes
 		if err != nil {
 			return nil, badRequestError{err.Error()}
 		}
-		if limit := maxInstances(); want > limit {
-			return nil, badRequestError{fmt.Sprintf("cannot scale %s to %d processes: the limit is %d per app (%s)", a.name, want, limit, maxInstancesHint())}
+		if err := checkCount(a.name, want); err != nil {
+			return nil, err
 		}
 		err = d.scaleTo(a, want)
 		return procIDsList(a.st.procs), err
 	})
 	switch {
-	case errors.Is(err, errAppGone):
-		return resp, notFoundError{req.App}
-	case errors.As(err, new(badRequestError)):
+	case errors.As(err, new(notFoundError)), errors.As(err, new(badRequestError)):
 		return resp, err
 	case err != nil:
 		resp.Errors = append(resp.Errors, err.Error())

@@ -345,25 +345,21 @@ func (d *Daemon) sampleLoop() {
 }
 
 func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
-	type measured struct {
-		a *app
-		p *supervisor.Process
-	}
 	var roots []int
-	byPID := map[int]measured{}
+	byPID := map[int]listed{}
 	for _, l := range d.listing() {
 		if info := l.p.Info(); info.PID > 0 {
 			roots = append(roots, info.PID)
-			byPID[info.PID] = measured{a: d.tbl.ownerOf(info.ID), p: l.p}
+			byPID[info.PID] = l
 		}
 	}
 	usage := sampler.Sample(roots)
 	byID := make(map[int]procstat.Usage, len(usage))
 	for pid, u := range usage {
-		m := byPID[pid]
-		byID[m.p.ID()] = u
-		if limit := m.p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit && m.a != nil {
-			d.memoryExceeded(m.a, m.p.ID(), u.RSS)
+		l := byPID[pid]
+		byID[l.p.ID()] = u
+		if limit := l.p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit {
+			d.memoryExceeded(l.app, l.p.ID(), u.RSS)
 		}
 	}
 	d.usageMu.Lock()

@@ -8,9 +8,10 @@ import (
 	"github.com/corral-pm/corral/internal/supervisor"
 )
 
-// listed is a process with what its app's view says about it, for one listing.
+// listed is a process with its app and what the app's view says about it, for one listing.
 type listed struct {
 	p    *supervisor.Process
+	app  *app
 	view *appView
 }
 
@@ -21,7 +22,7 @@ func (d *Daemon) listing() []listed {
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
 		for _, p := range v.procs {
-			out = append(out, listed{p: p, view: v})
+			out = append(out, listed{p: p, app: a, view: v})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].p.ID() < out[j].p.ID() })
@@ -107,15 +108,13 @@ func (d *Daemon) Env(target string, reveal bool) ([]api.EnvResponse, error) {
 		return nil, err
 	}
 	var out []api.EnvResponse
-	for _, tg := range sel {
-		for _, p := range tg.pick(tg.app.snapshot().procs) {
-			info := p.Info()
-			env := supervisor.RunEnv(info.App, info.ID, info.Instance)
-			if !reveal {
-				env = secrets.MaskEnv(env)
-			}
-			out = append(out, api.EnvResponse{ID: info.ID, Env: env})
+	for _, p := range sel.procs() {
+		info := p.Info()
+		env := supervisor.RunEnv(info.App, info.ID, info.Instance)
+		if !reveal {
+			env = secrets.MaskEnv(env)
 		}
+		out = append(out, api.EnvResponse{ID: info.ID, Env: env})
 	}
 	return out, nil
 }

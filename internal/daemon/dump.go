@@ -137,8 +137,8 @@ func (d *Daemon) Resurrect(ctx context.Context) (api.ResurrectResponse, error) {
 		if len(da.Processes) == 0 {
 			continue
 		}
-		if limit := maxInstances(); len(da.Processes) > limit {
-			errs = append(errs, fmt.Sprintf("app %q: %d saved processes are over the limit of %d per app (%s)", s.Name, len(da.Processes), limit, maxInstancesHint()))
+		if err := checkCount(s.Name, len(da.Processes)); err != nil {
+			errs = append(errs, err.Error())
 			continue
 		}
 		instances := make([]int, 0, len(da.Processes))

@@ -24,22 +24,23 @@ const (
 	maxInstancesEnv = "CORRAL_MAX_INSTANCES"
 )
 
-// maxInstances is how many processes one app may run.
-func maxInstances() int {
-	if v, err := strconv.Atoi(os.Getenv(maxInstancesEnv)); err == nil && v > 0 {
-		return min(v, hardMaxInstances)
-	}
-	return max(instancesPerCPU*cpus.Usable(), minMaxInstances)
-}
-
-// maxInstancesHint says where the limit comes from and how to change it.
-func maxInstancesHint() string {
+// instanceLimit is how many processes one app may run, and where that number comes from and
+// how to change it, for messages.
+func instanceLimit() (limit int, why string) {
 	if v, err := strconv.Atoi(os.Getenv(maxInstancesEnv)); err == nil && v > 0 {
 		if v > hardMaxInstances {
-			return fmt.Sprintf("%s=%d, capped at %d", maxInstancesEnv, v, hardMaxInstances)
+			return hardMaxInstances, fmt.Sprintf("%s=%d, capped at %d", maxInstancesEnv, v, hardMaxInstances)
 		}
-		return fmt.Sprintf("set by %s=%d in the daemon's environment", maxInstancesEnv, v)
+		return v, fmt.Sprintf("set by %s=%d in the daemon's environment", maxInstancesEnv, v)
 	}
-	return fmt.Sprintf("%d per usable CPU, at least %d; start the daemon with %s=N to allow up to %d",
+	return max(instancesPerCPU*cpus.Usable(), minMaxInstances), fmt.Sprintf("%d per usable CPU, at least %d; start the daemon with %s=N to allow up to %d",
 		instancesPerCPU, minMaxInstances, maxInstancesEnv, hardMaxInstances)
+}
+
+// checkCount refuses n processes for app when that is over the limit, saying why.
+func checkCount(app string, n int) error {
+	if limit, why := instanceLimit(); n > limit {
+		return badRequestError{fmt.Sprintf("app %q: %d processes are over the limit of %d per app (%s)", app, n, limit, why)}
+	}
+	return nil
 }

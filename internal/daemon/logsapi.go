@@ -50,32 +50,28 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if all && stream == "" {
 		files = append(files, historyFile{path: d.paths.DaemonLog, procID: -1, app: "corral", stream: "corral"})
 	}
-	if !all || d.tbl.size() > 0 {
-		if all {
-			targets = []string{"all"}
-		}
-		sel, err := d.tbl.resolve(targets)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		seen := map[string]bool{}
-		for _, tg := range sel {
-			for _, p := range tg.pick(tg.app.snapshot().procs) {
-				info := p.Info()
-				ids[info.ID] = true
-				for _, f := range []historyFile{
-					{path: info.Files.Out, stream: "out"},
-					{path: info.Files.Err, stream: "err"},
-				} {
-					if f.path == "" || f.path == spec.NullPath || seen[f.path] || (stream != "" && stream != f.stream) {
-						continue
-					}
-					seen[f.path] = true
-					f.procID, f.app = info.ID, info.App.Name
-					files = append(files, f)
-				}
+	if all {
+		targets = []string{"all"}
+	}
+	sel, err := d.tbl.resolve(targets)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range sel.procs() {
+		info := p.Info()
+		ids[info.ID] = true
+		for _, f := range []historyFile{
+			{path: info.Files.Out, stream: "out"},
+			{path: info.Files.Err, stream: "err"},
+		} {
+			if f.path == "" || f.path == spec.NullPath || seen[f.path] || (stream != "" && stream != f.stream) {
+				continue
 			}
+			seen[f.path] = true
+			f.procID, f.app = info.ID, info.App.Name
+			files = append(files, f)
 		}
 	}
 
@@ -140,22 +136,18 @@ func (d *Daemon) Flush(targets []string) (api.FlushResponse, error) {
 	if all {
 		paths = append(paths, d.paths.DaemonLog)
 	}
-	if !all || d.tbl.size() > 0 {
-		if all {
-			targets = []string{"all"}
-		}
-		sel, err := d.tbl.resolve(targets)
-		if err != nil {
-			return resp, err
-		}
-		for _, tg := range sel {
-			for _, p := range tg.pick(tg.app.snapshot().procs) {
-				f := p.Info().Files
-				for _, path := range []string{f.Out, f.Err, f.Combined} {
-					if path != "" && path != spec.NullPath && !slices.Contains(paths, path) {
-						paths = append(paths, path)
-					}
-				}
+	if all {
+		targets = []string{"all"}
+	}
+	sel, err := d.tbl.resolve(targets)
+	if err != nil {
+		return resp, err
+	}
+	for _, p := range sel.procs() {
+		f := p.Info().Files
+		for _, path := range []string{f.Out, f.Err, f.Combined} {
+			if path != "" && path != spec.NullPath && !slices.Contains(paths, path) {
+				paths = append(paths, path)
 			}
 		}
 	}

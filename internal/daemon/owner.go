@@ -92,19 +92,14 @@ func (st *appState) closePorts() {
 	}
 }
 
-// opKind names an operation, for errors and the daemon log.
+// opKind names an operation, for errors and the daemon log. The API's actions (api.Action)
+// run as ops of their own name.
 type opKind string
 
 const (
 	opCreate  opKind = "create"
 	opUpdate  opKind = "update"
-	opStart   opKind = "start"
-	opStop    opKind = "stop"
-	opRestart opKind = "restart"
-	opReload  opKind = "reload"
 	opDelete  opKind = "delete"
-	opReset   opKind = "reset"
-	opSignal  opKind = "signal"
 	opMessage opKind = "message"
 	opScale   opKind = "scale"
 	opSettle  opKind = "settle"
@@ -119,7 +114,8 @@ type op struct {
 	done chan error // buffered: the loop never waits for the submitter
 }
 
-// errAppGone: the app was deleted before the op ran.
+// errAppGone: the app was deleted before the op ran. Submitters get it as the app's
+// notFoundError, which matches it (errors.Is).
 var errAppGone = errors.New("app was deleted")
 
 // opQueue is an app's FIFO of ops. Posting never blocks (process loops post settle ops from
@@ -165,10 +161,13 @@ func (a *app) post(o *op) bool {
 func (a *app) submit(ctx context.Context, kind opKind, run func() error) error {
 	o := a.enqueue(kind, run)
 	if o == nil {
-		return errAppGone
+		return notFoundError{target: a.name, gone: true}
 	}
 	select {
 	case err := <-o.done:
+		if errors.Is(err, errAppGone) {
+			return notFoundError{target: a.name, gone: true}
+		}
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%s of %s is still running in the daemon: %w", kind, a.name, ctx.Err())
@@ -217,10 +216,6 @@ func (a *app) loop() {
 			a.queue.pending = a.queue.pending[1:]
 			a.queue.mu.Unlock()
 
-			if a.st.gone {
-				o.done <- errAppGone
-				continue
-			}
 			o.done <- a.runOp(o)
 			if a.st.gone {
 				a.queue.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/spec"
 )
 
@@ -41,7 +42,7 @@ func TestOpsRunOneAtATimeInOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				err := a.submit(context.Background(), opReset, func() error {
+				err := a.submit(context.Background(), opKind(api.ActionReset), func() error {
 					running++
 					if running > 1 {
 						overlaps++
@@ -57,7 +58,7 @@ func TestOpsRunOneAtATimeInOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_ = a.submit(context.Background(), opReset, func() error {
+	_ = a.submit(context.Background(), opKind(api.ActionReset), func() error {
 		if overlaps != 0 {
 			t.Errorf("%d ops overlapped", overlaps)
 		}
@@ -89,7 +90,7 @@ func TestOpsAfterDeleteAreNotRun(t *testing.T) {
 	if err := <-queued.done; !errors.Is(err, errAppGone) {
 		t.Fatalf("op queued behind the delete: %v, want errAppGone", err)
 	}
-	if err := a.submit(context.Background(), opStop, func() error { ran = true; return nil }); !errors.Is(err, errAppGone) {
+	if err := a.submit(context.Background(), opKind(api.ActionStop), func() error { ran = true; return nil }); !errors.Is(err, errAppGone) {
 		t.Fatalf("op submitted after the delete: %v, want errAppGone", err)
 	}
 	if ran {
@@ -105,7 +106,7 @@ func TestOpPanicIsContained(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "internal error in scale of owned: boom") {
 		t.Fatalf("panicking op: %v", err)
 	}
-	if err := a.submit(context.Background(), opStop, func() error { return nil }); err != nil {
+	if err := a.submit(context.Background(), opKind(api.ActionStop), func() error { return nil }); err != nil {
 		t.Fatalf("the op after a panic: %v", err)
 	}
 	if len(*panics) != 1 {
@@ -122,7 +123,7 @@ func TestCallerGivingUpDoesNotStopTheOp(t *testing.T) {
 	finished := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
-	v, err := callOp(ctx, a, opReload, func() ([]int, error) {
+	v, err := callOp(ctx, a, opKind(api.ActionReload), func() ([]int, error) {
 		<-release
 		defer close(finished)
 		return []int{1, 2, 3}, nil

@@ -53,22 +53,21 @@ func (t *table) getOrCreate(name string, newApp func() *app, create func(a *app)
 	return a, create(a)
 }
 
-// addProcs gives a new process ids for the given instance numbers; called by a's loop.
-func (t *table) addProcs(a *app, instances []int, create func(id, instance int) *supervisor.Process) []*supervisor.Process {
+// allocIDs gives a n new process ids; called by a's loop.
+func (t *table) allocIDs(a *app, n int) []int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]*supervisor.Process, 0, len(instances))
-	for _, inst := range instances {
+	ids := make([]int, n)
+	for i := range ids {
 		// Like PM2, ids start again at 0 once the table is empty.
 		if len(t.byProc) == 0 {
 			t.nextID = 0
 		}
-		id := t.nextID
+		ids[i] = t.nextID
 		t.nextID++
-		t.byProc[id] = a
-		out = append(out, create(id, inst))
+		t.byProc[ids[i]] = a
 	}
-	return out
+	return ids
 }
 
 // removeProc forgets process id; called by its app's loop.
@@ -78,17 +77,13 @@ func (t *table) removeProc(id int) {
 	delete(t.byProc, id)
 }
 
-// remove forgets a (its name is free again); called by a's loop when it deletes the app.
+// remove forgets a, whose processes are gone already (its name is free again); called by a's
+// loop when it deletes the app.
 func (t *table) remove(a *app) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.apps[a.name] == a {
 		delete(t.apps, a.name)
-	}
-	for id, owner := range t.byProc {
-		if owner == a {
-			delete(t.byProc, id)
-		}
 	}
 }
 
@@ -145,6 +140,16 @@ func (tg *target) pick(all []*supervisor.Process) []*supervisor.Process {
 // selection is the result of resolving targets, one entry per app, in the apps' order.
 type selection []*target
 
+// procs returns the selected processes as the apps' published views have them now, for
+// readers (listings, logs, env); operations pick from their app's own state instead.
+func (s selection) procs() []*supervisor.Process {
+	var out []*supervisor.Process
+	for _, tg := range s {
+		out = append(out, tg.pick(tg.app.snapshot().procs)...)
+	}
+	return out
+}
+
 func (s *selection) add(a *app, whole bool, id int) {
 	for _, tg := range *s {
 		if tg.app != a {
@@ -165,12 +170,18 @@ func (s *selection) add(a *app, whole bool, id int) {
 	*s = append(*s, tg)
 }
 
-// notFoundError names a target that matched nothing.
-type notFoundError struct{ target string }
+// notFoundError names a target that matched nothing, or an app deleted before an operation
+// on it ran (gone: it then matches errAppGone).
+type notFoundError struct {
+	target string
+	gone   bool
+}
 
 func (e notFoundError) Error() string {
 	return fmt.Sprintf("process or namespace %q not found: `corral ls` lists what runs", e.target)
 }
+
+func (e notFoundError) Is(target error) bool { return e.gone && target == errAppGone }
 
 // resolve turns targets into a selection, with PM2's grammar: "all", a process id, an app
 // name, a namespace, or /regex/ on app names. A name or namespace equal to a number wins over
@@ -203,17 +214,13 @@ func (t *table) resolve(targets []string) (selection, error) {
 				}
 			}
 		default:
-			for _, a := range apps {
-				if a.name == tgt {
-					matched = true
-					sel.add(a, true, 0)
-				}
-			}
-			if matched {
+			if a := t.lookup(tgt); a != nil {
+				matched = true
+				sel.add(a, true, 0)
 				break
 			}
 			for _, a := range apps {
-				if s := a.snapshot().spec; s != nil && s.Namespace == tgt {
+				if a.snapshot().spec.Namespace == tgt {
 					matched = true
 					sel.add(a, true, 0)
 				}
@@ -229,15 +236,8 @@ func (t *table) resolve(targets []string) (selection, error) {
 			}
 		}
 		if !matched {
-			return nil, notFoundError{tgt}
+			return nil, notFoundError{target: tgt}
 		}
 	}
 	return sel, nil
-}
-
-// size is the number of apps.
-func (t *table) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.apps)
 }
