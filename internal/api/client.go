@@ -142,10 +142,23 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 	return v, err
 }
 
-// Processes lists every process, secrets masked unless reveal.
-func (c *Client) Processes(ctx context.Context, reveal bool) ([]Process, error) {
+// Processes lists every process, or those targets select (ids, names, namespaces, "all",
+// /regex/, as for actions), secrets masked unless reveal. A target that selects nothing is a
+// not-found error.
+func (c *Client) Processes(ctx context.Context, reveal bool, targets ...string) ([]Process, error) {
+	v := url.Values{}
+	for _, t := range targets {
+		v.Add("target", t)
+	}
+	if reveal {
+		v.Set("reveal", "1")
+	}
+	path := "/processes"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var procs []Process
-	err := c.do(ctx, http.MethodGet, "/processes"+revealQuery("?", reveal), nil, &procs)
+	err := c.do(ctx, http.MethodGet, path, nil, &procs)
 	return procs, err
 }
 

@@ -470,6 +470,9 @@ func TestStartFlags(t *testing.T) {
 // stops.
 func TestDescribeTargets(t *testing.T) {
 	e := newEnv(t)
+	if r := e.fails(1, "describe", "all"); !strings.Contains(r.stderr, `process or namespace "all" not found`) {
+		t.Errorf("describe all with nothing running:\n%s", r)
+	}
 	e.sleeper("script.sh")
 	e.ok("start", "script.sh", "--name", "web", "--namespace", "prod")
 	e.ok("start", "script.sh", "--name", "worker", "--namespace", "prod")

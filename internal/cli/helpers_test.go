@@ -164,43 +164,6 @@ func TestSortProcesses(t *testing.T) {
 	}
 }
 
-// TestSelectProcesses: describe's targets follow the grammar of the daemon's actions (the
-// daemon's table.resolve): "all"; /regex/ on app names; otherwise the apps of that name, or
-// if none, of that namespace, or if none, the process with that id.
-func TestSelectProcesses(t *testing.T) {
-	for _, tc := range []struct {
-		target string
-		want   []int
-	}{
-		{"all", []int{0, 1, 2, 3, 4}},
-		{"web", []int{0, 1}},
-		{"default", []int{0, 1, 4}},
-		{"prod", []int{4}}, // the app named prod, not the namespace
-		{"2", []int{2}},
-		{"/^w/", []int{0, 1, 3}},
-		{"/o/", []int{3, 4}},
-	} {
-		got, err := selectProcesses(testProcs(), tc.target)
-		if err != nil || !slices.Equal(ids(got), tc.want) {
-			t.Errorf("selectProcesses(%q) = %v, %v; want %v", tc.target, ids(got), err, tc.want)
-		}
-	}
-	for _, tc := range []struct{ target, err string }{
-		{"nosuch", `process or namespace "nosuch" not found`},
-		{"9", `process or namespace "9" not found`},
-		{"/^x/", `process or namespace "/^x/" not found`},
-		{"/[/", "target /[/ is not a valid regular expression"},
-	} {
-		got, err := selectProcesses(testProcs(), tc.target)
-		if err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("selectProcesses(%q) = %v, %v; want an error with %q", tc.target, ids(got), err, tc.err)
-		}
-	}
-	if got, err := selectProcesses(nil, "all"); err == nil {
-		t.Errorf("selectProcesses(none, all) = %v, want not found", ids(got))
-	}
-}
-
 // TestLogPrinter: PM2's log line format ("<id>|<name> | line", names padded to the widest),
 // the header before each file's history, --raw (bare lines, stderr to stderr, corral's own
 // left out), --json (null timestamp for history), --timestamp, and colours only when asked.

@@ -3,7 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,8 +13,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func (c *cli) processes(ctx context.Context, reveal bool) ([]api.Process, error) {
-	return request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, reveal) })
+// processes lists every process, or those targets select (the daemon resolves them).
+func (c *cli) processes(ctx context.Context, reveal bool, targets ...string) ([]api.Process, error) {
+	return request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, reveal, targets...) })
 }
 
 func (c *cli) listCommand() *cobra.Command {
@@ -99,45 +100,6 @@ func (c *cli) jlistCommand() *cobra.Command {
 	return cmd
 }
 
-// selectProcesses returns the processes of procs a target names, with the grammar of the
-// daemon's actions (so `describe x` shows what `stop x` stops): "all"; /regex/ on app names;
-// otherwise the apps of that name, or if there are none, those of that namespace, or if there
-// are none, the process with that id. Nothing selected is a not-found error.
-func selectProcesses(procs []api.Process, target string) ([]api.Process, error) {
-	pick := func(match func(p api.Process) bool) []api.Process {
-		var out []api.Process
-		for _, p := range procs {
-			if match(p) {
-				out = append(out, p)
-			}
-		}
-		return out
-	}
-	var out []api.Process
-	switch {
-	case target == "all":
-		out = procs
-	case len(target) > 2 && strings.HasPrefix(target, "/") && strings.HasSuffix(target, "/"):
-		re, err := regexp.Compile(target[1 : len(target)-1])
-		if err != nil {
-			return nil, fmt.Errorf("target %s is not a valid regular expression: %v", target, err)
-		}
-		out = pick(func(p api.Process) bool { return re.MatchString(p.Name) })
-	default:
-		out = pick(func(p api.Process) bool { return p.Name == target })
-		if len(out) == 0 {
-			out = pick(func(p api.Process) bool { return p.Namespace == target })
-		}
-		if len(out) == 0 {
-			out = pick(func(p api.Process) bool { return strconv.Itoa(p.ID) == target })
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("process or namespace %q not found: `corral ls` lists what runs", target)
-	}
-	return out, nil
-}
-
 func (c *cli) describeCommand() *cobra.Command {
 	var reveal bool
 	cmd := &cobra.Command{
@@ -147,28 +109,30 @@ func (c *cli) describeCommand() *cobra.Command {
 		GroupID: "info",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			all, err := c.processes(cmd.Context(), reveal)
+			ctx := cmd.Context()
+			// The daemon selects, with its actions' grammar: what `describe x` shows is what
+			// `stop x` stops.
+			procs, err := c.processes(ctx, reveal, args[0])
 			if err != nil {
 				return err
 			}
-			procs, err := selectProcesses(all, args[0])
-			if err != nil {
-				return err
+			if len(procs) == 0 { // "all" with nothing running
+				return fmt.Errorf("process or namespace %q not found: `corral ls` lists what runs", args[0])
 			}
 			o := c.renderOptions()
 			for _, p := range procs {
 				fmt.Fprint(c.stdout, render.Describe(p, o, reveal))
 			}
 			// The per-worker distribution of the apps described, all their workers.
-			apps := map[string]bool{}
+			var apps []string
 			for _, p := range procs {
-				apps[p.Name] = true
-			}
-			var workers []api.Process
-			for _, p := range all {
-				if apps[p.Name] {
-					workers = append(workers, p)
+				if !slices.Contains(apps, p.Name) {
+					apps = append(apps, p.Name)
 				}
+			}
+			workers, err := c.processes(ctx, reveal, apps...)
+			if err != nil {
+				return err
 			}
 			fmt.Fprint(c.stdout, render.Distribution(workers, o))
 			return nil

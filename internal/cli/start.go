@@ -370,21 +370,15 @@ func (c *cli) scriptApp(script string, scriptArgs []string, opt ecosystem.Option
 	return a, err
 }
 
-// targetExists asks the daemon whether arg names existing processes.
+// targetExists asks the daemon whether arg names existing processes, as a target of its
+// actions would.
 func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
-	procs, err := c.processes(ctx, false)
-	if err != nil {
-		return false, err
+	procs, err := c.processes(ctx, false, arg)
+	var se *api.StatusError
+	if errors.As(err, &se) && (se.Code == api.CodeNotFound || se.Code == api.CodeBadRequest) {
+		return false, nil
 	}
-	if arg == "all" {
-		return len(procs) > 0, nil
-	}
-	for _, p := range procs {
-		if p.Name == arg || p.Namespace == arg || fmt.Sprint(p.ID) == arg {
-			return true, nil
-		}
-	}
-	return false, nil
+	return len(procs) > 0, err
 }
 
 // expandTargets replaces ecosystem files among targets by the names of their apps.

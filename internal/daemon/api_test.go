@@ -341,3 +341,57 @@ func TestFlushGoesOnPastARefusedFile(t *testing.T) {
 		t.Fatalf("the other name's file was changed: %q", got)
 	}
 }
+
+// TestTargetGrammar: the processes a target selects, as GET /v1/processes?target= answers
+// them (what `describe` shows and what the actions act on): "all"; /regex/ on app names;
+// otherwise the app of that name, or if none, those of that namespace, or if none, the process
+// with that id.
+func TestTargetGrammar(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	web := td.sleeper("web")
+	web.Instances = 2
+	api, worker, prod := td.sleeper("api"), td.sleeper("worker"), td.sleeper("prod")
+	api.Namespace, worker.Namespace = "prod", "prod"
+	td.mustStart(web, api, worker, prod) // ids 0,1 web; 2 api; 3 worker; 4 prod
+	selected := func(targets ...string) ([]int, error) {
+		procs, err := td.cl.Processes(context.Background(), false, targets...)
+		var ids []int
+		for _, p := range procs {
+			ids = append(ids, p.ID)
+		}
+		return ids, err
+	}
+	for _, tc := range []struct {
+		target string
+		want   []int
+	}{
+		{"all", []int{0, 1, 2, 3, 4}},
+		{"web", []int{0, 1}},
+		{"default", []int{0, 1, 4}},
+		{"prod", []int{4}}, // the app named prod, not the namespace
+		{"2", []int{2}},
+		{"/^w/", []int{0, 1, 3}},
+		{"/o/", []int{3, 4}},
+	} {
+		if got, err := selected(tc.target); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("target %q selects %v (%v), want %v", tc.target, got, err, tc.want)
+		}
+	}
+	if got, err := selected("web", "2", "web"); err != nil || !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("targets web 2 web select %v (%v), want each process once", got, err)
+	}
+	for _, tc := range []struct {
+		target string
+		status int
+		err    string
+	}{
+		{"nosuch", http.StatusNotFound, `process or namespace "nosuch" not found`},
+		{"9", http.StatusNotFound, `process or namespace "9" not found`},
+		{"/^x/", http.StatusNotFound, `process or namespace "/^x/" not found`},
+		{"/[/", http.StatusBadRequest, "target /[/ is not a valid regular expression"},
+	} {
+		if got, err := selected(tc.target); statusCode(err) != tc.status || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("target %q selects %v (%v), want %d with %q", tc.target, got, err, tc.status, tc.err)
+		}
+	}
+}

@@ -149,11 +149,22 @@ func (d *Daemon) handleVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Version{Version: buildinfo.Version, PID: os.Getpid(), Home: d.paths.Home, Started: d.started})
 }
 
-// handleProcesses lists every process; format=pm2 answers in `pm2 jlist`'s shape, so the CLI
-// prints the bytes as they come.
+// handleProcesses lists every process, or those the target parameters select (the grammar of
+// the actions: what `describe x` shows is what `stop x` stops); format=pm2 answers in
+// `pm2 jlist`'s shape, so the CLI prints the bytes as they come.
 func (d *Daemon) handleProcesses(w http.ResponseWriter, r *http.Request) {
-	procs := d.Processes(r.URL.Query().Get("reveal") == "1")
-	if r.URL.Query().Get("format") != "pm2" {
+	q := r.URL.Query()
+	reveal := q.Get("reveal") == "1"
+	procs := d.Processes(reveal)
+	if targets := q["target"]; len(targets) > 0 {
+		sel, err := d.tbl.resolve(targets)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		procs = d.processesByID(procIDsList(sel.procs()), reveal)
+	}
+	if q.Get("format") != "pm2" {
 		writeJSON(w, http.StatusOK, procs)
 		return
 	}
