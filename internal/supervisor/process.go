@@ -651,16 +651,13 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 		runAll(callbacks)
 		return
 	}
-	switch {
+	switch { // the status is set already
 	case d.Errored:
-		p.setStatus(StatusErrored)
 		p.writeLine("err", fmt.Sprintf("corral: %s: not restarting (max_restarts %d); fix the app, then `corral restart %s`", d.Reason, app.MaxRestarts, app.Name))
 		p.emit(api.Event{Kind: api.EventErrored, Message: d.Reason})
 	case !d.Restart:
-		p.setStatus(StatusStopped)
 		p.emit(api.Event{Kind: api.EventStop, Message: d.Reason})
 	case d.Delay > 0:
-		p.setStatus(StatusWaitingRestart)
 		p.emit(api.Event{Kind: api.EventWaitingRestart, DelayMS: d.Delay.Milliseconds()})
 		var t *time.Timer
 		t = time.AfterFunc(d.Delay, func() {
