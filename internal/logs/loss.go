@@ -131,7 +131,8 @@ func (l *Loss) summary(now time.Time) string {
 		countOf(l.lines.Load(), "line"), countOf(l.bytes.Load(), "byte"), l.pendErr)
 }
 
-func countOf(n uint64, unit string) string {
+// countOf says "1 line", "3 lines".
+func countOf[N int | uint64](n N, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}

@@ -189,7 +189,7 @@ func (p *pump) write(i int, f *File, lines []byte, now time.Time) {
 		if p.s.Time != nil {
 			notice = append(notice, p.prefix(now)...)
 		}
-		notice = fmt.Appendf(notice, "corral: %d %s could not be written here: %v\n", fl.lines, plural(fl.lines, "line", "lines"), fl.err)
+		notice = fmt.Appendf(notice, "corral: %s could not be written here: %v\n", countOf(fl.lines, "line"), fl.err)
 		if _, _, err := f.writeLines(notice); err == nil || isRotateOnly(err) {
 			fl.lines, fl.err = 0, nil
 		}
@@ -213,8 +213,8 @@ func (p *pump) write(i int, f *File, lines []byte, now time.Time) {
 func (p *pump) finish() {
 	for i, fl := range p.failed {
 		if fl.lines > 0 {
-			p.report(fmt.Errorf("logs: %d %s of %s (%d) %s not written to %s: %w",
-				fl.lines, plural(fl.lines, "line", "lines"), p.s.App, p.s.ProcID, p.s.Name, p.s.Files[i].Path(), fl.err))
+			p.report(fmt.Errorf("logs: %s of %s (%d) %s not written to %s: %w",
+				countOf(fl.lines, "line"), p.s.App, p.s.ProcID, p.s.Name, p.s.Files[i].Path(), fl.err))
 		}
 	}
 }
@@ -234,9 +234,3 @@ func isRotateOnly(err error) bool {
 	return ok
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
