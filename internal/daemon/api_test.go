@@ -284,9 +284,13 @@ func TestInputsFromDiskAreBounded(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(td.dir, "package.json"), bytes.Repeat([]byte(" "), maxPackageJSON+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// (One further up has a version: the nearest, oversized one must still win.)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(td.dir), "package.json"), []byte(`{"version":"9.9.9"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	resp := td.mustStart(td.sleeper("web"))
 	if v := resp.Processes[0].Version; v != "N/A" {
-		t.Fatalf("version from an oversized package.json: %q", v)
+		t.Fatalf("version with an oversized package.json: %q, want N/A", v)
 	}
 	// A saved list larger than any corral writes is refused, naming the file.
 	f, err := os.OpenFile(td.d.paths.Dump, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -392,11 +393,12 @@ func readAppVersion(s *spec.App) string {
 	}
 	for range 8 {
 		raw, err := readSmallFile(filepath.Join(dir, "package.json"), maxPackageJSON)
-		if err == nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// The nearest package.json is the app's, even one that cannot be read.
 			var pkg struct {
 				Version string `json:"version"`
 			}
-			if json.Unmarshal(raw, &pkg) == nil && pkg.Version != "" {
+			if err == nil && json.Unmarshal(raw, &pkg) == nil && pkg.Version != "" {
 				return pkg.Version
 			}
 			break
