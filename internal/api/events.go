@@ -45,34 +45,3 @@ type Event struct {
 	// DelayMS is set when a restart is scheduled.
 	DelayMS int64 `json:"delay_ms,omitempty"`
 }
-
-// Action is a lifecycle action on targets: POST /v1/actions/{action}.
-type Action string
-
-const (
-	ActionStart   Action = "start"   // start stopped processes; restart running ones (PM2's "smart start")
-	ActionStop    Action = "stop"    // stop gracefully
-	ActionRestart Action = "restart" // stop and start (rolling where the app owns its port)
-	ActionReload  Action = "reload"  // rolling replacement with no gap
-	ActionDelete  Action = "delete"  // stop and remove
-	ActionReset   Action = "reset"   // zero the counters
-	ActionSignal  Action = "signal"  // send ActionRequest.Signal
-)
-
-// Actions lists every action, for validation and help.
-var Actions = []Action{ActionStart, ActionStop, ActionRestart, ActionReload, ActionDelete, ActionReset, ActionSignal}
-
-// Error codes of Error.Code.
-const (
-	CodeNotFound   = "not_found"
-	CodeBadRequest = "bad_request"
-	CodeConflict   = "conflict"
-	CodeTooLarge   = "too_large"
-	CodeInternal   = "internal"
-)
-
-// Start modes of StartRequest.Mode.
-const (
-	ModeFile   = "file"   // create the apps, or update and restart those that exist
-	ModeCreate = "create" // create the apps; one that exists is a conflict
-)
