@@ -64,12 +64,7 @@ func TestHomeNoOneElseControls(t *testing.T) {
 		if err := os.Remove(preload); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(evilJS, preload); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(preload, testutil.Nobody, testutil.Nobody); err != nil {
-			t.Fatal(err)
-		}
+		testutil.PlantLink(t, evilJS, preload)
 		e.ok("restart", "cluster_http")
 		waitServing(t, e, url, 1)
 		checkPreload(t, e, preload, orig, marker)
@@ -86,12 +81,7 @@ func TestHomeNoOneElseControls(t *testing.T) {
 			t.Fatal(err)
 		}
 		link := filepath.Join(e.home, "logs", "victim-out.log")
-		if err := os.Symlink(shadow, link); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(link, testutil.Nobody, testutil.Nobody); err != nil {
-			t.Fatal(err)
-		}
+		testutil.PlantLink(t, shadow, link)
 		e.ok("start", "lines.sh", "--name", "victim")
 		e.ok("start", "lines.sh", "--name", "lossy", "-o", "/dev/full")
 		daemonLog := filepath.Join(e.home, "corral.log")

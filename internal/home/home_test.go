@@ -1,11 +1,9 @@
 package home
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/corral-pm/corral/internal/testutil"
@@ -37,22 +35,6 @@ func perm(t *testing.T, path string) os.FileMode {
 		t.Fatal(err)
 	}
 	return fi.Mode().Perm()
-}
-
-// refused checks that err is a refusal whose message says each of parts.
-func refused(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("accepted, want a refusal")
-	}
-	if !errors.Is(err, safefs.ErrUnsafe) {
-		t.Errorf("err = %v, want a refusal (safefs.ErrUnsafe)", err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("refusal %q does not say %q", err, p)
-		}
-	}
 }
 
 func TestEnsureCreatesPrivateHome(t *testing.T) {
@@ -108,11 +90,11 @@ func TestRefusesHomeOwnedByAnother(t *testing.T) {
 	mkdir(t, p.Home, 0o755)
 	chown(t, p.Home, testutil.Nobody)
 	for _, check := range []func() error{p.Ensure, p.Check} {
-		refused(t, check(), p.Home, "owned by nobody (uid 65534)", "root (uid 0)", "chown -R root "+p.Home, "another CORRAL_HOME")
+		testutil.WantError(t, check(), safefs.ErrUnsafe, p.Home, "owned by nobody (uid 65534)", "root (uid 0)", "chown -R root "+p.Home, "another CORRAL_HOME")
 	}
 	t.Setenv("CORRAL_HOME", p.Home)
 	_, err := Resolve()
-	refused(t, err, p.Home, "nobody")
+	testutil.WantError(t, err, safefs.ErrUnsafe, p.Home, "nobody")
 	if _, err := os.Lstat(p.LogDir); !os.IsNotExist(err) {
 		t.Errorf("Ensure created %s in a home it refused (%v)", p.LogDir, err)
 	}
@@ -127,7 +109,7 @@ func TestRefusesWritableHome(t *testing.T) {
 	for _, mode := range []os.FileMode{0o777, 0o770, 0o702} {
 		p := At(filepath.Join(t.TempDir(), "home"))
 		mkdir(t, p.Home, mode)
-		refused(t, p.Ensure(), p.Home, fmt.Sprintf("mode %04o", mode), "chmod go-w "+p.Home)
+		testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, p.Home, fmt.Sprintf("mode %04o", mode), "chmod go-w "+p.Home)
 		if got := perm(t, p.Home); got != mode {
 			t.Errorf("mode changed to %04o", got)
 		}
@@ -145,8 +127,8 @@ func TestRefusesBadSubdirectory(t *testing.T) {
 			mkdir(t, p.Home, 0o700)
 			d := filepath.Join(p.Home, sub)
 			mkdir(t, d, 0o777)
-			refused(t, p.Ensure(), d, "mode 0777", "chmod go-w "+d)
-			refused(t, p.Check(), d)
+			testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, d, "mode 0777", "chmod go-w "+d)
+			testutil.WantError(t, p.Check(), safefs.ErrUnsafe, d)
 		})
 		t.Run(sub+"/foreign", func(t *testing.T) {
 			testutil.RequireRoot(t)
@@ -155,7 +137,7 @@ func TestRefusesBadSubdirectory(t *testing.T) {
 			d := filepath.Join(p.Home, sub)
 			mkdir(t, d, 0o700)
 			chown(t, d, testutil.Nobody)
-			refused(t, p.Ensure(), d, "nobody (uid 65534)")
+			testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, d, "nobody (uid 65534)")
 		})
 		t.Run(sub+"/symlink", func(t *testing.T) {
 			p := At(filepath.Join(t.TempDir(), "home"))
@@ -166,7 +148,7 @@ func TestRefusesBadSubdirectory(t *testing.T) {
 			if err := os.Symlink(elsewhere, d); err != nil {
 				t.Fatal(err)
 			}
-			refused(t, p.Ensure(), d, "symbolic link")
+			testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, d, "symbolic link")
 		})
 	}
 }
@@ -178,7 +160,7 @@ func TestRefusesParentOthersCanWrite(t *testing.T) {
 	parent := filepath.Join(t.TempDir(), "shared")
 	mkdir(t, parent, 0o777)
 	p := At(filepath.Join(parent, "home"))
-	refused(t, p.Ensure(), parent, p.Home, "writable by others", "sticky", "chmod")
+	testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, parent, p.Home, "writable by others", "sticky", "chmod")
 	if _, err := os.Lstat(p.Home); !os.IsNotExist(err) {
 		t.Errorf("the home was created under a parent others can write to (%v)", err)
 	}
@@ -195,7 +177,7 @@ func TestRefusesParentOwnedByAnother(t *testing.T) {
 	mkdir(t, parent, 0o755)
 	chown(t, parent, testutil.Nobody)
 	p := At(filepath.Join(parent, "home"))
-	refused(t, p.Ensure(), parent, "nobody (uid 65534)")
+	testutil.WantError(t, p.Ensure(), safefs.ErrUnsafe, parent, "nobody (uid 65534)")
 }
 
 // TestResolveSymlinkedHome: CORRAL_HOME may be a link this user made; the real directory is
@@ -240,7 +222,7 @@ func TestResolveRefusesPlantedLink(t *testing.T) {
 	chown(t, link, testutil.Nobody)
 	t.Setenv("CORRAL_HOME", link)
 	_, err := Resolve()
-	refused(t, err, link, victim, "nobody (uid 65534)")
+	testutil.WantError(t, err, safefs.ErrUnsafe, link, victim, "nobody (uid 65534)")
 	if got := perm(t, victim); got != 0o755 {
 		t.Errorf("the link's target changed mode to %04o", got)
 	}

@@ -1,28 +1,14 @@
 package logs
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/corral-pm/corral/internal/testutil"
 
 	"github.com/corral-pm/corral/internal/safefs"
 )
-
-// plantLink makes path a symbolic link to target owned by nobody: what another local user
-// leaves in a log directory they could write to.
-func plantLink(t *testing.T, target, path string) {
-	t.Helper()
-	if err := os.Symlink(target, path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Lchown(path, testutil.Nobody, testutil.Nobody); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // victim is a file the daemon (root) can write and must not: /etc/shadow in miniature.
 func victim(t *testing.T) string {
@@ -42,18 +28,6 @@ func untouched(t *testing.T, path string) {
 	}
 }
 
-func wantRefusal(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, safefs.ErrUnsafe) {
-		t.Fatalf("err = %v, want a refusal", err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("%q does not say %q", err, p)
-		}
-	}
-}
-
 // TestPlantedLinkNotFollowed: a link another user planted at logs/<app>-out.log is not
 // followed by Open (the app's output does not go to its target), Truncate (flush) nor Tail.
 func TestPlantedLinkNotFollowed(t *testing.T) {
@@ -61,7 +35,7 @@ func TestPlantedLinkNotFollowed(t *testing.T) {
 	shadow := victim(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web-out.log")
-	plantLink(t, shadow, path)
+	testutil.PlantLink(t, shadow, path)
 	m := NewManager()
 
 	f, err := m.Open(path, FileOptions{})
@@ -70,7 +44,7 @@ func TestPlantedLinkNotFollowed(t *testing.T) {
 		f.Close()
 		t.Fatal("Open followed a link planted by nobody")
 	}
-	wantRefusal(t, err, path, shadow, "nobody (uid 65534)")
+	testutil.WantError(t, err, safefs.ErrUnsafe, path, shadow, "nobody (uid 65534)")
 	untouched(t, shadow)
 
 	if err := m.Truncate(path); err == nil {
@@ -103,7 +77,7 @@ func TestPlantedLinkWhileOpen(t *testing.T) {
 	if err := os.Rename(path, path+".moved"); err != nil {
 		t.Fatal(err)
 	}
-	plantLink(t, shadow, path)
+	testutil.PlantLink(t, shadow, path)
 
 	if err := m.Truncate(path); err == nil {
 		t.Error("flush of an open file truncated through a planted link")

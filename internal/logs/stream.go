@@ -233,4 +233,3 @@ func isRotateOnly(err error) bool {
 	_, ok := err.(*RotateError)
 	return ok
 }
-

@@ -1,7 +1,6 @@
 package safefs
 
 import (
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,18 +39,6 @@ func plant(t *testing.T, target, link string, byNobody bool) {
 	}
 }
 
-func wantUnsafe(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, ErrUnsafe) {
-		t.Fatalf("err = %v, want a refusal (ErrUnsafe)", err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("refusal %q does not say %q", err, p)
-		}
-	}
-}
-
 // TestOpenRefusesSymlink: Open never follows a symbolic link, whoever made it, and the file it
 // points to is left alone; a dangling one does not create its target either.
 func TestOpenRefusesSymlink(t *testing.T) {
@@ -66,7 +53,7 @@ func TestOpenRefusesSymlink(t *testing.T) {
 			f.Close()
 			t.Fatalf("Open(flag %#x) followed the link", flag)
 		}
-		wantUnsafe(t, err, link, "symbolic link", victim)
+		testutil.WantError(t, err, ErrUnsafe, link, "symbolic link", victim)
 	}
 	if got := read(t, victim); got != "precious\n" {
 		t.Errorf("victim = %q", got)
@@ -96,7 +83,7 @@ func TestOpenRefusesHardLink(t *testing.T) {
 		if _, err := open(path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 			t.Fatal("opened a hard-linked file for writing")
 		} else {
-			wantUnsafe(t, err, path, "2 hard links")
+			testutil.WantError(t, err, ErrUnsafe, path, "2 hard links")
 		}
 		f, err := open(path, os.O_RDONLY, 0)
 		if err != nil {
@@ -143,13 +130,13 @@ func TestOpenNamedRefusesPlantedLink(t *testing.T) {
 	victim := filepath.Join(dir, "shadow")
 	write(t, victim, "root:secret\n")
 	link := filepath.Join(dir, "app-out.log")
-	plant(t, victim, link, true)
+	testutil.PlantLink(t, victim, link)
 	f, err := OpenNamed(link, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err == nil {
 		f.Close()
 		t.Fatal("OpenNamed followed a link planted by nobody")
 	}
-	wantUnsafe(t, err, link, victim, "nobody (uid 65534)", "remove it")
+	testutil.WantError(t, err, ErrUnsafe, link, victim, "nobody (uid 65534)", "remove it")
 	if err := TrustedLink(link); err == nil {
 		t.Error("TrustedLink trusts a link owned by nobody")
 	}
@@ -175,7 +162,7 @@ func TestOpenNamedRefusesLinkOthersCanReplace(t *testing.T) {
 	link := filepath.Join(open, "out.log")
 	plant(t, victim, link, false)
 	_, err := OpenNamed(link, os.O_WRONLY|os.O_APPEND, 0)
-	wantUnsafe(t, err, link, "writable by others", "sticky")
+	testutil.WantError(t, err, ErrUnsafe, link, "writable by others", "sticky")
 	if got := read(t, victim); got != "precious\n" {
 		t.Errorf("victim = %q", got)
 	}
@@ -211,7 +198,7 @@ func TestWriteFile(t *testing.T) {
 	write(t, victim, "precious\n")
 	link := filepath.Join(dir, "b.pid")
 	plant(t, victim, link, false)
-	wantUnsafe(t, WriteFile(link, []byte("1\n"), 0o640), link, "symbolic link")
+	testutil.WantError(t, WriteFile(link, []byte("1\n"), 0o640), ErrUnsafe, link, "symbolic link")
 	if got := read(t, victim); got != "precious\n" {
 		t.Errorf("victim = %q", got)
 	}
@@ -240,7 +227,7 @@ func TestChmod(t *testing.T) {
 	}
 	link := filepath.Join(dir, "corral.sock")
 	plant(t, victim, link, false)
-	wantUnsafe(t, Chmod(link, 0o600), link, "symbolic link")
+	testutil.WantError(t, Chmod(link, 0o600), ErrUnsafe, link, "symbolic link")
 	if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o644 {
 		t.Errorf("victim's mode changed to %v", fi.Mode())
 	}

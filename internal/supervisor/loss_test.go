@@ -138,12 +138,7 @@ func TestPlantedLogLinkRefused(t *testing.T) {
 	var out string
 	p, evs, _ := runOnce(t, "echo attacker-chosen", func(a *spec.App) {
 		out = a.OutFile
-		if err := os.Symlink(shadow, out); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(out, testutil.Nobody, testutil.Nobody); err != nil {
-			t.Fatal(err)
-		}
+		testutil.PlantLink(t, shadow, out)
 	})
 	if b, _ := os.ReadFile(shadow); string(b) != "root:secret\n" {
 		t.Fatalf("the planted link's target was written: %q", b)

@@ -7,6 +7,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -198,5 +199,30 @@ func Golden(t testing.TB, path, got string, update bool) {
 	}
 	if got != string(want) {
 		t.Errorf("%s differs from the golden file (run with -update if the change is intended)\n--- got:\n%s\n--- want:\n%s", path, got, want)
+	}
+}
+
+// PlantLink makes link a symbolic link to target owned by Nobody: what another local user
+// leaves where corral writes. It needs root (RequireRoot).
+func PlantLink(t testing.TB, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, Nobody, Nobody); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WantError fails t unless err matches target (errors.Is) and its message says each of parts.
+func WantError(t testing.TB, err, target error, parts ...string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("err = %v, want %v", err, target)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("%q does not say %q", err, p)
+		}
 	}
 }
