@@ -42,10 +42,10 @@ type Error struct {
 func (e *Error) Error() string        { return e.Msg }
 func (e *Error) Is(target error) bool { return target == ErrUnsafe }
 
-// Who names a user for messages: "nobody (uid 65534)".
+// Who names a user for messages: "nobody (uid 65534)", or "uid 1234" without a login name.
 func Who(uid uint32) string {
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+	if name := UserName(uid); name != strconv.FormatUint(uint64(uid), 10) {
+		return fmt.Sprintf("%s (uid %d)", name, uid)
 	}
 	return fmt.Sprintf("uid %d", uid)
 }
