@@ -122,8 +122,8 @@ func TestCallerGivingUpDoesNotStopTheOp(t *testing.T) {
 	release := make(chan struct{})
 	finished := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
 	v, err := callOp(ctx, a, opKind(api.ActionReload), func() ([]int, error) {
+		cancel() // the caller gives up while the op runs
 		<-release
 		defer close(finished)
 		return []int{1, 2, 3}, nil
