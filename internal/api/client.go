@@ -230,6 +230,14 @@ func (c *Client) Kill(ctx context.Context) (KillResponse, error) {
 	return resp, err
 }
 
+// Update asks the daemon for a hot upgrade: it leaves, and its keeper starts the corral binary
+// on disk, which takes every app over (nothing restarts).
+func (c *Client) Update(ctx context.Context) (UpdateResponse, error) {
+	var resp UpdateResponse
+	err := c.do(ctx, http.MethodPost, "/update", nil, &resp)
+	return resp, err
+}
+
 // Flush truncates the targets' log files (every one for none or "all").
 func (c *Client) Flush(ctx context.Context, targets []string) (FlushResponse, error) {
 	var resp FlushResponse

@@ -24,6 +24,7 @@ const (
 	EventDropped        EventKind = "dropped"         // this reader fell behind and missed events
 	EventLogError       EventKind = "log error"       // a log file could not be opened (or was refused), or the pid file written
 	EventOutputLost     EventKind = "output lost"     // output a log file did not take (rate limited: the first loss, then a summary a minute)
+	EventAdopted        EventKind = "adopted"         // a daemon that started after another took over the run (PID)
 )
 
 // Event is something that happened to a process: a line of GET /v1/events.

@@ -133,6 +133,35 @@ type Version struct {
 	PID     int       `json:"pid"`
 	Home    string    `json:"home"`
 	Started time.Time `json:"started"`
+	// Keeper is the daemon's keeper (docs/daemon-survival.md); nil when it runs without one,
+	// and then the apps end with it.
+	Keeper *KeeperInfo `json:"keeper,omitempty"`
+}
+
+// KeeperInfo is the daemon's keeper and the daemon's history under it.
+type KeeperInfo struct {
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// Restarts counts the daemons started after one died (crash, kill -9); Upgrades the hot
+	// upgrades (`corral update`).
+	Restarts int    `json:"restarts"`
+	Upgrades int    `json:"upgrades"`
+	LastExit string `json:"last_exit,omitempty"` // how the previous daemon ended
+	// Unadoptable says why the previous daemon's apps could not be taken over, if so.
+	Unadoptable string `json:"unadoptable,omitempty"`
+}
+
+// HandoverVersion is the layout of the state a daemon hands to the next one through its
+// keeper (internal/daemon/keep.go). `corral update` replaces a daemon only by one that reads
+// it: `corral daemon --handover-version` prints what a binary reads.
+const HandoverVersion = 1
+
+// UpdateResponse answers POST /v1/update, sent just before the daemon leaves for the binary
+// on disk (the keeper starts it; every app keeps running).
+type UpdateResponse struct {
+	PID    int    `json:"pid"`    // the daemon that leaves
+	From   string `json:"from"`   // its version
+	Binary string `json:"binary"` // what the keeper starts next
 }
 
 // Error is the body of every non-2xx response.

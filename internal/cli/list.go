@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/render"
@@ -40,12 +41,21 @@ func (c *cli) listCommand() *cobra.Command {
 				return nil
 			}
 			fmt.Fprint(c.stdout, render.Table(procs, c.renderOptions()))
+			c.printDaemon(cmd.Context())
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&sortBy, "sort", "", "sort by name, namespace, pid, id, cpu, memory, uptime, status or restarts, optionally :asc or :desc")
 	cmd.Flags().BoolVarP(&mini, "mini-list", "m", false, "key/value blocks instead of a table")
 	return cmd
+}
+
+// printDaemon prints the line about the daemon itself (uptime, restarts, upgrades, keeper).
+// It is extra information: a failure to get it is not the command's.
+func (c *cli) printDaemon(ctx context.Context) {
+	if v, err := c.client.Version(ctx); err == nil {
+		fmt.Fprint(c.stdout, render.Daemon(v, time.Now()))
+	}
 }
 
 // sortProcesses implements `ls --sort field[:asc|desc]`.
@@ -135,6 +145,7 @@ func (c *cli) describeCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprint(c.stdout, render.Distribution(workers, o))
+			c.printDaemon(ctx)
 			return nil
 		},
 	}

@@ -27,6 +27,7 @@ var miniListVolatile = []struct {
 	{regexp.MustCompile(`(?m)^pid : [1-9][0-9]*$`), "pid : <pid>"},
 	{regexp.MustCompile(`(?m)^uptime : [0-9]+[smhDMY]$`), "uptime : <uptime>"},
 	{regexp.MustCompile(`(?m)^memory usage : .*$`), "memory usage : <mem>"},
+	{regexp.MustCompile(`(?m)^corral daemon \S+: pid [1-9][0-9]*, up [0-9]+[smhDMY];`), "corral daemon <version>: pid <pid>, up <uptime>;"},
 }
 
 // volatileCell replaces the value of a table cell in column (or, in a key/value table, on the

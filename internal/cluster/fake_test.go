@@ -87,7 +87,10 @@ func closeListeners(t testing.TB, g *Group) {
 type fakeCtl struct {
 	ready        atomic.Int32
 	disconnected atomic.Int32
+	changed      atomic.Int32
 }
+
+func (c *fakeCtl) StateChanged() { c.changed.Add(1) }
 
 func (c *fakeCtl) Ready()        { c.ready.Add(1) }
 func (c *fakeCtl) Disconnected() { c.disconnected.Add(1) }

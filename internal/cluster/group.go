@@ -34,6 +34,7 @@ type Group struct {
 	handles      map[string]*handle
 	nextWorkerID int
 	slots        map[int]*slotStats // by process id
+	keeper       SocketKeeper       // keeps the sockets for the next daemon (resume.go), or nil
 
 	// logMu is its own lock: throttled logging happens while handle locks are held.
 	logMu   sync.Mutex
@@ -118,6 +119,10 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 			go h.acceptLoop()
 		}
 		g.logf("%s: %s listener on %s", g.app, g.policy, h.addr)
+		if g.keeper != nil {
+			// Under g.mu: a CloseListeners cannot drop it from the keeper before it is kept.
+			g.keeper.KeepSocket(handleKeptName(key), handleMeta{Key: key, Shared: shared, UDP: h.udp, Addr: h.addr, Name: h.name, Path: sock.path}, sock.f)
+		}
 	}
 	return h, nil
 }
@@ -148,6 +153,9 @@ func (g *Group) CloseListeners() {
 	g.mu.Unlock()
 	for _, h := range hs {
 		h.close()
+		if g.keeper != nil {
+			g.keeper.DropSocket(handleKeptName(h.key))
+		}
 		g.logf("%s: closed %s", g.app, h.addr)
 	}
 	g.wg.Wait()

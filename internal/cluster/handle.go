@@ -11,10 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxPending bounds connections accepted but not yet handed to a worker. Past it the daemon
-// stops accepting and the kernel's backlog holds further clients (they wait, they are not
-// refused), so a cluster whose workers all hang cannot make the daemon hoard fds.
-const maxPending = 1024
+// maxPending bounds connections accepted but not yet handed to a worker: one. The daemon
+// accepts a connection only when it can hand it on at once; while every worker has a full
+// window (HandoffWindow) the next clients wait in the kernel's backlog instead. They are not
+// refused there, and, unlike a connection the daemon holds, the backlog belongs to the socket,
+// which the daemon's keeper holds too: a daemon killed at that moment loses no client (a
+// connection it had accepted would die with it). A cluster whose workers all hang cannot make
+// the daemon hoard fds either.
+const maxPending = 1
 
 // HandoffWindow is how many connections one worker may have been handed on a key without
 // answering yet. Node's primary hands a worker its next connection only after the worker

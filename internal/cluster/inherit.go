@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -19,8 +20,9 @@ import (
 type Sockets struct {
 	specs []spec.Socket
 
-	mu    sync.Mutex
-	files []*socketFile
+	mu     sync.Mutex
+	files  []*socketFile
+	keeper SocketKeeper // keeps the sockets for the next daemon (resume.go), or nil
 }
 
 // NewSockets prepares (without opening) the sockets of specs.
@@ -51,6 +53,11 @@ func (s *Sockets) openLocked() error {
 		files = append(files, sf)
 	}
 	s.files = files
+	if s.keeper != nil {
+		for i, sf := range files {
+			s.keeper.KeepSocket(listenKeptName(i), listenMeta{Index: i, Spec: s.specs[i].String()}, sf.f)
+		}
+	}
 	return nil
 }
 
@@ -108,8 +115,83 @@ func (s *Sockets) Close() {
 	s.mu.Lock()
 	files := s.files
 	s.files = nil
+	k := s.keeper
 	s.mu.Unlock()
 	closeSocketFiles(files)
+	if k != nil {
+		for i := range files {
+			k.DropSocket(listenKeptName(i))
+		}
+	}
+}
+
+// listenMeta describes a kept inherited socket.
+type listenMeta struct {
+	Index int    `json:"index"`
+	Spec  string `json:"spec"`
+}
+
+func listenKeptName(i int) string { return "listen:" + strconv.Itoa(i) }
+
+// KeepWith makes the sockets kept by k while they are open (resume.go). Set before use.
+func (s *Sockets) KeepWith(k SocketKeeper) {
+	s.mu.Lock()
+	s.keeper = k
+	s.mu.Unlock()
+}
+
+// Restore takes over the sockets an earlier daemon kept, by their keeper names and metas
+// (as KeepWith gave them). They must be exactly the declared ones, in order; otherwise
+// nothing is taken (the files are closed) and the sockets open anew on use.
+func (s *Sockets) Restore(kept map[string]json.RawMessage, files map[string]*os.File) error {
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if len(kept) != len(s.specs) {
+		closeAll()
+		return fmt.Errorf("%d kept sockets for %d declared", len(kept), len(s.specs))
+	}
+	out := make([]*socketFile, len(s.specs))
+	for name, raw := range kept {
+		var m listenMeta
+		if err := json.Unmarshal(raw, &m); err != nil || m.Index < 0 || m.Index >= len(s.specs) ||
+			m.Spec != s.specs[m.Index].String() || name != listenKeptName(m.Index) || files[name] == nil {
+			closeSocketFiles(out)
+			closeAll()
+			return fmt.Errorf("kept socket %s (%s) is not one declared", name, raw)
+		}
+		f := files[name]
+		delete(files, name)
+		// A copy of our own: f's finalizer would close the fd it wraps.
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		f.Close()
+		var sf *socketFile
+		if err == nil {
+			path := ""
+			if sp := s.specs[m.Index]; sp.Network == "unix" {
+				path = sp.Address
+			}
+			if sf, err = newSocketFile(fd, m.Spec, path); err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			closeSocketFiles(out)
+			closeAll()
+			return fmt.Errorf("kept socket %s: %w", m.Spec, err)
+		}
+		out[m.Index] = sf
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.files != nil {
+		closeSocketFiles(out)
+		return fmt.Errorf("sockets are open already")
+	}
+	s.files = out
+	return nil
 }
 
 // Probe checks that the app's first socket answers: a connection to it is established. The

@@ -35,6 +35,8 @@ type worker struct {
 	// before Attach waits for it instead of finding no channel to answer on.
 	attached     chan struct{}
 	attachedOnce sync.Once
+	// resume: an adopted worker's handles, back into rotation once attached (resume.go).
+	resume []*handle
 }
 
 // inflightConn is a connection handed to the worker and not answered yet.
@@ -51,8 +53,16 @@ func (w *worker) Env() []string { return []string{"NODE_UNIQUE_ID=" + strconv.It
 func (w *worker) Attach(ch *nodeipc.Channel, pid int) {
 	w.mu.Lock()
 	w.ch, w.pid = ch, pid
+	resume := w.resume
+	w.resume = nil
+	back := ch != nil && w.online && !w.disconnecting && !w.gone
 	w.mu.Unlock()
 	w.attachedOnce.Do(func() { close(w.attached) })
+	if back {
+		for _, h := range resume {
+			h.add(w)
+		}
+	}
 }
 
 // listeningAddrs lists the addresses the worker said it listens on.
@@ -110,6 +120,7 @@ func (w *worker) HandleInternal(m nodeipc.Message) {
 		w.mu.Lock()
 		w.online = true
 		w.mu.Unlock()
+		w.ctl.StateChanged()
 	case "queryServer":
 		w.onQueryServer(&msg)
 	case "listening":
@@ -148,13 +159,17 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	// The first worker's data (TLS session ticket keys) is every worker's
 	// (docs/node-cluster-protocol.md §5.4).
 	h.mu.Lock()
-	if isNull(h.data) && !isNull(m.Data) {
+	newData := isNull(h.data) && !isNull(m.Data)
+	if newData {
 		h.data = m.Data
 	}
 	if !isNull(h.data) {
 		base["data"] = h.data
 	}
 	h.mu.Unlock()
+	if newData {
+		w.g.keepHandle(h) // the next daemon gives later workers the same data
+	}
 	w.mu.Lock()
 	w.handles[h] = true
 	w.mu.Unlock()
@@ -176,6 +191,7 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 			return
 		}
 		h.add(w)
+		w.ctl.StateChanged()
 		return
 	}
 	base["errno"] = nil
@@ -187,6 +203,7 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	}
 	// The reply is queued before any newconn, so the worker knows the key when one arrives.
 	h.add(w)
+	w.ctl.StateChanged()
 }
 
 func (w *worker) onListening(m *clusterMsg) {
@@ -201,6 +218,7 @@ func (w *worker) onListening(m *clusterMsg) {
 	w.mu.Unlock()
 	w.stats.serving.Store(w)
 	w.stats.workerID.Store(int64(w.id))
+	w.ctl.StateChanged()
 	w.ctl.Ready()
 }
 
@@ -215,6 +233,7 @@ func (w *worker) onClose(key string) {
 	w.mu.Lock()
 	delete(w.handles, h)
 	w.mu.Unlock()
+	w.ctl.StateChanged()
 }
 
 // onExitedAfterDisconnect: the worker is disconnecting on its own (cluster.worker.disconnect()
@@ -225,6 +244,7 @@ func (w *worker) onExitedAfterDisconnect(m *clusterMsg) {
 	w.mu.Lock()
 	w.disconnecting = true
 	w.mu.Unlock()
+	w.ctl.StateChanged()
 	if m.Seq != nil {
 		_ = w.send(reply{"ack": *m.Seq})
 	}
@@ -336,6 +356,7 @@ func (w *worker) Disconnect() bool {
 	if err := w.send(reply{"act": "disconnect"}); err != nil {
 		return false
 	}
+	w.ctl.StateChanged()
 	return true
 }
 

@@ -154,7 +154,22 @@ func (d *Daemon) createApp(ctx context.Context, s *spec.App, instances []int, st
 
 // newApp makes the app of spec s, with its loop running.
 func (d *Daemon) newApp(s *spec.App) *app {
-	return newApp(s, func(err error, stack []byte) { d.logf("%v\n%s", err, stack) })
+	a := newApp(s, d.onPanic)
+	a.onChange = d.saveHandover
+	return a
+}
+
+// onPanic handles an op that panicked: a bug. Under a keeper the daemon logs the stack and
+// exits, and the keeper starts a fresh one that takes every app over (the apps do not notice);
+// that is safer than carrying on with state the panic may have left half-changed. Without a
+// keeper, exiting would take every app down with it, so it carries on.
+func (d *Daemon) onPanic(err error, stack []byte) {
+	d.logf("%v\n%s", err, stack)
+	if d.keeper != nil {
+		d.logf("exiting after an internal error: the keeper starts a new daemon, which takes every app over")
+		d.logFile.Close()
+		os.Exit(70)
+	}
 }
 
 // fillDefaults sets what only the daemon knows: default log and pid paths in its home.
@@ -284,9 +299,15 @@ func (d *Daemon) portsFor(s *spec.App) (*cluster.Group, *cluster.Sockets) {
 	var socks *cluster.Sockets
 	if s.ExecMode == spec.ModeCluster {
 		g = d.newGroup(s)
+		if d.keeper != nil {
+			g.KeepWith(appSockets{d: d, app: s.Name})
+		}
 	}
 	if len(s.Listen) > 0 {
 		socks = cluster.NewSockets(s.Listen)
+		if d.keeper != nil {
+			socks.KeepWith(appSockets{d: d, app: s.Name})
+		}
 	}
 	return g, socks
 }
@@ -301,12 +322,16 @@ func (d *Daemon) addProcs(a *app, instances []int) []*supervisor.Process {
 	}
 	a.st.procs = append(a.st.procs, added...)
 	slices.SortFunc(a.st.procs, func(x, y *supervisor.Process) int { return x.ID() - y.ID() })
+	// The keeper learns of the new processes before any of their runs starts: a run it keeps
+	// always belongs to a process the next daemon knows.
+	a.publish()
+	d.saveHandover()
 	return added
 }
 
 // hooksFor connects an app's processes to the daemon (and to its cluster primary). Loop only.
 func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
-	return &supervisor.Hooks{
+	h := &supervisor.Hooks{
 		Logs:      d.logs,
 		Hub:       d.hub,
 		Event:     d.onEvent,
@@ -315,6 +340,11 @@ func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
 		ExecShim:  d.exe,
 		NotifyDir: d.notifyDir,
 	}
+	if d.keeper != nil {
+		h.Keeper = keptRuns{d}
+		h.WaitAdopted = d.exits.wait
+	}
+	return h
 }
 
 // protocolFor is how a's processes deal with the daemon: the cluster protocol in cluster mode,

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/corral-pm/corral/internal/closeexec"
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/keeper"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/safefs"
@@ -81,6 +83,19 @@ type Daemon struct {
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 
+	// keeper is the parent process that keeps the apps' sockets, channels and pipes for the
+	// next daemon (keep.go, adopt.go); nil when the daemon runs without one (`corral run`,
+	// in-process tests), and then the apps end with the daemon.
+	keeper      *keeper.Client
+	keeperInfo  keeper.Info
+	exits       *exitRouter
+	handoverMu  sync.Mutex
+	keeperOnce  sync.Once
+	unadoptable string // why the previous daemon's apps could not be taken over, if so
+	// upgrading: the daemon leaves for a new binary (Upgrade): Run returns without stopping
+	// the apps.
+	upgrading atomic.Bool
+
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop
 	ready        chan struct{} // closed once the API serves
@@ -93,6 +108,10 @@ func New(opt Options) (*Daemon, error) {
 	// Descriptors inherited from whoever started the daemon (`corral run` in a shell, a CI
 	// runner) must not reach the apps. They stay open here: the foreground caller may rely on them.
 	if err := closeexec.FromThree(); err != nil {
+		return nil, err
+	}
+	kc, err := keeper.FromEnv()
+	if err != nil {
 		return nil, err
 	}
 	// The daemon lives for months and its heap is small and steady: collect earlier than
@@ -135,6 +154,10 @@ func New(opt Options) (*Daemon, error) {
 		ready:          make(chan struct{}),
 		resurrect:      opt.Resurrect,
 		cron:           cron.New(cron.WithParser(cronParser)),
+		keeper:         kc,
+	}
+	if kc != nil {
+		d.exits = newExitRouter(kc)
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultSampleInterval
@@ -194,6 +217,16 @@ func (d *Daemon) logLine(procID int, app, msg string) {
 // Run serves the API until the daemon is killed (API or signal) or ctx ends; then it stops
 // every app gracefully and releases the home.
 func (d *Daemon) Run(ctx context.Context) error {
+	if d.keeper != nil {
+		d.adopt()
+		d.saveHandover()
+		go func() {
+			<-d.keeper.Closed()
+			if !d.upgrading.Load() {
+				d.keeperFailed(errors.New("its channel closed"))
+			}
+		}()
+	}
 	_ = os.Remove(d.paths.Socket) // stale from a daemon that died; the lock says none runs
 	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", d.paths.Socket)
@@ -225,6 +258,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.logf("resurrect: %v", err)
 		} else {
 			d.logf("resurrected %d apps from %s", len(res.Started), res.Path)
+		}
+	}
+	if d.keeper != nil {
+		if err := d.keeper.Ready(); err != nil {
+			d.keeperFailed(err)
 		}
 	}
 	if ok, err := sdnotify.Notify("READY=1\nSTATUS=serving"); err != nil {
@@ -260,7 +298,14 @@ loop:
 			}
 		}
 	}
+	if d.upgrading.Load() {
+		return d.leaveForUpgrade()
+	}
 	_, _ = sdnotify.Notify("STOPPING=1")
+	if d.keeper != nil {
+		// Stopping for good: the keeper exits after this daemon instead of restarting it.
+		_ = d.keeper.Shutdown()
+	}
 	d.deleteAll()
 	d.cron.Stop()
 	d.shutdown()
@@ -294,6 +339,9 @@ func (d *Daemon) reopenLogs() {
 func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+	if eventChangesTable(ev.Kind) {
+		d.saveHandover()
+	}
 	if ev.Kind == api.EventErrored || ev.Kind == api.EventStop {
 		// A cluster app whose last worker gave up closes its port (settle).
 		if a := d.tbl.ownerOf(ev.ID); a != nil {

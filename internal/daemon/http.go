@@ -64,6 +64,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/save", d.handleSave)
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
 	mux.HandleFunc("POST "+p+"/kill", d.handleKill)
+	mux.HandleFunc("POST "+p+"/update", d.handleUpdate)
 	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
 		return d.Flush(req.Targets)
 	}))
@@ -146,7 +147,7 @@ func startStream(w http.ResponseWriter, contentType string) {
 }
 
 func (d *Daemon) handleVersion(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.Version{Version: buildinfo.Version, PID: os.Getpid(), Home: d.paths.Home, Started: d.started})
+	writeJSON(w, http.StatusOK, d.version())
 }
 
 // handleProcesses lists every process, or those the target parameters select (the grammar of

@@ -29,6 +29,9 @@ type app struct {
 	name string
 	// onPanic reports an op that panicked (the daemon log).
 	onPanic func(err error, stack []byte)
+	// onChange, if set, runs after every op has published what it changed (the daemon
+	// hands its table to the keeper).
+	onChange func()
 
 	queue opQueue
 	view  atomic.Pointer[appView]
@@ -104,6 +107,7 @@ const (
 	opScale   opKind = "scale"
 	opSettle  opKind = "settle"
 	opTrigger opKind = "trigger"
+	opAdopt   opKind = "adopt"
 )
 
 // op is one operation queued on an app's loop. run reads and writes a.st freely: it runs on
@@ -244,6 +248,9 @@ func (a *app) runOp(o *op) (err error) {
 			}
 		}
 		a.publish()
+		if a.onChange != nil {
+			a.onChange()
+		}
 	}()
 	return o.run()
 }

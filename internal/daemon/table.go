@@ -70,6 +70,27 @@ func (t *table) allocIDs(a *app, n int) []int {
 	return ids
 }
 
+// insertAdopted puts a, an app the previous daemon ran, into the table with its process ids
+// (adopt.go), before any command can see it.
+func (t *table) insertAdopted(a *app, ids []int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.apps[a.name] != nil {
+		return fmt.Errorf("an app of that name exists already")
+	}
+	for _, id := range ids {
+		if t.byProc[id] != nil {
+			return fmt.Errorf("process id %d is taken already", id)
+		}
+	}
+	t.apps[a.name] = a
+	for _, id := range ids {
+		t.byProc[id] = a
+		t.nextID = max(t.nextID, id+1)
+	}
+	return nil
+}
+
 // removeProc forgets process id; called by its app's loop.
 func (t *table) removeProc(id int) {
 	t.mu.Lock()

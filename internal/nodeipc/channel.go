@@ -64,6 +64,11 @@ type Options struct {
 	// waiting. Plain messages still wait until every handle before them is answered, so nothing
 	// overtakes a handle. 0 or 1: Node's rule. See docs/node-cluster-protocol.md §4.4.
 	HandleWindow int
+	// Resume says the channel was read before, by another daemon that may have stopped in the
+	// middle of a line: a first line that is not JSON is the tail of that line and is dropped
+	// without a HandleBadLine. (Node's messages are JSON objects: a proper tail of one never
+	// parses.)
+	Resume bool
 
 	readBufSize int // recvmsg data buffer; tests shrink it to force split reads
 	// sendmsg replaces the handle-carrying sendmsg; tests inject kernel refusals with it.
@@ -111,6 +116,8 @@ type Channel struct {
 	window      int // handles awaiting an answer at once (Options.HandleWindow)
 	readBufSize int
 	sendmsg     func(rc syscall.RawConn, line, oob []byte) (int, error)
+	// resuming: the next line may be a tail (Options.Resume); reader goroutine only.
+	resuming bool
 
 	mu         sync.Mutex
 	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
@@ -156,6 +163,7 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 		window:      max(opt.HandleWindow, 1),
 		readBufSize: opt.readBufSize,
 		sendmsg:     opt.sendmsg,
+		resuming:    opt.Resume,
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		writerDone:  make(chan struct{}),

@@ -678,3 +678,32 @@ func TestHandleRefusedByKernel(t *testing.T) {
 		t.Fatal("second handle not acked")
 	}
 }
+
+// A resumed channel (Options.Resume: a daemon that died may have read part of a line) drops a
+// first line that does not parse, silently, and reads on; a first line that parses is a
+// message like any other, and later bad lines are reported as usual.
+func TestResumeDropsTail(t *testing.T) {
+	checkLeaks(t)
+	for _, tc := range []struct {
+		name  string
+		first string
+		want  string // the first message delivered
+	}{
+		{"tail of a line", `":"NODE_CLUSTER","act":"online"}` + "\n", `"next"`},
+		{"whole line", `{"cmd":"NODE_CLUSTER","act":"online"}` + "\n", `{"cmd":"NODE_CLUSTER","act":"online"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := socketPair(t)
+			r := newRecorder(t)
+			openChannel(t, a, r, Options{Resume: true})
+			p := newRawPeer(t, b)
+			p.write(tc.first + "\"next\"\n{bad}\n")
+			if raw := r.nextRaw(t); raw != tc.want {
+				t.Fatalf("first message %s, want %s", raw, tc.want)
+			}
+			if bl := r.nextBad(t); string(bl.line) != "{bad}" {
+				t.Fatalf("bad line %q, want {bad} (the only one reported)", bl.line)
+			}
+		})
+	}
+}

@@ -67,11 +67,15 @@ func readCause(err error) error {
 // dispatch routes one complete line. start is its stream offset, used to match fds.
 func (c *Channel) dispatch(line []byte, start int64, fds *fdQueue) {
 	f, err := parseLine(line)
+	resumed := c.resuming
+	c.resuming = false
 	if c.stopped() {
 		return // after Close nothing more is delivered; fds are closed by the reader
 	}
 	if err != nil {
-		c.h.HandleBadLine(line, err)
+		if !resumed {
+			c.h.HandleBadLine(line, err)
+		}
 		return
 	}
 	switch f.cmd {

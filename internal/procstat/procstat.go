@@ -371,6 +371,9 @@ type Stat struct {
 	PPid   int    // the parent's pid
 	Exited bool   // state Z (a zombie: exited, not reaped yet) or X (dead)
 	CPU    uint64 // utime+stime: the process's own CPU time, in clock ticks (see ClockTicks)
+	// StartTicks is when the process started, in clock ticks since boot: with the pid, it
+	// identifies a process (a pid alone can be reused by another).
+	StartTicks uint64
 }
 
 // ReadStat reads and parses /proc/<pid>/stat. The error is the read's (fs.ErrNotExist when there
@@ -385,7 +388,7 @@ func ReadStat(pid int) (Stat, error) {
 	if !ok {
 		return Stat{}, fmt.Errorf("%s: cannot parse %q", path, raw)
 	}
-	return Stat{PPid: r.ppid, Exited: r.zombie, CPU: r.self}, nil
+	return Stat{PPid: r.ppid, Exited: r.zombie, CPU: r.self, StartTicks: r.start}, nil
 }
 
 // parseStat reads the fields of a /proc/<pid>/stat line that Sample needs:

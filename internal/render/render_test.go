@@ -468,3 +468,27 @@ func TestJListShape(t *testing.T) {
 		t.Errorf("jlist of nothing is %q (%v), want []", empty, err)
 	}
 }
+
+func TestDaemonLine(t *testing.T) {
+	started := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	now := started.Add(3*time.Minute + 5*time.Second)
+	for _, tc := range []struct {
+		name string
+		v    api.Version
+		want string
+	}{
+		{"no keeper", api.Version{Version: "1.2.3", PID: 42, Started: started},
+			"corral daemon 1.2.3: pid 42, up 3m; no keeper: the apps end with the daemon\n"},
+		{"fresh", api.Version{Version: "1.2.3", PID: 42, Started: started, Keeper: &api.KeeperInfo{PID: 40}},
+			"corral daemon 1.2.3: pid 42, up 3m; restarted never, upgraded never; apps kept by pid 40\n"},
+		{"after kills and an upgrade", api.Version{Version: "1.2.3", PID: 42, Started: started,
+			Keeper: &api.KeeperInfo{PID: 40, Restarts: 5, Upgrades: 1, LastExit: "was killed by SIGKILL"}},
+			"corral daemon 1.2.3: pid 42, up 3m; restarted 5 times, upgraded once (the previous one was killed by SIGKILL); apps kept by pid 40\n"},
+		{"unadoptable", api.Version{Version: "1.2.3", PID: 42, Started: started, Keeper: &api.KeeperInfo{PID: 40, Unadoptable: "old state"}},
+			"corral daemon 1.2.3: pid 42, up 3m; restarted never, upgraded never; apps kept by pid 40\nwarning: old state\n"},
+	} {
+		if got := Daemon(tc.v, now); got != tc.want {
+			t.Errorf("%s:\ngot  %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +32,12 @@ type Hooks struct {
 	ExecShim string
 	// NotifyDir, when set, gets a NOTIFY_SOCKET per run: sd_notify's READY=1 marks it ready.
 	NotifyDir string
+	// Keeper, when set, keeps every run's record and files so that a later daemon can adopt
+	// the run (keep.go); nil: runs end with the daemon.
+	Keeper Keeper
+	// WaitAdopted tells when an adopted run exits: it is not the daemon's child, so the keeper
+	// that reaps it reports its status (adopt.go).
+	WaitAdopted func(pid int) <-chan syscall.WaitStatus
 }
 
 // Process is one managed process slot. Its runs (one OS process each) come and go; the slot,
@@ -57,6 +62,9 @@ type Process struct {
 	runSeq       int  // numbers runs, for their notify sockets
 	deleting     bool // Delete has begun: no run may start any more (spawn refuses)
 	deleted      bool
+	// stoppedByUser and seqSnapshot mirror userStopped and runSeq for State (under mu).
+	stoppedByUser bool
+	seqSnapshot   int
 
 	loss *logs.Loss // output its log files did not take, over all runs
 }
@@ -80,6 +88,15 @@ func New(id, instance int, app *spec.App, hooks *Hooks) *Process {
 	p.loss = &logs.Loss{Report: func(msg string) { p.note(api.Event{Kind: api.EventOutputLost, Message: msg}) }}
 	go p.loop()
 	return p
+}
+
+// setUserStopped records whether the user stopped the process (cron and watch leave it alone,
+// and an adopted process stays stopped). Loop only.
+func (p *Process) setUserStopped(v bool) {
+	p.userStopped = v
+	p.mu.Lock()
+	p.stoppedByUser = v
+	p.mu.Unlock()
 }
 
 // note emits ev from any goroutine, without waiting: a pump must never block on the loop.
@@ -168,7 +185,7 @@ func (p *Process) emit(ev api.Event) {
 func (p *Process) Start() error {
 	var err error
 	if e := p.call(func() {
-		p.userStopped = false
+		p.setUserStopped(false)
 		switch {
 		case p.cur != nil && p.cur.stopping:
 			r := p.cur
@@ -206,7 +223,7 @@ func (p *Process) Stop(ctx context.Context) error {
 
 // stopAll stops the current run and any draining ones; then calls done. Loop only.
 func (p *Process) stopAll(done func()) {
-	p.userStopped = true
+	p.setUserStopped(true)
 	p.cancelRestartTimer()
 	runs := append([]*run(nil), p.old...)
 	for _, r := range []*run{p.cur, p.next} {
@@ -241,7 +258,7 @@ func (p *Process) Restart(ctx context.Context, app *spec.App) error {
 		if app != nil {
 			p.setApp(app)
 		}
-		p.userStopped = false
+		p.setUserStopped(false)
 		p.cancelRestartTimer()
 		p.pol = policyState{} // a deliberate restart forgives earlier crashes
 		startNew := func() {
@@ -534,6 +551,7 @@ func (p *Process) markReady(r *run, note string) {
 		f()
 	}
 	r.onReady = nil
+	p.recordChanged(r)
 }
 
 // beginStop asks r to stop: the shutdown message or kill_signal, then SIGKILL of the whole
@@ -550,11 +568,14 @@ func (p *Process) beginStop(r *run) {
 	if r.readyTimer != nil {
 		r.readyTimer.Stop()
 	}
-	sent := false
-	if app.ShutdownWithMessage && r.ipc != nil {
+	// An adopted run may have been asked to stop by the previous daemon already: it is not
+	// asked twice (a second SIGINT means "quit now" to some programs).
+	already := r.signaled
+	sent := already
+	if !already && app.ShutdownWithMessage && r.ipc != nil {
 		sent = r.ipc.Send("shutdown") == nil
 	}
-	if r.worker != nil && r.worker.Disconnect() {
+	if !already && r.worker != nil && r.worker.Disconnect() {
 		// A cluster worker leaves the rotation and drains first; its kill signal follows
 		// when its channel closes (runControl.Disconnected).
 		sent = true
@@ -565,6 +586,7 @@ func (p *Process) beginStop(r *run) {
 		}
 		r.signaled = true
 	}
+	p.recordChanged(r)
 	r.killTimer = time.AfterFunc(app.KillTimeout.D(), func() {
 		p.post(func() {
 			if r.exited {
@@ -576,8 +598,9 @@ func (p *Process) beginStop(r *run) {
 	})
 }
 
-// onExit handles the end of run r. Loop only.
-func (p *Process) onExit(r *run, state *os.ProcessState) {
+// onExit handles the end of run r, which exited with code (-1 when a signal killed it) or
+// signal sigName. Loop only.
+func (p *Process) onExit(r *run, code int, sigName string) {
 	r.exited = true
 	close(r.gone)
 	if r.killTimer != nil {
@@ -587,7 +610,7 @@ func (p *Process) onExit(r *run, state *os.ProcessState) {
 		r.readyTimer.Stop()
 	}
 	r.release()
-	code, sigName := exitStatus(state)
+	p.releaseRun(r)
 	uptime := time.Since(r.started)
 	app := r.app
 	go reapGroup(r.pid, killSignal(app), r.signaled, app.KillTimeout.D())
@@ -692,15 +715,4 @@ func removeRun(rs []*run, r *run) []*run {
 		}
 	}
 	return out
-}
-
-// exitStatus reads an exit code (-1 when killed by a signal) and the signal name.
-func exitStatus(state *os.ProcessState) (int, string) {
-	if state == nil {
-		return -1, ""
-	}
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return -1, SignalName(ws.Signal())
-	}
-	return state.ExitCode(), ""
 }

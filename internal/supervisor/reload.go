@@ -45,7 +45,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 		if app != nil {
 			p.setApp(app)
 		}
-		p.userStopped = false
+		p.setUserStopped(false)
 		if p.cur == nil || p.cur.stopping || !p.cur.ready || p.next != nil {
 			// Nothing ready to keep serving: replacing means starting.
 			p.cancelRestartTimer()

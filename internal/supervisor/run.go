@@ -28,13 +28,20 @@ import (
 // run is one execution of the program: one OS process and its pipes, channel and timers.
 // Fields after the first block are owned by the process loop.
 type run struct {
-	app     *spec.App
-	pid     int
-	started time.Time
-	ipc     *nodeipc.Channel
-	worker  Worker
-	pidFile string
-	fileErr error // the log files it could not open (their lines are counted as lost)
+	app        *spec.App
+	pid        int
+	started    time.Time
+	ipc        *nodeipc.Channel
+	worker     Worker
+	pidFile    string
+	fileErr    error  // the log files it could not open (their lines are counted as lost)
+	seq        int    // its number among the process's runs (its NOTIFY_SOCKET's name)
+	notifyPath string // its NOTIFY_SOCKET, if it has one
+	startTicks uint64 // procstat.Stat.StartTicks: its identity with the pid
+	kept       bool   // the keeper holds its record and files (keep.go)
+	adopted    bool   // started by an earlier daemon (adopt.go)
+	current    bool   // adopted: its record said it was the slot's current run
+	drained    <-chan struct{}
 
 	exited        bool
 	stopping      bool // a stop was requested: the exit is planned
@@ -141,10 +148,12 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	}
 
 	if p.hooks.NotifyDir != "" {
-		p.runSeq++
+		p.nextRunSeq()
+		r.seq = p.runSeq
 		path := filepath.Join(p.hooks.NotifyDir, fmt.Sprintf("%d.%d.sock", info.ID, p.runSeq))
 		if recv, err := sdnotify.Listen(path, func(state map[string]string) { p.onNotify(r, state) }); err == nil {
 			r.notify = recv
+			r.notifyPath = path
 			closers = append(closers, func() { recv.Close() })
 			env["NOTIFY_SOCKET"] = path
 		}
@@ -191,6 +200,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	}
 	r.pid = cmd.Process.Pid
 	r.started = time.Now()
+	p.keepRun(r, RunFiles{Out: outR, Err: errR, IPC: parentEnd})
 
 	files := FilesFor(app, info.ID)
 	drained, fileErr := p.startPumps(app, files, outR, errR)
@@ -215,9 +225,21 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		case <-drained:
 		case <-time.After(pumpDrainTimeout):
 		}
-		p.post(func() { p.onExit(r, cmd.ProcessState) })
+		code, sig := -1, ""
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			code, sig = exitOf(ws)
+		}
+		p.post(func() { p.onExit(r, code, sig) })
 	}()
 	return r, nil
+}
+
+// nextRunSeq numbers a new run. Loop only.
+func (p *Process) nextRunSeq() {
+	p.runSeq++
+	p.mu.Lock()
+	p.seqSnapshot = p.runSeq
+	p.mu.Unlock()
 }
 
 // release frees what the run held once it has exited. Loop only.
@@ -506,6 +528,13 @@ func (c runControl) Ready() {
 		return // with wait_ready only the app's own 'ready' counts, as in PM2
 	}
 	c.p.post(func() { c.p.markReady(c.r, "") })
+}
+
+// StateChanged may be called on the loop itself (Disconnect from beginStop): the post must not
+// wait for it.
+func (c runControl) StateChanged() {
+	r := c.r
+	go c.p.post(func() { c.p.recordChanged(r) })
 }
 
 func (c runControl) Disconnected() {

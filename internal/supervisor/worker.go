@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 
 	"github.com/corral-pm/corral/internal/nodeipc"
@@ -12,6 +13,9 @@ import (
 type WorkerProtocol interface {
 	// NewWorker prepares the protocol side of a run that is about to be spawned.
 	NewWorker(processID int, ctl WorkerControl) (Worker, error)
+	// AdoptWorker recreates the protocol side of a run an earlier daemon started, from what
+	// its Worker.State said (adopt.go). Attach follows, with the run's channel.
+	AdoptWorker(processID int, state json.RawMessage, ctl WorkerControl) (Worker, error)
 }
 
 // Worker is the protocol side of one run. Its methods may be called from the run's IPC reader
@@ -31,6 +35,9 @@ type Worker interface {
 	Disconnect() bool
 	// Ended is called once the run has exited.
 	Ended()
+	// State describes where the worker stands in the protocol, for a daemon that adopts the
+	// run (AdoptWorker). It calls WorkerControl.StateChanged when it changes.
+	State() json.RawMessage
 }
 
 // WorkerControl lets a worker report its run's progress to the process.
@@ -40,6 +47,8 @@ type WorkerControl interface {
 	// Disconnected reports that the worker's channel closed: after a Disconnect, the worker
 	// has finished its in-flight work, and gets its kill signal to exit.
 	Disconnected()
+	// StateChanged reports that Worker.State changed (the keeper's record is updated).
+	StateChanged()
 }
 
 // Protocol is how a process's runs deal with the daemon beyond signals and pipes. It is fixed

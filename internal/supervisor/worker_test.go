@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +36,15 @@ func (fp *fakeProtocol) NewWorker(id int, ctl WorkerControl) (Worker, error) {
 	return w, nil
 }
 
+// AdoptWorker recreates a worker from the id its State recorded.
+func (fp *fakeProtocol) AdoptWorker(id int, state json.RawMessage, ctl WorkerControl) (Worker, error) {
+	w := &fakeWorker{fp: fp, id: id, ctl: ctl, adopted: string(state)}
+	fp.mu.Lock()
+	fp.workers = append(fp.workers, w)
+	fp.mu.Unlock()
+	return w, nil
+}
+
 func (fp *fakeProtocol) all() []*fakeWorker {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
@@ -58,7 +69,10 @@ type fakeWorker struct {
 	disconnects int
 	closed      int
 	ended       int
+	adopted     string // the state it was adopted with
 }
+
+func (w *fakeWorker) State() json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"id":%d}`, w.id)) }
 
 func (w *fakeWorker) Env() []string { return []string{"NODE_UNIQUE_ID=42"} }
 
