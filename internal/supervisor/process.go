@@ -613,7 +613,9 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 	p.releaseRun(r)
 	uptime := time.Since(r.started)
 	app := r.app
-	go reapGroup(r.pid, killSignal(app), r.signaled, app.KillTimeout.D())
+	if !r.lost {
+		go reapGroup(r.pid, killSignal(app), r.signaled, app.KillTimeout.D())
+	}
 
 	ev := api.Event{Kind: api.EventExit, PID: r.pid, ExitCode: &code, Signal: sigName}
 	callbacks := r.onExit

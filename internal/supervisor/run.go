@@ -41,6 +41,7 @@ type run struct {
 	kept       bool   // the keeper holds its record and files (keep.go)
 	adopted    bool   // started by an earlier daemon (adopt.go)
 	current    bool   // adopted: its record said it was the slot's current run
+	lost       bool   // adopted: its pid may be another program's now: never signal it
 	drained    <-chan struct{}
 
 	exited        bool
