@@ -12,6 +12,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/keeper"
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/startup"
 	"github.com/spf13/cobra"
@@ -163,13 +164,16 @@ func (c *cli) updateCommand() *cobra.Command {
 	}
 }
 
-// daemonCommand runs the daemon in the foreground. The CLI starts it in the background this
-// way; systemd runs it so (`corral startup`).
+// daemonCommand is what the CLI starts in the background and systemd runs (`corral
+// startup`): the keeper (package keeper), which runs the daemon as its child, `corral daemon
+// --kept`, holds what the daemon hands it, and starts it again if it dies, so that the apps
+// outlive the daemon. --no-keeper runs the daemon alone in the foreground, as before the
+// keeper existed: for debugging (nothing restarts it, and the apps die with it).
 func (c *cli) daemonCommand() *cobra.Command {
-	var resurrect bool
+	var resurrect, kept, noKeeper bool
 	cmd := &cobra.Command{
 		Use:    "daemon",
-		Short:  "run the daemon in the foreground",
+		Short:  "run the daemon (under its keeper) in the foreground",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -177,14 +181,82 @@ func (c *cli) daemonCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := c.newDaemon(paths, resurrect)
-			if err != nil {
-				return err
+			if kept || noKeeper {
+				d, err := c.newDaemon(paths, resurrect)
+				if err != nil {
+					if kept {
+						// Starting it again would fail the same way: the keeper gives up.
+						return exitError{code: keeper.ExitCannotStart, err: err}
+					}
+					return err
+				}
+				return d.Run(context.Background())
 			}
-			return d.Run(context.Background())
+			opts := keeper.Options{Paths: paths, DaemonArgs: keptDaemonArgs, Logf: c.keeperLogf}
+			if resurrect {
+				opts.FirstArgs = []string{"--resurrect"}
+			}
+			err = keeper.Run(opts)
+			if errors.Is(err, keeper.ErrRunning) {
+				// The CLI that started us waits for the daemon of that keeper to answer.
+				fmt.Fprintf(c.stderr, "[corral] %v: not starting another\n", err)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&resurrect, "resurrect", false, "restore the saved process list at start")
+	cmd.Flags().BoolVar(&noKeeper, "no-keeper", false, "run the daemon without its keeper (for debugging: the apps die with the daemon)")
+	cmd.Flags().BoolVar(&kept, "kept", false, "run the daemon itself (the keeper starts it so)")
+	_ = cmd.Flags().MarkHidden("kept")
+	cmd.MarkFlagsMutuallyExclusive("kept", "no-keeper")
+	return cmd
+}
+
+// keptDaemonArgs are the arguments the keeper starts the daemon with.
+var keptDaemonArgs = []string{"daemon", "--kept"}
+
+// keeperLogf writes a line of the keeper to its stderr, which is the daemon log when the CLI
+// started it and the journal under systemd, in the daemon log's format.
+func (c *cli) keeperLogf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "%s: keeper: %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// keeperCommand is the keeper's half of a hot upgrade: the keeper re-executes the corral
+// binary on disk as `corral keeper --resume-fd N -- <daemon args>` and the new image takes
+// over from the state in fd N. `corral keeper --handover-version` prints the version of that
+// state this binary reads ({"keeper":1}): a daemon checks it before asking for an upgrade.
+func (c *cli) keeperCommand() *cobra.Command {
+	var resumeFD int
+	var handoverVersion bool
+	cmd := &cobra.Command{
+		Use:    "keeper --resume-fd N [-- daemon args] | --handover-version",
+		Short:  "the keeper's side of a hot upgrade",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if handoverVersion {
+				fmt.Fprintln(c.stdout, keeper.HandoverJSON())
+				return nil
+			}
+			if resumeFD <= 0 {
+				return errors.New("keeper: --resume-fd or --handover-version is needed")
+			}
+			// The keeper must go on whatever happens here: its children and their fds
+			// depend on it. A home that fails its check now is logged; the handed-over
+			// state names the home.
+			paths, err := home.Resolve()
+			if err != nil {
+				c.keeperLogf("resuming without the home's paths: %v", err)
+				paths = home.Paths{}
+			}
+			if len(args) == 0 {
+				args = keptDaemonArgs
+			}
+			return keeper.Run(keeper.Options{Paths: paths, DaemonArgs: args, ResumeFD: resumeFD, Logf: c.keeperLogf})
+		},
+	}
+	cmd.Flags().IntVar(&resumeFD, "resume-fd", 0, "resume from the state in this fd (a keeper re-executing itself)")
+	cmd.Flags().BoolVar(&handoverVersion, "handover-version", false, `print the version of the upgrade state this binary reads, as {"keeper":N}`)
 	return cmd
 }
 

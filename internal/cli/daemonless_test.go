@@ -120,12 +120,13 @@ func keepProcs(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 }
 
-// TestDaemonCommand: `corral daemon` serves in the foreground until `corral kill` stops it,
-// then exits 0.
+// TestDaemonCommand: `corral daemon --no-keeper` serves in the foreground until `corral kill`
+// stops it, then exits 0. (Plain `corral daemon` is the keeper, which reaps every child of its
+// process: it cannot run inside the test process; TestKeptDaemon runs it in a child.)
 func TestDaemonCommand(t *testing.T) {
 	e := newHome(t)
 	keepProcs(t)
-	fg := e.background(context.Background(), "daemon")
+	fg := e.background(context.Background(), "daemon", "--no-keeper")
 	t.Cleanup(func() {
 		select {
 		case <-fg.done:

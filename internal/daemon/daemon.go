@@ -27,6 +27,7 @@ import (
 	"github.com/corral-pm/corral/internal/closeexec"
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/keeper"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/safefs"
@@ -85,6 +86,8 @@ type Daemon struct {
 	quit         chan struct{} // closed when the daemon should stop
 	ready        chan struct{} // closed once the API serves
 	resurrect    bool
+	// keeper is the client of the keeper that started this daemon; nil without one.
+	keeper *keeper.Client
 }
 
 // New prepares a daemon for paths.Home: it takes the home's lock (one daemon per home) and
@@ -151,6 +154,9 @@ func New(opt Options) (*Daemon, error) {
 	}
 	if exe, err := os.Executable(); err == nil {
 		d.exe = exe
+	}
+	if d.keeper, err = keeper.FromEnv(); err != nil {
+		d.logf("running without a keeper: %v", err)
 	}
 	d.notifyDir = filepath.Join(p.Home, "notify")
 	if err := os.MkdirAll(d.notifyDir, 0o700); err != nil {
@@ -227,6 +233,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.logf("resurrected %d apps from %s", len(res.Started), res.Path)
 		}
 	}
+	if d.keeper != nil {
+		if err := d.keeper.Ready(); err != nil {
+			d.logf("%v", err)
+		}
+	}
 	if ok, err := sdnotify.Notify("READY=1\nSTATUS=serving"); err != nil {
 		d.logf("%v", err)
 	} else if ok {
@@ -261,6 +272,12 @@ loop:
 		}
 	}
 	_, _ = sdnotify.Notify("STOPPING=1")
+	if d.keeper != nil {
+		// Stopping for good: the keeper exits with the daemon instead of starting it again.
+		if err := d.keeper.Shutdown(); err != nil {
+			d.logf("%v", err)
+		}
+	}
 	d.deleteAll()
 	d.cron.Stop()
 	d.shutdown()

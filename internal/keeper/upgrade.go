@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/safefs"
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,7 @@ const HandoverVersion = 1
 // in it is open in the new image (FD_CLOEXEC cleared before the exec).
 type handover struct {
 	Version       int             `json:"version"`
+	Home          string          `json:"home"`
 	Exe           string          `json:"exe"`
 	DaemonArgs    []string        `json:"daemon_args"`
 	LockFD        int             `json:"lock_fd"`
@@ -45,6 +47,7 @@ func HandoverJSON() string { return fmt.Sprintf(`{"keeper":%d}`, HandoverVersion
 func (k *keeper) upgrade() error {
 	st := handover{
 		Version:       HandoverVersion,
+		Home:          k.opts.Paths.Home,
 		Exe:           k.exe,
 		DaemonArgs:    k.opts.DaemonArgs,
 		LockFD:        k.lockFD,
@@ -124,6 +127,9 @@ func (k *keeper) resume(memfd int) error {
 		k.logf("the previous keeper handed over a state of version %d, and this one knows version %d: going on without it (what it held stays open, unused)", st.Version, HandoverVersion)
 	default:
 		k.exe = st.Exe
+		if k.opts.Paths.Home == "" && st.Home != "" {
+			k.opts.Paths = home.At(st.Home)
+		}
 		k.opts.DaemonArgs = st.DaemonArgs
 		k.lockFD = st.LockFD
 		k.info = st.Info
