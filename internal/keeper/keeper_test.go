@@ -46,13 +46,20 @@ func newDir(t *testing.T) string {
 // startKeeper starts a keeper on dir, logging to dir/logName, with env added.
 func startKeeper(t *testing.T, dir, logName string, env ...string) *testKeeper {
 	t.Helper()
+	return startKeeperWith(t, dir, logName, nil, nil, env...)
+}
+
+// startKeeperWith is startKeeper with arguments and extra fds (from 3) for the keeper.
+func startKeeperWith(t *testing.T, dir, logName string, args []string, extra []*os.File, env ...string) *testKeeper {
+	t.Helper()
 	log := filepath.Join(dir, logName)
 	logf, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.ExtraFiles = extra
 	cmd.Env = append(os.Environ(), roleVar+"="+roleKeeper, dirVar+"="+dir)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout = logf
@@ -507,5 +514,116 @@ func TestHandoverVersion(t *testing.T) {
 	var v struct{ Keeper int }
 	if err := json.Unmarshal([]byte(HandoverJSON()), &v); err != nil || v.Keeper != HandoverVersion {
 		t.Errorf("%s does not say version %d: %v", HandoverJSON(), HandoverVersion, err)
+	}
+}
+
+// TestUpgrade: after Upgrade and the daemon's exit, the keeper re-executes itself (same pid)
+// and the new image holds everything the old one did: entries and their fds, unacknowledged
+// exits, its lock, its counters (Upgrades 1, DaemonStarts unchanged); its new daemon loads
+// them, and orphans of the old image are still reaped.
+func TestUpgrade(t *testing.T) {
+	dir := newDir(t)
+	tk := startKeeper(t, dir, "keeper.log")
+	keeperPID := tk.cmd.Process.Pid
+	d1 := tk.daemon(0)
+	tk.load()
+	pr, pw := pipe(t)
+	tk.must(ctlRequest{Op: "put", Name: "pipe", Meta: json.RawMessage(`{"app":"web"}`)}, pr)
+	pr.Close()
+	tk.must(ctlRequest{Op: "big", Name: "table", Size: 100 << 10})
+	a := tk.must(ctlRequest{Op: "orphans", N: 1}).Orphans[0]
+	t.Cleanup(func() { syscall.Kill(a, syscall.SIGKILL) })
+	tk.kill(d1.PID)
+	d2 := tk.daemon(d1.PID)
+	testutil.WaitFor(t, "the orphan to become the keeper's child", 30*time.Second, func() bool { return parent(a) == keeperPID })
+	syscall.Kill(a, syscall.SIGUSR1)
+	testutil.WaitFor(t, "the keeper to reap the orphan", 30*time.Second, func() bool { return parent(a) == 0 })
+	before := tk.load()
+	if len(before.Exits) != 1 || before.Info.DaemonStarts != 2 {
+		t.Fatalf("before the upgrade: exits %+v, info %+v", before.Exits, before.Info)
+	}
+	b := tk.must(ctlRequest{Op: "orphans", N: 1}).Orphans[0]
+	t.Cleanup(func() { syscall.Kill(b, syscall.SIGKILL) })
+	tk.must(ctlRequest{Op: "ready"})
+	tk.must(ctlRequest{Op: "upgrade"})
+
+	d3 := tk.daemon(d2.PID)
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", keeperPID))
+	if !strings.Contains(string(cmdline), "--resume-fd") {
+		t.Errorf("the keeper (pid %d) did not re-execute itself: %q", keeperPID, cmdline)
+	}
+	if d3.First {
+		t.Error("the daemon after an upgrade got FirstArgs")
+	}
+	pw.Write([]byte("after the upgrade"))
+	r := tk.load()
+	if got := strings.Join(entryNames(r), ","); got != "pipe,table" {
+		t.Errorf("entries after the upgrade: %s", got)
+	}
+	if e, _ := findEntry(r, "pipe"); string(e.Meta) != `{"app":"web"}` || e.Files != 1 {
+		t.Errorf("pipe entry after the upgrade: %+v", e)
+	}
+	bigMeta, _ := json.Marshal(strings.Repeat("x", 100<<10))
+	if e, _ := findEntry(r, "table"); e.MetaSum != metaSum(string(bigMeta)) {
+		t.Errorf("big entry after the upgrade: %+v", e)
+	}
+	if len(r.Exits) != 1 || r.Exits[0].PID != a || syscall.WaitStatus(r.Exits[0].Status).ExitStatus() != 7 {
+		t.Errorf("exits after the upgrade: %+v, want pid %d", r.Exits, a)
+	}
+	i := r.Info
+	if i.Upgrades != 1 || i.DaemonStarts != 2 || i.KeeperPID != keeperPID || !i.KeeperStarted.Equal(before.Info.KeeperStarted) || i.LastExit != "exited with code 0" {
+		t.Errorf("info after the upgrade: %+v (before: %+v)", i, before.Info)
+	}
+	if got := tk.must(ctlRequest{Op: "read", Name: "pipe", Bytes: len("after the upgrade")}).Data; got != "after the upgrade" {
+		t.Errorf("read %q from the kept pipe", got)
+	}
+	testutil.WaitFor(t, "the old daemon's orphan to become the keeper's child", 30*time.Second, func() bool { return parent(b) == keeperPID })
+	syscall.Kill(b, syscall.SIGUSR1)
+	if r := tk.must(ctlRequest{Op: "next-exit"}); len(r.Exits) != 1 || r.Exits[0].PID != b {
+		t.Errorf("exit after the upgrade: %+v, want pid %d", r.Exits, b)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "home", "keeper.lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		t.Error("the keeper's lock is free after the upgrade")
+	}
+	tk.must(ctlRequest{Op: "shutdown"})
+	if code := tk.wait(30 * time.Second); code != 0 {
+		t.Errorf("the upgraded keeper exited %d after Shutdown", code)
+	}
+}
+
+// TestResumeUnknownVersion: an image handed a state of a version it does not know logs it,
+// leaves every fd it inherited open (and away from the daemon), and starts a daemon that finds
+// nothing to adopt.
+func TestResumeUnknownVersion(t *testing.T) {
+	dir := newDir(t)
+	memfd, err := unix.MemfdCreate("state", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := os.NewFile(uintptr(memfd), "state")
+	defer state.Close()
+	state.WriteString(`{"version":99,"entries":[{"name":"x","fds":[4]}]}`)
+	state.Seek(0, 0)
+	_, pw := pipe(t)
+	tk := startKeeperWith(t, dir, "keeper.log", []string{"keeper", "--resume-fd", "3", "--", argDaemon}, []*os.File{state, pw})
+	d := tk.daemon(0)
+	r := tk.load()
+	if len(r.Entries) != 0 || r.Info.KeeperPID != tk.cmd.Process.Pid {
+		t.Errorf("after an unknown state: entries %v, info %+v", r.Entries, r.Info)
+	}
+	if log := tk.logText(); !strings.Contains(log, "a state of version 99") {
+		t.Errorf("the keeper's log does not name the version:\n%s", log)
+	}
+	want, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(pw.Fd())))
+	if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", tk.cmd.Process.Pid)); got != want {
+		t.Errorf("the keeper's fd 4 is %q, want the inherited %q", got, want)
+	}
+	if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", d.PID)); got == want {
+		t.Errorf("the daemon inherited the keeper's fd 4 (%s)", got)
 	}
 }
