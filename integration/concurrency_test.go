@@ -94,16 +94,19 @@ func concInconsistencies(e *env, port int) []string {
 	return out
 }
 
-// homePIDs lists the app processes of a home (not the daemon, not the CLI): those whose
-// environment names the home, minus the daemon.
+// homePIDs lists the app processes of a home (not the daemon, its keeper, nor the CLI): those
+// whose environment names the home, minus the daemon and the keeper.
 func homePIDs(home string) []int {
-	daemon := 0
+	daemon, keeper := 0, 0
 	if raw, err := os.ReadFile(home + "/corral.pid"); err == nil {
 		daemon, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
 	}
+	if raw, err := os.ReadFile(home + "/keeper.pid"); err == nil {
+		keeper, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
+	}
 	var out []int
 	for _, pid := range pidsWithHome(home) {
-		if pid != daemon && alive(pid) {
+		if pid != daemon && pid != keeper && alive(pid) {
 			out = append(out, pid)
 		}
 	}

@@ -175,9 +175,12 @@ func (e *env) cleanup() {
 	cmd := exec.CommandContext(ctx, e.bin, "kill")
 	cmd.Env = e.environ()
 	_ = cmd.Run()
-	if raw, err := os.ReadFile(filepath.Join(e.home, "corral.pid")); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	// The keeper first: it would start a daemon killed before it again.
+	for _, name := range []string{"keeper.pid", "corral.pid"} {
+		if raw, err := os.ReadFile(filepath.Join(e.home, name)); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	killByHome(e.home)

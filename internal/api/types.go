@@ -153,7 +153,7 @@ type KeeperInfo struct {
 
 // HandoverVersion is the layout of the state a daemon hands to the next one through its
 // keeper (internal/daemon/keep.go). `corral update` replaces a daemon only by one that reads
-// it: `corral daemon --handover-version` prints what a binary reads.
+// it: `corral keeper --handover-version` prints what a binary reads.
 const HandoverVersion = 1
 
 // UpdateResponse answers POST /v1/update, sent just before the daemon leaves for the binary

@@ -121,12 +121,14 @@ func (c *cli) checkVersion(daemon string) {
 	if daemon == "" || daemon == buildinfo.Version {
 		return
 	}
-	c.warnf("this corral is version %s but the daemon running for %s is version %s; run `corral update` to restart the daemon with this version (your apps are saved and started again)",
+	c.warnf("this corral is version %s but the daemon running for %s is version %s; run `corral update` to switch the daemon to this version (the apps keep running)",
 		buildinfo.Version, c.paths.Home, daemon)
 }
 
 // spawnDaemon starts `corral daemon` detached (own session, stdio to the daemon log) and waits
-// until it answers.
+// until it answers. That process is the keeper, which lives on as the daemon's parent; it
+// exits at once, with code 0, when another keeper runs for the home (whose daemon then
+// answers), and with an error when the daemon cannot start.
 func (c *cli) spawnDaemon(ctx context.Context) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -165,6 +167,11 @@ func (c *cli) spawnDaemon(ctx context.Context) error {
 			if _, perr := c.ping(ctx); perr == nil {
 				c.noteVersion()
 				return nil
+			}
+			if err == nil {
+				// Another keeper runs: its daemon answers soon.
+				exited = nil
+				continue
 			}
 			return fmt.Errorf("the daemon exited at start (%v); last lines of %s:\n%s", err, c.paths.DaemonLog, c.daemonLogTail(10))
 		case <-ctx.Done():

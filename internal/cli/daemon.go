@@ -12,6 +12,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/keeper"
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/startup"
 	"github.com/spf13/cobra"
@@ -116,37 +117,33 @@ func (c *cli) pingCommand() *cobra.Command {
 	}
 }
 
-// updateCommand restarts the daemon with this binary: save, kill, start, resurrect.
+// updateCommand replaces the daemon with this binary. Under a keeper it is a hot upgrade: the
+// daemon leaves, the keeper starts the binary on disk, which takes every app over (nothing
+// restarts, no port closes). A daemon without a keeper is restarted the old way: save, kill,
+// start, resurrect.
 func (c *cli) updateCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "update",
-		Short:   "restart the daemon with this version of corral (apps are saved and started again)",
+		Aliases: []string{"updatePM2"},
+		Short:   "switch the daemon to this version of corral (the apps keep running)",
 		GroupID: "daemon",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			err := c.connect(ctx, false)
-			var procs []api.Process
+			var before api.Version
 			if err == nil {
-				procs, err = request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, false) })
+				before, err = request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) })
 			}
-			if err == nil {
-				// An empty list is not saved: that would replace the saved one, and the next
-				// boot would restore nothing. The saved list is then what comes back.
-				if len(procs) > 0 {
-					if _, err := request(ctx, c, func(cl *api.Client) (api.SaveResponse, error) { return cl.Save(ctx, false) }); err != nil {
-						return fmt.Errorf("save before update: %w", err)
-					}
-				} else if isFile(c.paths.Dump) {
-					c.infof("No app is running: the saved list (%s) is kept and restored", c.paths.Dump)
-				}
-				if _, err := request(ctx, c, func(cl *api.Client) (api.KillResponse, error) { return cl.Kill(ctx) }); err != nil {
+			switch {
+			case err == nil && before.Keeper != nil:
+				return c.hotUpdate(ctx, before)
+			case err == nil:
+				c.infof("The daemon runs without a keeper: restarting it (the apps are saved and started again)")
+				if err := c.saveAndKill(ctx); err != nil {
 					return err
 				}
-				if err := c.waitGone(ctx, 10*time.Second); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, errNoDaemon) {
+			case !errors.Is(err, errNoDaemon):
 				return err
 			}
 			if err := c.connect(ctx, true); err != nil {
@@ -163,13 +160,65 @@ func (c *cli) updateCommand() *cobra.Command {
 	}
 }
 
-// daemonCommand runs the daemon in the foreground. The CLI starts it in the background this
-// way; systemd runs it so (`corral startup`).
+// hotUpdateTimeout bounds the wait for the new daemon to answer after a hot upgrade.
+const hotUpdateTimeout = 30 * time.Second
+
+// hotUpdate asks the daemon to leave for the binary on disk and waits for the new daemon to
+// answer (never starting one itself: the keeper does).
+func (c *cli) hotUpdate(ctx context.Context, before api.Version) error {
+	resp, err := request(ctx, c, func(cl *api.Client) (api.UpdateResponse, error) { return cl.Update(ctx) })
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(hotUpdateTimeout)
+	for {
+		if v, err := c.ping(ctx); err == nil && v.PID != before.PID {
+			c.infof("Daemon updated: %s (pid %d) -> %s (pid %d), every app kept running", resp.From, resp.PID, v.Version, v.PID)
+			c.versionNoted = true // the warning, if any, was about the daemon that left
+			return c.printTable(ctx)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the new daemon did not answer within %v: see %s (the apps keep running, held by the keeper, pid %d)",
+				hotUpdateTimeout, c.paths.DaemonLog, before.Keeper.PID)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// saveAndKill saves the process list (unless it is empty: that would replace the saved one,
+// and the next boot would restore nothing) and stops the daemon and every app.
+func (c *cli) saveAndKill(ctx context.Context) error {
+	procs, err := request(ctx, c, func(cl *api.Client) ([]api.Process, error) { return cl.Processes(ctx, false) })
+	if err != nil {
+		return err
+	}
+	if len(procs) > 0 {
+		if _, err := request(ctx, c, func(cl *api.Client) (api.SaveResponse, error) { return cl.Save(ctx, false) }); err != nil {
+			return fmt.Errorf("save before update: %w", err)
+		}
+	} else if isFile(c.paths.Dump) {
+		c.infof("No app is running: the saved list (%s) is kept and restored", c.paths.Dump)
+	}
+	if _, err := request(ctx, c, func(cl *api.Client) (api.KillResponse, error) { return cl.Kill(ctx) }); err != nil {
+		return err
+	}
+	return c.waitGone(ctx, 10*time.Second)
+}
+
+// daemonCommand is what the CLI starts in the background and systemd runs (`corral
+// startup`): the keeper (package keeper), which runs the daemon as its child, `corral daemon
+// --kept`, holds what the daemon hands it, and starts it again if it dies, so that the apps
+// outlive the daemon. --no-keeper runs the daemon alone in the foreground, as before the
+// keeper existed: for debugging (nothing restarts it, and the apps die with it).
 func (c *cli) daemonCommand() *cobra.Command {
-	var resurrect bool
+	var resurrect, kept, noKeeper bool
 	cmd := &cobra.Command{
 		Use:    "daemon",
-		Short:  "run the daemon in the foreground",
+		Short:  "run the daemon (under its keeper) in the foreground",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -177,14 +226,83 @@ func (c *cli) daemonCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := c.newDaemon(paths, resurrect)
-			if err != nil {
-				return err
+			if kept || noKeeper {
+				d, err := c.newDaemon(paths, resurrect)
+				if err != nil {
+					if kept {
+						// Starting it again would fail the same way: the keeper gives up.
+						return exitError{code: keeper.ExitCannotStart, err: err}
+					}
+					return err
+				}
+				return d.Run(context.Background())
 			}
-			return d.Run(context.Background())
+			opts := keeper.Options{Paths: paths, DaemonArgs: keptDaemonArgs, Logf: c.keeperLogf}
+			if resurrect {
+				opts.FirstArgs = []string{"--resurrect"}
+			}
+			err = keeper.Run(opts)
+			if errors.Is(err, keeper.ErrRunning) {
+				// The CLI that started us waits for the daemon of that keeper to answer.
+				fmt.Fprintf(c.stderr, "[corral] %v: not starting another\n", err)
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&resurrect, "resurrect", false, "restore the saved process list at start")
+	cmd.Flags().BoolVar(&noKeeper, "no-keeper", false, "run the daemon without its keeper (for debugging: the apps die with the daemon)")
+	cmd.Flags().BoolVar(&kept, "kept", false, "run the daemon itself (the keeper starts it so)")
+	_ = cmd.Flags().MarkHidden("kept")
+	cmd.MarkFlagsMutuallyExclusive("kept", "no-keeper")
+	return cmd
+}
+
+// keptDaemonArgs are the arguments the keeper starts the daemon with.
+var keptDaemonArgs = []string{"daemon", "--kept"}
+
+// keeperLogf writes a line of the keeper to its stderr, which is the daemon log when the CLI
+// started it and the journal under systemd, in the daemon log's format.
+func (c *cli) keeperLogf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "%s: keeper: %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// keeperCommand is the keeper's half of a hot upgrade: the keeper re-executes the corral
+// binary on disk as `corral keeper --resume-fd N -- <daemon args>` and the new image takes
+// over from the state in fd N. `corral keeper --handover-version` prints the versions of the
+// states this binary reads (keeper.Versions): a daemon checks them before asking for an
+// upgrade.
+func (c *cli) keeperCommand() *cobra.Command {
+	var resumeFD int
+	var handoverVersion bool
+	cmd := &cobra.Command{
+		Use:    "keeper --resume-fd N [-- daemon args] | --handover-version",
+		Short:  "the keeper's side of a hot upgrade",
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if handoverVersion {
+				fmt.Fprintln(c.stdout, keeper.HandoverJSON(api.HandoverVersion))
+				return nil
+			}
+			if resumeFD <= 0 {
+				return errors.New("keeper: --resume-fd or --handover-version is needed")
+			}
+			// The keeper must go on whatever happens here: its children and their fds
+			// depend on it. A home that fails its check now is logged; the handed-over
+			// state names the home.
+			paths, err := home.Resolve()
+			if err != nil {
+				c.keeperLogf("resuming without the home's paths: %v", err)
+				paths = home.Paths{}
+			}
+			if len(args) == 0 {
+				args = keptDaemonArgs
+			}
+			return keeper.Run(keeper.Options{Paths: paths, DaemonArgs: args, ResumeFD: resumeFD, Logf: c.keeperLogf})
+		},
+	}
+	cmd.Flags().IntVar(&resumeFD, "resume-fd", 0, "resume from the state in this fd (a keeper re-executing itself)")
+	cmd.Flags().BoolVar(&handoverVersion, "handover-version", false, `print the versions of the upgrade states this binary reads, as {"keeper":N,"protocol":N,"daemon":N}`)
 	return cmd
 }
 

@@ -3,14 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,12 +124,13 @@ func keepProcs(t *testing.T) {
 	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 }
 
-// TestDaemonCommand: `corral daemon` serves in the foreground until `corral kill` stops it,
-// then exits 0.
+// TestDaemonCommand: `corral daemon --no-keeper` serves in the foreground until `corral kill`
+// stops it, then exits 0. (Plain `corral daemon` is the keeper, which reaps every child of its
+// process: it cannot run inside the test process; TestKeptDaemon runs it in a child.)
 func TestDaemonCommand(t *testing.T) {
 	e := newHome(t)
 	keepProcs(t)
-	fg := e.background(context.Background(), "daemon")
+	fg := e.background(context.Background(), "daemon", "--no-keeper")
 	t.Cleanup(func() {
 		select {
 		case <-fg.done:
@@ -208,5 +213,78 @@ func TestStartupUnitDir(t *testing.T) {
 	r = e.fails(1, "startup", "upstart", "--unit-dir", units)
 	if !strings.Contains(r.stderr, `init system "upstart" is not supported`) {
 		t.Errorf("startup upstart:\n%s", r)
+	}
+}
+
+// TestKeptDaemon: `corral daemon` is the keeper: its daemon, SIGKILLed, is started again and
+// answers; `corral kill` stops the daemon and the keeper with it (exit 0, keeper.pid removed).
+// The keeper and its daemon are this test binary run as corral, in a process group of their
+// own that the cleanup kills.
+func TestKeptDaemon(t *testing.T) {
+	e := newHome(t)
+	log := filepath.Join(t.TempDir(), "keeper.log")
+	logf, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(os.Args[0], "daemon")
+	cmd.Env = append(os.Environ(), keptVar+"=1")
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		if t.Failed() {
+			testutil.LogTail(t, "keeper and daemon log", log, 40)
+		}
+	})
+	daemonPID := func(not int) int {
+		t.Helper()
+		var pid int
+		testutil.WaitFor(t, fmt.Sprintf("a daemon other than pid %d to answer", not), 60*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			v, err := e.cl.Version(ctx)
+			pid = v.PID
+			return err == nil && pid != not
+		})
+		return pid
+	}
+	first := daemonPID(0)
+	if b, err := os.ReadFile(filepath.Join(e.home, "keeper.pid")); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(cmd.Process.Pid) {
+		t.Errorf("keeper.pid: %q, %v; the keeper is pid %d", b, err, cmd.Process.Pid)
+	}
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	daemonPID(first)
+	if r := e.ok("kill"); r.stdout != "[corral] Every app stopped; daemon stopped\n" {
+		t.Errorf("kill:\n%s", r)
+	}
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("the keeper exited %d", code)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the keeper did not exit after corral kill")
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "keeper.pid")); !os.IsNotExist(err) {
+		t.Errorf("keeper.pid outlived the keeper: %v", err)
+	}
+	b, _ := os.ReadFile(log)
+	if !strings.Contains(string(b), fmt.Sprintf("keeper: corral daemon (pid %d) was killed by SIGKILL", first)) {
+		t.Errorf("the log does not tell the restart:\n%s", b)
+	}
+	r := e.ok("keeper", "--handover-version")
+	if r.stdout != `{"keeper":1,"protocol":1,"daemon":1}`+"\n" {
+		t.Errorf("keeper --handover-version printed %q", r.stdout)
 	}
 }

@@ -15,14 +15,23 @@ import (
 //   - never a background daemon: a CLI that finds no daemon spawns `<its binary> daemon`,
 //     and the tests must not leave one behind. Started so, this binary refuses at once (the
 //     CLI then reports a daemon that exited at start, which one test checks).
+//
+// With keptVar set (TestKeptDaemon), the binary is corral itself instead: `daemon` runs the
+// keeper, which starts this binary again as `daemon --kept`, the real daemon.
 func TestMain(m *testing.M) {
 	listenexec.MaybeRun(os.Args)
+	if os.Getenv(keptVar) != "" {
+		os.Exit(Main(os.Args[1:], newDaemon))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "daemon" {
 		fmt.Fprintln(os.Stderr, refusedDaemon)
 		os.Exit(3)
 	}
 	os.Exit(m.Run())
 }
+
+// keptVar makes the test binary run as corral (see TestMain).
+const keptVar = "CORRAL_CLI_TEST_KEPT"
 
 // refusedDaemon is what the test binary prints when the CLI under test tries to start it as
 // a background daemon.

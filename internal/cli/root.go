@@ -120,7 +120,7 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		c.listCommand(), c.monitCommand(), c.jlistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
 		c.logsCommand(), c.flushCommand(), c.reloadLogsCommand(),
 		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),
-		c.killCommand(), c.pingCommand(), c.updateCommand(), c.runCommand(), c.daemonCommand(),
+		c.killCommand(), c.pingCommand(), c.updateCommand(), c.runCommand(), c.daemonCommand(), c.keeperCommand(),
 	)
 	return root
 }

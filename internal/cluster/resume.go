@@ -161,3 +161,17 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 	}
 	return w, nil
 }
+
+// RestoreStats gives process procID the connection counts an earlier daemon had counted for
+// it, so that `describe`'s distribution goes on from there.
+func (g *Group) RestoreStats(procID int, conns, refused uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.slots[procID]
+	if st == nil {
+		st = &slotStats{}
+		g.slots[procID] = st
+	}
+	st.conns.Store(conns)
+	st.refused.Store(refused)
+}

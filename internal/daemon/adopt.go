@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -182,6 +181,9 @@ func (d *Daemon) adoptApp(s *spec.App, procs []handoverProc, runs map[int][]keep
 		}
 		hooks := d.hooksFor(a)
 		for _, hp := range procs {
+			if a.st.group != nil {
+				a.st.group.RestoreStats(hp.ID, hp.Conns, hp.Refused)
+			}
 			a.st.procs = append(a.st.procs, supervisor.Restore(hp.ID, hp.Instance, s, hooks, hp.State))
 		}
 		slices.SortFunc(a.st.procs, func(x, y *supervisor.Process) int { return x.ID() - y.ID() })
@@ -248,15 +250,9 @@ func adoptedRuns(es []keeper.Entry, exited map[int]syscall.WaitStatus) []supervi
 // describeKeeper says who keeps the apps, for the log.
 func (d *Daemon) describeKeeper() string {
 	i := d.keeperInfo
-	s := "keeper pid " + strconv.Itoa(i.KeeperPID)
-	if i.DaemonStarts > 1 {
-		s += fmt.Sprintf(", daemon restarted %d times", i.DaemonStarts-1)
-	}
-	if i.Upgrades > 0 {
-		s += fmt.Sprintf(", upgraded %d times", i.Upgrades)
-	}
+	s := fmt.Sprintf("keeper pid %d, daemon restarts %d, upgrades %d", i.KeeperPID, max(i.DaemonStarts-1, 0), i.Upgrades)
 	if i.LastExit != "" {
-		s += "; the previous one " + i.LastExit
+		s += "; the previous daemon: " + i.LastExit
 	}
 	return s
 }

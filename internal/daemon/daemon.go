@@ -110,10 +110,6 @@ func New(opt Options) (*Daemon, error) {
 	if err := closeexec.FromThree(); err != nil {
 		return nil, err
 	}
-	kc, err := keeper.FromEnv()
-	if err != nil {
-		return nil, err
-	}
 	// The daemon lives for months and its heap is small and steady: collect earlier than
 	// Go's default so its footprint stays near the live heap.
 	debug.SetGCPercent(50)
@@ -154,10 +150,6 @@ func New(opt Options) (*Daemon, error) {
 		ready:          make(chan struct{}),
 		resurrect:      opt.Resurrect,
 		cron:           cron.New(cron.WithParser(cronParser)),
-		keeper:         kc,
-	}
-	if kc != nil {
-		d.exits = newExitRouter(kc)
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultSampleInterval
@@ -174,6 +166,12 @@ func New(opt Options) (*Daemon, error) {
 	}
 	if exe, err := os.Executable(); err == nil {
 		d.exe = exe
+	}
+	if d.keeper, err = keeper.FromEnv(); err != nil {
+		d.logf("running without a keeper: %v", err)
+	}
+	if d.keeper != nil {
+		d.exits = newExitRouter(d.keeper)
 	}
 	d.notifyDir = filepath.Join(p.Home, "notify")
 	if err := os.MkdirAll(d.notifyDir, 0o700); err != nil {
@@ -368,6 +366,8 @@ func describeEvent(ev api.Event) string {
 			return fmt.Sprintf("%s (pid %d) exited with code %d", who, ev.PID, *ev.ExitCode)
 		}
 		return fmt.Sprintf("%s (pid %d) exited", who, ev.PID)
+	case api.EventAdopted:
+		return fmt.Sprintf("%s (pid %d) taken over from the previous daemon", who, ev.PID)
 	case api.EventWaitingRestart:
 		return fmt.Sprintf("%s restarting in %dms", who, ev.DelayMS)
 	}

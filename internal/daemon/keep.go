@@ -10,6 +10,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/keeper"
 	"github.com/corral-pm/corral/internal/spec"
 	"github.com/corral-pm/corral/internal/supervisor"
@@ -47,6 +48,10 @@ type handoverProc struct {
 	ID       int                  `json:"id"`
 	Instance int                  `json:"instance"`
 	State    supervisor.SlotState `json:"state"`
+	// Conns and Refused are the cluster's connection counts for the process (describe's
+	// distribution).
+	Conns   uint64 `json:"conns,omitempty"`
+	Refused uint64 `json:"refused,omitempty"`
 }
 
 func runKeptName(pid int) string { return "run:" + strconv.Itoa(pid) }
@@ -74,9 +79,14 @@ func (d *Daemon) saveHandover() {
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
 		ha := handoverApp{Spec: *v.spec}
+		var stats map[int]cluster.Stats
+		if v.group != nil {
+			stats = v.group.Stats()
+		}
 		for _, p := range v.procs {
 			info := p.Info()
-			ha.Procs = append(ha.Procs, handoverProc{ID: info.ID, Instance: info.Instance, State: p.State()})
+			st := stats[info.ID]
+			ha.Procs = append(ha.Procs, handoverProc{ID: info.ID, Instance: info.Instance, State: p.State(), Conns: st.Connections, Refused: st.Refused})
 		}
 		h.Apps = append(h.Apps, ha)
 	}

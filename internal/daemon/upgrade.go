@@ -26,13 +26,6 @@ func (d *Daemon) version() api.Version {
 	return v
 }
 
-// handoverVersions is what `corral daemon --handover-version` prints: the keeper protocol and
-// hand-over state a binary reads.
-type handoverVersions struct {
-	Keeper   int `json:"keeper"`
-	Handover int `json:"handover"`
-}
-
 // checkUpgrade asks the binary on disk which keeper protocol and hand-over state it reads,
 // and refuses an upgrade to one that cannot take this daemon's apps over.
 func (d *Daemon) checkUpgrade(ctx context.Context) error {
@@ -44,17 +37,17 @@ func (d *Daemon) checkUpgrade(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, d.exe, "daemon", "--handover-version").Output()
+	out, err := exec.CommandContext(ctx, d.exe, "keeper", "--handover-version").Output()
 	if err != nil {
 		return conflictError{fmt.Sprintf("%s cannot say which hand-over state it reads (%v): it is too old for a hot upgrade, or not corral; nothing changed", d.exe, err)}
 	}
-	var v handoverVersions
+	var v keeper.Versions
 	if err := json.Unmarshal(out, &v); err != nil {
-		return conflictError{fmt.Sprintf("%s --handover-version answered %q: nothing changed", d.exe, out)}
+		return conflictError{fmt.Sprintf("%s keeper --handover-version answered %q: nothing changed", d.exe, out)}
 	}
-	if v.Keeper != keeper.ProtocolVersion || v.Handover != api.HandoverVersion {
-		return conflictError{fmt.Sprintf("%s reads keeper protocol %d and hand-over state %d; this daemon has %d and %d: it cannot take the apps over, so nothing changed (stop the apps, `corral kill`, then start again)",
-			d.exe, v.Keeper, v.Handover, keeper.ProtocolVersion, api.HandoverVersion)}
+	if want := (keeper.Versions{Keeper: keeper.HandoverVersion, Protocol: keeper.ProtocolVersion, Daemon: api.HandoverVersion}); v != want {
+		return conflictError{fmt.Sprintf("%s reads keeper state %d, keeper protocol %d and daemon state %d; this corral has %d, %d and %d: it could not take the apps over, so nothing changed (to change anyway: `corral save`, `corral kill`, then `corral resurrect` with the new binary)",
+			d.exe, v.Keeper, v.Protocol, v.Daemon, want.Keeper, want.Protocol, want.Daemon)}
 	}
 	return nil
 }

@@ -41,17 +41,21 @@ import (
 
 // Paths are the files of one CORRAL_HOME.
 type Paths struct {
-	Home      string
-	Socket    string // the control API (0600)
-	PidFile   string // the daemon's pid
-	Lock      string // held (flock) by the running daemon: one daemon per home
-	DaemonLog string
-	LogDir    string // apps' logs
-	PidDir    string // apps' pid files
-	NodeDir   string // the Node cluster workers' preload (0700)
-	NotifyDir string // the runs' NOTIFY_SOCKETs (0700)
-	Dump      string // the saved process list
-	Key       string // seals secrets in the saved list
+	Home    string
+	Socket  string // the control API (0600)
+	PidFile string // the daemon's pid
+	Lock    string // held (flock) by the running daemon: one daemon per home
+	// KeeperPidFile and KeeperLock are the keeper's (package keeper), the daemon's parent
+	// that keeps the apps' descriptors while the daemon restarts: one keeper per home.
+	KeeperPidFile string
+	KeeperLock    string
+	DaemonLog     string
+	LogDir        string // apps' logs
+	PidDir        string // apps' pid files
+	NodeDir       string // the Node cluster workers' preload (0700)
+	NotifyDir     string // the runs' NOTIFY_SOCKETs (0700)
+	Dump          string // the saved process list
+	Key           string // seals secrets in the saved list
 }
 
 // maxSocketPath is the room in sockaddr_un.sun_path, less the terminating NUL.
@@ -92,17 +96,19 @@ func Resolve() (Paths, error) {
 // At returns the paths for the home directory dir (absolute, without symbolic links).
 func At(dir string) Paths {
 	return Paths{
-		Home:      dir,
-		Socket:    filepath.Join(dir, "corral.sock"),
-		PidFile:   filepath.Join(dir, "corral.pid"),
-		Lock:      filepath.Join(dir, "daemon.lock"),
-		DaemonLog: filepath.Join(dir, "corral.log"),
-		LogDir:    filepath.Join(dir, "logs"),
-		PidDir:    filepath.Join(dir, "pids"),
-		NodeDir:   filepath.Join(dir, "node"),
-		NotifyDir: filepath.Join(dir, "notify"),
-		Dump:      filepath.Join(dir, "dump.json"),
-		Key:       filepath.Join(dir, "secret.key"),
+		Home:          dir,
+		Socket:        filepath.Join(dir, "corral.sock"),
+		PidFile:       filepath.Join(dir, "corral.pid"),
+		Lock:          filepath.Join(dir, "daemon.lock"),
+		KeeperPidFile: filepath.Join(dir, "keeper.pid"),
+		KeeperLock:    filepath.Join(dir, "keeper.lock"),
+		DaemonLog:     filepath.Join(dir, "corral.log"),
+		LogDir:        filepath.Join(dir, "logs"),
+		PidDir:        filepath.Join(dir, "pids"),
+		NodeDir:       filepath.Join(dir, "node"),
+		NotifyDir:     filepath.Join(dir, "notify"),
+		Dump:          filepath.Join(dir, "dump.json"),
+		Key:           filepath.Join(dir, "secret.key"),
 	}
 }
 

@@ -21,7 +21,7 @@ func Daemon(v api.Version, now time.Time) string {
 	}
 	fmt.Fprintf(&b, "; restarted %s, upgraded %s", times(k.Restarts), times(k.Upgrades))
 	if k.LastExit != "" && k.Restarts+k.Upgrades > 0 {
-		fmt.Fprintf(&b, " (the previous one %s)", k.LastExit)
+		fmt.Fprintf(&b, " (the previous one: %s)", k.LastExit)
 	}
 	fmt.Fprintf(&b, "; apps kept by pid %d\n", k.PID)
 	if k.Unadoptable != "" {

@@ -482,8 +482,8 @@ func TestDaemonLine(t *testing.T) {
 		{"fresh", api.Version{Version: "1.2.3", PID: 42, Started: started, Keeper: &api.KeeperInfo{PID: 40}},
 			"corral daemon 1.2.3: pid 42, up 3m; restarted never, upgraded never; apps kept by pid 40\n"},
 		{"after kills and an upgrade", api.Version{Version: "1.2.3", PID: 42, Started: started,
-			Keeper: &api.KeeperInfo{PID: 40, Restarts: 5, Upgrades: 1, LastExit: "was killed by SIGKILL"}},
-			"corral daemon 1.2.3: pid 42, up 3m; restarted 5 times, upgraded once (the previous one was killed by SIGKILL); apps kept by pid 40\n"},
+			Keeper: &api.KeeperInfo{PID: 40, Restarts: 5, Upgrades: 1, LastExit: "killed by SIGKILL"}},
+			"corral daemon 1.2.3: pid 42, up 3m; restarted 5 times, upgraded once (the previous one: killed by SIGKILL); apps kept by pid 40\n"},
 		{"unadoptable", api.Version{Version: "1.2.3", PID: 42, Started: started, Keeper: &api.KeeperInfo{PID: 40, Unadoptable: "old state"}},
 			"corral daemon 1.2.3: pid 42, up 3m; restarted never, upgraded never; apps kept by pid 40\nwarning: old state\n"},
 	} {

@@ -155,6 +155,11 @@ func SystemdUnit(o Options) string {
 	line("LimitNOFILE=infinity")
 	line("LimitNPROC=infinity")
 	line("LimitCORE=infinity")
+	// `corral daemon` is the keeper (package keeper), the daemon's parent: it is the main
+	// pid, so it is the one that sends READY=1 (when its daemon says it serves) and
+	// STOPPING=1 (NotifyAccess=main); the daemon does not get NOTIFY_SOCKET. On stop,
+	// KillMode=mixed sends SIGTERM to the keeper alone, which passes it to the daemon and exits
+	// with it; Restart=on-failure covers the keeper itself, which restarts the daemon.
 	execLine("ExecStart", "daemon", "--resurrect")
 	execLine("ExecReload", "reload", "all")
 	execLine("ExecStop", "kill")
