@@ -53,6 +53,9 @@ type LoadConfig struct {
 type LoadResult struct {
 	Requests int64 // 200 responses
 	Conns    int64 // connections opened
+	// Connect counts the failures while connecting (among Errors): nothing accepted the
+	// connection, as when nothing listens on the port any more.
+	Connect int64
 	// Stale counts the failures on a reused keep-alive connection before any byte of the
 	// response came (the request could not be written, or the connection closed or was
 	// reset while waiting): the race HTTP clients retry idempotent requests for.
@@ -105,6 +108,7 @@ func (r LoadResult) ErrorSummary() string {
 func (r *LoadResult) add(o LoadResult) {
 	r.Requests += o.Requests
 	r.Conns += o.Conns
+	r.Connect += o.Connect
 	r.Stale += o.Stale
 	r.Elapsed += o.Elapsed
 	for k, v := range o.Errors {
@@ -135,9 +139,9 @@ type Load struct {
 }
 
 type client struct {
-	requests, conns, stale int64
-	errors                 map[string]int64
-	samples                map[string]string
+	requests, conns, connect, stale int64
+	errors                          map[string]int64
+	samples                         map[string]string
 }
 
 // StartLoad starts cfg.Conns clients. The load runs until Stop, or until ctx ends.
@@ -177,7 +181,7 @@ func (l *Load) Stop() LoadResult {
 	end := time.Unix(0, l.end.Load())
 	r := LoadResult{Errors: map[string]int64{}, Samples: map[string]string{}, Elapsed: end.Sub(l.start)}
 	for _, c := range l.clients {
-		r.add(LoadResult{Requests: c.requests, Conns: c.conns, Stale: c.stale, Errors: c.errors, Samples: c.samples})
+		r.add(LoadResult{Requests: c.requests, Conns: c.conns, Connect: c.connect, Stale: c.stale, Errors: c.errors, Samples: c.samples})
 	}
 	return r
 }
@@ -222,7 +226,9 @@ func (l *Load) run(c *client) {
 			d := net.Dialer{Deadline: deadline}
 			nc, err := d.DialContext(l.ctx, "tcp", l.cfg.Addr)
 			if err != nil {
-				l.fail(c, err, began)
+				if l.fail(c, err, began) {
+					c.connect++
+				}
 				continue
 			}
 			conn = nc

@@ -192,7 +192,7 @@ func setupCorral(ctx context.Context, root, work, bin string) (*Tool, error) {
 	if v == "" {
 		return nil, fmt.Errorf("%s --version failed", bin)
 	}
-	return &Tool{Name: "corral", Bin: bin, HomeVar: "CORRAL_HOME", PidFile: "corral.pid", Version: v}, nil
+	return &Tool{Name: "corral", Bin: bin, HomeVar: "CORRAL_HOME", PidFile: "corral.pid", Socket: "corral.sock", Version: v}, nil
 }
 
 func setupPM2(ctx context.Context, root, work, cache string, logf func(string, ...any)) (*Tool, error) {
@@ -211,7 +211,7 @@ func setupPM2(ctx context.Context, root, work, cache string, logf func(string, .
 	if err != nil {
 		return nil, err
 	}
-	return &Tool{Name: "pm2", Bin: bin, HomeVar: "PM2_HOME", PidFile: "pm2.pid", Version: v}, nil
+	return &Tool{Name: "pm2", Bin: bin, HomeVar: "PM2_HOME", PidFile: "pm2.pid", Socket: "rpc.sock", Version: v}, nil
 }
 
 func inList(list, name string) bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ type Tool struct {
 	Bin     string // the command users type
 	HomeVar string // the variable that points it at its home: CORRAL_HOME, PM2_HOME
 	PidFile string // the daemon's pid file, inside the home
+	Socket  string // the unix socket the daemon takes commands on, inside the home
 	Version string
 }
 
@@ -124,6 +126,17 @@ func (in *Instance) DaemonPID() (int, error) {
 func (in *Instance) DaemonRunning() bool {
 	pid, err := in.DaemonPID()
 	return err == nil && alive(pid)
+}
+
+// DaemonAnswers reports whether something accepts connections on the daemon's socket: a
+// daemon that has written its pid file may not listen yet.
+func (in *Instance) DaemonAnswers() bool {
+	c, err := net.DialTimeout("unix", filepath.Join(in.Home, in.Socket), 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // Proc is what the benchmark reads of one `jlist` entry (the shape is PM2's, which corral keeps).
