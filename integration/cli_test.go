@@ -79,8 +79,8 @@ func buildVersion(t *testing.T, version string) string {
 }
 
 // TestVersionMismatchAndUpdate: a CLI of another version than the daemon says so, naming both
-// versions and `corral update`; update restarts the daemon with the CLI's binary and the apps
-// come back (new pids, same statuses).
+// versions and `corral update`; update replaces the daemon with the CLI's binary, and the apps
+// never notice (same pids, same statuses, no restart).
 func TestVersionMismatchAndUpdate(t *testing.T) {
 	t.Parallel()
 	const newVersion = "9.9.9"
@@ -120,8 +120,9 @@ func TestVersionMismatchAndUpdate(t *testing.T) {
 		t.Fatalf("daemon version after update: %q (%v), want %s", v.Version, err, newVersion)
 	}
 	p := e.waitStatus(0, "online", 20*time.Second)
-	if p.Name != "keep" || p.PID == old.PID || alive(old.PID) {
-		t.Fatalf("after update: %s pid %d (old pid %d alive: %v)", p.Name, p.PID, old.PID, alive(old.PID))
+	if p.Name != "keep" || p.PID != old.PID || !alive(old.PID) || p.Pm2Env.RestartTime != old.Pm2Env.RestartTime {
+		t.Fatalf("after update: %s pid %d, %d restarts (before: pid %d, %d restarts; alive: %v)",
+			p.Name, p.PID, p.Pm2Env.RestartTime, old.PID, old.Pm2Env.RestartTime, alive(old.PID))
 	}
 	if idle := e.proc(1); idle.Name != "idle" || idle.Pm2Env.Status != "stopped" {
 		t.Fatalf("after update the stopped app is %s %s", idle.Name, idle.Pm2Env.Status)

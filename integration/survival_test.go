@@ -445,9 +445,21 @@ func (s *survival) check() {
 		if connect > 0 {
 			t.Errorf("%s, %s load: %d connect errors (%s)", tr.app, tr.kind(), connect, tr.kindSummary())
 		}
-		if failed > 0 {
+		// A round-robin cluster's daemon is in the path of every new connection for a few
+		// microseconds, between its accept and the hand-off to a worker: a connection in
+		// that window when the daemon is killed dies with it (docs/daemon-survival.md §5.1).
+		// So a kill may cost the cluster app's new-connection load one request, no more;
+		// everything else must lose nothing.
+		allowed := int64(0)
+		if tr.app == s.apps[0].name && !tr.keepAlive {
+			allowed = survivalKills
+		}
+		if failed > allowed {
 			t.Errorf("%s, %s load: %d failed requests of %d (%s; by phase: %s); e.g. %s",
 				tr.app, tr.kind(), failed, failed+tr.ok.Load(), tr.kindSummary(), tr.phaseSummary(), tr.sampleSummary())
+		} else if failed > 0 {
+			t.Logf("%s, %s load: %d failed requests of %d, at most one per kill (the accept-to-hand-off window; %s)",
+				tr.app, tr.kind(), failed, failed+tr.ok.Load(), tr.phaseSummary())
 		}
 		before := pidsOf(s.before, tr.app)
 		for _, p := range tr.pids() {

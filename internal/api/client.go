@@ -231,10 +231,10 @@ func (c *Client) Kill(ctx context.Context) (KillResponse, error) {
 }
 
 // Update asks the daemon for a hot upgrade: it leaves, and its keeper starts the corral binary
-// on disk, which takes every app over (nothing restarts).
-func (c *Client) Update(ctx context.Context) (UpdateResponse, error) {
+// req names, which takes every app over (nothing restarts).
+func (c *Client) Update(ctx context.Context, req UpdateRequest) (UpdateResponse, error) {
 	var resp UpdateResponse
-	err := c.do(ctx, http.MethodPost, "/update", nil, &resp)
+	err := c.do(ctx, http.MethodPost, "/update", req, &resp)
 	return resp, err
 }
 

@@ -156,6 +156,13 @@ type KeeperInfo struct {
 // it: `corral keeper --handover-version` prints what a binary reads.
 const HandoverVersion = 1
 
+// UpdateRequest is the body of POST /v1/update.
+type UpdateRequest struct {
+	// Binary is the corral binary to switch to (absolute; the CLI's own): "" is the one the
+	// daemon runs, as it is on disk now.
+	Binary string `json:"binary,omitempty"`
+}
+
 // UpdateResponse answers POST /v1/update, sent just before the daemon leaves for the binary
 // on disk (the keeper starts it; every app keeps running).
 type UpdateResponse struct {

@@ -166,7 +166,14 @@ const hotUpdateTimeout = 30 * time.Second
 // hotUpdate asks the daemon to leave for the binary on disk and waits for the new daemon to
 // answer (never starting one itself: the keeper does).
 func (c *cli) hotUpdate(ctx context.Context, before api.Version) error {
-	resp, err := request(ctx, c, func(cl *api.Client) (api.UpdateResponse, error) { return cl.Update(ctx) })
+	// This binary, as `pm2 update` does: a user who installed a new corral runs its update.
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this corral binary: %w", err)
+	}
+	resp, err := request(ctx, c, func(cl *api.Client) (api.UpdateResponse, error) {
+		return cl.Update(ctx, api.UpdateRequest{Binary: self})
+	})
 	if err != nil {
 		return err
 	}
@@ -175,7 +182,7 @@ func (c *cli) hotUpdate(ctx context.Context, before api.Version) error {
 		if v, err := c.ping(ctx); err == nil && v.PID != before.PID {
 			c.infof("Daemon updated: %s (pid %d) -> %s (pid %d), every app kept running", resp.From, resp.PID, v.Version, v.PID)
 			c.versionNoted = true // the warning, if any, was about the daemon that left
-			return c.printTable(ctx)
+			return c.resurrectIfEmpty(ctx)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the new daemon did not answer within %v: see %s (the apps keep running, held by the keeper, pid %d)",
@@ -187,6 +194,22 @@ func (c *cli) hotUpdate(ctx context.Context, before api.Version) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// resurrectIfEmpty ends an update: as PM2's update does, a daemon with no app gets the saved
+// list back (an update with nothing running used to restore it, and scripts rely on it).
+func (c *cli) resurrectIfEmpty(ctx context.Context) error {
+	procs, err := c.processes(ctx, false)
+	if err != nil {
+		return err
+	}
+	if len(procs) == 0 && isFile(c.paths.Dump) {
+		c.infof("No app is running: restoring the saved list (%s)", c.paths.Dump)
+		if _, err := request(ctx, c, func(cl *api.Client) (api.ResurrectResponse, error) { return cl.Resurrect(ctx) }); err != nil {
+			return err
+		}
+	}
+	return c.printTable(ctx)
 }
 
 // saveAndKill saves the process list (unless it is empty: that would replace the saved one,

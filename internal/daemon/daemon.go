@@ -95,6 +95,7 @@ type Daemon struct {
 	// upgrading: the daemon leaves for a new binary (Upgrade): Run returns without stopping
 	// the apps.
 	upgrading atomic.Bool
+	upgradeTo string // the binary the keeper starts next (set before upgrading)
 
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop

@@ -64,7 +64,9 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/save", d.handleSave)
 	mux.HandleFunc("POST "+p+"/resurrect", d.handleResurrect)
 	mux.HandleFunc("POST "+p+"/kill", d.handleKill)
-	mux.HandleFunc("POST "+p+"/update", d.handleUpdate)
+	mux.HandleFunc("POST "+p+"/update", jsonHandler(func(r *http.Request, req api.UpdateRequest) (api.UpdateResponse, error) {
+		return d.Upgrade(r.Context(), req)
+	}))
 	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
 		return d.Flush(req.Targets)
 	}))

@@ -166,10 +166,10 @@ type exitRouter struct {
 	k *keeper.Client
 
 	mu       sync.Mutex
-	expected map[int]bool                      // adopted pids, from the keeper's records
-	waiting  map[int]chan syscall.WaitStatus   // adopted runs waiting for their exit
-	early    map[int]syscall.WaitStatus        // exits that came before their run waited
-	fromKeep map[int]bool                      // exits the keeper reported: acknowledged once handled
+	expected map[int]bool                    // adopted pids, from the keeper's records
+	waiting  map[int]chan syscall.WaitStatus // adopted runs waiting for their exit
+	early    map[int]syscall.WaitStatus      // exits that came before their run waited
+	fromKeep map[int]bool                    // exits the keeper reported: acknowledged once handled
 }
 
 func newExitRouter(k *keeper.Client) *exitRouter {

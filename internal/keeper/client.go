@@ -330,7 +330,14 @@ func (c *Client) Shutdown() error { return c.send(header{Op: opShutdown}, nil) }
 // keeping its pid, its children and everything it holds, and then to start the new daemon.
 // Check first that the binary on disk speaks this handover (`corral keeper
 // --handover-version`).
-func (c *Client) Upgrade() error { return c.send(header{Op: opUpgrade}, nil) }
+func (c *Client) Upgrade() error { return c.UpgradeTo("") }
+
+// UpgradeTo is Upgrade to the corral binary at path (absolute), which the keeper then runs
+// from on, for itself and every daemon it starts: `corral update` run from a new binary
+// switches to that binary, as `pm2 update` does. "" is the keeper's own binary.
+func (c *Client) UpgradeTo(path string) error {
+	return c.send(header{Op: opUpgrade, Name: path}, nil)
+}
 
 // Closed is closed when the keeper's end of the channel is gone (the keeper died): the daemon
 // then carries on without anyone to keep its apps alive if it dies.

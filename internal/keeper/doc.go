@@ -34,8 +34,8 @@
 // freed, STOPPING=1 told to systemd); after Upgrade it re-executes itself (below); when the
 // daemon exited with ExitCannotStart before it ever said Ready, the keeper exits with an
 // error (starting it again would fail the same way); otherwise it starts the daemon again:
-// at once when it had run at least 5 s, else after a backoff that doubles from 100 ms to 5 s,
-// so that a daemon that dies at start does not spin. Info tells the new daemon how many
+// at once when it had run at least 5 s, or had served (said Ready) for a second, else after a
+// backoff that doubles from 100 ms to 5 s, so that a daemon that dies at start does not spin. Info tells the new daemon how many
 // daemons were started (DaemonStarts) and how the last one ended (LastExit).
 //
 // Signals to the keeper: SIGTERM, SIGINT and SIGQUIT are passed to the daemon, and the keeper

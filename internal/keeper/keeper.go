@@ -30,10 +30,13 @@ var ErrRunning = errors.New("a corral keeper is already running for this home")
 // error instead.
 const ExitCannotStart = 78 // EX_CONFIG
 
-// Restart pacing: a daemon that ran at least steadyRun is started again at once; one that
-// died sooner waits a backoff that doubles from minBackoff up to maxBackoff.
+// Restart pacing: a daemon that ran at least steadyRun, or that served (said Ready) for at
+// least servedRun, is started again at once: the apps' clients wait in the backlog meanwhile.
+// One that died sooner (it crashes at start, or right after adopting the apps) waits a backoff
+// that doubles from minBackoff up to maxBackoff, so that a daemon that cannot run does not spin.
 const (
 	steadyRun  = 5 * time.Second
+	servedRun  = time.Second
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
 	// drainTimeout bounds the wait for the end of a dead daemon's channel: only a process
@@ -103,6 +106,7 @@ type daemonProc struct {
 	drain  *time.Timer
 
 	loaded, ready, shutdown, upgrade bool
+	upgradeTo                        string // the binary to upgrade to ("": the keeper's own)
 }
 
 // daemonMsg is what a daemon's reader hands the keeper's loop: a message, or the channel's end.
@@ -486,6 +490,7 @@ func (k *keeper) onMessage(dm daemonMsg) {
 		d.shutdown = true
 	case opUpgrade:
 		d.upgrade = true
+		d.upgradeTo = m.Name
 	default:
 		k.logf("ignoring a message of unknown op %q", m.Op)
 	}
@@ -573,9 +578,14 @@ func (k *keeper) daemonGone(d *daemonProc) (done bool, err error) {
 		k.logf("corral daemon (pid %d) %s after %v: stopping the keeper", d.pid, ended, ran)
 		return true, nil
 	case d.upgrade:
+		previous := k.exe
+		if d.upgradeTo != "" {
+			k.exe = d.upgradeTo
+		}
 		k.logf("corral daemon (pid %d) %s after %v for an upgrade: re-executing %s", d.pid, ended, ran, k.exe)
 		k.info.LastExit = how
 		if err := k.upgrade(); err != nil {
+			k.exe = previous
 			k.logf("upgrade: %v: starting the daemon again without it", err)
 		}
 		k.startDaemon(false)
@@ -585,7 +595,7 @@ func (k *keeper) daemonGone(d *daemonProc) (done bool, err error) {
 	}
 	k.info.LastExit = how
 	k.info.DaemonStarts++
-	if ran >= steadyRun {
+	if ran >= steadyRun || d.ready && ran >= servedRun {
 		k.backoff = minBackoff
 		k.logf("corral daemon (pid %d) %s after %v: restarting it", d.pid, ended, ran)
 		k.startDaemon(false)
