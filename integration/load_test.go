@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -44,7 +42,7 @@ func startLoadMethod(url string, conc int, keepAlive bool, method string) *load 
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				pid, err := request(ctx, client, method, url)
+				pid, err := answeringPID(ctx, client, method, url)
 				if ctx.Err() != nil {
 					return // stopping: not a failure of the server
 				}
@@ -56,33 +54,7 @@ func startLoadMethod(url string, conc int, keepAlive bool, method string) *load 
 }
 
 func get(ctx context.Context, client *http.Client, url string) (int, error) {
-	return request(ctx, client, "GET", url)
-}
-
-func request(ctx context.Context, client *http.Client, method, url string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != 200 {
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	var v struct {
-		PID int `json:"pid"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return 0, fmt.Errorf("bad body %q", body)
-	}
-	return v.PID, nil
+	return answeringPID(ctx, client, "GET", url)
 }
 
 func (l *load) record(pid int, err error) {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/nodeipc"
@@ -156,7 +155,7 @@ func (p *Process) adopt(runs []AdoptedRun, slot SlotState) []string {
 		if ar.Lost {
 			notes = append(notes, fmt.Sprintf("pid %d is gone and no exit status was kept for it: taken as an exit", r.pid))
 		}
-		p.waitOutput(r, code, sig)
+		go p.exitAfterOutput(r, code, sig)
 	}
 	if cur == nil && len(ended) == 0 && !p.userStopped && shouldRun(slot.Status) {
 		// It should run, and nothing of it is left (it exited before its record was kept):
@@ -275,23 +274,7 @@ func (p *Process) adoptRun(ar AdoptedRun) (*run, error) {
 		if ok {
 			code, sig = exitOf(ws)
 		}
-		select {
-		case <-drained:
-		case <-time.After(pumpDrainTimeout):
-		}
-		p.post(func() { p.onExit(r, code, sig) })
+		p.exitAfterOutput(r, code, sig)
 	}()
 	return r, nil
-}
-
-// waitOutput handles the exit of a run that ended while no daemon ran, once the output it
-// left in its pipes has reached its logs. Loop only.
-func (p *Process) waitOutput(r *run, code int, sig string) {
-	go func() {
-		select {
-		case <-r.drained:
-		case <-time.After(pumpDrainTimeout):
-		}
-		p.post(func() { p.onExit(r, code, sig) })
-	}()
 }

@@ -143,3 +143,15 @@ func exitOf(ws syscall.WaitStatus) (int, string) {
 	}
 	return ws.ExitStatus(), ""
 }
+
+// exitAfterOutput hands the exit of r to the loop once the pumps have written the program's
+// last lines (a stop or a kill must not return with output still in the pipes; an adopted run
+// that exited while no daemon ran left its last lines there). A grandchild can keep a pipe
+// open, so the wait is bounded. It blocks: run it on a goroutine of its own.
+func (p *Process) exitAfterOutput(r *run, code int, sig string) {
+	select {
+	case <-r.drained:
+	case <-time.After(pumpDrainTimeout):
+	}
+	p.post(func() { p.onExit(r, code, sig) })
+}

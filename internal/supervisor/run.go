@@ -217,20 +217,14 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	if r.worker != nil {
 		r.worker.Attach(r.ipc, r.pid)
 	}
+	r.drained = drained
 	go func() {
 		_ = cmd.Wait() // a non-zero exit is an error here; the state says what happened
-		// Let the pumps write the program's last lines before the exit is handled (a stop
-		// or a kill must not return with output still in the pipes). A grandchild can keep a
-		// pipe open, so the wait is bounded.
-		select {
-		case <-drained:
-		case <-time.After(pumpDrainTimeout):
-		}
 		code, sig := -1, ""
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 			code, sig = exitOf(ws)
 		}
-		p.post(func() { p.onExit(r, code, sig) })
+		p.exitAfterOutput(r, code, sig)
 	}()
 	return r, nil
 }
