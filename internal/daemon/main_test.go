@@ -20,6 +20,9 @@ const roleVar = "CORRAL_DAEMON_TEST_ROLE"
 const roleNotify = "notify"
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == keptDaemonArg || os.Args[1] == "keeper") {
+		os.Exit(keptMain(os.Args[1:])) // kept_test.go: the keeper, and the daemon it runs
+	}
 	switch os.Getenv(roleVar) {
 	case "":
 		os.Exit(m.Run())
