@@ -220,9 +220,31 @@ func TestKeptDaemonSurvives(t *testing.T) {
 		}
 	}
 
+	// The adopted workers are the new daemon's to replace: a rolling reload of them (each
+	// leaves through Node's cluster protocol, spoken by a daemon that did not start it).
+	if resp, err := kd.act(api.ActionReload, "web"); err != nil || len(resp.Errors) > 0 {
+		t.Fatalf("reload of the adopted workers: %v %v", err, resp.Errors)
+	}
+	reloaded := pidsByID(kd.list())
+	for id := range 2 {
+		if reloaded[id] == before[id] {
+			t.Fatalf("web[%d] not replaced by the reload: %v, before %v", id, reloaded, before)
+		}
+	}
+	testutil.WaitFor(t, "the replaced workers to exit", 30*time.Second, func() bool {
+		return zombie(before[0]) && zombie(before[1])
+	})
+	before = reloaded
+
 	// A worker that dies with the daemon: its exit is the keeper's, and the next daemon
 	// restarts it.
 	victim := before[0]
+	restarts := 0
+	for _, p := range kd.list() {
+		if p.ID == 0 {
+			restarts = p.Restarts
+		}
+	}
 	if err := syscall.Kill(v2.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +255,7 @@ func TestKeptDaemonSurvives(t *testing.T) {
 	testutil.WaitFor(t, "the killed worker to be replaced", 30*time.Second, func() bool {
 		for _, p := range kd.list() {
 			if p.ID == 0 {
-				return p.Status == "online" && p.PID != victim && p.PID != 0 && p.Restarts == 1
+				return p.Status == "online" && p.PID != victim && p.PID != 0 && p.Restarts == restarts+1
 			}
 		}
 		return false
