@@ -154,7 +154,9 @@ func (h *handle) acceptLoop() {
 	defer h.g.wg.Done()
 	for {
 		h.mu.Lock()
-		for !h.closed && (len(h.workers) == 0 || len(h.pending) >= maxPending) {
+		// Accept only what a worker can take at once (see maxPending): while every window is
+		// full, clients wait in the backlog.
+		for !h.closed && (len(h.workers) == 0 || len(h.pending) >= maxPending || h.pickLocked(time.Now()) < 0) {
 			h.cond.Wait()
 		}
 		if h.closed {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -124,6 +125,13 @@ type Channel struct {
 	ctrl       [][]byte      // our ACK/NACK lines: never held (docs/node-cluster-protocol.md §4.3)
 	inflight   []*outgoing   // handles being written or awaiting ACK/NACK, oldest first; hold back the queue
 	writing    bool          // the writer is in the middle of a line
+	// inlineBusy: a caller of SendHandle is writing its handle itself (sendInline); the
+	// writer waits. cont is the rest of a line whose first part (and fd) sendInline wrote: it
+	// goes out before anything else.
+	inlineBusy bool
+	inlineDone chan struct{} // closed when the sendInline under way returns
+	cont       *outgoing
+	inlineOK   bool // sendInline may be used (not with a test's sendmsg)
 	sendClosed bool          // Send/SendHandle fail with ErrClosed
 	terminated bool          // the socket is closed (or closing); cause is final
 	cause      error         // what HandleClose gets
@@ -137,6 +145,7 @@ type Channel struct {
 
 	stats struct {
 		partialSendmsg atomic.Int64 // sendmsg wrote part of a handle line (tests)
+		inlineSends    atomic.Int64 // handles sendInline wrote (tests)
 	}
 }
 
@@ -163,6 +172,7 @@ func Open(f *os.File, h Handler, opt Options) (*Channel, error) {
 		window:      max(opt.HandleWindow, 1),
 		readBufSize: opt.readBufSize,
 		sendmsg:     opt.sendmsg,
+		inlineOK:    opt.sendmsg == nil,
 		resuming:    opt.Resume,
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -299,9 +309,55 @@ func (c *Channel) enqueue(m *outgoing) error {
 	if len(c.queue) >= c.queueLen {
 		return ErrQueueFull
 	}
+	if m.fd >= 0 && c.inlineOK && !c.writing && !c.inlineBusy && c.cont == nil &&
+		len(c.ctrl) == 0 && len(c.queue) == 0 && len(c.inflight) < c.window {
+		c.sendInline(m) // unlocks and locks c.mu
+		return nil
+	}
 	c.queue = append(c.queue, m)
 	c.wakeWriter()
 	return nil
+}
+
+// sendInline writes handle m on the caller's goroutine, when nothing else is queued or being
+// written: one sendmsg attempt, without waiting. The cluster primary hands thousands of
+// connections a second; written here, each goes out before the daemon accepts the next one,
+// with no hop to the writer goroutine: the connection is in the daemon's hands alone for two
+// system calls (docs/daemon-survival.md §5.1), and the hop's wake-up is saved. If the socket
+// is full or refuses the fd, nothing was sent and m goes to the writer, at the front, to be
+// sent (or refused) as any other; if only part of the line went out, the writer sends the
+// rest before anything else. Called and returns with c.mu held.
+func (c *Channel) sendInline(m *outgoing) {
+	c.inlineBusy = true
+	done := make(chan struct{})
+	c.inlineDone = done
+	c.inflight = append(c.inflight, m) // before the write: the ACK can come before it returns
+	c.mu.Unlock()
+	n, err := trySendmsg(c.rc, m.line, unix.UnixRights(m.fd))
+	c.mu.Lock()
+	c.inlineBusy = false
+	close(done)
+	if err != nil || n == 0 {
+		if i := slices.Index(c.inflight, m); i >= 0 {
+			c.inflight = slices.Delete(c.inflight, i, i+1)
+		}
+		c.queue = append([]*outgoing{m}, c.queue...)
+		c.wakeWriter()
+		return
+	}
+	c.stats.inlineSends.Add(1)
+	if !m.borrowed {
+		unix.Close(m.fd) // the kernel holds its own reference while the fd is in flight
+	}
+	m.fd = -1
+	if n < len(m.line) {
+		c.stats.partialSendmsg.Add(1)
+		c.cont = &outgoing{line: m.line[n:], fd: -1}
+	}
+	if c.cont != nil || len(c.queue) > 0 || len(c.ctrl) > 0 {
+		c.wakeWriter()
+	}
+	c.notifyIdleLocked()
 }
 
 // enqueueControl queues an ACK/NACK line. It reports false when the channel is going away.
@@ -336,7 +392,7 @@ func (c *Channel) wakeWriter() {
 
 // idleLocked reports whether everything accepted so far has been written and answered.
 func (c *Channel) idleLocked() bool {
-	return len(c.queue) == 0 && len(c.ctrl) == 0 && len(c.inflight) == 0 && !c.writing
+	return len(c.queue) == 0 && len(c.ctrl) == 0 && len(c.inflight) == 0 && !c.writing && !c.inlineBusy && c.cont == nil
 }
 
 // notifyIdleLocked releases Flush waiters once the channel is idle.
@@ -442,6 +498,14 @@ func (c *Channel) finish(readCause error) {
 	c.terminate(readCause) // no-op if Close or a write error came first
 	<-c.writerDone
 	c.mu.Lock()
+	if c.inlineBusy {
+		// A sendInline is under way: what it sends must not be failed (and its fd closed
+		// by the caller's onResult) while the kernel may still be reading it.
+		done := c.inlineDone
+		c.mu.Unlock()
+		<-done
+		c.mu.Lock()
+	}
 	failed := make([]*outgoing, 0, len(c.inflight)+len(c.queue))
 	failed = append(failed, c.inflight...)
 	failed = append(failed, c.queue...)

@@ -707,3 +707,50 @@ func TestResumeDropsTail(t *testing.T) {
 		})
 	}
 }
+
+// On an idle channel a handle is written by SendHandle's caller itself (sendInline), before it
+// returns; a line too big for the socket goes out in part with its fd, and the writer sends the
+// rest before anything queued meanwhile: the peer reads the handle line whole, then the rest.
+func TestHandleWrittenInline(t *testing.T) {
+	checkLeaks(t)
+	a, b := socketPair(t)
+	c := openChannel(t, a, newRecorder(t), Options{HandleWindow: 4})
+	p := newRawPeer(t, b)
+
+	x, _ := socketPair(t)
+	if err := c.SendHandle("net.Native", "small", int(x.Fd()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.stats.inlineSends.Load(); n != 1 {
+		t.Fatalf("%d handles written inline, want the first one", n)
+	}
+	line, fds := p.readLine()
+	if line != `{"cmd":"NODE_HANDLE","type":"net.Native","msg":"small"}` || len(fds) != 1 {
+		t.Fatalf("peer got %q with %d fds", line, len(fds))
+	}
+	unix.Close(fds[0])
+	p.write(ackLine + "\n")
+
+	big := strings.Repeat("x", 1<<20) // more than the socket takes at once: a partial sendmsg
+	testutil.WaitFor(t, "the channel idle", waitTimeout, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.idleLocked()
+	})
+	if err := c.SendHandle("net.Native", big, int(x.Fd()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send("after"); err != nil {
+		t.Fatal(err)
+	}
+	if n, parts := c.stats.inlineSends.Load(), c.stats.partialSendmsg.Load(); n != 2 || parts != 1 {
+		t.Fatalf("inline sends %d, partial %d; want 2 and 1", n, parts)
+	}
+	line, fds = p.readLine()
+	if want := `{"cmd":"NODE_HANDLE","type":"net.Native","msg":"` + big + `"}`; line != want || len(fds) != 1 {
+		t.Fatalf("peer got a line of %d bytes with %d fds, want %d bytes and one", len(line), len(fds), len(want))
+	}
+	unix.Close(fds[0])
+	p.write(ackLine + "\n")
+	p.expectLine(`"after"`)
+}

@@ -46,6 +46,18 @@ func sendmsg(rc syscall.RawConn, line, oob []byte) (int, error) {
 	return n, err
 }
 
+// trySendmsg makes one sendmsg attempt without waiting: EAGAIN when the socket is full.
+func trySendmsg(rc syscall.RawConn, line, oob []byte) (int, error) {
+	var n int
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) {
+		n, _, _, ioErr = rawmsg(unix.SYS_SENDMSG, fd, line, oob, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return 0, err
+	}
+	return n, ioErr
+}
+
 // rawmsg makes one recvmsg or sendmsg (trap) on fd with data and oob, retrying on EINTR. It
 // returns the bytes moved and, for recvmsg, the control data's length and the message flags.
 func rawmsg(trap, fd uintptr, data, oob []byte, flags int) (n, oobn, msgFlags int, err error) {

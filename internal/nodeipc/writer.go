@@ -62,6 +62,23 @@ func (c *Channel) next() *outgoing {
 		default:
 		}
 		c.mu.Lock()
+		if c.inlineBusy {
+			// A caller is writing a handle itself (sendInline): it wakes us when done.
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+			case <-c.stop:
+				return nil
+			}
+			continue
+		}
+		if c.cont != nil {
+			m := c.cont // the rest of sendInline's line: nothing may come between
+			c.cont = nil
+			c.writing = true
+			c.mu.Unlock()
+			return m
+		}
 		if len(c.ctrl) > 0 {
 			line := c.ctrl[0]
 			c.ctrl[0] = nil
