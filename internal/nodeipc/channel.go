@@ -120,18 +120,18 @@ type Channel struct {
 	// resuming: the next line may be a tail (Options.Resume); reader goroutine only.
 	resuming bool
 
-	mu         sync.Mutex
-	queue      []*outgoing   // Send/SendHandle, FIFO, at most queueLen
-	ctrl       [][]byte      // our ACK/NACK lines: never held (docs/node-cluster-protocol.md §4.3)
-	inflight   []*outgoing   // handles being written or awaiting ACK/NACK, oldest first; hold back the queue
-	writing    bool          // the writer is in the middle of a line
+	mu       sync.Mutex
+	queue    []*outgoing // Send/SendHandle, FIFO, at most queueLen
+	ctrl     [][]byte    // our ACK/NACK lines: never held (docs/node-cluster-protocol.md §4.3)
+	inflight []*outgoing // handles being written or awaiting ACK/NACK, oldest first; hold back the queue
+	writing  bool        // the writer is in the middle of a line
 	// inlineBusy: a caller of SendHandle is writing its handle itself (sendInline); the
 	// writer waits. cont is the rest of a line whose first part (and fd) sendInline wrote: it
 	// goes out before anything else.
 	inlineBusy bool
 	inlineDone chan struct{} // closed when the sendInline under way returns
 	cont       *outgoing
-	inlineOK   bool // sendInline may be used (not with a test's sendmsg)
+	inlineOK   bool          // sendInline may be used (not with a test's sendmsg)
 	sendClosed bool          // Send/SendHandle fail with ErrClosed
 	terminated bool          // the socket is closed (or closing); cause is final
 	cause      error         // what HandleClose gets
