@@ -35,8 +35,9 @@
 // daemon exited with ExitCannotStart before it ever said Ready, the keeper exits with an
 // error (starting it again would fail the same way); otherwise it starts the daemon again:
 // at once when it had run at least 5 s, or had served (said Ready) for a second, else after a
-// backoff that doubles from 100 ms to 5 s, so that a daemon that dies at start does not spin. Info tells the new daemon how many
-// daemons were started (DaemonStarts) and how the last one ended (LastExit).
+// backoff that doubles from 100 ms to 5 s, so that a daemon that dies at start does not spin.
+// Info tells the new daemon how many daemons were started (DaemonStarts) and how the last one
+// ended (LastExit).
 //
 // Signals to the keeper: SIGTERM, SIGINT and SIGQUIT are passed to the daemon, and the keeper
 // exits when the daemon does, without starting it again (systemd's stop: KillMode=mixed
@@ -76,7 +77,8 @@
 //
 // After Upgrade, when the daemon exits (and its channel was read to its end), the keeper
 // clears FD_CLOEXEC on its lock and every held fd, writes its state into a memfd (not
-// close-on-exec) and executes the binary it started with:
+// close-on-exec) and executes the binary UpgradeTo named (the CLI's own, for `corral update`),
+// or the one it started with:
 //
 //	corral keeper --resume-fd N -- daemon --kept
 //
@@ -96,7 +98,7 @@
 // zombies until the new image reaps them: no exit is lost. A state of a version the new image
 // does not know is logged, the fds stay open (nothing knows which the apps need, so none is
 // closed; none reaches the daemon), and the daemon starts with nothing to adopt. To avoid
-// that, a daemon runs `corral keeper --handover-version` (it prints {"keeper":1}) with the
-// binary on disk before it asks for an upgrade. If the exec itself fails, the keeper logs it
-// and starts the daemon again from the binary on disk.
+// that, a daemon runs `<binary> keeper --handover-version` (it prints Versions:
+// {"keeper":1,"protocol":1,"daemon":1}) before it asks for an upgrade to it. If the exec
+// itself fails, the keeper logs it and starts the daemon again from the binary it ran before.
 package keeper

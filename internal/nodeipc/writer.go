@@ -17,9 +17,10 @@ import (
 // socket open.
 const drainTimeout = 5 * time.Second
 
-// writeLoop is the channel's only writer (docs/node-cluster-protocol.md §8.1). Owning every
-// write in one goroutine is what makes a short sendmsg safe: the rest of the line goes out before
-// any other byte, so lines never interleave, and a child that stops reading blocks only this
+// writeLoop is the channel's writer (docs/node-cluster-protocol.md §8.1): it does every write
+// but a handle sent on an idle channel (sendInline, which it waits for). Owning the writes in
+// one goroutine is what makes a short sendmsg safe: the rest of the line goes out before any
+// other byte, so lines never interleave, and a child that stops reading blocks only this
 // goroutine, never a caller of Send (docs/node-cluster-protocol.md §8.5).
 func (c *Channel) writeLoop() {
 	defer liveGoroutines.Add(-1)
