@@ -205,19 +205,23 @@ func (c *cli) waitGone(ctx context.Context, timeout time.Duration) error {
 	if answers {
 		return fmt.Errorf("the daemon still answers after %v", timeout)
 	}
-	for !c.lockFree() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the daemon stopped answering but has not exited after %v (it still holds %s)", timeout, c.paths.Lock)
+	// The daemon's lock, then its keeper's: the keeper exits right after a daemon that stopped
+	// for good, and a command that follows (a start, a test's check) must not find it.
+	for _, lock := range []string{c.paths.Lock, c.paths.KeeperLock} {
+		for !lockFree(lock) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the daemon stopped answering but has not exited after %v (%s is still held)", timeout, lock)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
 }
 
-// lockFree reports whether no daemon holds the home's lock (true as well when it cannot be
+// lockFree reports whether no process holds the lock at path (true as well when it cannot be
 // told: the lock file is missing or cannot be opened).
-func (c *cli) lockFree() bool {
-	f, err := os.OpenFile(c.paths.Lock, os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
+func lockFree(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return true
 	}
