@@ -238,7 +238,10 @@ func adoptedRuns(es []keeper.Entry, exited map[int]syscall.WaitStatus) []supervi
 		}
 		if ws, ok := exited[rec.PID]; ok {
 			ar.Exit = &ws
-		} else if st, err := procstat.ReadStat(rec.PID); err != nil || st.Exited || st.StartTicks != rec.StartTicks {
+		} else if st, err := procstat.ReadStat(rec.PID); err != nil || st.StartTicks != rec.StartTicks {
+			// Gone, or another program now: taken as exited, and never signalled. (One that
+			// has just exited is a zombie with its own start time: it is adopted, and the
+			// keeper, which reaps it, reports its exit.)
 			ar.Lost = true
 		}
 		out = append(out, ar)

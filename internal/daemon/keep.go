@@ -241,8 +241,12 @@ func (r *exitRouter) handled(pid int) {
 		return
 	}
 	r.mu.Lock()
-	fromKeep := r.fromKeep[pid]
+	_, early := r.early[pid]
+	fromKeep := r.fromKeep[pid] || early
 	delete(r.fromKeep, pid)
+	delete(r.early, pid)
+	delete(r.expected, pid)
+	delete(r.waiting, pid)
 	r.mu.Unlock()
 	if fromKeep {
 		_ = r.k.ExitSeen(pid)

@@ -48,18 +48,20 @@ func startOrphan(t *testing.T, h *harness, script string) *orphan {
 	outW.Close()
 	errW.Close()
 	o := &orphan{cmd: cmd, files: RunFiles{Out: outR, Err: errR}, exited: make(chan syscall.WaitStatus, 1)}
+	// Before anything reaps it: until then even a program that has exited has its stat.
+	st, statErr := procstat.ReadStat(cmd.Process.Pid)
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-o.exited
+		o.files.Close() // Adopt took them over, unless the test failed first (then a no-op)
 	})
 	go func() {
 		_ = cmd.Wait()
 		o.exited <- cmd.ProcessState.Sys().(syscall.WaitStatus)
 		close(o.exited)
 	}()
-	st, err := procstat.ReadStat(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
+	if statErr != nil {
+		t.Fatal(statErr)
 	}
 	o.rec = RunRecord{ProcID: 3, PID: cmd.Process.Pid, StartTicks: st.StartTicks, Started: time.Now(), Current: true, Ready: true}
 	return o
