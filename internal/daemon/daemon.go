@@ -95,6 +95,8 @@ type Daemon struct {
 	// upgrading: the daemon leaves for a new binary (Upgrade): Run returns without stopping
 	// the apps.
 	upgrading atomic.Bool
+	// adopting: adopt is taking the previous daemon's apps over (saveHandover waits for it).
+	adopting atomic.Bool
 	upgradeTo string // the binary the keeper starts next (set before upgrading)
 
 	shutdownOnce sync.Once
@@ -217,7 +219,9 @@ func (d *Daemon) logLine(procID int, app, msg string) {
 // every app gracefully and releases the home.
 func (d *Daemon) Run(ctx context.Context) error {
 	if d.keeper != nil {
+		d.adopting.Store(true)
 		d.adopt()
+		d.adopting.Store(false)
 		d.saveHandover()
 		go func() {
 			<-d.keeper.Closed()

@@ -70,7 +70,9 @@ type keptSocket struct {
 // first run starts (so that no run is kept before its process is known). The writes are
 // serialised: the keeper always ends up with the latest table.
 func (d *Daemon) saveHandover() {
-	if d.keeper == nil {
+	if d.keeper == nil || d.adopting.Load() {
+		// While the daemon adopts, the keeper keeps the previous daemon's table: a table
+		// written halfway would lose the apps not taken over yet if this daemon died too.
 		return
 	}
 	d.handoverMu.Lock()
