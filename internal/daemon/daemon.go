@@ -96,7 +96,7 @@ type Daemon struct {
 	// the apps.
 	upgrading atomic.Bool
 	// adopting: adopt is taking the previous daemon's apps over (saveHandover waits for it).
-	adopting atomic.Bool
+	adopting  atomic.Bool
 	upgradeTo string // the binary the keeper starts next (set before upgrading)
 
 	shutdownOnce sync.Once
