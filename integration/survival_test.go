@@ -96,7 +96,7 @@ type survival struct {
 // parallel tests after the sequential ones) so that what it measures is its own.
 func TestDaemonSurvival(t *testing.T) {
 	s := &survival{t: t, deadline: time.Now().Add(survivalBudget), phase: newPhase("start")}
-	s.e = newEnv(t, "cluster_http.js", "http.js", "py_keepalive.py")
+	s.e = newEnv(t, "cluster_http.js", "http.js", "py_server.py")
 	t.Cleanup(func() { killHomeTree(s.e.home) })
 	s.apps = []survivalApp{
 		{name: "web", instances: 4, port: freePort(t), stack: "Node, cluster"},
@@ -125,7 +125,7 @@ func (s *survival) start() {
 	e.write("ecosystem.config.js", fmt.Sprintf(`module.exports = { apps: [
 		{ name: %q, script: './cluster_http.js', exec_mode: 'cluster', instances: %d, env: { PORT: '%d' } },
 		{ name: %q, script: './http.js', env: { PORT: '%d' } },
-		{ name: %q, script: './py_keepalive.py', exec_mode: 'cluster', instances: %d, listen: %d },
+		{ name: %q, script: './py_server.py', exec_mode: 'cluster', instances: %d, listen: %d, env: { KEEP_ALIVE: '1' } },
 	] }`, web.name, web.instances, web.port, solo.name, solo.port, py.name, py.instances, py.port))
 	if r, err := e.runWithin(20*time.Second, "start", "ecosystem.config.js"); err != nil || r.code != 0 {
 		t.Fatalf("corral start ecosystem.config.js: %v\n%s", err, r)
