@@ -33,6 +33,7 @@ import (
 	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/sdnotify"
+	"github.com/corral-pm/corral/internal/settings"
 	"github.com/corral-pm/corral/internal/supervisor"
 	"github.com/robfig/cron/v3"
 	"golang.org/x/sys/unix"
@@ -45,6 +46,9 @@ type Options struct {
 	Resurrect bool
 	// SampleInterval is how often CPU and memory are sampled (and max_memory_restart checked).
 	SampleInterval time.Duration
+	// HTTPListen, when set, is the HTTP listener's address (tests use "127.0.0.1:0"); when
+	// empty the daemon uses CORRAL_HTTP_LISTEN or the http.listen setting (package settings).
+	HTTPListen string
 }
 
 // DefaultSampleInterval: PM2 checks memory every 30 s, long enough for a leak to take a host down.
@@ -73,13 +77,21 @@ type Daemon struct {
 
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
-	conns   connRates
+	// cpuSeconds: CPU time of each process slot's trees, summed from the sampler's rates over
+	// every run (corral_process_cpu_seconds_total); lastSample is when it last grew.
+	cpuSeconds map[int]float64
+	lastSample time.Time
+	conns      connRates
 	// memoryPending: processes with a max_memory_restart restart queued.
 	memoryPending map[int]bool
 
 	lock     *os.File
 	listener net.Listener
 	server   *http.Server
+	// httpListen is the HTTP listener's address ("" = off) and where it came from; http is
+	// the listener once bound (httplisten.go).
+	httpListen, httpSource string
+	http                   *httpListener
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 
@@ -146,6 +158,7 @@ func New(opt Options) (*Daemon, error) {
 		events:         newEventBus(),
 		tbl:            newTable(),
 		usage:          map[int]procstat.Usage{},
+		cpuSeconds:     map[int]float64{},
 		memoryPending:  map[int]bool{},
 		apiReadTimeout: apiReadTimeout,
 		lock:           lock,
@@ -156,6 +169,13 @@ func New(opt Options) (*Daemon, error) {
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultSampleInterval
+	}
+	d.httpListen, d.httpSource = opt.HTTPListen, "test option"
+	if d.httpListen == "" {
+		if d.httpListen, d.httpSource, err = settings.Listen(p.Settings); err != nil {
+			lock.Close()
+			return nil, err
+		}
 	}
 	if u, err := user.Current(); err == nil {
 		d.username = u.Username
@@ -246,6 +266,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("write pid file: %w", err)
 	}
+	if d.httpListen != "" {
+		if d.http, err = d.startHTTP(d.httpListen, d.httpSource); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	d.server = d.newServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.server.Serve(ln) }()
@@ -316,6 +342,7 @@ loop:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = d.server.Shutdown(shutdownCtx)
+	d.http.close()
 	_ = os.Remove(d.paths.Socket)
 	_ = os.Remove(d.paths.PidFile)
 	d.logf("corral daemon stopped")
@@ -415,8 +442,10 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 			d.memoryExceeded(l.app, l.p.ID(), u.RSS)
 		}
 	}
+	now := time.Now()
 	d.usageMu.Lock()
 	d.usage = byID
+	d.accumulateCPU(byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
 }
@@ -445,4 +474,32 @@ func (d *Daemon) usageOf(id int) procstat.Usage {
 	d.usageMu.Lock()
 	defer d.usageMu.Unlock()
 	return d.usage[id]
+}
+
+// accumulateCPU adds each tree's CPU time since the previous sample (its rate times the
+// interval) to its slot's total; slots no longer listed are forgotten. usageMu held.
+func (d *Daemon) accumulateCPU(byPID map[int]listed, usage map[int]procstat.Usage, now time.Time) {
+	elapsed := 0.0
+	if !d.lastSample.IsZero() {
+		elapsed = now.Sub(d.lastSample).Seconds()
+	}
+	d.lastSample = now
+	totals := make(map[int]float64, len(byPID))
+	for _, l := range byPID {
+		id := l.p.ID()
+		totals[id] = d.cpuSeconds[id]
+	}
+	for _, l := range d.listing() {
+		if _, ok := totals[l.p.ID()]; !ok {
+			if v, ok := d.cpuSeconds[l.p.ID()]; ok {
+				totals[l.p.ID()] = v
+			}
+		}
+	}
+	for pid, u := range usage {
+		if l, ok := byPID[pid]; ok {
+			totals[l.p.ID()] += u.CPU / 100 * elapsed
+		}
+	}
+	d.cpuSeconds = totals
 }

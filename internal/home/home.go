@@ -56,6 +56,7 @@ type Paths struct {
 	NotifyDir     string // the runs' NOTIFY_SOCKETs (0700)
 	Dump          string // the saved process list
 	Key           string // seals secrets in the saved list
+	Settings      string // corral's own settings (`corral set`), read by the daemon at start
 }
 
 // maxSocketPath is the room in sockaddr_un.sun_path, less the terminating NUL.
@@ -109,6 +110,7 @@ func At(dir string) Paths {
 		NotifyDir:     filepath.Join(dir, "notify"),
 		Dump:          filepath.Join(dir, "dump.json"),
 		Key:           filepath.Join(dir, "secret.key"),
+		Settings:      filepath.Join(dir, "settings.json"),
 	}
 }
 

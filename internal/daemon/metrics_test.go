@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/corral-pm/corral/internal/api"
+	cortest "github.com/corral-pm/corral/internal/testutil"
+)
+
+// metricsDaemon is a test daemon whose HTTP listener is on a free loopback port.
+func metricsDaemon(t *testing.T) *testDaemon {
+	t.Helper()
+	td := newTestDaemon(t, func(d *Daemon) { d.httpListen, d.httpSource = "127.0.0.1:0", "test" })
+	if td.d.HTTPAddr() == "" {
+		t.Fatal("the HTTP listener is not bound")
+	}
+	return td
+}
+
+// scrape fetches /metrics over TCP with the given Accept header and returns the body and its
+// content type.
+func scrape(t *testing.T, addr, accept string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d %v\n%s", resp.StatusCode, err, body)
+	}
+	return string(body), resp.Header.Get("Content-Type")
+}
+
+// parseText parses the Prometheus text format.
+func parseText(t *testing.T, body string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// value is the value of the series of family name whose labels include want (nil: not found).
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) *float64 {
+	f := fams[name]
+	if f == nil {
+		return nil
+	}
+next:
+	for _, m := range f.GetMetric() {
+		got := map[string]string{}
+		for _, l := range m.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				continue next
+			}
+		}
+		var v float64
+		switch {
+		case m.Gauge != nil:
+			v = m.GetGauge().GetValue()
+		case m.Counter != nil:
+			v = m.GetCounter().GetValue()
+		case m.Untyped != nil:
+			v = m.GetUntyped().GetValue()
+		}
+		return &v
+	}
+	return nil
+}
+
+// TestMetricsOfARunningApp: /metrics over real TCP shows each process's status, restarts and
+// the app's instances; it parses, lints clean, and a restart moves the counter without a new
+// series (no pid label).
+func TestMetricsOfARunningApp(t *testing.T) {
+	td := metricsDaemon(t)
+	app := td.sleeper("web")
+	app.Instances = 2
+	td.mustStart(app)
+	procs := td.waitStatus("web", 2, "online")
+	addr := td.d.HTTPAddr()
+
+	fams := parseText(t, must(scrape(t, addr, "")))
+	for _, id := range []int{procs[0].ID, procs[1].ID} {
+		labels := map[string]string{"app": "web", "id": fmt.Sprint(id)}
+		for name, want := range map[string]float64{"corral_process_restarts_total": 0} {
+			if got := value(fams, name, labels); got == nil || *got != want {
+				t.Errorf("%s%v = %v, want %v", name, labels, got, want)
+			}
+		}
+		online := map[string]string{"app": "web", "id": fmt.Sprint(id), "status": "online"}
+		if got := value(fams, "corral_process_status", online); got == nil || *got != 1 {
+			t.Errorf("corral_process_status%v = %v, want 1", online, got)
+		}
+		stopped := map[string]string{"app": "web", "id": fmt.Sprint(id), "status": "stopped"}
+		if got := value(fams, "corral_process_status", stopped); got == nil || *got != 0 {
+			t.Errorf("corral_process_status%v = %v, want 0", stopped, got)
+		}
+		for _, name := range []string{"corral_process_cpu_seconds_total", "corral_process_memory_bytes", "corral_process_uptime_seconds"} {
+			if value(fams, name, labels) == nil {
+				t.Errorf("no %s%v", name, labels)
+			}
+		}
+	}
+	for name, want := range map[string]float64{"corral_app_instances_desired": 2, "corral_app_instances_online": 2} {
+		if got := value(fams, name, map[string]string{"app": "web"}); got == nil || *got != want {
+			t.Errorf("%s{app=web} = %v, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"process_resident_memory_bytes", "go_goroutines"} {
+		if fams[name] == nil {
+			t.Errorf("no %s: the daemon's own metrics are missing", name)
+		}
+	}
+	if strings.Contains(must(scrape(t, addr, "")), "pid=") {
+		t.Error("a series has a pid label")
+	}
+	cortest.WaitFor(t, "memory sampled", 10*time.Second, func() bool {
+		f := parseText(t, must(scrape(t, addr, "")))
+		v := value(f, "corral_process_memory_bytes", map[string]string{"app": "web", "id": fmt.Sprint(procs[0].ID)})
+		return v != nil && *v > 0
+	})
+
+	if _, err := td.act(api.ActionRestart, fmt.Sprint(procs[0].ID)); err != nil {
+		t.Fatal(err)
+	}
+	td.waitStatus("web", 2, "online")
+	cortest.WaitFor(t, "restart counted", 10*time.Second, func() bool {
+		f := parseText(t, must(scrape(t, addr, "")))
+		v := value(f, "corral_process_restarts_total", map[string]string{"app": "web", "id": fmt.Sprint(procs[0].ID)})
+		return v != nil && *v == 1
+	})
+	f := parseText(t, must(scrape(t, addr, "")))
+	if n := len(f["corral_process_restarts_total"].GetMetric()); n != 2 {
+		t.Errorf("%d restart series after a restart, want 2 (one per process)", n)
+	}
+
+	problems, err := testutil.CollectAndLint(collector{td.d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestMetricsOpenMetrics: a scraper that asks for OpenMetrics gets it.
+func TestMetricsOpenMetrics(t *testing.T) {
+	td := metricsDaemon(t)
+	td.mustStart(td.sleeper("one"))
+	td.waitStatus("one", 1, "online")
+	body, ctype := scrape(t, td.d.HTTPAddr(), "application/openmetrics-text;version=1.0.0")
+	if !strings.HasPrefix(ctype, "application/openmetrics-text") {
+		t.Errorf("content type %q, want OpenMetrics", ctype)
+	}
+	if !strings.HasSuffix(body, "# EOF\n") || !strings.Contains(body, `corral_process_status{app="one"`) {
+		t.Errorf("not an OpenMetrics exposition of the app:\n%s", body)
+	}
+}
+
+// TestHTTPListenerOff: without an address nothing listens; the listener closes with the daemon.
+func TestHTTPListenerOff(t *testing.T) {
+	t.Setenv("CORRAL_HTTP_LISTEN", "")
+	td := newTestDaemon(t, nil)
+	if addr := td.d.HTTPAddr(); addr != "" {
+		t.Errorf("HTTP listener on %s without being asked", addr)
+	}
+}
+
+func must(body, _ string) string { return body }
