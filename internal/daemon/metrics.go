@@ -1,21 +1,33 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+	"math"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/buildinfo"
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/supervisor"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are read from the daemon's state when Prometheus scrapes (no bookkeeping per event):
-// the apps' published views, the processes' Info, the sampler's usage and the cluster groups'
-// counters. Series are labelled by app, id and instance, never by pid, so a restart continues
-// a series instead of starting a new one.
+// /metrics (docs/metrics.md §3) is written here, in Prometheus' text format and in OpenMetrics,
+// without client_golang. The daemon and the CLI are one binary, and client_golang's packages
+// (its default registry with Go and process collectors built at init, procfs, protobuf) cost
+// every command about 1.2 ms of init before main, `corral jlist` included. The exposition is a
+// fixed set of counters and gauges, so writing it is short; the tests parse it with
+// Prometheus' own parser and lint it with promlint, so the format stays honest.
+//
+// Figures are read from the daemon's state at scrape time (no bookkeeping per event): the apps'
+// published views, the processes' Info, the sampler's usage and the cluster groups' counters.
+// Series are labelled by app, id and instance, never by pid, so a restart continues a series.
 
 // statuses are every process status, in the order /metrics lists them: corral_process_status
 // has one series per status, 1 for the current one.
@@ -24,53 +36,65 @@ var statuses = []supervisor.Status{
 	supervisor.StatusStopped, supervisor.StatusErrored, supervisor.StatusWaitingRestart,
 }
 
-var (
-	processLabels = []string{"app", "id", "instance"}
+// metricType is a family's type; only the two /metrics uses.
+type metricType string
 
-	descCPU = prometheus.NewDesc("corral_process_cpu_seconds_total",
-		"CPU time used by the process tree (user and system), as sampled by the daemon, over every run of this process slot.",
-		processLabels, nil)
-	descMemory = prometheus.NewDesc("corral_process_memory_bytes",
-		"Resident memory of the process tree at the last sample (0 when it does not run).",
-		processLabels, nil)
-	descRestarts = prometheus.NewDesc("corral_process_restarts_total",
-		"Restarts of the process slot (PM2's restart_time).",
-		processLabels, nil)
-	descStatus = prometheus.NewDesc("corral_process_status",
-		"Status of the process, with PM2's names: one series per status, 1 for the current one.",
-		append(processLabels, "status"), nil)
-	descUptime = prometheus.NewDesc("corral_process_uptime_seconds",
-		"Seconds since the current run started (0 unless online).",
-		processLabels, nil)
-	descConns = prometheus.NewDesc("corral_process_connections_total",
-		"Connections the cluster primary handed to the process and it accepted, over every run of the slot (cluster mode only).",
-		processLabels, nil)
-	descRefused = prometheus.NewDesc("corral_process_connections_refused_total",
-		"Connections handed to the process that it refused (cluster mode only).",
-		processLabels, nil)
-	descInFlight = prometheus.NewDesc("corral_process_connections_in_flight",
-		"Connections handed to the process and not yet answered (cluster mode only).",
-		processLabels, nil)
-	descDesired = prometheus.NewDesc("corral_app_instances_desired",
-		"Process slots the app keeps (its instances, after scaling).",
-		[]string{"app"}, nil)
-	descOnline = prometheus.NewDesc("corral_app_instances_online",
-		"Processes of the app that are online.",
-		[]string{"app"}, nil)
+const (
+	counter metricType = "counter"
+	gauge   metricType = "gauge"
 )
 
-// collector is the daemon's prometheus.Collector.
-type collector struct{ d *Daemon }
+// family is one metric family: its name (with _total for a counter), help, type and series.
+type family struct {
+	name, help string
+	typ        metricType
+	series     []series
+}
 
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, desc := range []*prometheus.Desc{descCPU, descMemory, descRestarts, descStatus, descUptime,
-		descConns, descRefused, descInFlight, descDesired, descOnline} {
-		ch <- desc
+// series is one sample: label pairs (name, value, name, value, …) and its value.
+type series struct {
+	labels []string
+	value  float64
+}
+
+func (f *family) add(value float64, labels ...string) {
+	f.series = append(f.series, series{labels: labels, value: value})
+}
+
+// processFamilies are the per-process families, in the order they are written.
+type processFamilies struct {
+	cpu, memory, restarts, status, uptime, conns, refused, inFlight family
+}
+
+func newProcessFamilies() *processFamilies {
+	return &processFamilies{
+		cpu: family{name: "corral_process_cpu_seconds_total", typ: counter,
+			help: "CPU time used by the process tree (user and system), as sampled by the daemon, over every run of this process slot."},
+		memory: family{name: "corral_process_memory_bytes", typ: gauge,
+			help: "Resident memory of the process tree at the last sample (0 when it does not run)."},
+		restarts: family{name: "corral_process_restarts_total", typ: counter,
+			help: "Restarts of the process slot (PM2's restart_time)."},
+		status: family{name: "corral_process_status", typ: gauge,
+			help: "Status of the process, with PM2's names: one series per status, 1 for the current one."},
+		uptime: family{name: "corral_process_uptime_seconds", typ: gauge,
+			help: "Seconds since the current run started (0 unless online)."},
+		conns: family{name: "corral_process_connections_total", typ: counter,
+			help: "Connections the cluster primary handed to the process and it accepted, over every run of the slot (cluster mode only)."},
+		refused: family{name: "corral_process_connections_refused_total", typ: counter,
+			help: "Connections handed to the process that it refused (cluster mode only)."},
+		inFlight: family{name: "corral_process_connections_in_flight", typ: gauge,
+			help: "Connections handed to the process and not yet answered (cluster mode only)."},
 	}
 }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	d := c.d
+// usageTotals is what the sampler last knew of a process slot.
+type usageTotals struct {
+	cpu float64 // seconds, accumulated
+	rss int64
+}
+
+// gather reads every figure /metrics shows.
+func (d *Daemon) gather() []*family {
 	now := time.Now()
 	d.usageMu.Lock()
 	usage := make(map[int]usageTotals, len(d.usage))
@@ -83,6 +107,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		usage[id] = t
 	}
 	d.usageMu.Unlock()
+
+	pf := newProcessFamilies()
+	desired := &family{name: "corral_app_instances_desired", typ: gauge,
+		help: "Process slots the app keeps (its instances, after scaling)."}
+	online := &family{name: "corral_app_instances_online", typ: gauge,
+		help: "Processes of the app that are online."}
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
 		if v == nil || v.spec == nil {
@@ -93,75 +123,177 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if v.group != nil {
 			stats = v.group.Stats()
 		}
-		online := 0
+		up := 0
 		for _, p := range v.procs {
 			info := p.Info()
-			labels := []string{name, strconv.Itoa(info.ID), strconv.Itoa(info.Instance)}
+			labels := []string{"app", name, "id", strconv.Itoa(info.ID), "instance", strconv.Itoa(info.Instance)}
 			u := usage[info.ID]
-			gauge := func(desc *prometheus.Desc, value float64) {
-				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, value, labels...)
-			}
-			counter := func(desc *prometheus.Desc, value float64) {
-				ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, value, labels...)
-			}
-			counter(descCPU, u.cpu)
+			pf.cpu.add(u.cpu, labels...)
 			rss := int64(0)
 			if info.PID > 0 {
 				rss = u.rss
 			}
-			gauge(descMemory, float64(rss))
-			counter(descRestarts, float64(info.Restarts))
+			pf.memory.add(float64(rss), labels...)
+			pf.restarts.add(float64(info.Restarts), labels...)
 			for _, s := range statuses {
 				value := 0.0
 				if info.Status == s {
 					value = 1
 				}
-				ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, value, append(labels, string(s))...)
+				pf.status.add(value, append(labels[:len(labels):len(labels)], "status", string(s))...)
 			}
 			uptime := 0.0
 			if info.Status == supervisor.StatusOnline {
-				online++
+				up++
 				if !info.StartedAt.IsZero() {
-					uptime = now.Sub(info.StartedAt).Seconds()
+					uptime = max(0, now.Sub(info.StartedAt).Seconds())
 				}
 			}
-			gauge(descUptime, uptime)
+			pf.uptime.add(uptime, labels...)
 			if stats != nil {
 				st := stats[info.ID]
-				counter(descConns, float64(st.Connections))
-				counter(descRefused, float64(st.Refused))
-				gauge(descInFlight, float64(st.InFlight))
+				pf.conns.add(float64(st.Connections), labels...)
+				pf.refused.add(float64(st.Refused), labels...)
+				pf.inFlight.add(float64(st.InFlight), labels...)
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(len(v.procs)), name)
-		ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online), name)
+		desired.add(float64(len(v.procs)), "app", name)
+		online.add(float64(up), "app", name)
 	}
+	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight, desired, online}
+	return append(out, d.selfFamilies()...)
 }
 
-// usageTotals is what the sampler last knew of a process slot.
-type usageTotals struct {
-	cpu float64 // seconds, accumulated
-	rss int64
+// selfFamilies are the daemon's own process and Go runtime figures, with the names
+// client_golang's process and Go collectors use, so dashboards made for those work.
+func (d *Daemon) selfFamilies() []*family {
+	var out []*family
+	one := func(name string, typ metricType, help string, value float64, labels ...string) {
+		f := &family{name: name, typ: typ, help: help}
+		f.add(value, labels...)
+		out = append(out, f)
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		one("process_cpu_seconds_total", counter, "Total user and system CPU time spent in seconds.", cpu)
+	}
+	if data, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			page := float64(os.Getpagesize())
+			if vsz, err := strconv.ParseFloat(f[0], 64); err == nil {
+				one("process_virtual_memory_bytes", gauge, "Virtual memory size in bytes.", vsz*page)
+			}
+			if rss, err := strconv.ParseFloat(f[1], 64); err == nil {
+				one("process_resident_memory_bytes", gauge, "Resident memory size in bytes.", rss*page)
+			}
+		}
+	}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		one("process_open_fds", gauge, "Number of open file descriptors.", float64(len(fds)))
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		one("process_max_fds", gauge, "Maximum number of open file descriptors.", float64(lim.Cur))
+	}
+	one("process_start_time_seconds", gauge, "Start time of the process since unix epoch in seconds.",
+		float64(d.started.UnixNano())/1e9)
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	one("go_goroutines", gauge, "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	one("go_info", gauge, "Information about the Go environment.", 1, "version", runtime.Version())
+	one("go_memstats_alloc_bytes", gauge, "Number of bytes allocated in heap and currently in use.", float64(ms.HeapAlloc))
+	one("go_memstats_heap_inuse_bytes", gauge, "Number of heap bytes that are in use.", float64(ms.HeapInuse))
+	one("go_memstats_sys_bytes", gauge, "Number of bytes obtained from system.", float64(ms.Sys))
+	one("go_memstats_next_gc_bytes", gauge, "Number of heap bytes when next garbage collection will take place.", float64(ms.NextGC))
+	one("go_memstats_last_gc_time_seconds", gauge, "Number of seconds since 1970 of last garbage collection.", float64(ms.LastGC)/1e9)
+	one("corral_build_info", gauge, "The daemon's version.", 1, "version", buildinfo.Version)
+	return out
 }
 
-// metricsHandler serves /metrics from a registry of the daemon's own: the default registry
-// is left alone (nothing registers into it at init in this binary), and the daemon adds its
-// process and Go runtime metrics explicitly.
+// Content types of the two formats.
+const (
+	contentTypeText        = "text/plain; version=0.0.4; charset=utf-8"
+	contentTypeOpenMetrics = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+)
+
+// metricsHandler serves /metrics: OpenMetrics when the scraper's Accept names it (Prometheus
+// asks for it first when it can), the text format otherwise.
 func (d *Daemon) metricsHandler() http.Handler {
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(
-		collector{d},
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewGoCollector(),
-	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		EnableOpenMetrics: true,
-		ErrorLog:          promLogger{d},
-		ErrorHandling:     promhttp.ContinueOnError,
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		openMetrics := strings.Contains(r.Header.Get("Accept"), "application/openmetrics-text")
+		var buf bytes.Buffer
+		writeExposition(&buf, d.gather(), openMetrics)
+		if openMetrics {
+			w.Header().Set("Content-Type", contentTypeOpenMetrics)
+		} else {
+			w.Header().Set("Content-Type", contentTypeText)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		_, _ = w.Write(buf.Bytes())
 	})
 }
 
-// promLogger sends promhttp's errors to the daemon log.
-type promLogger struct{ d *Daemon }
+// writeExposition writes families in the text format, or in OpenMetrics (where a counter's
+// family name has no _total, its sample does, and the exposition ends with # EOF). Families
+// without series are left out.
+func writeExposition(out io.Writer, fams []*family, openMetrics bool) {
+	w := bufio.NewWriter(out)
+	for _, f := range fams {
+		if len(f.series) == 0 {
+			continue
+		}
+		name := f.name
+		if openMetrics && f.typ == counter {
+			name = strings.TrimSuffix(name, "_total")
+		}
+		w.WriteString("# HELP " + name + " " + escapeHelp(f.help, openMetrics) + "\n")
+		w.WriteString("# TYPE " + name + " " + string(f.typ) + "\n")
+		for _, s := range f.series {
+			w.WriteString(f.name)
+			if len(s.labels) > 0 {
+				w.WriteByte('{')
+				for i := 0; i+1 < len(s.labels); i += 2 {
+					if i > 0 {
+						w.WriteByte(',')
+					}
+					w.WriteString(s.labels[i] + `="` + escapeLabel(s.labels[i+1]) + `"`)
+				}
+				w.WriteByte('}')
+			}
+			w.WriteString(" " + formatValue(s.value) + "\n")
+		}
+	}
+	if openMetrics {
+		w.WriteString("# EOF\n")
+	}
+	_ = w.Flush()
+}
 
-func (l promLogger) Println(v ...any) { l.d.logf("/metrics: %v", v) }
+var (
+	helpEscaper   = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	omHelpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+	labelEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+func escapeHelp(s string, openMetrics bool) string {
+	if openMetrics {
+		return omHelpEscaper.Replace(s)
+	}
+	return helpEscaper.Replace(s)
+}
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }
+
+func formatValue(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -161,7 +161,7 @@ func TestMetricsOfARunningApp(t *testing.T) {
 		t.Errorf("%d restart series after a restart, want 2 (one per process)", n)
 	}
 
-	problems, err := testutil.CollectAndLint(collector{td.d})
+	problems, err := promlint.New(strings.NewReader(must(scrape(t, addr, "")))).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +182,15 @@ func TestMetricsOpenMetrics(t *testing.T) {
 	if !strings.HasSuffix(body, "# EOF\n") || !strings.Contains(body, `corral_process_status{app="one"`) {
 		t.Errorf("not an OpenMetrics exposition of the app:\n%s", body)
 	}
+	for _, want := range []string{
+		"# TYPE corral_process_restarts counter\n",
+		`corral_process_restarts_total{app="one",id="0",instance="0"} 0` + "\n",
+		"# TYPE corral_app_instances_online gauge\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("OpenMetrics exposition lacks %q:\n%s", want, body)
+		}
+	}
 }
 
 // TestHTTPListenerOff: without an address nothing listens; the listener closes with the daemon.
@@ -194,3 +203,31 @@ func TestHTTPListenerOff(t *testing.T) {
 }
 
 func must(body, _ string) string { return body }
+
+// TestExpositionEscapes: label values and help text with quotes, backslashes and newlines are
+// escaped so that Prometheus' parser reads them back as written.
+func TestExpositionEscapes(t *testing.T) {
+	for _, tc := range []struct{ name, app string }{
+		{"plain", "web"},
+		{"quote", `we"b`},
+		{"backslash", `C:\web`},
+		{"newline", "we\nb"},
+		{"unicode", "wéb ☃"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &family{name: "corral_test_total", typ: counter, help: "a \\ help\nline"}
+			f.add(3, "app", tc.app)
+			var b strings.Builder
+			writeExposition(&b, []*family{f}, false)
+			fams := parseText(t, b.String())
+			got := fams["corral_test_total"]
+			if got == nil || got.GetHelp() != f.help || len(got.GetMetric()) != 1 {
+				t.Fatalf("parsed %v from:\n%s", got, b.String())
+			}
+			m := got.GetMetric()[0]
+			if m.GetLabel()[0].GetValue() != tc.app || m.GetCounter().GetValue() != 3 {
+				t.Errorf("parsed %v from:\n%s", m, b.String())
+			}
+		})
+	}
+}
