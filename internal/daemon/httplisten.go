@@ -42,7 +42,7 @@ func (d *Daemon) startHTTP(addr, source string) (*httpListener, error) {
 			source, addr, err, settings.HTTPListen, settings.HTTPListen)
 	}
 	if !settings.IsLoopback(addr) {
-		d.logf("warning: the HTTP listener (%s) is on %s, which is not a loopback address: anyone who can reach it can read /metrics", source, ln.Addr())
+		d.logf("warning: the HTTP listener (%s) is on %s, which is not a loopback address: anyone who can reach it can read /metrics", source, addr)
 	}
 	h := &httpListener{
 		ln:   ln,

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/home"
 	cortest "github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -229,5 +232,46 @@ func TestExpositionEscapes(t *testing.T) {
 				t.Errorf("parsed %v from:\n%s", m, b.String())
 			}
 		})
+	}
+}
+
+// TestHTTPListenerWarnsOffLoopback: an address others can reach is served, because the user
+// named it, and the daemon log says who can read it.
+func TestHTTPListenerWarnsOffLoopback(t *testing.T) {
+	td := newTestDaemon(t, func(d *Daemon) { d.httpListen, d.httpSource = "0.0.0.0:0", "test" })
+	if td.d.HTTPAddr() == "" {
+		t.Fatal("the HTTP listener is not bound")
+	}
+	cortest.WaitFor(t, "the warning in the daemon log", 10*time.Second, func() bool {
+		data, _ := os.ReadFile(td.d.paths.DaemonLog)
+		return strings.Contains(string(data), "warning: the HTTP listener (test) is on 0.0.0.0:0,") &&
+			strings.Contains(string(data), "not a loopback address")
+	})
+}
+
+// TestHTTPListenerBusyAddress: a daemon that cannot bind its HTTP address does not start, and
+// says which address, where it came from and how to change it.
+func TestHTTPListenerBusyAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	h, err := os.MkdirTemp("", "cd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(h)
+	d, err := New(Options{Paths: home.At(h), HTTPListen: busy.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = d.Run(ctx)
+	d.logFile.Close()
+	d.lock.Close()
+	if err == nil || !strings.Contains(err.Error(), busy.Addr().String()) || !strings.Contains(err.Error(), "corral set http.listen") {
+		t.Errorf("Run with a busy HTTP address = %v, want an error naming it and the fix", err)
 	}
 }
