@@ -275,3 +275,35 @@ func TestHTTPListenerBusyAddress(t *testing.T) {
 		t.Errorf("Run with a busy HTTP address = %v, want an error naming it and the fix", err)
 	}
 }
+
+// TestMetricsClusterConnections: a cluster app's connections are counted per process, from the
+// cluster primary's counters.
+func TestMetricsClusterConnections(t *testing.T) {
+	td := metricsDaemon(t)
+	port := freePort(t)
+	app := td.nodeServer("web", port)
+	app.Instances = 2
+	td.mustStart(app)
+	td.waitStatus("web", 2, "online")
+	const requests = 6
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for range requests {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	addr := td.d.HTTPAddr()
+	cortest.WaitFor(t, "every connection counted", 10*time.Second, func() bool {
+		f := parseText(t, must(scrape(t, addr, "")))
+		total := 0.0
+		for _, m := range f["corral_process_connections_total"].GetMetric() {
+			total += m.GetCounter().GetValue()
+		}
+		return len(f["corral_process_connections_total"].GetMetric()) == 2 && total == requests &&
+			len(f["corral_process_connections_in_flight"].GetMetric()) == 2 &&
+			len(f["corral_process_connections_refused_total"].GetMetric()) == 2
+	})
+}
