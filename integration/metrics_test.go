@@ -40,6 +40,12 @@ func TestMetricsListener(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
+	// `corral update` is how a setting change is applied (docs/metrics.md §1.2): the next
+	// daemon binds the same address, and the apps carry on.
+	e.ok("update")
+	e.waitFor("/metrics served by the new daemon", 30*time.Second, func() bool {
+		return strings.Contains(scrapeMetrics(t, addr), `corral_app_instances_online{app="web"} 2`)
+	})
 	e.ok("kill")
 
 	bad := newEnv(t)

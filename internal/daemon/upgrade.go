@@ -81,6 +81,8 @@ func (d *Daemon) Upgrade(ctx context.Context, req api.UpdateRequest) (api.Update
 func (d *Daemon) leaveForUpgrade() error {
 	d.cron.Stop()
 	d.saveHandover()
+	// The next daemon binds the same HTTP address: free it first.
+	d.http.close()
 	if err := d.keeper.UpgradeTo(d.upgradeTo); err != nil {
 		d.logf("cannot ask the keeper for the upgrade: %v", err)
 	}
