@@ -78,14 +78,17 @@ try {
     hook(require('http').Server.prototype);
     hook(require('https').Server.prototype);
 
+    // The histogram records each interval between its timer's ticks, resolution included:
+    // the delay is what goes beyond the resolution.
+    const resolution = 10;
     let loop = null;
     try {
-      loop = monitorEventLoopDelay({ resolution: 20 });
+      loop = monitorEventLoopDelay({ resolution });
       loop.enable();
     } catch (_) {
       loop = null;
     }
-    const ms = (ns) => (Number.isFinite(ns) && ns >= 0 && ns < 1e15 ? ns / 1e6 : 0);
+    const delayMS = (ns) => (Number.isFinite(ns) && ns >= 0 && ns < 1e15 ? Math.max(0, ns / 1e6 - resolution) : 0);
     let sentRequests = 0;
     let sentFinished = 0;
     let sentAt = 0;
@@ -107,7 +110,7 @@ try {
           heapTotal: mem.heapTotal,
         };
         if (loop) {
-          msg.loopDelay = [ms(loop.percentile(50)), ms(loop.percentile(99)), ms(loop.max)];
+          msg.loopDelay = [delayMS(loop.percentile(50)), delayMS(loop.percentile(99)), delayMS(loop.max)];
           loop.reset();
         }
         if (typeof process._getActiveHandles === 'function') {
