@@ -195,4 +195,20 @@ func TestClusterCountsRequests(t *testing.T) {
 	if d := describeRequests(t, e, "cluster_status"); sum(d) != 2000 {
 		t.Fatalf("describe's per-worker requests %v add up to %d, want 2000", d, sum(d))
 	}
+	// The reports are internal messages: the app's process.on('message') saw none of them.
+	// (Its log says "serving" first, so an empty or missing log cannot pass.)
+	procs := e.jlist()
+	e.waitFor("both workers' out logs", 30*time.Second, func() bool {
+		for _, p := range procs {
+			if !strings.Contains(readFile(p.Pm2Env.OutLog), "serving") {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range procs {
+		if out := readFile(p.Pm2Env.OutLog); strings.Contains(out, "app got a message") {
+			t.Errorf("process %d's app received a message:\n%s", p.ID, out)
+		}
+	}
 }
