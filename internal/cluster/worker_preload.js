@@ -47,8 +47,9 @@ try {
     const bounds = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
     const m = { requests: 0, byClass: [0, 0, 0, 0, 0], latency: new Array(bounds.length + 1).fill(0), latencySum: 0 };
 
-    // One function for every response ('finish' runs it with the response as this): no
-    // closure per request.
+    // One shared function for every response ('finish' runs it with the response as this).
+    // Measured against patching ServerResponse.prototype.emit for 'finish' instead: no
+    // difference above the noise, and a listener on the response is the less invasive.
     const finished = function finished() {
       const ms = performance.now() - this.__corralStart;
       const cls = (this.statusCode / 100) | 0;
@@ -68,7 +69,7 @@ try {
       if (typeof emit !== 'function') return;
       // Own property on the server's prototype: the 'request' event is seen before any
       // listener of the app, and other events pass through untouched.
-      proto.emit = function emit2(event, req, res) {
+      proto.emit = function countingEmit(event, req, res) {
         if (event === 'request' && res) {
           try { counted(req, res); } catch (_) { /* never into the app */ }
         }
