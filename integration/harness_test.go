@@ -312,6 +312,9 @@ type jproc struct {
 				Connections uint64   `json:"connections"`
 				Refused     uint64   `json:"refused"`
 				InFlight    int      `json:"in_flight"`
+
+				Requests        uint64    `json:"requests"`
+				RequestsByClass [5]uint64 `json:"requests_by_class"`
 			} `json:"cluster"`
 		} `json:"corral"`
 	} `json:"pm2_env"`

@@ -83,7 +83,7 @@ func jlistEntry(p Process) map[string]any {
 		"username":                  p.Username,
 		"version":                   p.Version,
 		"env":                       env,
-		"axm_monitor":               map[string]any{},
+		"axm_monitor":               axmMonitor(p.Cluster),
 		"axm_actions":               []any{},
 		"vizion":                    false,
 		"automation":                false,
@@ -136,6 +136,30 @@ func jlistEntry(p Process) map[string]any {
 		"monit":   map[string]any{"memory": p.Memory, "cpu": roundTenth(p.CPU)},
 		"pm2_env": pm2env,
 	}
+}
+
+// axmMonitor fills PM2's axm_monitor (what @pm2/io metrics show in `pm2 show` and
+// dashboards: each entry an object with a value and maybe a unit) from the request counters
+// corral's preload reports from cluster workers. Empty when the worker reported nothing.
+func axmMonitor(c *WorkerStats) map[string]any {
+	out := map[string]any{}
+	if c == nil || (c.Requests == 0 && c.Runtime == nil) {
+		return out
+	}
+	out["HTTP"] = map[string]any{"value": roundTenth(c.ReqPerSec * 60), "unit": "req/min"}
+	out["HTTP Requests"] = map[string]any{"value": c.Requests}
+	out["HTTP 5xx"] = map[string]any{"value": c.Requests5xx}
+	out["HTTP P50 Latency"] = map[string]any{"value": roundTenth(c.LatencyP50MS), "unit": "ms"}
+	out["HTTP P99 Latency"] = map[string]any{"value": roundTenth(c.LatencyP99MS), "unit": "ms"}
+	if rt := c.Runtime; rt != nil {
+		out["Event Loop Latency p99"] = map[string]any{"value": roundTenth(rt.EventLoopP99MS), "unit": "ms"}
+		out["Used Heap Size"] = map[string]any{"value": roundTenth(float64(rt.HeapUsed) / (1 << 20)), "unit": "MiB"}
+		out["Heap Size"] = map[string]any{"value": roundTenth(float64(rt.HeapTotal) / (1 << 20)), "unit": "MiB"}
+		if rt.Handles != nil {
+			out["Active handles"] = map[string]any{"value": *rt.Handles}
+		}
+	}
+	return out
 }
 
 func roundTenth(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

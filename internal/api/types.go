@@ -69,6 +69,28 @@ type WorkerStats struct {
 	ConnPerSec  float64  `json:"conn_per_sec"` // over the last sampling interval
 	Refused     uint64   `json:"refused"`      // connections it answered accepted:false
 	InFlight    int      `json:"in_flight"`    // handed off, not yet answered
+
+	// Requests are what corral's preload counted inside the worker
+	// (docs/node-cluster-protocol.md §10.1): on keep-alive connections, connections say little
+	// about how the work is spread. Since the slot was created, across restarts and reloads.
+	Requests        uint64    `json:"requests"`
+	RequestsByClass [5]uint64 `json:"requests_by_class"` // responses with status 1xx..5xx
+	Requests5xx     uint64    `json:"requests_5xx"`
+	ReqPerSec       float64   `json:"req_per_sec"`    // between the worker's last two reports; 0 when idle
+	LatencyP50MS    float64   `json:"latency_p50_ms"` // estimated from the latency histogram
+	LatencyP99MS    float64   `json:"latency_p99_ms"`
+	// Runtime gauges of the current run, from its last report; absent before its first.
+	Runtime *WorkerRuntime `json:"runtime,omitempty"`
+}
+
+// WorkerRuntime describes a cluster worker's Node runtime, as its last metrics report said.
+type WorkerRuntime struct {
+	EventLoopP50MS float64 `json:"event_loop_p50_ms"` // event-loop delay since the report before
+	EventLoopP99MS float64 `json:"event_loop_p99_ms"`
+	EventLoopMaxMS float64 `json:"event_loop_max_ms"`
+	HeapUsed       uint64  `json:"heap_used"`
+	HeapTotal      uint64  `json:"heap_total"`
+	Handles        *int    `json:"handles,omitempty"` // active handles, when the runtime says
 }
 
 // StartRequest asks the daemon to run apps. Apps that already exist are restarted with the new

@@ -50,6 +50,8 @@ type slotStats struct {
 	// serving is the slot's run that listened last: during a reload the old and the new run
 	// overlap, and the slot shows the new one as soon as it listens.
 	serving atomic.Pointer[worker]
+	// req are the requests its runs answered, as their preload reports them (metrics.go).
+	req slotRequests
 }
 
 // NewGroup creates the primary for app. policy is spec.PolicyRoundRobin (or "") or
@@ -180,6 +182,9 @@ type Stats struct {
 	Connections uint64 // handed off and accepted
 	Refused     uint64 // answered accepted:false
 	InFlight    int    // handed off, not answered yet
+	// Requests are what the slot's runs answered, reported by corral's preload; zero for a
+	// worker that never reported (preload off, or not an HTTP server).
+	Requests RequestStats
 }
 
 // Stats returns the distribution of connections, by process id.
@@ -187,12 +192,14 @@ func (g *Group) Stats() map[int]Stats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make(map[int]Stats, len(g.slots))
+	now := time.Now()
 	for id, st := range g.slots {
 		s := Stats{
 			WorkerID:    int(st.workerID.Load()),
 			Connections: st.conns.Load(),
 			Refused:     st.refused.Load(),
 			InFlight:    int(st.inflight.Load()),
+			Requests:    st.req.snapshot(now),
 		}
 		if w := st.serving.Load(); w != nil {
 			s.Listening = w.listeningAddrs()

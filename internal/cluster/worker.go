@@ -37,6 +37,8 @@ type worker struct {
 	attachedOnce sync.Once
 	// resume: an adopted worker's handles, back into rotation once attached (resume.go).
 	resume []*handle
+	// lastReport is the run's last accepted metrics report (metrics.go), nil before the first.
+	lastReport *metricsReport
 }
 
 // inflightConn is a connection handed to the worker and not answered yet.
@@ -100,6 +102,10 @@ func (w *worker) HandleInternal(m nodeipc.Message) {
 	<-w.attached
 	if m.Handle != nil {
 		m.Handle.Close() // the primary takes no handle from a worker, in cluster messages or others
+	}
+	if m.Cmd == MetricsCmd {
+		w.onMetrics(m.Raw)
+		return
 	}
 	if m.Cmd != "NODE_CLUSTER" {
 		return
@@ -391,6 +397,7 @@ func (w *worker) finish() {
 		}
 	}
 	w.stats.serving.CompareAndSwap(w, nil)
+	w.forgetGauges()
 	w.attachedOnce.Do(func() { close(w.attached) })
 }
 

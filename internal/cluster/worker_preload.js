@@ -1,10 +1,17 @@
 // corral's preload for Node cluster workers (loaded with --require; the app's code is not
-// touched). It changes one thing: when the primary takes a worker out of rotation (a reload or
-// a scale-down), Node's server.close() closes every idle keep-alive connection at once, and a
-// client that sends its next request on one of them at that moment gets a reset. Here, a
-// draining server instead answers each next request with "Connection: close" (the client then
-// opens a new connection, to another worker) and closes the connections still idle after a
-// grace period. Nothing else changes, and any failure leaves Node's behaviour as it is.
+// touched). It does two things, and any failure leaves Node's behaviour as it is.
+//
+// Draining: when the primary takes a worker out of rotation (a reload or a scale-down), Node's
+// server.close() closes every idle keep-alive connection at once, and a client that sends its
+// next request on one of them at that moment gets a reset. Here, a draining server instead
+// answers each next request with "Connection: close" (the client then opens a new connection,
+// to another worker) and closes the connections still idle after a grace period.
+//
+// Request metrics: the daemon only sees connections, and one keep-alive connection carries many
+// requests. Every request an http/https Server of the worker answers is counted (by status
+// class, with its latency), and the counters go to the daemon as an internal message
+// (docs/node-cluster-protocol.md §10.1) at most once a second, only when they changed (the
+// runtime gauges alone at most every 5 s). CORRAL_REQUEST_METRICS=0 turns the counting off.
 'use strict';
 try {
   const cluster = require('cluster');
@@ -26,6 +33,100 @@ try {
     };
     patch(require('http').Server.prototype);
     patch(require('https').Server.prototype);
+  }
+} catch (_) {
+  // Leave Node's behaviour untouched.
+}
+
+try {
+  const cluster = require('cluster');
+  if (cluster.isWorker && process.env.CORRAL_REQUEST_METRICS !== '0' && typeof process.send === 'function') {
+    const { performance, monitorEventLoopDelay } = require('perf_hooks');
+    // Upper bounds in ms; one more bucket for anything slower. The daemon has the same list
+    // (internal/cluster/metrics.go LatencyBucketsMS).
+    const bounds = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+    const m = { requests: 0, byClass: [0, 0, 0, 0, 0], latency: new Array(bounds.length + 1).fill(0), latencySum: 0 };
+
+    // One shared function for every response ('finish' runs it with the response as this).
+    // Measured against patching ServerResponse.prototype.emit for 'finish' instead: no
+    // difference above the noise, and a listener on the response is the less invasive.
+    const finished = function finished() {
+      const ms = performance.now() - this.__corralStart;
+      const cls = (this.statusCode / 100) | 0;
+      if (cls >= 1 && cls <= 5) m.byClass[cls - 1]++;
+      let i = 0;
+      while (i < bounds.length && ms > bounds[i]) i++;
+      m.latency[i]++;
+      m.latencySum += ms;
+    };
+    const counted = (req, res) => {
+      m.requests++;
+      res.__corralStart = performance.now();
+      res.once('finish', finished);
+    };
+    const hook = (proto) => {
+      const emit = proto && proto.emit;
+      if (typeof emit !== 'function') return;
+      // Own property on the server's prototype: the 'request' event is seen before any
+      // listener of the app, and other events pass through untouched.
+      proto.emit = function countingEmit(event, req, res) {
+        if (event === 'request' && res) {
+          try { counted(req, res); } catch (_) { /* never into the app */ }
+        }
+        return emit.apply(this, arguments);
+      };
+    };
+    hook(require('http').Server.prototype);
+    hook(require('https').Server.prototype);
+
+    // The histogram records each interval between its timer's ticks, resolution included:
+    // the delay is what goes beyond the resolution.
+    const resolution = 10;
+    let loop = null;
+    try {
+      loop = monitorEventLoopDelay({ resolution });
+      loop.enable();
+    } catch (_) {
+      loop = null;
+    }
+    const delayMS = (ns) => (Number.isFinite(ns) && ns >= 0 && ns < 1e15 ? Math.max(0, ns / 1e6 - resolution) : 0);
+    let sentRequests = 0;
+    let sentFinished = 0;
+    let sentAt = 0;
+    const report = () => {
+      try {
+        if (!process.connected) return;
+        let done = 0;
+        for (const n of m.latency) done += n;
+        const now = Date.now();
+        if (m.requests === sentRequests && done === sentFinished && now - sentAt < 5000) return;
+        const mem = process.memoryUsage();
+        const msg = {
+          cmd: 'NODE_CORRAL_METRICS',
+          requests: m.requests,
+          byClass: m.byClass,
+          latency: m.latency,
+          latencySum: m.latencySum,
+          heapUsed: mem.heapUsed,
+          heapTotal: mem.heapTotal,
+        };
+        if (loop) {
+          msg.loopDelay = [delayMS(loop.percentile(50)), delayMS(loop.percentile(99)), delayMS(loop.max)];
+          loop.reset();
+        }
+        if (typeof process._getActiveHandles === 'function') {
+          msg.handles = process._getActiveHandles().length;
+        }
+        // The callback takes any send error; nothing reaches the app.
+        process.send(msg, () => {});
+        sentRequests = m.requests;
+        sentFinished = done;
+        sentAt = now;
+      } catch (_) {
+        // A report is lost; the next one carries the same cumulative counters.
+      }
+    };
+    setInterval(report, 1000).unref();
   }
 } catch (_) {
   // Leave Node's behaviour untouched.

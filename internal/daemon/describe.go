@@ -94,6 +94,11 @@ func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
 		App:                s,
 		Cluster:            d.clusterStats(l.view.group, info.ID, stats),
 	}
+	if g := l.view.group; g != nil {
+		if st, ok := stats.of(g)[info.ID]; ok {
+			addRequests(out.Cluster, st.Requests)
+		}
+	}
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)
 		out.CPU, out.Memory = u.CPU, u.RSS

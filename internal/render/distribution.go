@@ -8,15 +8,18 @@ import (
 	"github.com/corral-pm/corral/internal/api"
 )
 
-// Distribution renders how a cluster app's connections spread over its workers: what PM2 only
-// shows in its paid PM2 Plus ("request distribution statistics"). Processes without cluster
-// statistics are left out; the result is empty when none has any.
+// Distribution renders how a cluster app's connections, and the requests they carry, spread
+// over its workers: what PM2 only shows in its paid PM2 Plus ("request distribution
+// statistics"). Requests come from corral's preload in each worker (one keep-alive connection
+// carries many); "-" where a worker reported none. Processes without cluster statistics are
+// left out; the result is empty when none has any.
 func Distribution(procs []api.Process, o Options) string {
 	var rows [][]cell
-	var total uint64
+	var total, totalReqs uint64
 	for _, p := range procs {
 		if p.Cluster != nil {
 			total += p.Cluster.Connections
+			totalReqs += p.Cluster.Requests
 		}
 	}
 	for _, p := range procs {
@@ -27,6 +30,18 @@ func Distribution(procs []api.Process, o Options) string {
 		share := "-"
 		if total > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*float64(c.Connections)/float64(total))
+		}
+		reqs, reqShare, reqRate, p50, p99, fivexx := "-", "-", "-", "-", "-", "-"
+		if c.Requests > 0 || c.Runtime != nil {
+			reqs = strconv.FormatUint(c.Requests, 10)
+			reqRate = fmt.Sprintf("%.1f", c.ReqPerSec)
+			fivexx = strconv.FormatUint(c.Requests5xx, 10)
+			if totalReqs > 0 {
+				reqShare = fmt.Sprintf("%.1f%%", 100*float64(c.Requests)/float64(totalReqs))
+			}
+			if c.Requests > 0 {
+				p50, p99 = formatMS(c.LatencyP50MS), formatMS(c.LatencyP99MS)
+			}
 		}
 		listening := strings.Join(c.Listening, " ")
 		if listening == "" {
@@ -41,6 +56,12 @@ func Distribution(procs []api.Process, o Options) string {
 			{text: strconv.FormatUint(c.Connections, 10)},
 			{text: share},
 			{text: fmt.Sprintf("%.1f", c.ConnPerSec)},
+			{text: reqs},
+			{text: reqShare},
+			{text: reqRate},
+			{text: p50},
+			{text: p99},
+			{text: fivexx},
 			{text: strconv.FormatUint(c.Refused, 10)},
 			{text: strconv.Itoa(c.InFlight)},
 		})
@@ -48,12 +69,20 @@ func Distribution(procs []api.Process, o Options) string {
 	if len(rows) == 0 {
 		return ""
 	}
-	header := []string{"id", "name", "pid", "worker", "listening", "connections", "share", "conn/s", "refused", "in flight"}
-	title := " Connection distribution (handed off by corral, round-robin)\n"
+	header := []string{"id", "name", "pid", "worker", "listening", "connections", "share", "conn/s", "requests", "req share", "req/s", "p50", "p99", "5xx", "refused", "in flight"}
+	title := " Connection distribution (handed off by corral, round-robin; requests counted in the workers)\n"
 	for _, p := range procs {
 		if p.Cluster != nil && p.App.SchedPolicy == "shared" {
 			title = " Connection distribution (sched_policy shared: the kernel picks the worker, corral hands off nothing)\n"
 		}
 	}
 	return title + box(o, header, rows)
+}
+
+// formatMS renders a latency estimate: tenths below 10 ms, whole milliseconds above.
+func formatMS(ms float64) string {
+	if ms < 10 {
+		return fmt.Sprintf("%.1fms", ms)
+	}
+	return fmt.Sprintf("%.0fms", ms)
 }

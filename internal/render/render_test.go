@@ -75,7 +75,10 @@ func fixtures() []api.Process {
 			OutLog: "/home/deploy/.corral/logs/web-out-1.log", ErrLog: "/home/deploy/.corral/logs/web-error-1.log",
 			PidFile: "/home/deploy/.corral/pids/web-1.pid",
 			Version: "2.0.0", Username: "deploy", Watching: true, App: web,
-			Cluster: &api.WorkerStats{WorkerID: 7, Listening: []string{"0.0.0.0:8080"}, Connections: 15230, ConnPerSec: 41.5, Refused: 2, InFlight: 1},
+			Cluster: &api.WorkerStats{WorkerID: 7, Listening: []string{"0.0.0.0:8080"}, Connections: 15230, ConnPerSec: 41.5, Refused: 2, InFlight: 1,
+				Requests: 120400, RequestsByClass: [5]uint64{0, 120000, 0, 388, 12}, Requests5xx: 12, ReqPerSec: 312.25,
+				LatencyP50MS: 3.2, LatencyP99MS: 48.75,
+				Runtime: &api.WorkerRuntime{EventLoopP50MS: 10.1, EventLoopP99MS: 12.4, EventLoopMaxMS: 30, HeapUsed: 24 << 20, HeapTotal: 32 << 20}},
 		},
 		{
 			ID: 2, Name: "web", Namespace: "frontend", Instance: 1, PID: 41301, Status: "launching",
@@ -455,6 +458,17 @@ func TestJListShape(t *testing.T) {
 	}
 	if num(stopped, "pid") != 0 || str(stopped, "pm2_env.status") != "stopped" || num(stopped, "pm2_env.exit_code") != 0 {
 		t.Errorf("stopped: pid %v status %v exit_code %v", stopped["pid"], get(stopped, "pm2_env.status"), get(stopped, "pm2_env.exit_code"))
+	}
+	if num(cluster, "pm2_env.corral.cluster.requests") != 120400 || num(cluster, "pm2_env.corral.cluster.requests_5xx") != 12 ||
+		num(cluster, "pm2_env.corral.cluster.runtime.heap_used") != 24<<20 {
+		t.Errorf("corral.cluster requests: %v", get(cluster, "pm2_env.corral.cluster"))
+	}
+	if num(cluster, "pm2_env.axm_monitor.HTTP.value") != 18735 || str(cluster, "pm2_env.axm_monitor.HTTP.unit") != "req/min" ||
+		num(cluster, "pm2_env.axm_monitor.HTTP Requests.value") != 120400 || num(cluster, "pm2_env.axm_monitor.Used Heap Size.value") != 24 {
+		t.Errorf("axm_monitor: %v", get(cluster, "pm2_env.axm_monitor"))
+	}
+	if m, ok := get(fork, "pm2_env.axm_monitor").(map[string]any); !ok || len(m) != 0 {
+		t.Errorf("axm_monitor of a process without request metrics: %v", get(fork, "pm2_env.axm_monitor"))
 	}
 	if num(cluster, "pm2_env.corral.cluster.connections") != 15230 {
 		t.Errorf("corral.cluster: %v", get(cluster, "pm2_env.corral"))

@@ -96,20 +96,27 @@ func box(o Options, header []string, rows [][]cell) string {
 	return b.String()
 }
 
-// tableHeader is PM2's full `ls` layout, plus corral's connection column for cluster apps.
+// tableHeader is PM2's full `ls` layout, plus corral's connection (and request rate) columns
+// for cluster apps.
 var tableHeader = []string{"id", "name", "namespace", "version", "mode", "pid", "uptime", "↺", "status", "cpu", "mem", "user", "watching"}
 
 // Table renders `corral ls`.
 func Table(procs []api.Process, o Options) string {
 	header := tableHeader
-	cluster := false
+	// req/s only once some worker has reported requests (corral's preload counts them).
+	cluster, requests := false, false
 	for _, p := range procs {
 		if p.Cluster != nil {
 			cluster = true
+			requests = requests || p.Cluster.Requests > 0 || p.Cluster.Runtime != nil
 		}
 	}
 	if cluster {
-		header = append(append([]string(nil), header[:9]...), append([]string{"conns"}, header[9:]...)...)
+		extra := []string{"conns"}
+		if requests {
+			extra = append(extra, "req/s")
+		}
+		header = append(append(append([]string(nil), header[:9]...), extra...), header[9:]...)
 	}
 	rows := make([][]cell, 0, len(procs))
 	for _, p := range procs {
@@ -145,6 +152,13 @@ func Table(procs []api.Process, o Options) string {
 				conns = strconv.FormatUint(p.Cluster.Connections, 10)
 			}
 			r = append(r, cell{text: conns})
+			if requests {
+				rate := ""
+				if c := p.Cluster; c != nil && (c.Requests > 0 || c.Runtime != nil) {
+					rate = fmt.Sprintf("%.1f", c.ReqPerSec)
+				}
+				r = append(r, cell{text: rate})
+			}
 		}
 		r = append(r,
 			cell{text: cpu},
