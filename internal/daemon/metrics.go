@@ -64,6 +64,7 @@ func (f *family) add(value float64, labels ...string) {
 // processFamilies are the per-process families, in the order they are written.
 type processFamilies struct {
 	cpu, memory, restarts, status, uptime, conns, refused, inFlight family
+	requests, loopP99, heapUsed                                     family
 }
 
 func newProcessFamilies() *processFamilies {
@@ -84,8 +85,17 @@ func newProcessFamilies() *processFamilies {
 			help: "Connections handed to the process that it refused (cluster mode only)."},
 		inFlight: family{name: "corral_process_connections_in_flight", typ: gauge,
 			help: "Connections handed to the process and not yet answered (cluster mode only)."},
+		requests: family{name: "corral_process_requests_total", typ: counter,
+			help: "HTTP requests the process answered, by status class, over every run of the slot, as corral's preload counts them in Node cluster workers."},
+		loopP99: family{name: "corral_process_event_loop_delay_p99_seconds", typ: gauge,
+			help: "99th percentile of the Node event loop's delay over the worker's last report (about a second)."},
+		heapUsed: family{name: "corral_process_heap_used_bytes", typ: gauge,
+			help: "V8 heap in use in the Node worker, at its last report."},
 	}
 }
+
+// statusClasses name RequestStats.ByClass's entries, as the class label has them.
+var statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // usageTotals is what the sampler last knew of a process slot.
 type usageTotals struct {
@@ -155,12 +165,22 @@ func (d *Daemon) gather() []*family {
 				pf.conns.add(float64(st.Connections), labels...)
 				pf.refused.add(float64(st.Refused), labels...)
 				pf.inFlight.add(float64(st.InFlight), labels...)
+				if rs := st.Requests; rs.Requests > 0 || rs.Runtime.Known {
+					for i, n := range rs.ByClass {
+						pf.requests.add(float64(n), append(labels[:len(labels):len(labels)], "class", statusClasses[i])...)
+					}
+				}
+				if rt := st.Requests.Runtime; rt.Known && info.PID > 0 {
+					pf.loopP99.add(rt.LoopP99MS/1000, labels...)
+					pf.heapUsed.add(float64(rt.HeapUsed), labels...)
+				}
 			}
 		}
 		desired.add(float64(len(v.procs)), "app", name)
 		online.add(float64(up), "app", name)
 	}
-	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight, desired, online}
+	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight,
+		&pf.requests, &pf.loopP99, &pf.heapUsed, desired, online}
 	return append(out, d.selfFamilies()...)
 }
 

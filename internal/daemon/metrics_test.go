@@ -306,4 +306,19 @@ func TestMetricsClusterConnections(t *testing.T) {
 			len(f["corral_process_connections_in_flight"].GetMetric()) == 2 &&
 			len(f["corral_process_connections_refused_total"].GetMetric()) == 2
 	})
+	// The preload's reports: every request counted once, as a 2xx.
+	cortest.WaitFor(t, "every request counted", 10*time.Second, func() bool {
+		f := parseText(t, must(scrape(t, addr, "")))
+		byClass := map[string]float64{}
+		for _, m := range f["corral_process_requests_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "class" {
+					byClass[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return byClass["2xx"] == requests && byClass["5xx"] == 0 &&
+			len(f["corral_process_heap_used_bytes"].GetMetric()) == 2 &&
+			len(f["corral_process_event_loop_delay_p99_seconds"].GetMetric()) == 2
+	})
 }
