@@ -22,7 +22,7 @@ import (
 // without client_golang. The daemon and the CLI are one binary, and client_golang's packages
 // (its default registry with Go and process collectors built at init, procfs, protobuf) cost
 // every command about 1.2 ms of init before main, `corral jlist` included. The exposition is a
-// fixed set of counters and gauges, so writing it is short; the tests parse it with
+// fixed set of counters, gauges and one histogram, so writing it is short; the tests parse it with
 // Prometheus' own parser and lint it with promlint, so the format stays honest.
 //
 // Figures are read from the daemon's state at scrape time (no bookkeeping per event): the apps'
@@ -40,15 +40,27 @@ var statuses = []supervisor.Status{
 type metricType string
 
 const (
-	counter metricType = "counter"
-	gauge   metricType = "gauge"
+	counter   metricType = "counter"
+	gauge     metricType = "gauge"
+	histogram metricType = "histogram"
 )
 
-// family is one metric family: its name (with _total for a counter), help, type and series.
+// family is one metric family: its name (with _total for a counter), help, type and series
+// (hists for a histogram).
 type family struct {
 	name, help string
 	typ        metricType
 	series     []series
+	hists      []histSeries
+}
+
+// histSeries is one histogram: label pairs, the buckets' upper bounds (without +Inf), the
+// count in each bucket (not cumulative; one more than bounds, the last for +Inf) and the sum.
+type histSeries struct {
+	labels []string
+	bounds []float64
+	counts []uint64
+	sum    float64
 }
 
 // series is one sample: label pairs (name, value, name, value, …) and its value.
@@ -64,7 +76,7 @@ func (f *family) add(value float64, labels ...string) {
 // processFamilies are the per-process families, in the order they are written.
 type processFamilies struct {
 	cpu, memory, restarts, status, uptime, conns, refused, inFlight family
-	requests, loopP99, heapUsed                                     family
+	requests, duration, loopP99, heapUsed                           family
 }
 
 func newProcessFamilies() *processFamilies {
@@ -87,12 +99,23 @@ func newProcessFamilies() *processFamilies {
 			help: "Connections handed to the process and not yet answered (cluster mode only)."},
 		requests: family{name: "corral_process_requests_total", typ: counter,
 			help: "HTTP requests the process answered, by status class, over every run of the slot, as corral's preload counts them in Node cluster workers."},
+		duration: family{name: "corral_process_request_duration_seconds", typ: histogram,
+			help: "Time Node cluster workers took to answer HTTP requests (from the request to the response's end), over every run of the slot."},
 		loopP99: family{name: "corral_process_event_loop_delay_p99_seconds", typ: gauge,
 			help: "99th percentile of the Node event loop's delay over the worker's last report (about a second)."},
 		heapUsed: family{name: "corral_process_heap_used_bytes", typ: gauge,
 			help: "V8 heap in use in the Node worker, at its last report."},
 	}
 }
+
+// latencyBoundsSeconds are the request-duration histogram's bounds, in seconds.
+var latencyBoundsSeconds = func() []float64 {
+	out := make([]float64, len(cluster.LatencyBucketsMS))
+	for i, ms := range cluster.LatencyBucketsMS {
+		out[i] = ms / 1000
+	}
+	return out
+}()
 
 // statusClasses name RequestStats.ByClass's entries, as the class label has them.
 var statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -169,6 +192,8 @@ func (d *Daemon) gather() []*family {
 					for i, n := range rs.ByClass {
 						pf.requests.add(float64(n), append(labels[:len(labels):len(labels)], "class", statusClasses[i])...)
 					}
+					pf.duration.hists = append(pf.duration.hists, histSeries{labels: labels, bounds: latencyBoundsSeconds,
+						counts: rs.Latency[:], sum: rs.LatencySumMS / 1000})
 				}
 				if rt := st.Requests.Runtime; rt.Known && info.PID > 0 {
 					pf.loopP99.add(rt.LoopP99MS/1000, labels...)
@@ -180,7 +205,7 @@ func (d *Daemon) gather() []*family {
 		online.add(float64(up), "app", name)
 	}
 	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight,
-		&pf.requests, &pf.loopP99, &pf.heapUsed, desired, online}
+		&pf.requests, &pf.duration, &pf.loopP99, &pf.heapUsed, desired, online}
 	return append(out, d.selfFamilies()...)
 }
 
@@ -261,7 +286,7 @@ func (d *Daemon) metricsHandler() http.Handler {
 func writeExposition(out io.Writer, fams []*family, openMetrics bool) {
 	w := bufio.NewWriter(out)
 	for _, f := range fams {
-		if len(f.series) == 0 {
+		if len(f.series) == 0 && len(f.hists) == 0 {
 			continue
 		}
 		name := f.name
@@ -284,11 +309,45 @@ func writeExposition(out io.Writer, fams []*family, openMetrics bool) {
 			}
 			w.WriteString(" " + formatValue(s.value) + "\n")
 		}
+		for _, h := range f.hists {
+			writeHistogram(w, f.name, h)
+		}
 	}
 	if openMetrics {
 		w.WriteString("# EOF\n")
 	}
 	_ = w.Flush()
+}
+
+// writeHistogram writes one histogram's samples, the same in both formats: a cumulative
+// name_bucket per bound and +Inf, then name_sum and name_count.
+func writeHistogram(w *bufio.Writer, name string, h histSeries) {
+	sample := func(suffix string, value float64, extra ...string) {
+		w.WriteString(name + suffix)
+		labels := append(h.labels[:len(h.labels):len(h.labels)], extra...)
+		if len(labels) > 0 {
+			w.WriteByte('{')
+			for i := 0; i+1 < len(labels); i += 2 {
+				if i > 0 {
+					w.WriteByte(',')
+				}
+				w.WriteString(labels[i] + `="` + escapeLabel(labels[i+1]) + `"`)
+			}
+			w.WriteByte('}')
+		}
+		w.WriteString(" " + formatValue(value) + "\n")
+	}
+	var cum uint64
+	for i, c := range h.counts {
+		cum += c
+		le := "+Inf"
+		if i < len(h.bounds) {
+			le = formatValue(h.bounds[i])
+		}
+		sample("_bucket", float64(cum), "le", le)
+	}
+	sample("_sum", h.sum)
+	sample("_count", float64(cum))
 }
 
 var (

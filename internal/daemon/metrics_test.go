@@ -317,8 +317,30 @@ func TestMetricsClusterConnections(t *testing.T) {
 				}
 			}
 		}
-		return byClass["2xx"] == requests && byClass["5xx"] == 0 &&
+		answered := uint64(0)
+		for _, m := range f["corral_process_request_duration_seconds"].GetMetric() {
+			h := m.GetHistogram()
+			if b := h.GetBucket(); len(b) == 0 || b[len(b)-1].GetCumulativeCount() > h.GetSampleCount() {
+				return false
+			}
+			answered += h.GetSampleCount()
+		}
+		return byClass["2xx"] == requests && byClass["5xx"] == 0 && answered == requests &&
 			len(f["corral_process_heap_used_bytes"].GetMetric()) == 2 &&
 			len(f["corral_process_event_loop_delay_p99_seconds"].GetMetric()) == 2
 	})
+	// The request series (the histogram too) pass the linter, in the text format, and the
+	// OpenMetrics exposition ends as it must.
+	problems, err := promlint.New(strings.NewReader(must(scrape(t, addr, "")))).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	om := must(scrape(t, addr, "application/openmetrics-text; version=1.0.0"))
+	if !strings.Contains(om, "# TYPE corral_process_request_duration_seconds histogram\n") ||
+		!strings.Contains(om, `le="+Inf"}`) || !strings.HasSuffix(om, "# EOF\n") {
+		t.Errorf("OpenMetrics exposition without the request histogram:\n%s", om)
+	}
 }
