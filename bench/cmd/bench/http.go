@@ -391,6 +391,7 @@ type toolServer struct {
 	dir   string
 	port  int
 	label string
+	env   []string // more of the app's environment (the requests scenario's switch)
 	in    *Instance
 }
 
@@ -404,7 +405,7 @@ func (s *toolServer) Start(ctx context.Context) error {
 	}
 	s.in = in
 	in.Dir = s.dir
-	in.Env = []string{"PORT=" + strconv.Itoa(s.port)}
+	in.Env = append([]string{"PORT=" + strconv.Itoa(s.port)}, s.env...)
 	if _, err := in.Time(ctx, "start", "app.js", "-i", "2", "--name", "app"); err != nil {
 		return err
 	}

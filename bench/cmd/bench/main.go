@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -164,6 +165,15 @@ func run() int {
 	}
 	host.LoadEnd = loadavg()
 
+	// A scenario may measure a variant of a tool as a contender of its own (the requests
+	// scenario: corral with its counting off): it gets a column after the tools.
+	for _, m := range metrics {
+		for _, c := range m.Order {
+			if !slices.Contains(order, c) {
+				order = append(order, c)
+			}
+		}
+	}
 	r := Report{Host: host, Options: map[string]any{"bench": opts, "contenders": order, "scenarios": scenarioNamesOf(run)},
 		Notes: b.Notes, Metrics: metrics, Errors: errs, Complete: len(errs) == 0}
 	printTable(os.Stdout, r, order)
