@@ -123,7 +123,7 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		g.logf("%s: %s listener on %s", g.app, g.policy, h.addr)
 		if g.keeper != nil {
 			// Under g.mu: a CloseListeners cannot drop it from the keeper before it is kept.
-			g.keeper.KeepSocket(handleKeptName(key), handleMeta{Key: key, Shared: shared, UDP: h.udp, Addr: h.addr, Name: h.name, Path: sock.path}, sock.f)
+			g.keeper.KeepSocket(handleKeptName(key), h.keptMeta(), sock.f)
 		}
 	}
 	return h, nil

@@ -164,19 +164,11 @@ func (s *Sockets) Restore(kept map[string]json.RawMessage, files map[string]*os.
 		}
 		f := files[name]
 		delete(files, name)
-		// A copy of our own: f's finalizer would close the fd it wraps.
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		f.Close()
-		var sf *socketFile
-		if err == nil {
-			path := ""
-			if sp := s.specs[m.Index]; sp.Network == "unix" {
-				path = sp.Address
-			}
-			if sf, err = newSocketFile(fd, m.Spec, path); err != nil {
-				unix.Close(fd)
-			}
+		path := ""
+		if sp := s.specs[m.Index]; sp.Network == "unix" {
+			path = sp.Address
 		}
+		sf, err := socketFileFrom(f, m.Spec, path, false) // blocking, as programs expect them
 		if err != nil {
 			closeSocketFiles(out)
 			closeAll()

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/corral-pm/corral/internal/supervisor"
-	"golang.org/x/sys/unix"
 )
 
 // This file lets a cluster outlive the daemon: the app's sockets are kept by the daemon's
@@ -54,10 +53,14 @@ func (g *Group) keepHandle(h *handle) {
 	if k == nil {
 		return
 	}
+	k.KeepSocket(handleKeptName(h.key), h.keptMeta(), h.sock.f)
+}
+
+// keptMeta describes h for the keeper (RestoreHandle reads it back).
+func (h *handle) keptMeta() handleMeta {
 	h.mu.Lock()
-	meta := handleMeta{Key: h.key, Shared: h.shared, UDP: h.udp, Addr: h.addr, Name: h.name, Path: h.sock.path, Data: h.data}
-	h.mu.Unlock()
-	k.KeepSocket(handleKeptName(h.key), meta, h.sock.f)
+	defer h.mu.Unlock()
+	return handleMeta{Key: h.key, Shared: h.shared, UDP: h.udp, Addr: h.addr, Name: h.name, Path: h.sock.path, Data: h.data}
 }
 
 // RestoreHandle reopens a handle an earlier daemon kept (meta as keepHandle wrote it, f its
@@ -68,22 +71,10 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 		f.Close()
 		return fmt.Errorf("kept socket of %s: unreadable description %q", g.app, meta)
 	}
-	// A copy of our own (f's finalizer would close the fd it wraps), made non-blocking again
-	// after f.Fd(), which makes the file blocking for every holder: the daemon's accept and
-	// the workers' (shared policy) rely on it being non-blocking, as it was created.
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	f.Close()
-	if err == nil {
-		if err = unix.SetNonblock(fd, true); err != nil {
-			unix.Close(fd)
-		}
-	}
+	// Non-blocking, as it was created: the daemon's accept and the workers' (shared policy)
+	// rely on it.
+	sock, err := socketFileFrom(f, m.Addr, m.Path, true)
 	if err != nil {
-		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
-	}
-	sock, err := newSocketFile(fd, m.Addr, m.Path)
-	if err != nil {
-		unix.Close(fd)
 		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
 	}
 	h := newHandle(g, m.Key, sock, m.Shared, m.UDP)

@@ -109,6 +109,35 @@ func newSocketFile(fd int, name, path string) (*socketFile, error) {
 	return &socketFile{f: f, rc: rc, path: path}, nil
 }
 
+// socketFileFrom takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md):
+// the daemon's own copy, close-on-exec (f is closed: its finalizer would close the fd it wraps),
+// read through SyscallConn rather than f.Fd(), which would make the socket blocking for every
+// holder. nonblock makes sure it is non-blocking, as the daemon's own listeners are created.
+func socketFileFrom(f *os.File, name, path string, nonblock bool) (*socketFile, error) {
+	defer f.Close()
+	fd := -1
+	rc, err := f.SyscallConn()
+	if err == nil {
+		var dupErr error
+		err = rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
+		err = errors.Join(err, dupErr)
+	}
+	if err == nil && nonblock {
+		err = unix.SetNonblock(fd, true)
+	}
+	var sf *socketFile
+	if err == nil {
+		sf, err = newSocketFile(fd, name, path)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	return sf, nil
+}
+
 // openListener creates what a round-robin key needs: a listening socket (TCP or unix) that the
 // daemon accepts on.
 func openListener(ls listenSpec) (*socketFile, error) {
