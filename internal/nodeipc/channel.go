@@ -129,7 +129,9 @@ type Channel struct {
 	// writer waits. cont is the rest of a line whose first part (and fd) sendInline wrote: it
 	// goes out before anything else.
 	inlineBusy bool
-	inlineDone chan struct{} // closed when the sendInline under way returns
+	// inlineWG counts sendInline calls under way, for finish to wait for (none starts once
+	// the channel is terminated: enqueue checks sendClosed under mu first).
+	inlineWG   sync.WaitGroup
 	cont       *outgoing
 	inlineOK   bool          // sendInline may be used (not with a test's sendmsg)
 	sendClosed bool          // Send/SendHandle fail with ErrClosed
@@ -329,14 +331,13 @@ func (c *Channel) enqueue(m *outgoing) error {
 // rest before anything else. Called and returns with c.mu held.
 func (c *Channel) sendInline(m *outgoing) {
 	c.inlineBusy = true
-	done := make(chan struct{})
-	c.inlineDone = done
+	c.inlineWG.Add(1)
+	defer c.inlineWG.Done()
 	c.inflight = append(c.inflight, m) // before the write: the ACK can come before it returns
 	c.mu.Unlock()
 	n, err := trySendmsg(c.rc, m.line, unix.UnixRights(m.fd))
 	c.mu.Lock()
 	c.inlineBusy = false
-	close(done)
 	if err != nil || n == 0 {
 		if i := slices.Index(c.inflight, m); i >= 0 {
 			c.inflight = slices.Delete(c.inflight, i, i+1)
@@ -497,15 +498,10 @@ func (c *Channel) handleResult(acked bool) {
 func (c *Channel) finish(readCause error) {
 	c.terminate(readCause) // no-op if Close or a write error came first
 	<-c.writerDone
+	// A sendInline under way: what it sends must not be failed (and its fd closed by the
+	// caller's onResult) while the kernel may still be reading it.
+	c.inlineWG.Wait()
 	c.mu.Lock()
-	if c.inlineBusy {
-		// A sendInline is under way: what it sends must not be failed (and its fd closed
-		// by the caller's onResult) while the kernel may still be reading it.
-		done := c.inlineDone
-		c.mu.Unlock()
-		<-done
-		c.mu.Lock()
-	}
 	failed := make([]*outgoing, 0, len(c.inflight)+len(c.queue))
 	failed = append(failed, c.inflight...)
 	failed = append(failed, c.queue...)
