@@ -155,7 +155,7 @@ func (d *Daemon) createApp(ctx context.Context, s *spec.App, instances []int, st
 // newApp makes the app of spec s, with its loop running.
 func (d *Daemon) newApp(s *spec.App) *app {
 	a := newApp(s, d.onPanic)
-	a.onChange = d.saveHandover
+	a.onChange = d.handoverChanged
 	return a
 }
 

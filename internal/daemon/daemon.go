@@ -98,12 +98,14 @@ type Daemon struct {
 	// keeper is the parent process that keeps the apps' sockets, channels and pipes for the
 	// next daemon (keep.go, adopt.go); nil when the daemon runs without one (`corral run`,
 	// in-process tests), and then the apps end with the daemon.
-	keeper      *keeper.Client
-	keeperInfo  keeper.Info
-	exits       *exitRouter
-	handoverMu  sync.Mutex
-	keeperOnce  sync.Once
-	unadoptable string // why the previous daemon's apps could not be taken over, if so
+	keeper     *keeper.Client
+	keeperInfo keeper.Info
+	exits      *exitRouter
+	handoverMu sync.Mutex
+	// handoverDirty (capacity 1) wakes handoverLoop: the table changed since its last write.
+	handoverDirty chan struct{}
+	keeperOnce    sync.Once
+	unadoptable   string // why the previous daemon's apps could not be taken over, if so
 	// upgrading: the daemon leaves for a new binary (Upgrade): Run returns without stopping
 	// the apps.
 	upgrading atomic.Bool
@@ -163,6 +165,7 @@ func New(opt Options) (*Daemon, error) {
 		apiReadTimeout: apiReadTimeout,
 		lock:           lock,
 		quit:           make(chan struct{}),
+		handoverDirty:  make(chan struct{}, 1),
 		ready:          make(chan struct{}),
 		resurrect:      opt.Resurrect,
 		cron:           cron.New(cron.WithParser(cronParser)),
@@ -243,6 +246,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.adopt()
 		d.adopting.Store(false)
 		d.saveHandover()
+		go d.handoverLoop()
 		go func() {
 			<-d.keeper.Closed()
 			if !d.upgrading.Load() {
@@ -370,7 +374,7 @@ func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
 	if eventChangesTable(ev.Kind) {
-		d.saveHandover()
+		d.handoverChanged()
 	}
 	if ev.Kind == api.EventErrored || ev.Kind == api.EventStop {
 		// A cluster app whose last worker gave up closes its port (settle).

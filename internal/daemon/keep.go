@@ -65,10 +65,35 @@ type keptSocket struct {
 	Meta json.RawMessage `json:"meta"`
 }
 
-// saveHandover sends the app table to the keeper, if there is one. It runs after every
-// operation, on every process event that changes the table, and before a new process's
-// first run starts (so that no run is kept before its process is known). The writes are
-// serialised: the keeper always ends up with the latest table.
+// handoverChanged says the app table changed (after an operation, on a process event that
+// changes it): handoverLoop writes it soon, once for however many changes came meanwhile. A
+// start of N processes makes 2N events; writing the whole table for each would cost O(N²).
+func (d *Daemon) handoverChanged() {
+	if d.keeper == nil {
+		return
+	}
+	select {
+	case d.handoverDirty <- struct{}{}:
+	default: // a write is pending already: it will see this change too
+	}
+}
+
+// handoverLoop writes the table after changes (handoverChanged) until the daemon stops.
+func (d *Daemon) handoverLoop() {
+	for {
+		select {
+		case <-d.handoverDirty:
+			d.saveHandover()
+		case <-d.quit:
+			return
+		}
+	}
+}
+
+// saveHandover sends the app table to the keeper now, if there is one: before a new process's
+// first run starts (so that no run is kept before its process is known), after adoption and
+// before an upgrade; handoverLoop for everything else. The writes are serialised: the keeper
+// always ends up with the latest table.
 func (d *Daemon) saveHandover() {
 	if d.keeper == nil || d.adopting.Load() {
 		// While the daemon adopts, the keeper keeps the previous daemon's table: a table
