@@ -33,7 +33,7 @@ func (d *Daemon) adopt() {
 		exited[ex.PID] = ex.Status
 	}
 	var state *keeper.Entry
-	runs := map[int][]keeper.Entry{} // by process id
+	runs := map[int][]keptRun{} // by process id
 	sockets := map[string][]keeptSocketFile{}
 	var stray []string
 	for i := range entries {
@@ -47,7 +47,7 @@ func (d *Daemon) adopt() {
 				stray = append(stray, fmt.Sprintf("%s: unreadable record", e.Name))
 				continue
 			}
-			runs[rec.ProcID] = append(runs[rec.ProcID], e)
+			runs[rec.ProcID] = append(runs[rec.ProcID], keptRun{rec: rec, Entry: e})
 			d.exits.expect(rec.PID)
 			if _, ok := exited[rec.PID]; ok {
 				d.exits.reported(rec.PID)
@@ -135,7 +135,7 @@ func (d *Daemon) noteStray(stray []string) {
 // adoptApp recreates one app of the hand-over state, with its ids, sockets and processes, and
 // gives each process its runs. It returns how many live runs it took over, and what is worth
 // reporting.
-func (d *Daemon) adoptApp(s *spec.App, procs []handoverProc, runs map[int][]keeper.Entry, exited map[int]syscall.WaitStatus, socks []keeptSocketFile) (int, []string) {
+func (d *Daemon) adoptApp(s *spec.App, procs []handoverProc, runs map[int][]keptRun, exited map[int]syscall.WaitStatus, socks []keeptSocketFile) (int, []string) {
 	ids := make([]int, len(procs))
 	for i, hp := range procs {
 		ids[i] = hp.ID
@@ -219,13 +219,18 @@ func closeFiles(fs []*os.File) {
 	}
 }
 
+// keptRun is a run the keeper holds, with its record read (once, when sorted by process).
+type keptRun struct {
+	keeper.Entry
+	rec supervisor.RunRecord
+}
+
 // adoptedRuns turns a process's kept runs into what supervisor.Adopt takes, proving each live
 // one's identity: its pid must still be the program that started at the recorded time.
-func adoptedRuns(es []keeper.Entry, exited map[int]syscall.WaitStatus) []supervisor.AdoptedRun {
+func adoptedRuns(es []keptRun, exited map[int]syscall.WaitStatus) []supervisor.AdoptedRun {
 	var out []supervisor.AdoptedRun
 	for _, e := range es {
-		var rec supervisor.RunRecord
-		_ = json.Unmarshal(e.Meta, &rec) // checked when sorted by process
+		rec := e.rec
 		ar := supervisor.AdoptedRun{Rec: rec}
 		if len(e.Files) >= 2 {
 			ar.Files.Out, ar.Files.Err = e.Files[0], e.Files[1]

@@ -296,18 +296,7 @@ func writeExposition(out io.Writer, fams []*family, openMetrics bool) {
 		w.WriteString("# HELP " + name + " " + escapeHelp(f.help, openMetrics) + "\n")
 		w.WriteString("# TYPE " + name + " " + string(f.typ) + "\n")
 		for _, s := range f.series {
-			w.WriteString(f.name)
-			if len(s.labels) > 0 {
-				w.WriteByte('{')
-				for i := 0; i+1 < len(s.labels); i += 2 {
-					if i > 0 {
-						w.WriteByte(',')
-					}
-					w.WriteString(s.labels[i] + `="` + escapeLabel(s.labels[i+1]) + `"`)
-				}
-				w.WriteByte('}')
-			}
-			w.WriteString(" " + formatValue(s.value) + "\n")
+			writeSample(w, f.name, s.labels, s.value)
 		}
 		for _, h := range f.hists {
 			writeHistogram(w, f.name, h)
@@ -322,21 +311,6 @@ func writeExposition(out io.Writer, fams []*family, openMetrics bool) {
 // writeHistogram writes one histogram's samples, the same in both formats: a cumulative
 // name_bucket per bound and +Inf, then name_sum and name_count.
 func writeHistogram(w *bufio.Writer, name string, h histSeries) {
-	sample := func(suffix string, value float64, extra ...string) {
-		w.WriteString(name + suffix)
-		labels := append(h.labels[:len(h.labels):len(h.labels)], extra...)
-		if len(labels) > 0 {
-			w.WriteByte('{')
-			for i := 0; i+1 < len(labels); i += 2 {
-				if i > 0 {
-					w.WriteByte(',')
-				}
-				w.WriteString(labels[i] + `="` + escapeLabel(labels[i+1]) + `"`)
-			}
-			w.WriteByte('}')
-		}
-		w.WriteString(" " + formatValue(value) + "\n")
-	}
 	var cum uint64
 	for i, c := range h.counts {
 		cum += c
@@ -344,10 +318,26 @@ func writeHistogram(w *bufio.Writer, name string, h histSeries) {
 		if i < len(h.bounds) {
 			le = formatValue(h.bounds[i])
 		}
-		sample("_bucket", float64(cum), "le", le)
+		writeSample(w, name+"_bucket", append(h.labels[:len(h.labels):len(h.labels)], "le", le), float64(cum))
 	}
-	sample("_sum", h.sum)
-	sample("_count", float64(cum))
+	writeSample(w, name+"_sum", h.labels, h.sum)
+	writeSample(w, name+"_count", h.labels, float64(cum))
+}
+
+// writeSample writes one sample line: name{label="value",...} value.
+func writeSample(w *bufio.Writer, name string, labels []string, value float64) {
+	w.WriteString(name)
+	if len(labels) > 0 {
+		w.WriteByte('{')
+		for i := 0; i+1 < len(labels); i += 2 {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			w.WriteString(labels[i] + `="` + escapeLabel(labels[i+1]) + `"`)
+		}
+		w.WriteByte('}')
+	}
+	w.WriteString(" " + formatValue(value) + "\n")
 }
 
 var (
