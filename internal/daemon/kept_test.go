@@ -2,9 +2,9 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,7 +71,8 @@ func keptMain(args []string) int {
 type keptDaemon struct {
 	*testDaemon // its helpers (apps, API client); its d is nil: the daemon is another process
 	keeper      *exec.Cmd
-	exited      chan error
+	exited      chan struct{} // closed once the keeper has exited (exitErr is then set)
+	exitErr     error
 	log         string // the keeper's and its daemons' stderr: race reports land there
 }
 
@@ -86,7 +87,7 @@ func startKept(t *testing.T) *keptDaemon {
 		t.Fatal(err)
 	}
 	kd := &keptDaemon{testDaemon: &testDaemon{t: t, home: h, dir: t.TempDir(), cl: api.NewClient(home.At(h).Socket)},
-		log: filepath.Join(h, "stderr.log"), exited: make(chan error, 1)}
+		log: filepath.Join(h, "stderr.log"), exited: make(chan struct{})}
 	logFile, err := os.Create(kd.log)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func startKept(t *testing.T) *keptDaemon {
 	if err := kd.keeper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { kd.exited <- kd.keeper.Wait() }()
+	go func() { kd.exitErr = kd.keeper.Wait(); close(kd.exited) }()
 	t.Cleanup(func() { kd.cleanup() })
 	kd.waitDaemon(0)
 	return kd
@@ -109,7 +110,7 @@ func startKept(t *testing.T) *keptDaemon {
 // every app, and reports data races the daemons hit.
 func (kd *keptDaemon) cleanup() {
 	_ = kd.keeper.Process.Kill()
-	<-kd.exitedOnce()
+	<-kd.exited
 	for range 3 {
 		killMarked(kd.home)
 	}
@@ -121,23 +122,6 @@ func (kd *keptDaemon) cleanup() {
 		testutil.LogTail(kd.t, "stderr", kd.log, 40)
 	}
 	os.RemoveAll(kd.home)
-}
-
-// exitedOnce returns the keeper's exit, once it is known (repeatable).
-func (kd *keptDaemon) exitedOnce() <-chan error {
-	ch := make(chan error, 1)
-	select {
-	case err, ok := <-kd.exited:
-		if ok {
-			close(kd.exited)
-			kd.exited = make(chan error, 1)
-			kd.exited <- err
-		}
-		ch <- err
-	default:
-		go func() { err := <-kd.exited; kd.exited <- err; ch <- err }()
-	}
-	return ch
 }
 
 // waitDaemon waits until a daemon other than pid not answers, and returns its version.
@@ -206,7 +190,7 @@ func TestKeptDaemonSurvives(t *testing.T) {
 		t.Fatalf("after the kill: %+v", v2.Keeper)
 	}
 	after := kd.list()
-	if got := pidsByID(after); !mapsEqual(got, before) {
+	if got := pidsByID(after); !maps.Equal(got, before) {
 		t.Fatalf("pids after the kill %v, before %v", got, before)
 	}
 	for _, p := range after {
@@ -215,7 +199,7 @@ func TestKeptDaemonSurvives(t *testing.T) {
 		}
 	}
 	for pid := range served() {
-		if !slices.Contains(mapValues(before), atoi(pid)) {
+		if !slices.Contains(slices.Collect(maps.Values(before)), atoi(pid)) {
 			t.Fatalf("a request was served by pid %s, not one of %v", pid, before)
 		}
 	}
@@ -274,7 +258,7 @@ func TestKeptDaemonSurvives(t *testing.T) {
 	if v4.Keeper == nil || v4.Keeper.Upgrades != 1 || v4.Keeper.PID != v.Keeper.PID {
 		t.Fatalf("after the update: %+v (keeper before: %+v)", v4.Keeper, v.Keeper)
 	}
-	if got := pidsByID(kd.list()); !mapsEqual(got, keep) {
+	if got := pidsByID(kd.list()); !maps.Equal(got, keep) {
 		t.Fatalf("pids after the update %v, before %v", got, keep)
 	}
 	served()
@@ -289,13 +273,9 @@ func TestKeptDaemonSurvives(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-kd.exitedOnce():
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
-		if err != nil {
-			t.Fatalf("the keeper exited with %v", err)
+	case <-kd.exited:
+		if kd.exitErr != nil {
+			t.Fatalf("the keeper exited with %v", kd.exitErr)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the keeper did not exit after kill")
@@ -303,26 +283,6 @@ func TestKeptDaemonSurvives(t *testing.T) {
 	if left := markedPIDs(kd.home); len(left) > 0 {
 		t.Fatalf("left running after kill: %v", left)
 	}
-}
-
-func mapsEqual(a, b map[int]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func mapValues(m map[int]int) []int {
-	var out []int
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

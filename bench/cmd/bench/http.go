@@ -83,22 +83,9 @@ type httpServer interface {
 
 func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	o := b.Opts
-	dir := filepath.Join(b.Work, "http")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": httpAppScript, "primary.js": primaryScript})
+	if err != nil {
 		return nil, err
-	}
-	for name, text := range map[string]string{"app.js": httpAppScript, "primary.js": primaryScript} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	port := o.HTTPPort
-	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		port = p
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 
@@ -375,6 +362,26 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	add("reload command, 2 workers, under load", "ms", "lower", "",
 		"wall time of `<tool> reload app`, each of the reloads above", reloadMS, nil, na)
 	return metrics, errors.Join(errs...)
+}
+
+// prepareHTTP writes an HTTP scenario's scripts into a directory of its own (named after the
+// scenario) and picks its port (-http-port, or a free one).
+func prepareHTTP(b *Bench, scenario string, scripts map[string]string) (dir string, port int, err error) {
+	dir = filepath.Join(b.Work, scenario)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, err
+	}
+	for name, text := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return "", 0, err
+		}
+	}
+	if port = b.Opts.HTTPPort; port == 0 {
+		if port, err = freePort(); err != nil {
+			return "", 0, err
+		}
+	}
+	return dir, port, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -38,20 +36,9 @@ func (s requestsScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		b.Note("requests: corral is not among the contenders: nothing to measure")
 		return nil, nil
 	}
-	dir := filepath.Join(b.Work, "requests")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": httpAppScript})
+	if err != nil {
 		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "app.js"), []byte(httpAppScript), 0o644); err != nil {
-		return nil, err
-	}
-	port := o.HTTPPort
-	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		port = p
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	restoreAutogroup := disableAutogroup(b)
