@@ -57,12 +57,16 @@ func onlinePIDs(e *env) map[int]int {
 }
 
 // checkRoundRobin sends sequential requests, a new connection each, and checks that every
-// window of n consecutive answers comes from n different workers: round-robin order.
-func checkRoundRobin(t *testing.T, url string, n int) {
+// window of n consecutive answers comes from n different workers: round-robin order. Turns
+// alternate strictly only while no hand-off is waiting for its worker's answer (a worker may
+// answer the client before the daemon reads its answer to the hand-off, and a worker with one
+// unanswered is not next; docs/node-cluster-protocol.md §6.2), so each request waits for that.
+func checkRoundRobin(t *testing.T, e *env, url string, n int) {
 	t.Helper()
 	client := newConnClient()
 	var seq []int
 	for range n * 6 {
+		waitNoInFlight(t, e)
 		pid, err := get(t.Context(), client, url)
 		if err != nil {
 			t.Fatalf("request failed: %v", err)
@@ -78,6 +82,19 @@ func checkRoundRobin(t *testing.T, url string, n int) {
 			t.Fatalf("answers are not round-robin over %d workers: %v", n, seq)
 		}
 	}
+}
+
+// waitNoInFlight waits until every connection the daemon handed to a worker was answered.
+func waitNoInFlight(t *testing.T, e *env) {
+	t.Helper()
+	e.waitFor("every hand-off to be answered", 30*time.Second, func() bool {
+		for _, p := range e.jlist() {
+			if c := p.Pm2Env.Corral.Cluster; c != nil && c.InFlight != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // reloadUnderLoad reloads app while 4 clients send requests to url, a new connection each, and
@@ -129,7 +146,7 @@ func TestClusterRoundRobinPlainHTTP(t *testing.T) {
 	if got := e.proc(0).Pm2Env.ExecMode; got != "cluster_mode" {
 		t.Fatalf("exec_mode %q, want cluster_mode", got)
 	}
-	checkRoundRobin(t, url, 3)
+	checkRoundRobin(t, e, url, 3)
 	// Distribution is visible: every worker has connections in jlist, ls and describe.
 	r := e.ok("ls")
 	if !strings.Contains(r.stdout, "conns") {
@@ -146,7 +163,7 @@ func TestClusterRoundRobinExpress(t *testing.T) {
 	e := newEnv(t, "cluster_express.js")
 	linkNodeModules(t, e)
 	_, url := startCluster(t, e, "cluster_express.js", 2)
-	checkRoundRobin(t, url, 2)
+	checkRoundRobin(t, e, url, 2)
 }
 
 // linkNodeModules makes the npm fixtures (installed by the test setup) visible to apps in the

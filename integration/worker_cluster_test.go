@@ -84,7 +84,7 @@ func TestWorkerRoundRobin(t *testing.T) {
 			t.Fatalf("process %d does not know it is a cluster worker:\n%s", p.ID, readFile(p.Pm2Env.OutLog))
 		}
 	}
-	checkRoundRobin(t, url, 2)
+	checkRoundRobin(t, e, url, 2)
 }
 
 // TestWorkerReloadUnderLoad: a rolling reload under continuous load, a new connection per
@@ -140,7 +140,7 @@ func TestWorkerScaleUnderLoad(t *testing.T) {
 	// Both workers serve again, in turn, once the connections of the stopped load (cancelled
 	// requests still take their turn in the rotation) are through.
 	waitQuiet(t, e)
-	checkRoundRobin(t, url, 2)
+	checkRoundRobin(t, e, url, 2)
 }
 
 // waitQuiet waits until the daemon hands no connection over: none in flight to a worker, and
