@@ -439,11 +439,13 @@ func (a *sessApp) onEveryWorker(t *testing.T, method, path, cookie string, check
 }
 
 // aim makes the next new connection go to worker pid: /api/health (no session, no side
-// effect) until pid answers, then once round the other workers.
+// effect) until pid answers, then once round the other workers. Turns are strict only while
+// every hand-off has been answered, so each request waits for that (see checkRoundRobin).
 func (a *sessApp) aim(t *testing.T, pid int) {
 	t.Helper()
 	var seq []int
 	for {
+		waitNoInFlight(t, a.e)
 		r := a.must(t, "GET", "/api/health", "", "")
 		seq = append(seq, r.pid)
 		if r.pid == pid {
@@ -454,8 +456,10 @@ func (a *sessApp) aim(t *testing.T, pid int) {
 		}
 	}
 	for range a.n - 1 {
+		waitNoInFlight(t, a.e)
 		a.must(t, "GET", "/api/health", "", "")
 	}
+	waitNoInFlight(t, a.e)
 }
 
 // elsewhere sends a request to a worker other than avoid: it aims at one (see aim), and fails
