@@ -33,6 +33,9 @@ type listenSpec struct {
 	// blocking: the socket is for other processes (socket activation), which expect a
 	// blocking socket, as systemd passes them.
 	blocking bool
+	// reusePort: SO_REUSEPORT, one socket of a group bound to the same address (the
+	// reuseport policy, reuseport.go).
+	reusePort bool
 }
 
 // socketFile is a socket fd owned by the daemon, wrapped in an os.File so that waiting for
@@ -220,6 +223,11 @@ func openInetFamily(ls listenSpec, typ, family int, addr netip.Addr) (*socketFil
 			return fail("SO_REUSEADDR", err)
 		}
 	}
+	if ls.reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("SO_REUSEPORT", err)
+		}
+	}
 	var sa unix.Sockaddr
 	if family == unix.AF_INET6 {
 		v6only := 0
@@ -326,4 +334,27 @@ func errnoOf(err error) int {
 		return -int(en)
 	}
 	return -int(unix.EINVAL)
+}
+
+// listenSpecOf reads back how a TCP listening socket was bound: its address, port, family and
+// IPV6_V6ONLY (the reuseport policy opens more sockets like one an earlier daemon made).
+func listenSpecOf(sf *socketFile) (listenSpec, error) {
+	ls := listenSpec{network: "tcp"}
+	name, err := socknameOf(sf)
+	if err != nil {
+		return ls, err
+	}
+	if name == nil {
+		return ls, fmt.Errorf("%s is not an IP socket", sf.f.Name())
+	}
+	ls.address, ls.port = name.Address, name.Port
+	if name.Family == "IPv6" {
+		ls.ip6 = true
+		v6only, err := unix.GetsockoptInt(sf.fd(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		if err != nil {
+			return ls, fmt.Errorf("getsockopt IPV6_V6ONLY: %w", err)
+		}
+		ls.ipv6Only = v6only == 1
+	}
+	return ls, nil
 }

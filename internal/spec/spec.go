@@ -29,6 +29,9 @@ const (
 const (
 	PolicyRoundRobin = "rr"
 	PolicyShared     = "shared"
+	// PolicyReuseport: one SO_REUSEPORT listening socket per worker, all held by the daemon
+	// (issue 12; docs/node-cluster-protocol.md §6.6).
+	PolicyReuseport = "reuseport"
 )
 
 // Defaults, PM2's unless a comment says otherwise.
@@ -251,8 +254,10 @@ func (a *App) Validate() error {
 	case a.KillTimeout < 0 || a.ListenTimeout < 0 || a.MinUptime < 0 || a.RestartDelay < 0:
 		return fmt.Errorf("app %q: negative durations are not allowed", a.Name)
 	}
-	if a.SchedPolicy != "" && a.SchedPolicy != PolicyRoundRobin && a.SchedPolicy != PolicyShared {
-		return fmt.Errorf("app %q: sched_policy %q is neither %q nor %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared)
+	switch a.SchedPolicy {
+	case "", PolicyRoundRobin, PolicyShared, PolicyReuseport:
+	default:
+		return fmt.Errorf("app %q: sched_policy %q is not %q, %q or %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared, PolicyReuseport)
 	}
 	return nil
 }
