@@ -50,8 +50,8 @@ type handle struct {
 	// socks, each handed to its slot's worker; ls is how to open one more.
 	reuse bool
 	ls    listenSpec
-	name   *sockname // what workers see as server.address(); nil for unix paths
-	addr   string    // for humans: "[::]:5000", "/tmp/app.sock"
+	name  *sockname // what workers see as server.address(); nil for unix paths
+	addr  string    // for humans: "[::]:5000", "/tmp/app.sock"
 
 	mu   sync.Mutex
 	cond *sync.Cond
