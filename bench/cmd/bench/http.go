@@ -107,7 +107,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		if t.Name == Baseline {
 			// corral's other TCP policy: a listening socket per worker (issue 12).
 			makers = append(makers, maker{corralReuseport, func(label string) httpServer {
-				return &toolServer{b: b, tool: t, dir: dir, port: port, label: label, name: corralReuseport,
+				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
 					args: []string{"--sched-policy", "reuseport"}}
 			}})
 		}
@@ -420,7 +420,16 @@ type toolServer struct {
 	env   []string // more of the app's environment (the requests scenario's switch)
 	name  string   // the contender's name when not the tool's (a variant of it)
 	args  []string // more arguments of start (the variant)
+	n     int      // workers; 0 means 2
 	in    *Instance
+}
+
+// workers is how many workers the app runs with.
+func (s *toolServer) workers() int {
+	if s.n > 0 {
+		return s.n
+	}
+	return 2
 }
 
 func (s *toolServer) Name() string {
@@ -439,10 +448,10 @@ func (s *toolServer) Start(ctx context.Context) error {
 	s.in = in
 	in.Dir = s.dir
 	in.Env = append([]string{"PORT=" + strconv.Itoa(s.port)}, s.env...)
-	if _, err := in.Time(ctx, append([]string{"start", "app.js", "-i", "2", "--name", "app"}, s.args...)...); err != nil {
+	if _, err := in.Time(ctx, append([]string{"start", "app.js", "-i", strconv.Itoa(s.workers()), "--name", "app"}, s.args...)...); err != nil {
 		return err
 	}
-	if _, err := in.WaitOnline(ctx, 2, 60*time.Second); err != nil {
+	if _, err := in.WaitOnline(ctx, s.workers(), 60*time.Second); err != nil {
 		return err
 	}
 	if err := waitServing(ctx, "127.0.0.1:"+strconv.Itoa(s.port), 3, 30*time.Second); err != nil {
@@ -454,7 +463,7 @@ func (s *toolServer) Start(ctx context.Context) error {
 func (s *toolServer) PrimaryPID() (int, error) { return s.in.DaemonPID() }
 
 func (s *toolServer) WorkerPIDs(ctx context.Context) ([]int, error) {
-	procs, err := s.in.WaitOnline(ctx, 2, 30*time.Second)
+	procs, err := s.in.WaitOnline(ctx, s.workers(), 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
