@@ -344,3 +344,62 @@ func TestMetricsClusterConnections(t *testing.T) {
 		t.Errorf("OpenMetrics exposition without the request histogram:\n%s", om)
 	}
 }
+
+// TestMetricsReloads: every rolling reload of a cluster app counts once per app, a restart of
+// it too (the rolling path), and one whose replacement never becomes ready counts as failed;
+// a fork-mode app's restarts are not reloads.
+func TestMetricsReloads(t *testing.T) {
+	td := metricsDaemon(t)
+	port := freePort(t)
+	app := td.nodeServer("web", port)
+	app.Instances = 2
+	app.ListenTimeout = 1500
+	td.mustStart(app, td.sleeper("fork"))
+	td.waitStatus("web", 2, "online")
+	td.waitStatus("fork", 1, "online")
+	addr := td.d.HTTPAddr()
+	reloads := func(app string) (done, failed float64) {
+		t.Helper()
+		f := parseText(t, must(scrape(t, addr, "")))
+		d := value(f, "corral_app_reloads_total", map[string]string{"app": app})
+		x := value(f, "corral_app_reloads_failed_total", map[string]string{"app": app})
+		if d == nil || x == nil {
+			t.Fatalf("no reload series for %s", app)
+		}
+		return *d, *x
+	}
+	if d, x := reloads("web"); d != 0 || x != 0 {
+		t.Fatalf("before any reload: %v reloads, %v failed", d, x)
+	}
+	for _, action := range []api.Action{api.ActionReload, api.ActionRestart} {
+		if resp, err := td.act(action, "web"); err != nil || len(resp.Errors) > 0 {
+			t.Fatalf("%s: %v %v", action, err, resp.Errors)
+		}
+	}
+	if _, err := td.act(api.ActionRestart, "fork"); err != nil {
+		t.Fatal(err)
+	}
+	td.waitStatus("fork", 1, "online")
+	if d, x := reloads("web"); d != 2 || x != 0 {
+		t.Errorf("after a reload and a restart: %v reloads, %v failed; want 2, 0", d, x)
+	}
+	if d, x := reloads("fork"); d != 0 || x != 0 {
+		t.Errorf("a fork-mode restart counted as a reload: %v, %v failed", d, x)
+	}
+
+	// The script now never listens: the first replacement is not ready in listen_timeout, the
+	// reload stops there and the old workers keep serving.
+	if err := os.WriteFile(app.Script, []byte(`setInterval(() => {}, 1000)`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := td.act(api.ActionReload, "web")
+	if err != nil || len(resp.Errors) == 0 {
+		t.Fatalf("reload to a script that never listens: %v %v, want an error", err, resp.Errors)
+	}
+	if d, x := reloads("web"); d != 3 || x != 1 {
+		t.Errorf("after a failed reload: %v reloads, %v failed; want 3, 1", d, x)
+	}
+	if !portOpen(port) {
+		t.Error("the port closed after a failed reload")
+	}
+}
