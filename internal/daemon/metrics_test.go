@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -347,14 +348,17 @@ func TestMetricsClusterConnections(t *testing.T) {
 }
 
 // TestMetricsReloads: every rolling reload of a cluster app counts once per app, a restart of
-// it too (the rolling path), and one whose replacement never becomes ready counts as failed;
-// a fork-mode app's restarts are not reloads.
+// it too (the rolling path), and a watch trigger; one whose replacement never becomes ready
+// counts as failed; a fork-mode app's restarts are not reloads.
 func TestMetricsReloads(t *testing.T) {
 	td := metricsDaemon(t)
 	port := freePort(t)
 	app := td.nodeServer("web", port)
 	app.Instances = 2
 	app.ListenTimeout = 1500
+	watched := t.TempDir()
+	app.Watch = []string{watched}
+	app.WatchDelay = 100
 	td.mustStart(app, td.sleeper("fork"))
 	td.waitStatus("web", 2, "online")
 	td.waitStatus("fork", 1, "online")
@@ -388,6 +392,16 @@ func TestMetricsReloads(t *testing.T) {
 		t.Errorf("a fork-mode restart counted as a reload: %v, %v failed", d, x)
 	}
 
+	// A watched file changes: the trigger replaces both workers, one reload.
+	if err := os.WriteFile(filepath.Join(watched, "changed.js"), []byte("//"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cortest.WaitFor(t, "the watch trigger counted as a reload", 30*time.Second, func() bool {
+		d, x := reloads("web")
+		return d == 3 && x == 0
+	})
+	td.waitStatus("web", 2, "online")
+
 	// The script now never listens: the first replacement is not ready in listen_timeout, the
 	// reload stops there and the old workers keep serving.
 	if err := os.WriteFile(app.Script, []byte(`setInterval(() => {}, 1000)`), 0o644); err != nil {
@@ -397,8 +411,8 @@ func TestMetricsReloads(t *testing.T) {
 	if err != nil || len(resp.Errors) == 0 {
 		t.Fatalf("reload to a script that never listens: %v %v, want an error", err, resp.Errors)
 	}
-	if d, x := reloads("web"); d != 3 || x != 1 {
-		t.Errorf("after a failed reload: %v reloads, %v failed; want 3, 1", d, x)
+	if d, x := reloads("web"); d != 4 || x != 1 {
+		t.Errorf("after a failed reload: %v reloads, %v failed; want 4, 1", d, x)
 	}
 	if !portOpen(port) {
 		t.Error("the port closed after a failed reload")
