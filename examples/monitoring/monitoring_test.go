@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -56,7 +57,8 @@ func loadRules(t *testing.T) *rulefmt.RuleGroups {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, errs := rulefmt.Parse(data, false, model.UTF8Validation, promQL, nil)
+	// Legacy names (letters, digits, _ and :) are what every Prometheus version accepts.
+	groups, errs := rulefmt.Parse(data, false, model.LegacyValidation, promQL, nil)
 	for _, err := range errs {
 		t.Errorf("%s: %v", rulesFile, err)
 	}
@@ -323,7 +325,11 @@ func runDaemonWithTraffic(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// New takes the process down to one P (the daemon's choice for its hot path); the test's
+	// client and the daemon share this process, so give the Ps back.
+	procs := runtime.GOMAXPROCS(0)
 	d, err := daemon.New(daemon.Options{Paths: home.At(h), SampleInterval: 200 * time.Millisecond, HTTPListen: "127.0.0.1:0"})
+	runtime.GOMAXPROCS(procs)
 	if err != nil {
 		os.RemoveAll(h)
 		t.Fatal(err)
