@@ -230,6 +230,14 @@ func (c *Client) Kill(ctx context.Context) (KillResponse, error) {
 	return resp, err
 }
 
+// ApplyHTTPListen asks the daemon to read the http.listen setting again and move its HTTP
+// listener (/metrics) to it now.
+func (c *Client) ApplyHTTPListen(ctx context.Context) (HTTPListenResponse, error) {
+	var resp HTTPListenResponse
+	err := c.do(ctx, http.MethodPost, "/http/listen", nil, &resp)
+	return resp, err
+}
+
 // Update asks the daemon for a hot upgrade: it leaves, and its keeper starts the corral binary
 // req names, which takes every app over (nothing restarts).
 func (c *Client) Update(ctx context.Context, req UpdateRequest) (UpdateResponse, error) {

@@ -89,9 +89,12 @@ type Daemon struct {
 	listener net.Listener
 	server   *http.Server
 	// httpListen is the HTTP listener's address ("" = off) and where it came from; http is
-	// the listener once bound (httplisten.go).
+	// the listener once bound (httplisten.go). httpMu guards the three and httpClosed once
+	// Run starts: `corral set http.listen` rebinds the listener while the daemon runs.
+	httpMu                 sync.Mutex
 	httpListen, httpSource string
 	http                   *httpListener
+	httpClosed             bool
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 
@@ -346,7 +349,7 @@ loop:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = d.server.Shutdown(shutdownCtx)
-	d.http.close()
+	d.closeHTTP()
 	_ = os.Remove(d.paths.Socket)
 	_ = os.Remove(d.paths.PidFile)
 	d.logf("corral daemon stopped")

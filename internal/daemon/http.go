@@ -67,6 +67,14 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/update", jsonHandler(func(r *http.Request, req api.UpdateRequest) (api.UpdateResponse, error) {
 		return d.Upgrade(r.Context(), req)
 	}))
+	mux.HandleFunc("POST "+p+"/http/listen", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := d.ApplyHTTPListen()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
 	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
 		return d.Flush(req.Targets)
 	}))
