@@ -78,10 +78,10 @@ type Engine struct {
 }
 
 type appState struct {
-	crashes       []time.Time
-	reloadFailed  *Event // the last reload failure not followed by a success
-	series        map[int][]point
-	appSeries     []appPoint
+	crashes      []time.Time
+	reloadFailed *Event // the last reload failure not followed by a success
+	series       map[int][]point
+	appSeries    []appPoint
 }
 
 // point is one process sample kept for windows.
