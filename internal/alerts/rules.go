@@ -303,6 +303,9 @@ func parseNotify(v any, baseDir string) ([]spec.AlertSink, error) {
 	return out, nil
 }
 
+// ResolveCommand is resolveCommand for `corral set alerts.command`, against the shell's cwd.
+func ResolveCommand(cmd, dir string) string { return resolveCommand(strings.TrimSpace(cmd), dir) }
+
 // resolveCommand makes a command whose program is a relative path (./page-me.sh,
 // scripts/page.sh) absolute against dir, so it runs whatever the app's cwd. The rest of the
 // line is left to the shell.

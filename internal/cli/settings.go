@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
+	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/spf13/cobra"
@@ -64,7 +66,8 @@ func (c *cli) unsetCommand() *cobra.Command {
 }
 
 func (c *cli) getCommand() *cobra.Command {
-	return &cobra.Command{
+	var reveal bool
+	cmd := &cobra.Command{
 		Use:     "get [KEY]",
 		Short:   "print a setting of corral itself (every setting without KEY)",
 		Long:    settingsHelp,
@@ -84,12 +87,18 @@ func (c *cli) getCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			show := func(k string) string {
+				if reveal {
+					return values[k]
+				}
+				return settings.Display(k, values[k])
+			}
 			if len(args) == 1 {
-				fmt.Fprintln(c.stdout, values[args[0]])
+				fmt.Fprintln(c.stdout, show(args[0]))
 				return nil
 			}
 			for _, k := range settings.Keys() {
-				v := values[k]
+				v := show(k)
 				if v == "" {
 					v = "(unset)"
 				}
@@ -98,13 +107,19 @@ func (c *cli) getCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show secret parts of values (a webhook URL's token)")
+	return cmd
 }
 
 var settingsHelp = `Settings:
   ` + settings.HTTPListen + `  HOST:PORT of the daemon's HTTP listener, which serves Prometheus metrics on
                /metrics (off when unset). ` + settings.EnvHTTPListen + ` overrides it for one daemon
                start. A non-loopback address is allowed, with a warning: anyone who can
-               reach it can read the metrics.`
+               reach it can read the metrics.
+  ` + settings.AlertsWebhook + `  URL every alert is POSTed to as JSON (a Slack or Mattermost incoming
+               webhook works as is), besides each app's own alerts.notify.
+  ` + settings.AlertsCommand + `  shell command run for every alert, with CORRAL_ALERT_* in its
+               environment. The alerts settings take effect at once (docs/alerts.md).`
 
 // editSettings sets key to value ("" removes it) and saves the file.
 func (c *cli) editSettings(key, value string) error {
@@ -116,6 +131,11 @@ func (c *cli) editSettings(key, value string) error {
 	if err != nil {
 		return err
 	}
+	if key == settings.AlertsCommand && value != "" {
+		if wd, err := os.Getwd(); err == nil {
+			value = alerts.ResolveCommand(value, wd) // the daemon runs it from CORRAL_HOME
+		}
+	}
 	if value == "" {
 		delete(values, key)
 	} else {
@@ -124,11 +144,15 @@ func (c *cli) editSettings(key, value string) error {
 	if err := settings.Save(paths.Settings, values); err != nil {
 		return err
 	}
+	effect := settingsEffect
+	if settings.Live(key) {
+		effect = "takes effect at once (`corral alerts test` sends a test notification)"
+	}
 	if value == "" {
-		c.infof("%s unset; %s", key, settingsEffect)
+		c.infof("%s unset; %s", key, effect)
 		return nil
 	}
-	c.infof("%s = %s; %s", key, value, settingsEffect)
+	c.infof("%s = %s; %s", key, settings.Display(key, value), effect)
 	if key == settings.HTTPListen && !settings.IsLoopback(value) {
 		c.warnf("%s is not a loopback address: anyone who can reach it can read /metrics", value)
 	}
