@@ -103,6 +103,7 @@ type appPoint struct {
 type alertState struct {
 	alert      api.Alert
 	notifiedAt time.Time
+	holdUntil  time.Time // Seed: not resolved before, for lack of data
 }
 
 // NewEngine returns an engine with nothing firing.
@@ -139,16 +140,29 @@ func (e *Engine) app(name string) *appState {
 	return st
 }
 
-// Seed marks alerts as firing and notified at their Time, without notifying: the alerts a
-// previous daemon had sent, so the next one does not send them again (docs/alerts.md §5).
-func (e *Engine) Seed(firing []api.Alert) {
+// Seed takes over the alerts a previous daemon had sent as firing (docs/alerts.md §5): they
+// are firing and notified already, so they are not sent again. What the previous daemon
+// counted is gone, so an alert over a window is not resolved before a whole window has been
+// observed since now; a failed reload stays firing until a reload succeeds.
+func (e *Engine) Seed(firing []api.Alert, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, a := range firing {
-		if a.State != api.AlertFiring {
+		if a.State != api.AlertFiring || a.Rule == Test {
 			continue
 		}
-		e.active[key(a.App, a.Rule, a.ID)] = &alertState{alert: a, notifiedAt: a.Time}
+		st := &alertState{alert: a, notifiedAt: a.Time}
+		if w, err := time.ParseDuration(a.Window); err == nil && w > 0 {
+			st.holdUntil = now.Add(w)
+		}
+		if a.Rule == ReloadFailed {
+			id := 0
+			if a.ID != nil {
+				id = *a.ID
+			}
+			e.app(a.App).reloadFailed = &Event{Time: a.Since, App: a.App, ID: id, Kind: EventReloadFailed, Message: a.Text}
+		}
+		e.active[key(a.App, a.Rule, a.ID)] = st
 	}
 }
 
@@ -216,8 +230,8 @@ func (e *Engine) Evaluate(snap Snapshot) []api.Alert {
 		}
 	}
 	var gone []string
-	for k := range e.active {
-		if _, holds := conds[k]; !holds {
+	for k, st := range e.active {
+		if _, holds := conds[k]; !holds && !now.Before(st.holdUntil) {
 			gone = append(gone, k)
 		}
 	}

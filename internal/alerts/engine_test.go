@@ -241,9 +241,13 @@ func TestSeedDoesNotRenotify(t *testing.T) {
 	c := newClock()
 	e := NewEngine()
 	id := 3
-	e.Seed([]api.Alert{{App: "api", Rule: Errored, ID: &id, State: api.AlertFiring, Since: c.now, Time: c.now}})
+	e.Seed([]api.Alert{{App: "api", Rule: Errored, ID: &id, State: api.AlertFiring, Since: c.now, Time: c.now},
+		{App: "api", Rule: CrashRate, State: api.AlertFiring, Window: "10s", Since: c.now, Time: c.now}}, c.now)
 	app := AppSample{Name: "api", Rules: Defaults(0), Procs: []ProcSample{{ID: 3, Status: "errored"}}}
 	wantStates(t, "adopted, still errored", e.Evaluate(Snapshot{Time: c.tick(time.Second), Apps: []AppSample{app}}))
 	app.Procs[0].Status = "online"
 	wantStates(t, "fixed", e.Evaluate(Snapshot{Time: c.tick(time.Second), Apps: []AppSample{app}}), "errored/resolved")
+	// crash_rate had no crashes seen since adoption: resolved only after a whole window.
+	wantStates(t, "window not yet observed", e.Evaluate(Snapshot{Time: c.tick(5 * time.Second), Apps: []AppSample{app}}))
+	wantStates(t, "window observed", e.Evaluate(Snapshot{Time: c.tick(5 * time.Second), Apps: []AppSample{app}}), "crash_rate/resolved")
 }
