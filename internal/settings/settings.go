@@ -60,7 +60,6 @@ func Display(key, value string) string {
 	return value
 }
 
-
 // Keys lists the known settings, sorted.
 func Keys() []string {
 	out := make([]string, 0, len(known))
