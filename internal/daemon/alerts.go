@@ -19,6 +19,7 @@ import (
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/procstat"
 	"github.com/corral-pm/corral/internal/safefs"
+	"github.com/corral-pm/corral/internal/secrets"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/corral-pm/corral/internal/spec"
 )
@@ -287,4 +288,57 @@ func (d *Daemon) alertFamilies() []*family {
 		}
 	}
 	return []*family{firing, notes}
+}
+
+// alertSealName is the name webhook URLs are sealed under in the saved list: a URL is often
+// the credential itself (Slack's), so it is kept like a secret variable.
+const alertSealName = "CORRAL_ALERT_WEBHOOK_SECRET"
+
+// sealAlerts returns a copy of a with its webhook URLs sealed (dump.json).
+func sealAlerts(s *secrets.Sealer, a *spec.Alerts) *spec.Alerts {
+	out := a.Clone()
+	if out == nil {
+		return nil
+	}
+	for i, n := range out.Notify {
+		if n.Webhook != "" {
+			out.Notify[i].Webhook = s.SealEnv(map[string]string{alertSealName: n.Webhook})[alertSealName]
+		}
+	}
+	return out
+}
+
+// openAlerts reverses sealAlerts.
+func openAlerts(s *secrets.Sealer, a *spec.Alerts) (*spec.Alerts, error) {
+	out := a.Clone()
+	if out == nil {
+		return nil, nil
+	}
+	for i, n := range out.Notify {
+		if n.Webhook != "" {
+			m, err := s.OpenEnv(map[string]string{alertSealName: n.Webhook})
+			if err != nil {
+				return nil, fmt.Errorf("alerts.notify[%d].webhook: %w", i, err)
+			}
+			out.Notify[i].Webhook = m[alertSealName]
+		}
+	}
+	return out, nil
+}
+
+// maskAlerts returns a copy of a with its sinks masked for display (jlist, describe).
+func maskAlerts(a *spec.Alerts) *spec.Alerts {
+	out := a.Clone()
+	if out == nil {
+		return nil
+	}
+	for i, n := range out.Notify {
+		if n.Webhook != "" {
+			out.Notify[i].Webhook = alerts.MaskTarget(alerts.KindWebhook, n.Webhook)
+		}
+		if n.Command != "" {
+			out.Notify[i].Command = alerts.MaskTarget(alerts.KindCommand, n.Command)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/secrets"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/corral-pm/corral/internal/spec"
 )
@@ -133,4 +135,29 @@ func readLog(t *testing.T, td *testDaemon) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestAlertSinksSealedAndMasked: a webhook URL is a credential: sealed in the saved list,
+// masked in listings, given back whole by openAlerts.
+func TestAlertSinksSealedAndMasked(t *testing.T) {
+	sealer, err := secrets.OpenSealer(filepath.Join(t.TempDir(), "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://hooks.slack.com/services/T000/B000/XXXX"
+	a := &spec.Alerts{Notify: []spec.AlertSink{{Webhook: url}, {Command: "/bin/page"}}}
+	sealed := sealAlerts(sealer, a)
+	if strings.Contains(sealed.Notify[0].Webhook, "XXXX") || !secrets.IsSealed(sealed.Notify[0].Webhook) || a.Notify[0].Webhook != url {
+		t.Errorf("sealed %+v (original %+v)", sealed.Notify, a.Notify)
+	}
+	opened, err := openAlerts(sealer, sealed)
+	if err != nil || opened.Notify[0].Webhook != url || opened.Notify[1].Command != "/bin/page" {
+		t.Errorf("opened %+v, %v", opened, err)
+	}
+	if m := maskAlerts(a); m.Notify[0].Webhook != "https://hooks.slack.com/services/********" {
+		t.Errorf("masked %+v", m.Notify)
+	}
+	if sealAlerts(sealer, nil) != nil || maskAlerts(nil) != nil {
+		t.Error("nil alerts are not nil")
+	}
 }
