@@ -305,8 +305,11 @@ func (st *appState) observe(a AppSample, now time.Time) {
 			s = append(s, point{t: now, pid: p.PID, rss: p.RSS, loopP99: p.LoopP99MS, loopKnown: p.LoopKnown})
 		}
 		st.series[p.ID] = trim(s, now.Add(-keep), func(x point) time.Time { return x.t })
-		ap.requests[p.ID] = p.Requests
-		ap.errors[p.ID] = p.Errors5xx
+		if p.PID > 0 {
+			// Only running processes: a stopped worker gets no requests and is not uneven.
+			ap.requests[p.ID] = p.Requests
+			ap.errors[p.ID] = p.Errors5xx
+		}
 	}
 	for id := range st.series {
 		if !present[id] {

@@ -232,6 +232,22 @@ func TestRequestRules(t *testing.T) {
 		out = append(out, eval()...)
 	}
 	wantStates(t, "uneven", out, "uneven/firing", "error_rate/resolved")
+	// Worker 2 is stopped on purpose: the two left share evenly, and it resolves.
+	out = nil
+	for range 8 {
+		reqs[0] += 200
+		reqs[1] += 200
+		var procs []ProcSample
+		for i := range reqs {
+			pid := 100 + i
+			if i == 2 {
+				pid = 0
+			}
+			procs = append(procs, ProcSample{ID: i, PID: pid, Status: "online", Requests: reqs[i], Errors5xx: errs[i]})
+		}
+		out = append(out, e.Evaluate(Snapshot{Time: c.tick(2 * time.Second), Apps: []AppSample{{Name: "web", Rules: r, Procs: procs}}})...)
+	}
+	wantStates(t, "stopped worker", out, "uneven/resolved")
 	if a := out[0]; a.Value < 0.5 || a.ID != nil {
 		t.Errorf("uneven %+v", a)
 	}

@@ -31,7 +31,7 @@ func Alerts(r api.AlertsResponse, o Options) string {
 			if a.State == api.AlertResolved {
 				color = ansiGreen
 			}
-			rows = append(rows, []cell{{text: a.Time.Local().Format(time.DateTime)}, {text: a.State, color: color},
+			rows = append(rows, []cell{{text: a.Time.UTC().Format(time.RFC3339)}, {text: a.State, color: color},
 				{text: a.App}, {text: alertID(a)}, {text: a.Rule}, {text: a.Text}})
 		}
 		b.WriteString(box(o, []string{"time", "state", "app", "id", "rule", "text"}, rows))
