@@ -51,3 +51,30 @@ func TestAlertsAttribute(t *testing.T) {
 		{name: "a wrong type", raw: map[string]any{"alerts": "on"}, wantErr: `alerts: is "on": use false, true, or an object`},
 	})
 }
+
+// TestLoadAlertsFromAFile: in a JS file, the alerts attribute is read with its JS values, a
+// relative command is taken from the file's directory (not the app's cwd), and a bad rule is
+// reported with the file, the app and the rule.
+func TestLoadAlertsFromAFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"srv/app.js": "",
+		"ecosystem.config.js": `module.exports = { apps: [{
+			name: "web", script: "app.js", cwd: "srv",
+			alerts: { crash_rate: '3/10s', memory_growth: '20M/20s', notify: [{ command: './page-me.sh --loud' }] },
+		}] }`,
+		"bad.config.js": `module.exports = { apps: [{ name: "web", script: "srv/app.js", alerts: { event_loop: 'slow' } }] }`,
+	})
+	res, err := Load(filepath.Join(dir, "ecosystem.config.js"), testOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Apps[0].Alerts
+	if a == nil || a.Rules[alerts.CrashRate].Window != 10000 || a.Rules[alerts.MemoryGrowth].Threshold != 20<<20 ||
+		len(a.Notify) != 1 || a.Notify[0].Command != filepath.Join(dir, "page-me.sh")+" --loud" {
+		t.Errorf("alerts %+v", a)
+	}
+	bad := filepath.Join(dir, "bad.config.js")
+	_, err = Load(bad, testOptions(dir))
+	wantErrorLines(t, err, bad+`: app "web" (apps[0]): alerts: event_loop: "slow": the threshold before '/' is not understood; use a value like '200ms/30s'`)
+}
