@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -222,5 +223,60 @@ http.createServer((req, res) => {
 	fired := e.waitAlert(rcv, "block", "event_loop", "firing", 90*time.Second)
 	if v, _ := fired["value"].(float64); fired["id"] != 0.0 || v <= 200 || fired["unit"] != "ms" {
 		t.Errorf("event_loop alert: %v", fired)
+	}
+}
+
+// count returns how many alerts were received for app and rule in state.
+func (r *alertReceiver) count(app, rule, state string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, a := range r.got {
+		if a["app"] == app && a["rule"] == rule && a["state"] == state {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAlertNotSentAgainAfterDaemonRestart: the daemon is SIGKILLed while an alert fires; the
+// keeper's next daemon takes the apps over and the alert with them, and does not send it
+// again. (An alert of another app that fires afterwards proves the evaluation ran: the
+// webhook's deliveries are in order.)
+func TestAlertNotSentAgainAfterDaemonRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "crash.sh")
+	rcv := newAlertReceiver(t)
+	e.write("ecosystem.config.js", fmt.Sprintf(`module.exports = { apps: [{
+  name: 'dead', script: './crash.sh', max_restarts: 2,
+  alerts: { crash_rate: false, notify: [{ webhook: '%s' }] },
+}] }`, rcv.srv.URL))
+	e.write("later.config.js", fmt.Sprintf(`module.exports = { apps: [{
+  name: 'later', script: './crash.sh', max_restarts: 2,
+  alerts: { crash_rate: false, notify: [{ webhook: '%s' }] },
+}] }`, rcv.srv.URL))
+	e.ok("start", "ecosystem.config.js")
+	e.waitAlert(rcv, "dead", "errored", "firing", 60*time.Second)
+
+	old := daemonPID(e.home)
+	if old <= 0 {
+		t.Fatal("no daemon pid")
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the next daemon to take the firing alert over", 60*time.Second, func() bool {
+		return daemonPID(e.home) != old && strings.Contains(readFile(filepath.Join(e.home, "corral.log")), "firing alerts taken over")
+	})
+	e.ok("start", "later.config.js")
+	e.waitAlert(rcv, "later", "errored", "firing", 60*time.Second)
+	if n := rcv.count("dead", "errored", "firing"); n != 1 {
+		t.Errorf("dead's errored alert was sent %d times, want once:\n%s", n, rcv)
+	}
+	if n := rcv.count("dead", "errored", "resolved"); n != 0 {
+		t.Errorf("dead's errored alert was resolved while the process is still errored:\n%s", rcv)
+	}
+	if out := e.ok("alerts").stdout; !strings.Contains(out, "dead") || !strings.Contains(out, "later") {
+		t.Errorf("corral alerts does not list both:\n%s", out)
 	}
 }
