@@ -17,6 +17,7 @@ import (
 	"github.com/corral-pm/corral/internal/secrets"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/corral-pm/corral/internal/spec"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // receiver is a webhook sink that keeps what it receives.
@@ -102,6 +103,16 @@ func TestAlertsCrashRate(t *testing.T) {
 	}
 	if v := value(fams, "corral_alert_notifications_total", map[string]string{"sink": "webhook", "result": "sent"}); v == nil || *v < 1 {
 		t.Errorf("corral_alert_notifications_total sent: %v", v)
+	}
+	problems, err := promlint.New(strings.NewReader(must(scrape(t, td.d.HTTPAddr(), "")))).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if om := must(scrape(t, td.d.HTTPAddr(), "application/openmetrics-text")); !strings.Contains(om, "corral_alert_notifications_total{") {
+		t.Errorf("OpenMetrics lacks the notifications counter")
 	}
 
 	if _, err := td.act(api.ActionStop, "crasher"); err != nil {
