@@ -280,3 +280,33 @@ func TestAlertNotSentAgainAfterDaemonRestart(t *testing.T) {
 		t.Errorf("corral alerts does not list both:\n%s", out)
 	}
 }
+
+// TestAlertReloadFailed: a reload whose replacement never becomes ready fires reload_failed
+// (the old worker keeps serving); the next reload that succeeds resolves it.
+func TestAlertReloadFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	rcv := newAlertReceiver(t)
+	mark := filepath.Join(e.dir, "broken")
+	e.vars["NOT_READY_IF"] = mark
+	e.vars["PORT"] = strconv.Itoa(freePort(t))
+	e.write("ecosystem.config.js", fmt.Sprintf(`module.exports = { apps: [{
+  name: 'web', script: 'cluster_http.js', exec_mode: 'cluster', instances: 1, listen_timeout: 1500,
+  alerts: { notify: [{ webhook: '%s' }] },
+}] }`, rcv.srv.URL))
+	e.ok("start", "ecosystem.config.js")
+	e.waitStatus(0, "online", 60*time.Second)
+	if err := os.WriteFile(mark, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("reload", "web")
+	fired := e.waitAlert(rcv, "web", "reload_failed", "firing", 60*time.Second)
+	if !strings.Contains(fmt.Sprint(fired["text"]), "reload of web failed at process 0") {
+		t.Errorf("reload_failed alert: %v", fired)
+	}
+	if err := os.Remove(mark); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("reload", "web")
+	e.waitAlert(rcv, "web", "reload_failed", "resolved", 60*time.Second)
+}
