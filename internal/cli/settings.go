@@ -11,10 +11,10 @@ import (
 )
 
 // corral's own settings (package settings), PM2's `pm2 set/get/unset` for the daemon itself.
-// They are files in the home, not requests to the daemon: the daemon reads them when it
+// They are files in the home, not requests to the daemon: the daemon reads http.listen when it
 // starts, so a change takes effect at the next start (`corral update` restarts the daemon
-// with the apps kept running). Each command says so, so that no one waits for a port that
-// will not open until then.
+// with the apps kept running), and the alerts sinks whenever it sends (at once). Each command
+// says which, so that no one waits for a port that will not open until then.
 
 // settingsPaths resolves the home and makes sure it exists (set writes into it).
 func (c *cli) settingsPaths(create bool) (home.Paths, error) {
@@ -35,8 +35,8 @@ const settingsEffect = "takes effect at the next daemon start: run `corral updat
 func (c *cli) setCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "set KEY VALUE",
-		Short:   "change a setting of corral itself (" + settings.HTTPListen + ": the /metrics address)",
-		Long:    "Settings are kept in settings.json in CORRAL_HOME and read by the daemon when it starts.\n\n" + settingsHelp,
+		Short:   "change a setting of corral itself (" + settings.HTTPListen + ", " + settings.AlertsWebhook + ", " + settings.AlertsCommand + ")",
+		Long:    "Settings are kept in settings.json in CORRAL_HOME; the daemon reads http.listen when it starts, the alerts settings whenever it sends.\n\n" + settingsHelp,
 		GroupID: "daemon",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
