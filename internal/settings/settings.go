@@ -1,7 +1,7 @@
 // Package settings holds corral's own settings: the few knobs of the daemon itself that PM2
 // keeps with `pm2 set key value`. They live in one small JSON file in CORRAL_HOME (0600,
-// written atomically), which `corral set`, `get` and `unset` edit and the daemon reads when
-// it starts. Only known keys are accepted, each checked by its own rule, so that a typo is
+// written atomically), which `corral set`, `get` and `unset` edit and the daemon reads: when
+// it starts (http.listen), or each time it uses them (the alerts sinks). Only known keys are accepted, each checked by its own rule, so that a typo is
 // refused when it is typed, not discovered when the daemon ignores it.
 package settings
 
