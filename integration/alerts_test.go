@@ -257,6 +257,11 @@ func TestAlertNotSentAgainAfterDaemonRestart(t *testing.T) {
 }] }`, rcv.srv.URL))
 	e.ok("start", "ecosystem.config.js")
 	e.waitAlert(rcv, "dead", "errored", "firing", 60*time.Second)
+	// The daemon notes what fires for the next one right after sending (a daemon killed in
+	// between sends it again: at least once, never lost).
+	e.waitFor("the firing alert to be kept in alerts.json", 30*time.Second, func() bool {
+		return strings.Contains(readFile(filepath.Join(e.home, "alerts.json")), `"app":"dead"`)
+	})
 
 	old := daemonPID(e.home)
 	if old <= 0 {
