@@ -413,3 +413,34 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// Validate checks resolved rules that reach the daemon by another way than Parse (the API, a
+// saved list edited by hand): known rules, thresholds and windows in range, sinks with one
+// valid target each. It is the daemon's last line of defence; Parse's errors are friendlier.
+func Validate(a *spec.Alerts) error {
+	if a == nil || a.Off {
+		return nil
+	}
+	for name, r := range a.Rules {
+		if !slices.Contains(RuleNames, name) {
+			return fmt.Errorf("alerts: unknown rule %q (the rules are %s)", name, strings.Join(RuleNames, ", "))
+		}
+		if r.Threshold < 0 || math.IsNaN(r.Threshold) || math.IsInf(r.Threshold, 0) || r.Window < 0 {
+			return fmt.Errorf("alerts: %s: threshold %v and window %v must be finite and not negative", name, r.Threshold, r.Window)
+		}
+	}
+	if a.Repeat < 0 {
+		return fmt.Errorf("alerts: repeat is negative")
+	}
+	for i, s := range a.Notify {
+		if (s.Webhook == "") == (s.Command == "") {
+			return fmt.Errorf("alerts: notify[%d] must have exactly one of webhook and command", i)
+		}
+		if s.Webhook != "" {
+			if err := CheckWebhook(s.Webhook); err != nil {
+				return fmt.Errorf("alerts: notify[%d].webhook: %w", i, err)
+			}
+		}
+	}
+	return nil
+}

@@ -121,3 +121,26 @@ func TestMaskTarget(t *testing.T) {
 		t.Errorf("command not masked: %q", got)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	good := Defaults(0)
+	good.Notify = []spec.AlertSink{{Webhook: "http://127.0.0.1:9/x"}, {Command: "true"}}
+	if err := Validate(&good); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	if err := Validate(nil); err != nil {
+		t.Errorf("nil: %v", err)
+	}
+	for name, a := range map[string]spec.Alerts{
+		"unknown rule":   {Rules: map[string]spec.AlertRule{"crashes": {}}},
+		"negative":       {Rules: map[string]spec.AlertRule{CrashRate: {Threshold: -1}}},
+		"empty sink":     {Notify: []spec.AlertSink{{}}},
+		"not a URL":      {Notify: []spec.AlertSink{{Webhook: "file:///etc/passwd"}}},
+		"two in one":     {Notify: []spec.AlertSink{{Webhook: "http://x/", Command: "true"}}},
+		"negative again": {Repeat: -1},
+	} {
+		if err := Validate(&a); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
