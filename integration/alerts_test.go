@@ -315,3 +315,64 @@ func TestAlertReloadFailed(t *testing.T) {
 	e.ok("reload", "web")
 	e.waitAlert(rcv, "web", "reload_failed", "resolved", 60*time.Second)
 }
+
+// TestAlertRequests: a Node cluster app answering 10% of requests with 500 fires error_rate;
+// then, its traffic carried by one keep-alive connection (so one worker answers everything),
+// it fires uneven.
+func TestAlertRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_status.js")
+	rcv := newAlertReceiver(t)
+	port := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port)
+	e.write("ecosystem.config.js", fmt.Sprintf(`module.exports = { apps: [{
+  name: 'api', script: 'cluster_status.js', exec_mode: 'cluster', instances: 2,
+  alerts: { error_rate: '5%%/10s', uneven: '50%%/10s', notify: [{ webhook: '%s' }] },
+}] }`, rcv.srv.URL))
+	e.ok("start", "ecosystem.config.js")
+	e.waitStatus(0, "online", 60*time.Second)
+	e.waitStatus(1, "online", 60*time.Second)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+
+	// load sends requests from one goroutine until stop: every tenth asks for a 500 when
+	// failing is set.
+	load := func(client *http.Client, failing bool) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ctx.Err() == nil; i++ {
+				url := base
+				if failing && i%10 == 9 {
+					url += "?status=500"
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		return func() { cancel(); <-done }
+	}
+
+	stop := load(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}, true)
+	fired := e.waitAlert(rcv, "api", "error_rate", "firing", 90*time.Second)
+	stop()
+	if v, _ := fired["value"].(float64); v < 0.05 || fired["unit"] != "ratio" || fired["id"] != nil {
+		t.Errorf("error_rate alert: %v", fired)
+	}
+
+	keepAlive := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
+	defer keepAlive.CloseIdleConnections()
+	stop = load(&http.Client{Transport: keepAlive, Timeout: 10 * time.Second}, false)
+	defer stop()
+	uneven := e.waitAlert(rcv, "api", "uneven", "firing", 90*time.Second)
+	if v, _ := uneven["value"].(float64); v <= 0.5 || !strings.Contains(fmt.Sprint(uneven["text"]), "fair share") {
+		t.Errorf("uneven alert: %v", uneven)
+	}
+	e.waitAlert(rcv, "api", "error_rate", "resolved", 90*time.Second)
+}
