@@ -332,10 +332,9 @@ func trim[T any](s []T, cutoff time.Time, at func(T) time.Time) []T {
 	for i+1 < len(s) && !at(s[i+1]).After(cutoff) {
 		i++
 	}
-	if i == 0 {
-		return s
-	}
-	return append(s[:0:0], s[i:]...)
+	// Re-slicing, not copying: append moves the live points to a new array when the old one
+	// is full, so memory stays bounded by the window.
+	return s[i:]
 }
 
 func maxWindow(r spec.Alerts) time.Duration {
@@ -370,10 +369,9 @@ func (st *appState) evaluate(a AppSample, now time.Time, firing func(rule string
 	}
 	if r, on := a.Rules.Rules[ReloadFailed]; on && st.reloadFailed != nil {
 		ev := st.reloadFailed
-		id := ev.ID
 		al := base(ReloadFailed, nil, 1, "", r)
 		al.Window, al.Spec = "", "on"
-		al.Text = fmt.Sprintf("reload of %s failed at process %d: %s", a.Name, id, ev.Message)
+		al.Text = fmt.Sprintf("reload of %s failed at process %d: %s", a.Name, ev.ID, ev.Message)
 		out = append(out, al)
 	}
 	for _, p := range a.Procs {
