@@ -80,8 +80,10 @@ type Engine struct {
 type appState struct {
 	crashes      []time.Time
 	reloadFailed *Event // the last reload failure not followed by a success
-	series       map[int][]point
-	appSeries    []appPoint
+	// seededText is the text of a reload_failed alert taken over by Seed (its event is gone).
+	seededText string
+	series     map[int][]point
+	appSeries  []appPoint
 }
 
 // point is one process sample kept for windows.
@@ -125,7 +127,7 @@ func (e *Engine) Record(ev Event) {
 		}
 	case EventReloadFailed:
 		x := ev
-		st.reloadFailed = &x
+		st.reloadFailed, st.seededText = &x, ""
 	case EventReloaded:
 		st.reloadFailed = nil
 	}
@@ -156,11 +158,9 @@ func (e *Engine) Seed(firing []api.Alert, now time.Time) {
 			st.holdUntil = now.Add(w)
 		}
 		if a.Rule == ReloadFailed {
-			id := 0
-			if a.ID != nil {
-				id = *a.ID
-			}
-			e.app(a.App).reloadFailed = &Event{Time: a.Since, App: a.App, ID: id, Kind: EventReloadFailed, Message: a.Text}
+			st := e.app(a.App)
+			st.reloadFailed = &Event{Time: a.Since, App: a.App, Kind: EventReloadFailed}
+			st.seededText = a.Text
 		}
 		e.active[key(a.App, a.Rule, a.ID)] = st
 	}
@@ -372,6 +372,9 @@ func (st *appState) evaluate(a AppSample, now time.Time, firing func(rule string
 		al := base(ReloadFailed, nil, 1, "", r)
 		al.Window, al.Spec = "", "on"
 		al.Text = fmt.Sprintf("reload of %s failed at process %d: %s", a.Name, ev.ID, ev.Message)
+		if st.seededText != "" {
+			al.Text = st.seededText
+		}
 		out = append(out, al)
 	}
 	for _, p := range a.Procs {

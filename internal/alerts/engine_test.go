@@ -121,6 +121,16 @@ func TestReloadFailed(t *testing.T) {
 	wantStates(t, "failed", out, "reload_failed/firing")
 	e.Record(Event{Time: c.now, App: "web", ID: 1, Kind: EventReloaded})
 	wantStates(t, "reloaded", e.Evaluate(Snapshot{Time: c.tick(time.Second), Apps: []AppSample{app}}), "reload_failed/resolved")
+
+	// Taken over by the next daemon: still firing (not sent again) until a reload succeeds.
+	e = NewEngine()
+	e.Seed([]api.Alert{{App: "web", Rule: ReloadFailed, State: api.AlertFiring, Text: out[0].Text, Since: c.now, Time: c.now}}, c.now)
+	wantStates(t, "adopted", e.Evaluate(Snapshot{Time: c.tick(time.Hour), Apps: []AppSample{app}}))
+	if f := e.Firing(); len(f) != 1 || f[0].Text != "reload of web failed at process 1: not ready within 3s" {
+		t.Errorf("firing after adoption %+v", f)
+	}
+	e.Record(Event{Time: c.now, App: "web", ID: 1, Kind: EventReloaded})
+	wantStates(t, "reloaded after adoption", e.Evaluate(Snapshot{Time: c.tick(time.Second), Apps: []AppSample{app}}), "reload_failed/resolved")
 }
 
 func TestMemoryRules(t *testing.T) {
