@@ -84,6 +84,8 @@ type Daemon struct {
 	conns      connRates
 	// memoryPending: processes with a max_memory_restart restart queued.
 	memoryPending map[int]bool
+	// alerting evaluates the alert rules and notifies (alerts.go).
+	alerting *alerting
 
 	lock     *os.File
 	listener net.Listener
@@ -196,6 +198,7 @@ func New(opt Options) (*Daemon, error) {
 	if exe, err := os.Executable(); err == nil {
 		d.exe = exe
 	}
+	d.alerting = newAlerting(d)
 	if d.keeper, err = keeper.FromEnv(); err != nil {
 		d.logf("running without a keeper: %v", err)
 	}
@@ -286,6 +289,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	close(d.ready)
 
 	d.cron.Start()
+	d.seedAlerts()
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); d.sampleLoop() }()
 
@@ -346,6 +350,8 @@ loop:
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
+	d.alerting.notifier.Close()
+	_ = os.Remove(d.alerting.statePath) // the apps are stopped: nothing fires for the next daemon
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = d.server.Shutdown(shutdownCtx)
@@ -376,6 +382,7 @@ func (d *Daemon) reopenLogs() {
 func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+	d.recordAlertEvent(ev)
 	if eventChangesTable(ev.Kind) {
 		d.handoverChanged()
 	}
@@ -455,6 +462,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.accumulateCPU(byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
+	d.evaluateAlerts(byID, now)
 }
 
 // memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with

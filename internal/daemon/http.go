@@ -81,6 +81,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/logs/reopen", d.handleReopen)
 	mux.HandleFunc("GET "+p+"/logs", d.handleLogs)
 	mux.HandleFunc("GET "+p+"/events", d.handleEvents)
+	mux.HandleFunc("GET "+p+"/alerts", d.handleAlerts)
+	mux.HandleFunc("POST "+p+"/alerts/test", d.handleAlertsTest)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderVersion, buildinfo.Version)
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)

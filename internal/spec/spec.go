@@ -122,6 +122,9 @@ type App struct {
 	LogMaxSize    int64  `json:"log_max_size"`
 	LogRetain     int    `json:"log_retain"`
 
+	// Alerts are the app's alert rules (package alerts); nil means the defaults.
+	Alerts *Alerts `json:"alerts,omitempty"`
+
 	// Source is the ecosystem file the app came from, if any.
 	Source string `json:"source,omitempty"`
 }
@@ -214,6 +217,7 @@ func (a App) Clone() App {
 	a.Listen = cloneSlice(a.Listen)
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
+	a.Alerts = a.Alerts.Clone()
 	return a
 }
 
