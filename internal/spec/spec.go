@@ -121,6 +121,9 @@ type App struct {
 
 	// Source is the ecosystem file the app came from, if any.
 	Source string `json:"source,omitempty"`
+
+	// Verify configures `corral verify` for this app (corral's own attribute; nil: defaults).
+	Verify *Verify `json:"verify,omitempty"`
 }
 
 // Defaults returns an App with every default set; loaders start from it.
@@ -211,6 +214,7 @@ func (a App) Clone() App {
 	a.Listen = cloneSlice(a.Listen)
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
+	a.Verify = a.Verify.Clone()
 	return a
 }
 
