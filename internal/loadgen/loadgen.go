@@ -59,7 +59,8 @@ type Config struct {
 
 // Second is one second of a load, counted by when requests completed.
 type Second struct {
-	Second   int     `json:"t"` // seconds since the load started
+	Second   int     `json:"t"`        // seconds since the load started
+	Length   float64 `json:"length_s"` // 1, less for the last second of a load
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
 	P50MS    float64 `json:"p50_ms"`
@@ -246,7 +247,7 @@ func (l *Load) Stop() Result {
 	r.P50MS, r.P90MS, r.P99MS, r.MaxMS = latencies(all, 50, 90, 99, 100)
 	var counted int64
 	for s := range secs {
-		sec := Second{Second: s, Errors: errsAt[s]}
+		sec := Second{Second: s, Errors: errsAt[s], Length: min(1, r.Elapsed.Seconds()-float64(s))}
 		sec.Requests = int64(len(perSec[s]))
 		counted += sec.Requests
 		sec.P50MS, sec.P99MS, sec.MaxMS, _ = latencies(perSec[s], 50, 99, 100, 100)

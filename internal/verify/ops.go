@@ -1,0 +1,118 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/corral-pm/corral/internal/loadgen"
+)
+
+// underLoad runs op while the load runs: the load first settles, then op, then the load runs
+// on a little so that what op disturbed shows. It returns the load's result.
+func (x *run) underLoad(ctx context.Context, op func() error) (loadgen.Result, error) {
+	l := x.startLoad(ctx)
+	sleep(ctx, x.o.settle())
+	err := op()
+	sleep(ctx, x.o.settle())
+	res := l.Stop()
+	x.record(l, res)
+	return res, err
+}
+
+func (x *run) reload(ctx context.Context) {
+	c := x.rep.check(CheckReload)
+	c.Threshold = "0 failed requests"
+	var took time.Duration
+	var errs []string
+	res, err := x.underLoad(ctx, func() error {
+		x.event("reload")
+		t := time.Now()
+		resp, err := x.r.D.Reload(ctx, x.o.App)
+		took = time.Since(t)
+		x.event("reloaded")
+		errs = resp.Errors
+		return err
+	})
+	c.Figure = fmt.Sprintf("%d failed of %s requests; the reload took %s", res.Failed(), count(res.Requests+res.Failed()), secs(took.Seconds()))
+	c.Values = map[string]float64{"failed": float64(res.Failed()), "requests": float64(res.Requests), "reload_s": took.Seconds()}
+	switch {
+	case err != nil:
+		c.Status, c.Reason = Fail, fmt.Sprintf("the reload failed: %v", err)
+	case len(errs) > 0:
+		c.Status, c.Reason = Fail, "the reload failed: "+strings.Join(errs, "; ")
+	case res.Failed() > 0:
+		c.Status = Fail
+		c.Reason = fmt.Sprintf("%d requests failed during the rolling reload (%s): the old workers dropped requests in flight; an app must finish its requests before it exits on %s (close its server, then exit once it has closed)",
+			res.Failed(), res.ErrorSummary(), x.killSignal(ctx))
+	case res.Requests == 0:
+		c.Status, c.Reason = Fail, "no request completed during the reload"
+	default:
+		c.Status = Pass
+	}
+}
+
+// killSignal is the signal corral stops the app's workers with.
+func (x *run) killSignal(ctx context.Context) string {
+	procs, err := x.r.procs(ctx, x.o.App)
+	if err != nil || len(procs) == 0 || procs[0].App.KillSignal == "" {
+		return "SIGINT"
+	}
+	return procs[0].App.KillSignal
+}
+
+func (x *run) rollback(ctx context.Context) {
+	c := x.rep.check(CheckRollback)
+	c.Threshold = "0 failed requests, each way"
+	n := x.workers
+	fail := func(reason string) { c.Status, c.Reason = Fail, reason }
+	var scaleErr []string
+	scale := func(to int) error {
+		x.event(fmt.Sprintf("scale %d", to))
+		resp, err := x.r.D.Scale(ctx, x.o.App, to)
+		scaleErr = append(scaleErr, resp.Errors...)
+		return err
+	}
+	down, err := x.underLoad(ctx, func() error { return scale(1) })
+	if err != nil {
+		fail(fmt.Sprintf("corral scale %s 1 failed: %v", x.o.App, err))
+		return
+	}
+	var one loadgen.Result
+	if x.o.Scaling && ctx.Err() == nil {
+		x.progress("scaling: %s on 1 worker", x.o.Duration)
+		l := x.startLoad(ctx)
+		sleep(ctx, x.o.Duration)
+		one = l.Stop()
+		x.record(l, one)
+	}
+	up, err := x.underLoad(ctx, func() error { return scale(n) })
+	if err != nil {
+		fail(fmt.Sprintf("corral scale %s %d failed: %v", x.o.App, n, err))
+		return
+	}
+	c.Figure = fmt.Sprintf("%d → 1: %d failed of %s; 1 → %d: %d failed of %s", n, down.Failed(), count(down.Requests+down.Failed()),
+		n, up.Failed(), count(up.Requests+up.Failed()))
+	c.Values = map[string]float64{"failed_down": float64(down.Failed()), "failed_up": float64(up.Failed())}
+	if x.o.Scaling && one.Requests > 0 {
+		factor := x.steadyRPS / one.RPS()
+		c.Values["scaling_factor"] = factor
+		c.Values["rps_one_worker"] = one.RPS()
+		lc := x.rep.check(CheckLoad)
+		lc.Figure += fmt.Sprintf("; scaling ×%.2f (%s req/s on 1 worker, %s on %d)", factor, num(one.RPS()), num(x.steadyRPS), n)
+		if lc.Values != nil {
+			lc.Values["scaling_factor"] = factor
+		}
+	}
+	switch {
+	case len(scaleErr) > 0:
+		fail("scaling failed: " + strings.Join(scaleErr, "; "))
+	case down.Failed() > 0:
+		fail(fmt.Sprintf("%d requests failed while scaling %d → 1 (%s): the workers leaving dropped requests in flight", down.Failed(), n, down.ErrorSummary()))
+	case up.Failed() > 0:
+		fail(fmt.Sprintf("%d requests failed while scaling 1 → %d (%s)", up.Failed(), n, up.ErrorSummary()))
+	default:
+		c.Status = Pass
+	}
+}
