@@ -53,6 +53,39 @@ func (x *run) reload(ctx context.Context) {
 	}
 }
 
+// waitServing waits until the app runs n workers, every one online and listening: scaling up
+// returns once the new workers have started, and what follows must see them serve.
+func (x *run) waitServing(ctx context.Context, n int) error {
+	timeout := 30 * time.Second
+	procs, err := x.r.procs(ctx, x.o.App)
+	if err == nil && len(procs) > 0 {
+		timeout = max(timeout, procs[0].App.ListenTimeout.D()+10*time.Second)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		procs, err := x.r.procs(ctx, x.o.App)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, p := range procs {
+			if p.Status == "online" && p.Cluster != nil && len(p.Cluster.Listening) > 0 {
+				ready++
+			}
+		}
+		if ready == n && len(procs) == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has %d of %d workers serving after %s (corral ls, corral logs %s)", x.o.App, ready, n, timeout.Round(time.Second), x.o.App)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
 // killSignal is the signal corral stops the app's workers with.
 func (x *run) killSignal(ctx context.Context) string {
 	procs, err := x.r.procs(ctx, x.o.App)
@@ -72,11 +105,14 @@ func (x *run) rollback(ctx context.Context) {
 		x.event(fmt.Sprintf("scale %d", to))
 		resp, err := x.r.D.Scale(ctx, x.o.App, to)
 		scaleErr = append(scaleErr, resp.Errors...)
-		return err
+		if err != nil {
+			return err
+		}
+		return x.waitServing(ctx, to)
 	}
 	down, err := x.underLoad(ctx, func() error { return scale(1) })
 	if err != nil {
-		fail(fmt.Sprintf("corral scale %s 1 failed: %v", x.o.App, err))
+		fail(fmt.Sprintf("scaling %s to 1 failed: %v", x.o.App, err))
 		return
 	}
 	var one loadgen.Result
@@ -89,7 +125,7 @@ func (x *run) rollback(ctx context.Context) {
 	}
 	up, err := x.underLoad(ctx, func() error { return scale(n) })
 	if err != nil {
-		fail(fmt.Sprintf("corral scale %s %d failed: %v", x.o.App, n, err))
+		fail(fmt.Sprintf("scaling %s back to %d failed: %v", x.o.App, n, err))
 		return
 	}
 	c.Figure = fmt.Sprintf("%d → 1: %d failed of %s; 1 → %d: %d failed of %s", n, down.Failed(), count(down.Requests+down.Failed()),

@@ -226,6 +226,9 @@ func (x *run) restore(ctx context.Context) {
 		return
 	}
 	if len(procs) == x.workers {
+		if err := x.waitServing(rctx, x.workers); err != nil {
+			x.rep.Restored = err.Error()
+		}
 		return
 	}
 	x.progress("restoring %s to %d workers", x.o.App, x.workers)
@@ -234,6 +237,9 @@ func (x *run) restore(ctx context.Context) {
 		return
 	}
 	x.rep.Restored = fmt.Sprintf("scaled back from %d to %d workers", len(procs), x.workers)
+	if err := x.waitServing(rctx, x.workers); err != nil {
+		x.rep.Restored += "; " + err.Error()
+	}
 }
 
 // startLoad starts a load on the target with the run's options.
