@@ -105,6 +105,9 @@ func polyline(b *strings.Builder, f frame, pts []Point, col, name string) {
 		fmt.Fprintf(&d, "%s%.1f %.1f ", cmd, f.x(p.T), f.y(p.V))
 	}
 	fmt.Fprintf(b, `<path class="data" d="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></path>`, strings.TrimSpace(d.String()), col, html.EscapeString(name))
+	if len(pts) == 1 { // a line of one point draws nothing
+		fmt.Fprintf(b, `<circle class="data" cx="%.1f" cy="%.1f" r="3" fill="%s"><title>%s</title></circle>`, f.x(pts[0].T), f.y(pts[0].V), col, html.EscapeString(name))
+	}
 }
 
 func legend(b *strings.Builder, f frame, items []string, cols []string) {
