@@ -44,7 +44,12 @@ Defaults come from the app's 'verify' section in its ecosystem file; flags overr
   corral verify web --login-path /api/auth/login --login-body '{"email":"a@b.c","password":"x"}' \
       --check-path /api/me --logout-path /api/auth/logout`,
 		GroupID: "info",
-		Args:    cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("verify takes one app's name, got %d argument(s): `corral verify web`", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			o.App = args[0]
@@ -101,6 +106,9 @@ Defaults come from the app's 'verify' section in its ecosystem file; flags overr
 			}
 			o.Configure(sv)
 			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := verify.Fit(o, procs); err != nil {
 				return err
 			}
 			for _, path := range []string{jsonOut, htmlOut} {

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
@@ -133,7 +134,7 @@ func (o *Options) Validate() error {
 			known = known || k == id
 		}
 		if !known {
-			return fmt.Errorf("--skip %s: no such check; the checks are %v", id, CheckIDs)
+			return fmt.Errorf("--skip %s: no such check; the checks are %s", id, strings.Join(CheckIDs, ", "))
 		}
 	}
 	if (o.Login != nil || o.Logout != nil) && o.CheckReq == nil {

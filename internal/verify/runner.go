@@ -202,6 +202,27 @@ func (r *Runner) procs(ctx context.Context, app string) ([]api.Process, error) {
 	return out, nil
 }
 
+// Fit says why the app cannot be verified as it runs now (procs as the daemon listed them for
+// the app's name), before anything is announced or run; nil when it can.
+func Fit(o Options, procs []api.Process) error {
+	var mine []api.Process
+	for _, p := range procs {
+		if p.Name == o.App {
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) == 0 {
+		return fmt.Errorf("%w %s: no app of that name (corral ls lists them)", ErrNotVerifiable, o.App)
+	}
+	if err := fitForVerify(o.App, mine); err != nil {
+		return err
+	}
+	if _, err := pickTarget(o.Target, listenAddrs(mine)); err != nil {
+		return fmt.Errorf("%w %s: %v", ErrNotVerifiable, o.App, err)
+	}
+	return nil
+}
+
 // fitForVerify says why an app cannot be verified as it runs now, if so.
 func fitForVerify(app string, procs []api.Process) error {
 	for _, p := range procs {
