@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,4 +294,66 @@ func TestVerifyPinned(t *testing.T) {
 		t.Errorf("distribution reason: %q", r)
 	}
 	wantWorkers(t, e, app, 2)
+}
+
+// TestVerifyInterrupted: Ctrl-C while verify has the app scaled down to 1 worker: verify
+// stops, and the app is back to its 2 workers.
+func TestVerifyInterrupted(t *testing.T) {
+	t.Parallel()
+	e, app := brokenApp(t, "cluster_http.js", false)
+	report := filepath.Join(e.dir, "interrupted.json")
+	args := append([]string{"verify", app, "--json", report, "--skip", "reload"}, verifyFlags...)
+	cmd := exec.Command(e.bin, args...)
+	cmd.Dir, cmd.Env = e.dir, e.environ()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	e.waitFor("verify to scale the app down to 1 worker", 2*time.Minute, func() bool {
+		n := 0
+		for _, p := range e.jlist() {
+			if p.Name == app {
+				n++
+			}
+		}
+		return n == 1
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("verify ended with %v after Ctrl-C, want exit 1:\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("verify did not end within 2 minutes of Ctrl-C:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "verify interrupted") {
+		t.Errorf("verify did not say it was interrupted:\n%s", out.String())
+	}
+	wantWorkers(t, e, app, 2)
+	var rep verify.Report
+	raw, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(raw, &rep) != nil {
+		t.Fatalf("no JSON report after Ctrl-C: %v\n%s", err, out.String())
+	}
+	for _, c := range rep.Checks {
+		if c.ID == verify.CheckRollback && (c.Status != verify.Skip || !strings.HasPrefix(c.Reason, "interrupted")) {
+			t.Errorf("rollback cut by Ctrl-C: %s %q", c.Status, c.Reason)
+		}
+	}
+	if !strings.Contains(rep.Restored, "scaled back from 1 to 2 workers") {
+		t.Errorf("the report says %q about restoring the app", rep.Restored)
+	}
+	t.Logf("after Ctrl-C:\n%s", out.String())
 }

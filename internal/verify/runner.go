@@ -155,6 +155,12 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Report, error) {
 	x.mem.stop()
 	x.checkMemory()
 	if err := ctx.Err(); err != nil {
+		// A check cut short by Ctrl-C judged nothing: it is shown as not run, not failed.
+		for _, id := range []string{CheckSessions, CheckReload, CheckRollback} {
+			if c := x.rep.check(id); c.Status == Fail {
+				c.Status, c.Reason = Skip, "interrupted (Ctrl-C) before it could judge: "+c.Reason
+			}
+		}
 		return x.done(), fmt.Errorf("verify interrupted: %w", err)
 	}
 	return x.done(), nil
