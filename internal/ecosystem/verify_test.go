@@ -56,3 +56,17 @@ func TestVerifySectionErrors(t *testing.T) {
 	_, err = Load(file, testOptions(dir))
 	wantErrorLines(t, err, "verify: login and logout need check too")
 }
+
+// The Go reference app's ecosystem file carries a verify section for `corral verify refapp`.
+func TestVerifySectionOfTheReferenceApp(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "examples", "refapp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := mustLoad(t, filepath.Join(dir, "ecosystem.config.js"), testOptions(dir))
+	v := appNamed(t, res.Apps, "refapp").Verify
+	if v == nil || v.Path != "/api/health" || v.Login == nil || v.Check == nil || v.Logout == nil ||
+		v.Login.Body != `{"email":"demo@example.com","password":"demo-password"}` {
+		t.Errorf("verify %+v", v)
+	}
+}
