@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -50,12 +52,9 @@ func NewAlertsSource(socket string) AlertsSource {
 
 type httpAlerts struct{ hc *http.Client }
 
-// The wire shapes, as far as this check reads them.
+// The wire shapes, as far as this check reads them: GET /v1/alerts lists the sinks (daemon-wide
+// ones without an app); the rules are the app's `alerts` attribute, in its spec.
 type alertsWire struct {
-	Rules []struct {
-		App  string `json:"app"`
-		Rule string `json:"rule"`
-	} `json:"rules"`
 	Sinks []struct {
 		Kind      string `json:"kind"`
 		Target    string `json:"target"`
@@ -91,11 +90,11 @@ func (h *httpAlerts) State(ctx context.Context, app string) (AlertsState, bool, 
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return st, true, fmt.Errorf("GET /v1/alerts: %w", err)
 	}
-	for _, r := range w.Rules {
-		if r.App == "" || r.App == app {
-			st.Rules = append(st.Rules, r.Rule)
-		}
+	rules, err := h.rules(ctx, app)
+	if err != nil {
+		return st, true, err
 	}
+	st.Rules = rules
 	for _, s := range w.Sinks {
 		if s.App == "" || s.App == app {
 			st.Sinks = append(st.Sinks, AlertSink{Kind: s.Kind, Target: s.Target, Sent: s.Sent, Failed: s.Failed, LastError: s.LastError})
@@ -104,13 +103,62 @@ func (h *httpAlerts) State(ctx context.Context, app string) (AlertsState, bool, 
 	return st, true, nil
 }
 
-func (h *httpAlerts) SendTest(ctx context.Context, app string) (map[string]string, error) {
-	body, _ := json.Marshal(map[string]any{"targets": []string{app}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://corral/v1/alerts/test", bytes.NewReader(body))
+// rules reads the app's alert rules from its spec: `alerts.rules` by name; `alerts: false`
+// (off) has none; without the attribute the engine's defaults apply, of which crash_rate is
+// always one and memory one when max_memory_restart is set.
+func (h *httpAlerts) rules(ctx context.Context, app string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://corral/v1/processes?target="+url.QueryEscape(app), nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	res, err := h.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the daemon for %s: %w", app, err)
+	}
+	defer res.Body.Close()
+	var procs []struct {
+		Name string `json:"name"`
+		App  struct {
+			MaxMemoryRestart int64 `json:"max_memory_restart"`
+			Alerts           *struct {
+				Off   bool                       `json:"off"`
+				Rules map[string]json.RawMessage `json:"rules"`
+			} `json:"alerts"`
+		} `json:"app"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&procs); err != nil {
+		return nil, fmt.Errorf("GET /v1/processes: %w", err)
+	}
+	for _, p := range procs {
+		if p.Name != app {
+			continue
+		}
+		a := p.App.Alerts
+		switch {
+		case a == nil:
+			rules := []string{"crash_rate"}
+			if p.App.MaxMemoryRestart > 0 {
+				rules = append(rules, "memory")
+			}
+			return rules, nil
+		case a.Off:
+			return nil, nil
+		}
+		var rules []string
+		for name := range a.Rules {
+			rules = append(rules, name)
+		}
+		sort.Strings(rules)
+		return rules, nil
+	}
+	return nil, nil
+}
+
+func (h *httpAlerts) SendTest(ctx context.Context, app string) (map[string]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://corral/v1/alerts/test", nil)
+	if err != nil {
+		return nil, err
+	}
 	res, err := h.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("send a test notification: %w", err)
@@ -124,6 +172,7 @@ func (h *httpAlerts) SendTest(ctx context.Context, app string) (map[string]strin
 		Results []struct {
 			Kind   string `json:"kind"`
 			Target string `json:"target"`
+			App    string `json:"app"`
 			Error  string `json:"error"`
 		} `json:"results"`
 	}
@@ -132,7 +181,9 @@ func (h *httpAlerts) SendTest(ctx context.Context, app string) (map[string]strin
 	}
 	out := map[string]string{}
 	for _, r := range w.Results {
-		out[r.Kind+" "+r.Target] = r.Error
+		if r.App == "" || r.App == app {
+			out[r.Kind+" "+r.Target] = r.Error
+		}
 	}
 	return out, nil
 }
