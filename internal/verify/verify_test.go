@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -218,6 +219,45 @@ func TestFormat(t *testing.T) {
 		num(4210.4): "4,210", num(12.25): "12.2", ms(0.421): "0.42 ms", ms(2.14): "2.1 ms", ms(31.4): "31 ms", pct(0.253): "25.3 %"} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestSavedCheck(t *testing.T) {
+	dir := t.TempDir()
+	procs := []api.Process{{ID: 0, Name: "web", App: spec.App{Name: "web", Script: "/srv/app.js", ExecMode: spec.ModeCluster}},
+		{ID: 1, Name: "web", App: spec.App{Name: "web", Script: "/srv/app.js", ExecMode: spec.ModeCluster}}}
+	check := func(dump string) Check {
+		t.Helper()
+		path := filepath.Join(dir, "dump.json")
+		os.Remove(path)
+		if dump != "" {
+			if err := os.WriteFile(path, []byte(dump), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		x := &run{r: &Runner{DumpPath: path}, o: Options{App: "web"}, rep: &Report{}}
+		x.checkSaved(t.Context(), procs)
+		return *x.rep.check(CheckSaved)
+	}
+	saved := func(n int, script string) string {
+		var ps []string
+		for i := range n {
+			ps = append(ps, fmt.Sprintf(`{"pm_id":%d}`, i))
+		}
+		return fmt.Sprintf(`{"format":1,"apps":[{"app":{"name":"web","script":%q,"exec_mode":"cluster"},"processes":[%s]}]}`, script, strings.Join(ps, ","))
+	}
+	if c := check(saved(2, "/srv/app.js")); c.Status != Pass {
+		t.Errorf("as it runs: %+v", c)
+	}
+	for _, tc := range []struct{ dump, want string }{
+		{"", "nothing is saved: run corral save"},
+		{saved(4, "/srv/app.js"), "4 processes saved, 2 running"},
+		{saved(2, "/srv/old.js"), `saved script "/srv/old.js", running "/srv/app.js"`},
+		{`{"format":1,"apps":[]}`, "web is not in the saved list: run corral save"},
+	} {
+		if c := check(tc.dump); c.Status != Fail || !strings.Contains(c.Reason, tc.want) {
+			t.Errorf("%s: %s %q, want %q", tc.dump, c.Status, c.Reason, tc.want)
 		}
 	}
 }
