@@ -119,6 +119,21 @@ func TestSlope(t *testing.T) {
 	if s := slope(pts); math.Abs(s-500) > 1e-9 {
 		t.Errorf("slope %v, want 500/s", s)
 	}
+	// A step that stops (a heap grown once) is not sustained growth; a steady leak is.
+	var step []Point
+	for i := range 20 {
+		v := 1000.0
+		if i >= 5 {
+			v = 9000
+		}
+		step = append(step, Point{T: float64(i), V: v})
+	}
+	if s := sustained(step); s > 1e-9 {
+		t.Errorf("sustained growth of a step: %v", s)
+	}
+	if s := sustained(pts); math.Abs(s-500) > 1e-9 {
+		t.Errorf("sustained growth of a leak: %v", s)
+	}
 	if s := slope(pts[:1]); s != 0 {
 		t.Errorf("slope of one point %v", s)
 	}
