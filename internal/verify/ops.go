@@ -53,6 +53,17 @@ func (x *run) reload(ctx context.Context) {
 	}
 }
 
+// unpaced runs the load for a phase as fast as the app answers (no --rate): a capacity.
+func (x *run) unpaced(ctx context.Context) loadgen.Result {
+	cfg := x.loadConfig()
+	cfg.Rate = 0
+	l := loadgen.Start(ctx, cfg)
+	sleep(ctx, x.o.Duration)
+	res := l.Stop()
+	x.record(l, res)
+	return res
+}
+
 // waitServing waits until the app runs n workers, every one online and listening: scaling up
 // returns once the new workers have started, and what follows must see them serve.
 func (x *run) waitServing(ctx context.Context, n int) error {
@@ -110,6 +121,12 @@ func (x *run) rollback(ctx context.Context) {
 		}
 		return x.waitServing(ctx, to)
 	}
+	// The scaling factor compares capacities: both loads unpaced, whatever --rate says.
+	allRPS := x.steadyRPS
+	if x.o.Scaling && x.o.Rate > 0 && ctx.Err() == nil {
+		x.progress("scaling: %s on %d workers, unpaced", x.o.Duration, n)
+		allRPS = x.unpaced(ctx).RPS()
+	}
 	down, err := x.underLoad(ctx, func() error { return scale(1) })
 	if err != nil {
 		fail(fmt.Sprintf("scaling %s to 1 failed: %v", x.o.App, err))
@@ -117,11 +134,8 @@ func (x *run) rollback(ctx context.Context) {
 	}
 	var one loadgen.Result
 	if x.o.Scaling && ctx.Err() == nil {
-		x.progress("scaling: %s on 1 worker", x.o.Duration)
-		l := x.startLoad(ctx)
-		sleep(ctx, x.o.Duration)
-		one = l.Stop()
-		x.record(l, one)
+		x.progress("scaling: %s on 1 worker, unpaced", x.o.Duration)
+		one = x.unpaced(ctx)
 	}
 	up, err := x.underLoad(ctx, func() error { return scale(n) })
 	if err != nil {
@@ -132,11 +146,11 @@ func (x *run) rollback(ctx context.Context) {
 		n, up.Failed(), count(up.Requests+up.Failed()))
 	c.Values = map[string]float64{"failed_down": float64(down.Failed()), "failed_up": float64(up.Failed())}
 	if x.o.Scaling && one.Requests > 0 {
-		factor := x.steadyRPS / one.RPS()
+		factor := allRPS / one.RPS()
 		c.Values["scaling_factor"] = factor
 		c.Values["rps_one_worker"] = one.RPS()
 		lc := x.rep.check(CheckLoad)
-		lc.Figure += fmt.Sprintf("; scaling ×%.2f (%s req/s on 1 worker, %s on %d)", factor, num(one.RPS()), num(x.steadyRPS), n)
+		lc.Figure += fmt.Sprintf("; scaling ×%.2f (%s req/s on 1 worker, %s on %d)", factor, num(one.RPS()), num(allRPS), n)
 		if lc.Values != nil {
 			lc.Values["scaling_factor"] = factor
 		}

@@ -56,6 +56,9 @@ func (o Options) estimate(workers int) time.Duration {
 		d += 4*o.settle() + 2*time.Second
 		if o.Scaling {
 			d += o.Duration
+			if o.Rate > 0 {
+				d += o.Duration
+			}
 		}
 	}
 	return d
