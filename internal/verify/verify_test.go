@@ -276,3 +276,19 @@ func TestSavedCheck(t *testing.T) {
 		}
 	}
 }
+
+// A check named by --skip is shown as not run, even when the load it is judged on ran.
+func TestSkipped(t *testing.T) {
+	x := &run{o: Options{App: "web", Skip: map[string]bool{CheckMemory: true}}, rep: &Report{}, mem: &memSampler{}}
+	c := x.rep.check(CheckMemory)
+	c.Status, c.Figure = Fail, "largest growth 9 MB/min"
+	r := x.done()
+	if len(r.Checks) != len(CheckIDs) || !r.Passed {
+		t.Fatalf("%d checks, passed %v", len(r.Checks), r.Passed)
+	}
+	for _, c := range r.Checks {
+		if c.ID == CheckMemory && (c.Status != Skip || c.Reason != "skipped (--skip)" || c.Figure != "") {
+			t.Errorf("memory: %+v", c)
+		}
+	}
+}
