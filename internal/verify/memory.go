@@ -90,7 +90,7 @@ func (x *run) checkMemory() {
 	if len(bad) > 0 {
 		c.Status = Fail
 		c.Reason = strings.Join(bad, "; ") + fmt.Sprintf(" under load, more than %s/min: memory that keeps growing is a leak (max_memory_restart only hides it)", mib(limit))
-		if span < 60 {
+		if span < 60 && worst < 4*limit {
 			c.Reason += fmt.Sprintf("; judged over %s only, which also catches a runtime still settling: run with --duration 2m or more before calling it a leak", secs(span))
 		}
 		return
