@@ -198,6 +198,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "time", asBool, &p.time)
 	field(attrs, errs, "log_max_size", asSize, &app.LogMaxSize)
 	field(attrs, errs, "log_retain", asNonNegativeInt, &app.LogRetain)
+	field(attrs, errs, "verify", asVerify, &app.Verify)
 	return p
 }
 

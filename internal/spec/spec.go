@@ -127,6 +127,9 @@ type App struct {
 
 	// Source is the ecosystem file the app came from, if any.
 	Source string `json:"source,omitempty"`
+
+	// Verify configures `corral verify` for this app (corral's own attribute; nil: defaults).
+	Verify *Verify `json:"verify,omitempty"`
 }
 
 // Defaults returns an App with every default set; loaders start from it.
@@ -218,6 +221,7 @@ func (a App) Clone() App {
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
 	a.Alerts = a.Alerts.Clone()
+	a.Verify = a.Verify.Clone()
 	return a
 }
 
