@@ -92,6 +92,8 @@ type Daemon struct {
 	// the listener once bound (httplisten.go).
 	httpListen, httpSource string
 	http                   *httpListener
+	// web is the dashboard's state once the listener serves it (web.go).
+	web atomic.Pointer[webState]
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 
@@ -452,6 +454,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.accumulateCPU(byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
+	d.webSample(now)
 }
 
 // memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with

@@ -1,0 +1,350 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/settings"
+	"github.com/corral-pm/corral/internal/web"
+)
+
+// The dashboard's daemon side (docs/web.md): its routes on the HTTP listener, the history the
+// sampler fills, and the live stream. Every /web/api/ route needs the token; processes are the
+// API's masked views (Processes(false)): the dashboard never reveals a secret.
+
+// webPath is where the page lives on the listener.
+const webPath = "/web/"
+
+// webState is the dashboard's part of the daemon, made when the listener's routes are.
+type webState struct {
+	guard   *web.Guard
+	token   string
+	err     error // why the token could not be read: the API then answers 503
+	hist    *web.History
+	control http.Handler // the control API, asked for /v1/alerts when an alerts engine exists
+
+	mu     sync.Mutex
+	latest []api.Process // the processes at the last sample
+	tick   chan struct{} // closed (and replaced) at every sample
+}
+
+// webLogLines bounds the history one log tail asks for.
+const webLogLines = 1000
+
+// webActions are the lifecycle actions the page offers (each behind a confirmation).
+var webActions = []api.Action{api.ActionReload, api.ActionRestart, api.ActionStop, api.ActionStart}
+
+// webRoutes adds the dashboard to the listener's mux (called from httpRoutes).
+func (d *Daemon) webRoutes(mux *http.ServeMux) {
+	ws := d.webInit()
+	mux.Handle("GET /web", http.RedirectHandler(webPath, http.StatusFound))
+	mux.Handle("GET "+webPath, http.StripPrefix("/web", web.Assets(ws.guard)))
+	guarded := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if !ws.guard.Authorized(w, r) {
+				return
+			}
+			if ws.err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: ws.err.Error(), Code: api.CodeInternal})
+				return
+			}
+			w.Header().Set(api.HeaderVersion, buildinfo.Version)
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			h(w, r)
+		})
+	}
+	guarded("GET /web/api/state", d.webState)
+	guarded("GET /web/api/stream", d.webStream)
+	guarded("GET /web/api/logs", d.webLogs)
+	guarded("GET /web/api/alerts", d.webAlerts)
+	guarded("POST /web/api/actions/{action}", d.webAct)
+	guarded("POST /web/api/scale", d.webScale)
+}
+
+// webInit makes the dashboard's state once, however many times the routes are built.
+func (d *Daemon) webInit() *webState {
+	if ws := d.web.Load(); ws != nil {
+		return ws
+	}
+	tok, err := web.LoadToken(d.paths.Home)
+	if err != nil {
+		d.logf("the web dashboard is not served: %v", err)
+		tok = "" // the guard refuses every request when there is no token
+	}
+	ws := &webState{
+		token:   tok,
+		err:     err,
+		guard:   web.NewGuard(tok, settings.IsLoopback(d.httpListen)),
+		hist:    web.NewHistory(d.interval),
+		control: d.routes(),
+		tick:    make(chan struct{}),
+	}
+	if !d.web.CompareAndSwap(nil, ws) {
+		return d.web.Load()
+	}
+	return ws
+}
+
+// webSample records the sampler's figures in the dashboard's history and wakes its streams.
+// Called by sampleOnce; nothing when the dashboard is not served.
+func (d *Daemon) webSample(now time.Time) {
+	ws := d.web.Load()
+	if ws == nil {
+		return
+	}
+	procs := d.Processes(false)
+	points := make(map[int]web.Point, len(procs))
+	for _, p := range procs {
+		pt := web.Point{T: now.UnixMilli(), CPU: p.CPU, Mem: p.Memory}
+		if c := p.Cluster; c != nil {
+			pt.Req, pt.Conn = c.ReqPerSec, c.ConnPerSec
+		}
+		points[p.ID] = pt
+	}
+	ws.hist.Record(points)
+	ws.mu.Lock()
+	ws.latest = procs
+	close(ws.tick)
+	ws.tick = make(chan struct{})
+	ws.mu.Unlock()
+}
+
+// current is the last sample's processes and the channel closed at the next sample.
+func (ws *webState) current() ([]api.Process, <-chan struct{}) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.latest, ws.tick
+}
+
+// WebState is the page's first load: the processes now and the charts' history.
+type WebState struct {
+	Version    string              `json:"version"`
+	PID        int                 `json:"pid"`
+	Home       string              `json:"home"`
+	IntervalMS int64               `json:"interval_ms"`
+	WindowMS   int64               `json:"window_ms"`
+	Processes  []api.Process       `json:"processes"`
+	History    map[int][]web.Point `json:"history"`
+}
+
+func (d *Daemon) webState(w http.ResponseWriter, r *http.Request) {
+	ws := d.web.Load()
+	writeJSON(w, http.StatusOK, WebState{
+		Version:    buildinfo.Version,
+		PID:        d.version().PID,
+		Home:       d.paths.Home,
+		IntervalMS: d.interval.Milliseconds(),
+		WindowMS:   web.Window.Milliseconds(),
+		Processes:  d.Processes(false),
+		History:    ws.hist.Snapshot(time.Now()),
+	})
+}
+
+// webHeartbeat keeps idle streams visibly alive (and lets the server notice a client gone).
+const webHeartbeat = 15 * time.Second
+
+// webStream is the page's live feed, in server-sent events format read with fetch() (an
+// EventSource cannot send the token): "state" with every process at each sample, "event" with
+// each process event as it happens (a reload's progress, worker by worker). It ends when the
+// client goes or the daemon stops.
+func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
+	ws := d.web.Load()
+	// The listener's WriteTimeout would cut the stream: this answer is meant to last.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	sub := d.events.subscribe()
+	defer d.events.unsubscribe(sub)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	var buf bytes.Buffer
+	send := func(event string, v any) bool {
+		buf.Reset()
+		buf.WriteString("event: " + event + "\ndata: ")
+		if err := json.NewEncoder(&buf).Encode(v); err != nil {
+			return false
+		}
+		buf.WriteString("\n")
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	_, tick := ws.current()
+	if !send("state", d.Processes(false)) {
+		return
+	}
+	beat := time.NewTicker(webHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-d.quit:
+			return
+		case <-tick:
+			var procs []api.Process
+			procs, tick = ws.current()
+			if !send("state", procs) {
+				return
+			}
+		case ev := <-sub.c:
+			if !send("event", ev) {
+				return
+			}
+		case <-beat.C:
+			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+// webLogs is GET /v1/logs for the page: one app's (or every) log tail, then its live lines
+// (follow=1), as JSON lines. At most webLogLines of history.
+func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if v := q.Get("lines"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > webLogLines {
+			writeError(w, badRequestError{fmt.Sprintf("lines must be a number from 0 to %d", webLogLines)})
+			return
+		}
+	}
+	if q.Get("follow") == "1" {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	}
+	d.handleLogs(w, r)
+}
+
+// webAlerts answers with the alerts engine's GET /v1/alerts when this daemon has one, and
+// {"engine": false} when it has not (the page then says so).
+func (d *Daemon) webAlerts(w http.ResponseWriter, r *http.Request) {
+	ws := d.web.Load()
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, api.Prefix+"/alerts", nil)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	ws.control.ServeHTTP(rec, req)
+	if rec.status == http.StatusNotFound || rec.status == http.StatusMethodNotAllowed {
+		writeJSON(w, http.StatusOK, map[string]any{"engine": false})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rec.status)
+	_, _ = w.Write(rec.body.Bytes())
+}
+
+// recorder is an in-memory ResponseWriter for one answer of the control API (net/http/httptest
+// would register a command-line flag in every corral command).
+type recorder struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (rc *recorder) Header() http.Header { return rc.header }
+func (rc *recorder) WriteHeader(s int) {
+	if !rc.wrote {
+		rc.status, rc.wrote = s, true
+	}
+}
+func (rc *recorder) Write(b []byte) (int, error) {
+	rc.WriteHeader(http.StatusOK)
+	if rc.body.Len()+len(b) > 4<<20 {
+		return 0, fmt.Errorf("alerts answer over 4 MiB")
+	}
+	return rc.body.Write(b)
+}
+
+// WebActionRequest is the body of the page's actions.
+type WebActionRequest struct {
+	Target string `json:"target"`
+}
+
+// WebActionResponse is what the page shows after an action: no process views (the stream
+// carries them), only what went wrong and a reload's steps.
+type WebActionResponse struct {
+	Errors   []string            `json:"errors,omitempty"`
+	Warnings []string            `json:"warnings,omitempty"`
+	Reloads  []api.ReloadSummary `json:"reloads,omitempty"`
+}
+
+func webAnswer(resp api.ActionResponse) WebActionResponse {
+	return WebActionResponse{Errors: resp.Errors, Warnings: resp.Warnings, Reloads: resp.Reloads}
+}
+
+// webAct runs reload, restart, stop or start on one target, as the CLI would. The answer comes
+// when the action is done (a rolling reload can outlast the listener's write timeout).
+func (d *Daemon) webAct(w http.ResponseWriter, r *http.Request) {
+	action := api.Action(r.PathValue("action"))
+	if !slices.Contains(webActions, action) {
+		writeError(w, badRequestError{fmt.Sprintf("the dashboard offers %v, not %q", webActions, action)})
+		return
+	}
+	var req WebActionRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Target == "" {
+		writeError(w, badRequestError{`no target: send {"target": "APP"}`})
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	resp, err := d.Act(r.Context(), action, api.ActionRequest{Targets: []string{req.Target}})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, webAnswer(resp))
+}
+
+// webScale is `corral scale APP N` for the page.
+func (d *Daemon) webScale(w http.ResponseWriter, r *http.Request) {
+	var req api.ScaleRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	resp, err := d.Scale(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, webAnswer(resp))
+}
+
+// handleWebInfo answers GET /v1/web on the control socket: the dashboard's address and token,
+// for `corral web`.
+func (d *Daemon) handleWebInfo(w http.ResponseWriter, r *http.Request) {
+	info := api.WebInfo{Listen: d.HTTPAddr()}
+	if info.Listen != "" {
+		info.Source = d.httpSource
+		info.Path = webPath
+		if ws := d.web.Load(); ws != nil {
+			info.Token = ws.token
+			if ws.err != nil {
+				info.Error = ws.err.Error()
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, info)
+}

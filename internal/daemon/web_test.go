@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/web"
+	"github.com/corral-pm/corral/internal/testutil"
+)
+
+// webDaemon is a test daemon serving the dashboard on a free loopback port, with its token.
+func webDaemon(t *testing.T) (*testDaemon, string) {
+	t.Helper()
+	td := metricsDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := td.cl.Web(ctx)
+	if err != nil {
+		t.Fatalf("GET /v1/web: %v", err)
+	}
+	if info.Listen != td.d.HTTPAddr() || info.Path != "/web/" || info.Token == "" || info.Error != "" {
+		t.Fatalf("GET /v1/web = %+v, want the listener %s and a token", info, td.d.HTTPAddr())
+	}
+	return td, info.Token
+}
+
+// webDo sends a request to the dashboard over TCP; tok "" sends none.
+func webDo(t *testing.T, td *testDaemon, method, path, tok string, body string, headers ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+td.d.HTTPAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestWebAPINeedsTheToken: the page's files are served to anyone on loopback, every API route
+// needs the token from CORRAL_HOME, and a foreign Origin is refused even with it.
+func TestWebAPINeedsTheToken(t *testing.T) {
+	td, tok := webDaemon(t)
+	file, err := os.ReadFile(filepath.Join(td.home, web.TokenFile))
+	if err != nil || string(file) != tok {
+		t.Fatalf("token file: %q %v, want the token /v1/web gives", file, err)
+	}
+	if code, body := webDo(t, td, "GET", "/web/", "", ""); code != 200 || !strings.Contains(body, "<html") {
+		t.Errorf("GET /web/: %d %.200s", code, body)
+	}
+	for _, route := range []string{"GET /web/api/state", "GET /web/api/stream", "GET /web/api/logs", "GET /web/api/alerts", "POST /web/api/actions/reload", "POST /web/api/scale"} {
+		method, path, _ := strings.Cut(route, " ")
+		if code, body := webDo(t, td, method, path, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without the token: %d %s, want 401", route, code, body)
+		}
+		if code, body := webDo(t, td, method, path, "x"+tok[1:], ""); code != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong token: %d %s, want 401", route, code, body)
+		}
+	}
+	if code, body := webDo(t, td, "GET", "/web/api/state", tok, "", "Origin", "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("foreign Origin: %d %s, want 403", code, body)
+	}
+	if code, body := webDo(t, td, "GET", "/web/api/state", tok, "", "Origin", "http://"+td.d.HTTPAddr()); code != 200 {
+		t.Errorf("own Origin: %d %s, want 200", code, body)
+	}
+	if code, body := webDo(t, td, "GET", "/web/api/alerts", tok, ""); code != 200 || strings.TrimSpace(body) != `{"engine":false}` {
+		t.Errorf("alerts without an engine: %d %s", code, body)
+	}
+}
+
+// TestWebStateMasksSecretsAndKeepsHistory: the page's processes are the masked views, and the
+// sampler's figures build up per process so a fresh page has charts at once.
+func TestWebStateMasksSecretsAndKeepsHistory(t *testing.T) {
+	td, tok := webDaemon(t)
+	app := td.sleeper("api")
+	app.Instances = 2
+	app.Env = map[string]string{"DB_PASSWORD": "hunter2-in-clear", "PLAIN": "visible"}
+	td.mustStart(app)
+	procs := td.waitStatus("api", 2, "online")
+
+	var st WebState
+	testutil.WaitFor(t, "three samples of each process in the history", 20*time.Second, func() bool {
+		code, body := webDo(t, td, "GET", "/web/api/state", tok, "")
+		if code != 200 {
+			t.Fatalf("state: %d %s", code, body)
+		}
+		if strings.Contains(body, "hunter2-in-clear") {
+			t.Fatalf("the dashboard revealed a secret: %s", body)
+		}
+		st = WebState{}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		return len(st.History[procs[0].ID]) >= 3 && len(st.History[procs[1].ID]) >= 3
+	})
+	if len(st.Processes) != 2 || st.Processes[0].App.Env["DB_PASSWORD"] != "********" || st.Processes[0].App.Env["PLAIN"] != "visible" {
+		t.Errorf("processes: %+v, want two with DB_PASSWORD masked", st.Processes)
+	}
+	if st.IntervalMS != 200 || st.WindowMS != web.Window.Milliseconds() {
+		t.Errorf("interval %d ms, window %d ms", st.IntervalMS, st.WindowMS)
+	}
+	for _, pts := range st.History {
+		if pts[len(pts)-1].Mem <= 0 {
+			t.Errorf("history without memory figures: %+v", pts)
+		}
+	}
+}
+
+// sseEvent is one server-sent event of the dashboard's stream.
+type sseEvent struct{ name, data string }
+
+// openStream opens the dashboard's live stream; its events arrive on the channel, which is
+// closed when the stream ends.
+func openStream(t *testing.T, td *testDaemon, tok string) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+td.d.HTTPAddr()+"/web/api/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan sseEvent, 1024)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 16<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev.name = line[len("event: "):]
+			case strings.HasPrefix(line, "data: "):
+				ev.data += line[len("data: "):]
+			case line == "" && ev.name != "":
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return out
+}
+
+// waitEvent reads the stream until match accepts an event.
+func waitEvent(t *testing.T, events <-chan sseEvent, what string, match func(sseEvent) bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended while waiting for %s", what)
+			}
+			if match(ev) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s on the stream within 30s", what)
+		}
+	}
+}
+
+// TestWebStreamAndActions: the stream carries the processes at each sample and the events of
+// the page's actions (reload, scale, stop) as they happen; the actions the page does not offer
+// are refused; the stream ends when the daemon stops, despite the listener's write timeout.
+func TestWebStreamAndActions(t *testing.T) {
+	td, tok := webDaemon(t)
+	app := td.sleeper("svc")
+	app.Instances = 2
+	td.mustStart(app)
+	procs := td.waitStatus("svc", 2, "online")
+	events := openStream(t, td, tok)
+	waitEvent(t, events, "a state with both processes", func(ev sseEvent) bool {
+		var ps []api.Process
+		return ev.name == "state" && json.Unmarshal([]byte(ev.data), &ps) == nil && len(ps) == 2
+	})
+
+	if code, body := webDo(t, td, "POST", "/web/api/actions/restart", tok, `{"target":"svc"}`); code != 200 || strings.Contains(body, "error") {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	waitEvent(t, events, "a start event after the restart", func(ev sseEvent) bool {
+		var e api.Event
+		return ev.name == "event" && json.Unmarshal([]byte(ev.data), &e) == nil && e.Kind == api.EventStart && e.PID != procs[0].PID && e.PID != procs[1].PID
+	})
+	if code, body := webDo(t, td, "POST", "/web/api/scale", tok, `{"app":"svc","count":"3"}`); code != 200 {
+		t.Fatalf("scale: %d %s", code, body)
+	}
+	waitEvent(t, events, "a state with three processes", func(ev sseEvent) bool {
+		var ps []api.Process
+		return ev.name == "state" && json.Unmarshal([]byte(ev.data), &ps) == nil && len(ps) == 3
+	})
+	for _, tc := range []struct{ path, body, want string }{
+		{"/web/api/actions/delete", `{"target":"svc"}`, "offers [reload restart stop start]"},
+		{"/web/api/actions/stop", `{}`, "no target"},
+		{"/web/api/actions/stop", `{"target":"nope"}`, "nope"},
+		{"/web/api/scale", `{"app":"svc","count":"lots"}`, "lots"},
+	} {
+		if code, body := webDo(t, td, "POST", tc.path, tok, tc.body); code/100 != 4 || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s %s: %d %s, want a 4xx saying %q", tc.path, tc.body, code, body, tc.want)
+		}
+	}
+	if code, body := webDo(t, td, "POST", "/web/api/actions/stop", tok, `{"target":"svc"}`); code != 200 {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	td.waitStatus("svc", 3, "stopped")
+
+	td.stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the stream did not end when the daemon stopped")
+		}
+	}
+}
+
+// TestWebLogs: the page's log tail is the daemon's log hub: history then live lines, one app's.
+func TestWebLogs(t *testing.T) {
+	td, tok := webDaemon(t)
+	td.mustStart(td.app("talker", td.script("talker.sh", `echo "hello from the talker"; exec sleep 100000`)))
+	td.waitStatus("talker", 1, "online")
+	testutil.WaitFor(t, "the talker's line in its log tail", 20*time.Second, func() bool {
+		code, body := webDo(t, td, "GET", "/web/api/logs?target=talker&lines=20", tok, "")
+		if code != 200 {
+			t.Fatalf("logs: %d %s", code, body)
+		}
+		return strings.Contains(body, `"message":"hello from the talker"`)
+	})
+	if code, body := webDo(t, td, "GET", "/web/api/logs?lines=5000", tok, ""); code != 400 || !strings.Contains(body, "0 to 1000") {
+		t.Errorf("lines=5000: %d %s, want 400", code, body)
+	}
+}
