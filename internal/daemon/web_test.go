@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
-	"github.com/corral-pm/corral/internal/web"
 	"github.com/corral-pm/corral/internal/testutil"
+	"github.com/corral-pm/corral/internal/web"
 )
 
 // webDaemon is a test daemon serving the dashboard on a free loopback port, with its token.
