@@ -335,9 +335,8 @@ func (d *Daemon) webScale(w http.ResponseWriter, r *http.Request) {
 // handleWebInfo answers GET /v1/web on the control socket: the dashboard's address and token,
 // for `corral web`.
 func (d *Daemon) handleWebInfo(w http.ResponseWriter, r *http.Request) {
-	info := api.WebInfo{Listen: d.HTTPAddr()}
+	info := api.WebInfo{Listen: d.HTTPAddr(), Source: d.httpSource}
 	if info.Listen != "" {
-		info.Source = d.httpSource
 		info.Path = webPath
 		if ws := d.web.Load(); ws != nil {
 			info.Token = ws.token
