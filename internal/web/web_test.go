@@ -162,3 +162,32 @@ func TestWebHistoryRing(t *testing.T) {
 		t.Errorf("capacity at 1 ms: %d, want the bound %d", h.cap, maxPoints)
 	}
 }
+
+// TestWebAssetsAreSmallAndLocal: the page is under 200 KB and loads nothing from elsewhere (no
+// CDN: it works offline), and the embedded files are what the handler serves.
+func TestWebAssetsAreSmallAndLocal(t *testing.T) {
+	total := 0
+	for _, name := range []string{"index.html", "app.js", "app.css"} {
+		b, err := assets.ReadFile("assets/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(b)
+		if strings.Contains(string(b), "http://") || strings.Contains(string(b), "https://") || strings.Contains(string(b), "//cdn") {
+			t.Errorf("%s refers to another site", name)
+		}
+	}
+	if total > 200<<10 {
+		t.Errorf("the page is %d bytes, over 200 KB", total)
+	}
+	h := http.StripPrefix("/web", Assets(NewGuard("t", true)))
+	for path, ctype := range map[string]string{"/web/": "text/html", "/web/app.js": "text/javascript", "/web/app.css": "text/css"} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Host = "127.0.0.1:1"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) {
+			t.Errorf("GET %s: %d %s, want 200 %s", path, w.Code, w.Header().Get("Content-Type"), ctype)
+		}
+	}
+}
