@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,6 +189,24 @@ func TestWebAssetsAreSmallAndLocal(t *testing.T) {
 		h.ServeHTTP(w, r)
 		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) {
 			t.Errorf("GET %s: %d %s, want 200 %s", path, w.Code, w.Header().Get("Content-Type"), ctype)
+		}
+	}
+}
+
+// TestWebChromedpIsNotLinked: the browser tests' chromedp is a test dependency only; the
+// corral binary (whose every command pays for what it links) must not carry it.
+func TestWebChromedpIsNotLinked(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", "github.com/corral-pm/corral/cmd/corral").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "chromedp") || strings.Contains(pkg, "net/http/httptest") {
+			t.Errorf("cmd/corral links %s", pkg)
 		}
 	}
 }

@@ -1,0 +1,244 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The dashboard in a real browser: Debian's chromium, headless, driven with chromedp (a
+// test-only dependency: the corral binary does not link it). CI installs chromium
+// (scripts/test), and then they must run; elsewhere, without it, they skip and say so.
+
+// newBrowser starts a headless chromium with a fresh profile and returns a tab's context. The
+// browser (and every process it started) is gone when the test ends, passed or not.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil && os.Getenv("CORRAL_TEST_CHROMIUM_REQUIRED") != "" {
+		t.Fatal("chromium is not installed, and scripts/test said it would be (CORRAL_TEST_CHROMIUM_REQUIRED)")
+	}
+	if err != nil {
+		t.Skip("chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium; scripts/test installs it when run as root)")
+	}
+	profile := t.TempDir()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 1200),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // kills the browser and what it started, and waits for it
+		if left := browserProcesses(profile); len(left) > 0 {
+			t.Errorf("chromium processes left running after the test: %v", left)
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// The first Do starts the browser, and must not have a deadline of its own (it would be
+	// the browser's): a timer kills a browser that does not start instead.
+	stuck := time.AfterFunc(60*time.Second, cancelAlloc)
+	err = chromedp.Do(ctx)
+	stuck.Stop()
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// browserProcesses lists the live (not zombie) processes whose command line names profile.
+func browserProcesses(profile string) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmd), profile) || zombie(pid) {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// do runs browser steps with a deadline.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitJS waits until expr is true in the page.
+func waitJS(t *testing.T, ctx context.Context, what string, timeout time.Duration, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			screenshot(t, ctx, "timeout")
+			t.Fatalf("waited %v for %s (%s): last error %v", timeout, what, expr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// evalString evaluates expr in the page (awaiting it if it is a promise).
+func evalString(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(c, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return s
+}
+
+// screenshot writes the page as a PNG into $CORRAL_TEST_ARTIFACTS (when set) or the test's
+// temporary directory, and logs where.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("CORRAL_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("artifacts: %v", err)
+		return
+	}
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// load sends n requests, each on a new connection, to the app on port.
+func load(t *testing.T, port, n int) {
+	t.Helper()
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		resp, err := cl.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// TestWebBrowserDashboard: a cluster app's workers appear on the page opened with the URL
+// `corral web` prints (the token leaves the address bar), the request distribution moves
+// after load, a reload clicked and confirmed on the page completes and the page shows each
+// worker replaced, the alerts section says there is no engine, and the API refuses a request
+// without the token. Screenshots are the test's artifacts.
+func TestWebBrowserDashboard(t *testing.T) {
+	ctx := newBrowser(t)
+	td, tok := webDaemon(t)
+	port := freePort(t)
+	app := td.nodeServer("web", port)
+	app.Instances = 2
+	td.mustStart(app)
+	before := td.waitStatus("web", 2, "online")
+
+	url := "http://" + td.d.HTTPAddr() + "/web/#token=" + tok
+	do(t, ctx, "open the dashboard", chromedp.Navigate(url))
+	waitJS(t, ctx, "both workers online on the page", 30*time.Second,
+		`document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 2`)
+	if got := evalString(t, ctx, `location.href`); strings.Contains(got, tok) {
+		t.Errorf("the token is still in the address bar: %s", got)
+	}
+	if got := evalString(t, ctx, `sessionStorage.getItem('corral-token')`); got != tok {
+		t.Errorf("sessionStorage holds %q, want the token", got)
+	}
+	for _, p := range before {
+		waitJS(t, ctx, fmt.Sprintf("worker %d with pid %d", p.ID, p.PID), 10*time.Second,
+			fmt.Sprintf(`!!document.querySelector('tr[data-id="%d"][data-pid="%d"]')`, p.ID, p.PID))
+	}
+	fcp := evalString(t, ctx, `String((performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime)`)
+	t.Logf("first contentful paint: %s ms", fcp)
+	waitJS(t, ctx, "the charts drawn from the history", 20*time.Second,
+		`[...document.querySelectorAll('[data-charts] svg')].every(s => +s.dataset.points >= 2)`)
+	screenshot(t, ctx, "loaded")
+
+	// The request distribution moves with the load.
+	dist := `(document.querySelector('svg.dist[data-app="web"][data-kind="requests"]') || {dataset: {}}).dataset.values || ''`
+	start := evalString(t, ctx, dist)
+	load(t, port, 40)
+	waitJS(t, ctx, "the request distribution to count the load", 30*time.Second,
+		fmt.Sprintf(`(() => { const v = (%s).split(',').map(Number); return v.length === 2 && v.reduce((a, b) => a + b, 0) >= 40 && (%s) !== %q; })()`, dist, dist, start))
+	t.Logf("requests per worker: %s -> %s", start, evalString(t, ctx, dist))
+
+	// A reload clicked and confirmed on the page, shown worker by worker.
+	do(t, ctx, "click reload", chromedp.Click(chromedp.CSS(`button[data-action="reload"][data-app="web"]`)))
+	waitJS(t, ctx, "the confirmation dialog", 10*time.Second, `document.getElementById('confirm').open`)
+	do(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")))
+	waitJS(t, ctx, "the reload to complete on the page", 60*time.Second,
+		`(() => { const r = document.getElementById('reload-web'); return !!r && r.dataset.done === '1' && r.querySelectorAll('[data-state="replaced"]').length === 2; })()`)
+	after := td.waitStatus("web", 2, "online")
+	for i, p := range after {
+		if p.PID == before[i].PID {
+			t.Errorf("worker %d still has pid %d after the reload", p.ID, p.PID)
+		}
+		waitJS(t, ctx, fmt.Sprintf("worker %d replaced by pid %d on the page", p.ID, p.PID), 20*time.Second,
+			fmt.Sprintf(`!!document.querySelector('tr[data-id="%d"][data-pid="%d"][data-status="online"]') && document.querySelector('#reload-web [data-reload-id="%d"]').textContent.includes('replaced by %d')`, p.ID, p.PID, p.ID, p.PID))
+	}
+	if got := evalString(t, ctx, `document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent`); got != "" {
+		t.Errorf("the page shows an error after the reload: %s", got)
+	}
+
+	// No alerts engine in this daemon: the section says so. (A crash-looping app's alert is
+	// for when the alerts engine exists.)
+	waitJS(t, ctx, "the alerts section", 10*time.Second, `!!document.getElementById('no-alerts-engine')`)
+	// The log tail shows the daemon's lines about the reload.
+	waitJS(t, ctx, "the log tail", 20*time.Second, `document.getElementById('logs').textContent.includes('web[')`)
+
+	// Without the token, the API answers 401, even to the page's own origin.
+	if got := evalString(t, ctx, `fetch('/web/api/state').then(r => String(r.status))`); got != "401" {
+		t.Errorf("a request without the token got %s, want 401", got)
+	}
+	screenshot(t, ctx, "reloaded")
+}
