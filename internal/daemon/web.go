@@ -90,6 +90,9 @@ func (d *Daemon) webInit() *webState {
 	if !d.web.CompareAndSwap(nil, ws) {
 		return d.web.Load()
 	}
+	if !settings.IsLoopback(d.httpListen) {
+		d.logf("warning: the web dashboard is served on %s, which is not a loopback address: anyone who can reach it can try tokens, and the token crosses the network in clear (docs/web.md)", d.httpListen)
+	}
 	return ws
 }
 
