@@ -49,11 +49,16 @@ func (d *Daemon) webRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+webPath, http.StripPrefix("/web", web.Assets(ws.guard)))
 	guarded := func(pattern string, h http.HandlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if !ws.guard.Authorized(w, r) {
+			if !ws.guard.SameSite(w, r) {
 				return
 			}
 			if ws.err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: ws.err.Error(), Code: api.CodeInternal})
+				// The reason names paths in the home: it goes to the daemon log and to
+				// `corral web`, not to whoever asks here.
+				writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: "the dashboard's token could not be read: run `corral web` to see why", Code: api.CodeInternal})
+				return
+			}
+			if !ws.guard.Authorized(w, r) {
 				return
 			}
 			w.Header().Set(api.HeaderVersion, buildinfo.Version)
@@ -154,20 +159,46 @@ func (d *Daemon) webState(w http.ResponseWriter, r *http.Request) {
 // webHeartbeat keeps idle streams visibly alive (and lets the server notice a client gone).
 const webHeartbeat = 15 * time.Second
 
+// webWriteTimeout bounds each write of a stream: the listener's WriteTimeout would cut a
+// stream meant to last, so each write gets its own deadline instead, and a client that stops
+// reading is dropped rather than holding a goroutine and a connection for ever.
+const webWriteTimeout = 30 * time.Second
+
+// streamWriter is a ResponseWriter whose every write and flush has webWriteTimeout.
+type streamWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newStreamWriter(w http.ResponseWriter) *streamWriter {
+	return &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
+}
+
+func (s *streamWriter) Write(b []byte) (int, error) {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(webWriteTimeout))
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *streamWriter) Flush() {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(webWriteTimeout))
+	_ = s.rc.Flush()
+}
+
+func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // webStream is the page's live feed, in server-sent events format read with fetch() (an
 // EventSource cannot send the token): "state" with every process at each sample, "event" with
 // each process event as it happens (a reload's progress, worker by worker). It ends when the
 // client goes or the daemon stops.
 func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 	ws := d.web.Load()
-	// The listener's WriteTimeout would cut the stream: this answer is meant to last.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	w = newStreamWriter(w)
 	sub := d.events.subscribe()
 	defer d.events.unsubscribe(sub)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
+	flusher := w.(http.Flusher)
 	var buf bytes.Buffer
 	send := func(event string, v any) bool {
 		buf.Reset()
@@ -179,9 +210,7 @@ func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			return false
 		}
-		if flusher != nil {
-			flusher.Flush()
-		}
+		flusher.Flush()
 		return true
 	}
 	_, tick := ws.current()
@@ -210,9 +239,7 @@ func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+			flusher.Flush()
 		}
 	}
 }
@@ -227,10 +254,7 @@ func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if q.Get("follow") == "1" {
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	}
-	d.handleLogs(w, r)
+	d.handleLogs(newStreamWriter(w), r)
 }
 
 // webAlerts answers with the alerts engine's GET /v1/alerts when this daemon has one, and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -269,4 +270,80 @@ func TestWebLogs(t *testing.T) {
 	if code, body := webDo(t, td, "GET", "/web/api/logs?lines=5000", tok, ""); code != 400 || !strings.Contains(body, "0 to 1000") {
 		t.Errorf("lines=5000: %d %s, want 400", code, body)
 	}
+}
+
+// TestWebStreamOutlivesTheWriteTimeout: the listener's server has a WriteTimeout (30 s); the
+// stream and the log tail set a deadline per write instead, so they last. Here the routes are
+// served with a WriteTimeout of 300 ms, and both still deliver after several times that.
+func TestWebStreamOutlivesTheWriteTimeout(t *testing.T) {
+	td, tok := webDaemon(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: td.d.httpRoutes(), WriteTimeout: 300 * time.Millisecond}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	stream := bufio.NewReader(get("/web/api/stream").Body)
+	logs := bufio.NewReader(get("/web/api/logs?lines=0&follow=1").Body)
+	start := time.Now()
+	states := 0
+	for time.Since(start) < 1500*time.Millisecond {
+		line, err := stream.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended after %v (%d states): %v", time.Since(start), states, err)
+		}
+		if line == "event: state\n" {
+			states++
+		}
+	}
+	td.mustStart(td.app("late", td.script("late.sh", `echo "said late"; exec sleep 100000`)))
+	for {
+		line, err := logs.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the log tail ended after %v: %v", time.Since(start), err)
+		}
+		if strings.Contains(line, "said late") {
+			break
+		}
+	}
+}
+
+// TestWebRefusedTokenFile: a token file others can read is not used: the daemon still serves
+// /metrics, the dashboard's API answers 503 without naming paths, and /v1/web (the owner's
+// socket) says why.
+func TestWebRefusedTokenFile(t *testing.T) {
+	td := newTestDaemon(t, func(d *Daemon) {
+		d.httpListen, d.httpSource = "127.0.0.1:0", "test"
+		p := filepath.Join(d.paths.Home, web.TokenFile)
+		if err := os.WriteFile(p, []byte(strings.Repeat("ab", 32)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	info, err := td.cl.Web(context.Background())
+	if err != nil || info.Token != "" || !strings.Contains(info.Error, "group and others must have no access") {
+		t.Errorf("GET /v1/web = %+v, %v; want no token and the reason", info, err)
+	}
+	code, body := webDo(t, td, "GET", "/web/api/state", strings.Repeat("ab", 32), "")
+	if code != http.StatusServiceUnavailable || strings.Contains(body, td.home) {
+		t.Errorf("state with a refused token file: %d %s; want 503 without paths", code, body)
+	}
+	scrape(t, td.d.HTTPAddr(), "")
 }
