@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // The dashboard in a real browser: Debian's chromium, headless, driven with chromedp (a
@@ -111,7 +113,10 @@ func waitJS(t *testing.T, ctx context.Context, what string, timeout time.Duratio
 		}
 		if time.Now().After(deadline) {
 			screenshot(t, ctx, "timeout")
-			t.Fatalf("waited %v for %s (%s): last error %v", timeout, what, expr, err)
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			page, _ := chromedp.Run(c, chromedp.Evaluate[string](`document.getElementById('banner').textContent + '\n' + document.getElementById('apps').innerText + '\n' + document.getElementById('events').innerText`))
+			cancel()
+			t.Fatalf("waited %v for %s (%s): last error %v; the page shows:\n%s", timeout, what, expr, err, page)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -183,6 +188,11 @@ func TestWebBrowserDashboard(t *testing.T) {
 	app.Instances = 2
 	td.mustStart(app)
 	before := td.waitStatus("web", 2, "online")
+	// Let the daemon's history grow first: the page must start from it, not from its stream.
+	testutil.WaitFor(t, "ten samples of each worker in the daemon's history", 30*time.Second, func() bool {
+		h := td.d.web.Load().hist.Snapshot(time.Now())
+		return len(h[before[0].ID]) >= 10 && len(h[before[1].ID]) >= 10
+	})
 
 	url := "http://" + td.d.HTTPAddr() + "/web/#token=" + tok
 	do(t, ctx, "open the dashboard", chromedp.Navigate(url))
@@ -198,8 +208,17 @@ func TestWebBrowserDashboard(t *testing.T) {
 		waitJS(t, ctx, fmt.Sprintf("worker %d with pid %d", p.ID, p.PID), 10*time.Second,
 			fmt.Sprintf(`!!document.querySelector('tr[data-id="%d"][data-pid="%d"]')`, p.ID, p.PID))
 	}
-	fcp := evalString(t, ctx, `String((performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime)`)
-	t.Logf("first contentful paint: %s ms", fcp)
+	got := evalString(t, ctx, `String(Math.min(...[...document.querySelectorAll('[data-charts] svg')].map(s => +s.dataset.points)))`)
+	if n, err := strconv.Atoi(got); err != nil || n < 10 {
+		t.Errorf("a fresh page draws %s points per chart, want the daemon's history (10 or more)", got)
+	}
+	paint := `String(Math.round((performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime))`
+	t.Logf("first contentful paint: %s ms (a new browser's first page)", evalString(t, ctx, paint))
+	do(t, ctx, "reload the page", chromedp.Evaluate[chromedp.Void](`window.beforeReload = true`), chromedp.Reload())
+	waitJS(t, ctx, "the workers after a reload of the page (the token kept in sessionStorage)", 30*time.Second,
+		`!window.beforeReload && document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 2`)
+	t.Logf("first contentful paint: %s ms (the page loaded again)", evalString(t, ctx, paint))
+	t.Logf("timing: %s", evalString(t, ctx, `JSON.stringify({nav: performance.getEntriesByType('navigation').map(e => [e.responseEnd, e.domContentLoadedEventEnd, e.loadEventEnd].map(Math.round)), paint: performance.getEntriesByType('paint').map(e => e.name + ':' + e.startTime), res: performance.getEntriesByType('resource').map(e => e.name.split('/').pop() + ':' + Math.round(e.responseEnd))})`))
 	waitJS(t, ctx, "the charts drawn from the history", 20*time.Second,
 		`[...document.querySelectorAll('[data-charts] svg')].every(s => +s.dataset.points >= 2)`)
 	screenshot(t, ctx, "loaded")
@@ -230,11 +249,29 @@ func TestWebBrowserDashboard(t *testing.T) {
 		t.Errorf("the page shows an error after the reload: %s", got)
 	}
 
+	// Scale from the page: Cancel changes nothing; confirmed, the app has three workers.
+	do(t, ctx, "click scale", chromedp.Click(chromedp.CSS(`button[data-action="scale"][data-app="web"]`)))
+	waitJS(t, ctx, "the scale dialog", 10*time.Second, `document.getElementById('confirm').open && document.getElementById('confirm-count').value === '2'`)
+	do(t, ctx, "cancel", chromedp.Click(chromedp.ID("confirm-cancel")))
+	waitJS(t, ctx, "the dialog to close", 10*time.Second, `!document.getElementById('confirm').open`)
+	do(t, ctx, "click scale again", chromedp.Click(chromedp.CSS(`button[data-action="scale"][data-app="web"]`)))
+	waitJS(t, ctx, "the scale dialog", 10*time.Second, `document.getElementById('confirm').open`)
+	do(t, ctx, "ask for 3", chromedp.SetValue(chromedp.ID("confirm-count"), "3"), chromedp.Click(chromedp.ID("confirm-ok")))
+	waitJS(t, ctx, "three workers online on the page", 60*time.Second,
+		`document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 3`)
+	if n := len(td.waitStatus("web", 3, "online")); n != 3 {
+		t.Errorf("%d workers after scaling to 3", n)
+	}
+
 	// No alerts engine in this daemon: the section says so. (A crash-looping app's alert is
 	// for when the alerts engine exists.)
 	waitJS(t, ctx, "the alerts section", 10*time.Second, `!!document.getElementById('no-alerts-engine')`)
 	// The log tail shows the daemon's lines about the reload.
 	waitJS(t, ctx, "the log tail", 20*time.Second, `document.getElementById('logs').textContent.includes('web[')`)
+	// Its filter keeps the matching lines only.
+	do(t, ctx, "filter the logs", chromedp.SendKeys(chromedp.ID("log-filter"), "took over"))
+	waitJS(t, ctx, "only the reload's lines", 10*time.Second,
+		`(() => { const l = document.getElementById('logs').textContent.split('\n'); return l.length >= 2 && l.every(x => x.includes('took over')); })()`)
 
 	// Without the token, the API answers 401, even to the page's own origin.
 	if got := evalString(t, ctx, `fetch('/web/api/state').then(r => String(r.status))`); got != "401" {
