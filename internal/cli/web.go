@@ -18,8 +18,8 @@ import (
 )
 
 // webDefaultListen is where `corral web` turns the listener on when it is off: loopback only,
-// on the port PM2's own web interface used.
-const webDefaultListen = "127.0.0.1:9615"
+// on the port PM2's own web interface used. A variable so that tests can use a free port.
+var webDefaultListen = "127.0.0.1:9615"
 
 // webCommand prints the dashboard's URL (docs/web.md). The URL carries the token in its
 // fragment, which browsers never send to a server nor put in a Referer; the page moves it to
@@ -96,9 +96,16 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 			webDefaultListen, err, settings.HTTPListen)
 	}
 	ln.Close()
-	if err := c.editSettings(settings.HTTPListen, webDefaultListen); err != nil {
+	// Progress goes to stderr: stdout is the URL alone, for scripts.
+	values, err := settings.Load(c.paths.Settings)
+	if err != nil {
 		return info, err
 	}
+	values[settings.HTTPListen] = webDefaultListen
+	if err := settings.Save(c.paths.Settings, values); err != nil {
+		return info, err
+	}
+	fmt.Fprintf(c.stderr, "[corral] %s = %s; restarting the daemon (the apps keep running)\n", settings.HTTPListen, webDefaultListen)
 	before, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) })
 	if err != nil {
 		return info, err
@@ -115,7 +122,7 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 	if err != nil {
 		return info, fmt.Errorf("restart the daemon to turn the HTTP listener on: %w", err)
 	}
-	c.infof("HTTP listener on at %s (serves /metrics and the dashboard)", webDefaultListen)
+	fmt.Fprintf(c.stderr, "[corral] HTTP listener on at %s (it serves /metrics and the dashboard)\n", webDefaultListen)
 	info, err = request(ctx, c, func(cl *api.Client) (api.WebInfo, error) { return cl.Web(ctx) })
 	if err == nil && info.Listen == "" {
 		err = errors.New("the restarted daemon still has no HTTP listener: see " + c.paths.DaemonLog)

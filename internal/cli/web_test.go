@@ -1,11 +1,19 @@
 package cli
 
 import (
+	"context"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // webURL matches the URL `corral web` prints.
@@ -65,4 +73,76 @@ func TestWebWhenTheListenerIsOff(t *testing.T) {
 	r = e.fails(1, "web", "--yes")
 	out.WriteString(e.normalize(r.String()))
 	golden(t, "web_off.golden", out.String())
+}
+
+// TestWebTurnsTheListenerOn: under a keeper (the real daemon and keeper, as `corral daemon`
+// runs them), `corral web --yes` sets http.listen, restarts the daemon with the apps kept
+// running, and prints a URL that serves the dashboard. Stdout is the URL alone.
+func TestWebTurnsTheListenerOn(t *testing.T) {
+	e := newHome(t)
+	t.Setenv("CORRAL_HTTP_LISTEN", "")
+	os.Unsetenv("CORRAL_HTTP_LISTEN")
+	old := webDefaultListen
+	webDefaultListen = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	t.Cleanup(func() { webDefaultListen = old })
+
+	log := filepath.Join(t.TempDir(), "keeper.log")
+	logf, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(os.Args[0], "daemon")
+	cmd.Env = append(os.Environ(), keptVar+"=1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		if t.Failed() {
+			testutil.LogTail(t, "keeper and daemon log", log, 40)
+		}
+	})
+	testutil.WaitFor(t, "the kept daemon to answer", 60*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := e.cl.Version(ctx)
+		return err == nil
+	})
+	e.sleeper("script.sh")
+	e.ok("start", "script.sh", "--name", "kept")
+	before := e.waitOnline("kept", 1)[0]
+
+	r := e.ok("web", "--yes")
+	m := webURL.FindStringSubmatch(strings.Replace(r.stdout, webDefaultListen, "127.0.0.1:1", 1))
+	if m == nil || !strings.HasPrefix(r.stdout, "http://"+webDefaultListen+"/web/#token=") || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("stdout is not the URL alone on %s:\n%s", webDefaultListen, r)
+	}
+	if !strings.Contains(r.stderr, "restarting the daemon (the apps keep running)") {
+		t.Errorf("stderr does not say what happened:\n%s", r)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+webDefaultListen+"/web/api/state", nil)
+	req.Header.Set("Authorization", "Bearer "+m[2])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the printed URL does not serve the dashboard: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if after := e.waitOnline("kept", 1)[0]; after.PID != before.PID {
+		t.Errorf("the app was restarted (pid %d -> %d): it should have kept running", before.PID, after.PID)
+	}
+	if r := e.ok("web"); r.stdout != "http://"+webDefaultListen+"/web/#token="+m[2]+"\n" {
+		t.Errorf("a second corral web printed another URL:\n%s", r)
+	}
+	e.ok("kill")
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the keeper did not exit after corral kill")
+	}
 }
