@@ -85,6 +85,9 @@ type Daemon struct {
 	// memoryPending: processes with a max_memory_restart restart queued.
 	memoryPending map[int]bool
 
+	// web is the dashboard's state once the HTTP listener serves it (web.go).
+	web atomic.Pointer[webState]
+
 	lock     *os.File
 	listener net.Listener
 	server   *http.Server
@@ -92,8 +95,6 @@ type Daemon struct {
 	// the listener once bound (httplisten.go).
 	httpListen, httpSource string
 	http                   *httpListener
-	// web is the dashboard's state once the listener serves it (web.go).
-	web atomic.Pointer[webState]
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 

@@ -87,7 +87,7 @@ func (d *Daemon) webInit() *webState {
 	ws := &webState{
 		token:   tok,
 		err:     err,
-		guard:   web.NewGuard(tok, settings.IsLoopback(d.httpListen)),
+		guard:   web.NewGuard(tok),
 		hist:    web.NewHistory(d.interval),
 		control: d.routes(),
 		tick:    make(chan struct{}),

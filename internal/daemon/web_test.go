@@ -87,6 +87,14 @@ func TestWebAPINeedsTheToken(t *testing.T) {
 	if code, body := webDo(t, td, "GET", "/web/api/state", tok, "", "Origin", "http://"+td.d.HTTPAddr()); code != 200 {
 		t.Errorf("own Origin: %d %s, want 200", code, body)
 	}
+	// A page elsewhere whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+td.d.HTTPAddr()+"/web/", nil)
+	req.Host = "rebound.example"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Host rebound.example on a loopback listener: %v %v, want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if code, body := webDo(t, td, "GET", "/web/api/alerts", tok, ""); code != 200 || strings.TrimSpace(body) != `{"engine":false}` {
 		t.Errorf("alerts without an engine: %d %s", code, body)
 	}

@@ -9,17 +9,14 @@ import (
 	"strings"
 )
 
-// Guard holds what every dashboard request is checked against: the token, and whether the
-// listener is on a loopback address (then only loopback host names are answered).
+// Guard holds the token every dashboard request is checked against.
 type Guard struct {
-	token    string
-	loopback bool
+	token string
 }
 
-// NewGuard guards the dashboard with token; loopback says the listener only accepts
-// connections from this machine.
-func NewGuard(token string, loopback bool) *Guard {
-	return &Guard{token: token, loopback: loopback}
+// NewGuard guards the dashboard with token ("" refuses every request).
+func NewGuard(token string) *Guard {
+	return &Guard{token: token}
 }
 
 // Headers every dashboard answer carries: the page runs only its own scripts, is never framed,
@@ -39,7 +36,7 @@ func setSecurityHeaders(h http.Header) {
 // page elsewhere posting to it. It answers 403 and returns false when refused.
 func (g *Guard) SameSite(w http.ResponseWriter, r *http.Request) bool {
 	setSecurityHeaders(w.Header())
-	if g.loopback && !loopbackHost(r.Host) {
+	if arrivedOnLoopback(r) && !loopbackHost(r.Host) {
 		deny(w, http.StatusForbidden, "this dashboard answers only to 127.0.0.1, [::1] or localhost (the listener is on a loopback address); use the URL `corral web` prints")
 		return false
 	}
@@ -68,6 +65,18 @@ func (g *Guard) Authorized(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// arrivedOnLoopback reports whether the request came in on a loopback address: the listener's
+// own address, read per request (not from the setting), so it stays right when the listener
+// moves. Without one (a request made in a test) it is taken as loopback: the stricter case.
+func arrivedOnLoopback(r *http.Request) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(la.String())
+	return err != nil || ap.Addr().Unmap().IsLoopback()
 }
 
 // loopbackHost reports whether a Host header names this machine: localhost or a loopback IP,

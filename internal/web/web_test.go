@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,7 +84,7 @@ func write(t *testing.T, path, content string, mode os.FileMode) {
 // loopback listener) a Host that is not loopback is refused even with it.
 func TestWebGuard(t *testing.T) {
 	const tok = "0123456789abcdef"
-	g := NewGuard(tok, true)
+	g := NewGuard(tok)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.Authorized(w, r) {
 			w.WriteHeader(http.StatusNoContent)
@@ -123,15 +125,15 @@ func TestWebGuard(t *testing.T) {
 		})
 	}
 	// A listener the user put on another address answers other host names (they chose to).
-	open := NewGuard(tok, false)
 	r := httptest.NewRequest(http.MethodGet, "/web/api/state", nil)
+	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(&net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 9615})))
 	r.Host = "192.0.2.1:9615"
 	r.Header.Set("Authorization", "Bearer "+tok)
-	if w := httptest.NewRecorder(); !open.Authorized(w, r) {
+	if w := httptest.NewRecorder(); !g.Authorized(w, r) {
 		t.Errorf("a non-loopback listener refused its own host: %d %s", w.Code, w.Body)
 	}
 	// No token at all (its file could not be read): every request is refused.
-	none := NewGuard("", true)
+	none := NewGuard("")
 	r = httptest.NewRequest(http.MethodGet, "/web/api/state", nil)
 	r.Host = "127.0.0.1:1"
 	r.Header.Set("Authorization", "Bearer ")
@@ -181,7 +183,7 @@ func TestWebAssetsAreSmallAndLocal(t *testing.T) {
 	if total > 200<<10 {
 		t.Errorf("the page is %d bytes, over 200 KB", total)
 	}
-	h := http.StripPrefix("/web", Assets(NewGuard("t", true)))
+	h := http.StripPrefix("/web", Assets(NewGuard("t")))
 	for path, ctype := range map[string]string{"/web/": "text/html", "/web/app.js": "text/javascript", "/web/app.css": "text/css"} {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		r.Host = "127.0.0.1:1"
