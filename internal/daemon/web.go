@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -30,6 +32,9 @@ type webState struct {
 	err     error // why the token could not be read: the API then answers 503
 	hist    *web.History
 	control http.Handler // the control API, asked for /v1/alerts when an alerts engine exists
+	// exposedWarned: the daemon log has said that the dashboard answers on a non-loopback
+	// address (said once, at the first such request).
+	exposedWarned atomic.Bool
 
 	mu     sync.Mutex
 	latest []api.Process // the processes at the last sample
@@ -49,6 +54,9 @@ func (d *Daemon) webRoutes(mux *http.ServeMux) {
 	mux.Handle("GET "+webPath, http.StripPrefix("/web", web.Assets(ws.guard)))
 	guarded := func(pattern string, h http.HandlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if !web.OnLoopback(r) && ws.exposedWarned.CompareAndSwap(false, true) {
+				d.logf("warning: the web dashboard answers on %s, which is not a loopback address: anyone who can reach it can try tokens, and the token crosses the network in clear (docs/web.md)", r.Context().Value(http.LocalAddrContextKey))
+			}
 			if !ws.guard.SameSite(w, r) {
 				return
 			}
@@ -94,9 +102,6 @@ func (d *Daemon) webInit() *webState {
 	}
 	if !d.web.CompareAndSwap(nil, ws) {
 		return d.web.Load()
-	}
-	if !settings.IsLoopback(d.httpListen) {
-		d.logf("warning: the web dashboard is served on %s, which is not a loopback address: anyone who can reach it can try tokens, and the token crosses the network in clear (docs/web.md)", d.httpListen)
 	}
 	return ws
 }
@@ -362,7 +367,13 @@ func (d *Daemon) webScale(w http.ResponseWriter, r *http.Request) {
 // handleWebInfo answers GET /v1/web on the control socket: the dashboard's address and token,
 // for `corral web`.
 func (d *Daemon) handleWebInfo(w http.ResponseWriter, r *http.Request) {
-	info := api.WebInfo{Listen: d.HTTPAddr(), Source: d.httpSource}
+	// Where the address comes from, by the rule the daemon applies (the variable, when set,
+	// wins): read from the environment, which does not change, rather than from the
+	// listener's fields, which a rebind may be changing.
+	info := api.WebInfo{Listen: d.HTTPAddr(), Source: "setting " + settings.HTTPListen}
+	if _, ok := os.LookupEnv(settings.EnvHTTPListen); ok {
+		info.Source = settings.EnvHTTPListen
+	}
 	if info.Listen != "" {
 		info.Path = webPath
 		if ws := d.web.Load(); ws != nil {

@@ -355,3 +355,36 @@ func TestWebRefusedTokenFile(t *testing.T) {
 	}
 	scrape(t, td.d.HTTPAddr(), "")
 }
+
+// TestWebOnANonLoopbackAddress: a listener the user put on another address answers its own
+// host name (they chose to), still only with the token, and the daemon log warns once.
+func TestWebOnANonLoopbackAddress(t *testing.T) {
+	var ip string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			ip = n.IP.String()
+			break
+		}
+	}
+	if ip == "" {
+		t.Skip("this machine has no non-loopback IPv4 address")
+	}
+	td := newTestDaemon(t, func(d *Daemon) { d.httpListen, d.httpSource = ip+":0", "test" })
+	info, err := td.cl.Web(context.Background())
+	if err != nil || info.Token == "" {
+		t.Fatalf("GET /v1/web: %+v %v", info, err)
+	}
+	if code, body := webDo(t, td, "GET", "/web/api/state", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("without the token: %d %s, want 401", code, body)
+	}
+	for range 2 {
+		if code, body := webDo(t, td, "GET", "/web/api/state", info.Token, ""); code != 200 {
+			t.Errorf("with the token on %s: %d %s, want 200", ip, code, body)
+		}
+	}
+	log, err := os.ReadFile(td.d.paths.DaemonLog)
+	if n := strings.Count(string(log), "warning: the web dashboard answers on"); err != nil || n != 1 {
+		t.Errorf("the daemon log warns %d times (%v), want once", n, err)
+	}
+}

@@ -36,7 +36,7 @@ func setSecurityHeaders(h http.Header) {
 // page elsewhere posting to it. It answers 403 and returns false when refused.
 func (g *Guard) SameSite(w http.ResponseWriter, r *http.Request) bool {
 	setSecurityHeaders(w.Header())
-	if arrivedOnLoopback(r) && !loopbackHost(r.Host) {
+	if OnLoopback(r) && !loopbackHost(r.Host) {
 		deny(w, http.StatusForbidden, "this dashboard answers only to 127.0.0.1, [::1] or localhost (the listener is on a loopback address); use the URL `corral web` prints")
 		return false
 	}
@@ -67,10 +67,10 @@ func (g *Guard) Authorized(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// arrivedOnLoopback reports whether the request came in on a loopback address: the listener's
+// OnLoopback reports whether the request came in on a loopback address: the listener's
 // own address, read per request (not from the setting), so it stays right when the listener
 // moves. Without one (a request made in a test) it is taken as loopback: the stricter case.
-func arrivedOnLoopback(r *http.Request) bool {
+func OnLoopback(r *http.Request) bool {
 	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok {
 		return true
