@@ -279,3 +279,21 @@ func TestWebBrowserDashboard(t *testing.T) {
 	}
 	screenshot(t, ctx, "reloaded")
 }
+
+// TestWebBrowserCrashLoopAlert: a crash-looping app's alert appears on the page. It needs the
+// alerts engine (GET /v1/alerts, built apart from the dashboard): until this daemon has one,
+// the test skips and says so.
+func TestWebBrowserCrashLoopAlert(t *testing.T) {
+	td, tok := webDaemon(t)
+	if code, body := webDo(t, td, "GET", "/web/api/alerts", tok, ""); code != 200 || strings.Contains(body, `"engine":false`) {
+		t.Skipf("no alerts engine in this daemon (GET /web/api/alerts: %d %s): the crash-loop alert test runs once there is one", code, strings.TrimSpace(body))
+	}
+	ctx := newBrowser(t)
+	app := td.app("crashy", td.script("crashy.sh", "exit 1"))
+	app.RestartDelay = 100
+	td.mustStart(app)
+	do(t, ctx, "open the dashboard", chromedp.Navigate("http://"+td.d.HTTPAddr()+"/web/#token="+tok))
+	waitJS(t, ctx, "a firing alert for the crash-looping app", 90*time.Second,
+		`!!document.querySelector('#alerts-firing li[data-app="crashy"][data-state="firing"]')`)
+	screenshot(t, ctx, "alert")
+}

@@ -221,6 +221,8 @@ function render() {
 
 // ---- events (a reload's progress, worker by worker)
 
+let alertsSoon = 0;
+
 function onEvent(ev) {
   const li = document.createElement('li');
   const t = new Date(ev.time).toLocaleTimeString();
@@ -228,6 +230,9 @@ function onEvent(ev) {
   const list = $('events');
   list.prepend(li);
   while (list.children.length > EVENT_KEEP) list.lastChild.remove();
+
+  // Alerts follow process events (crashes, errors): ask again shortly after one.
+  if (S.alertsEngine && !alertsSoon) alertsSoon = setTimeout(() => { alertsSoon = 0; loadAlerts(); }, 1000);
 
   const r = S.reloads.get(ev.name);
   if (!r || r.done) return;
@@ -373,14 +378,18 @@ async function loadAlerts() {
       return;
     }
     S.alertsEngine = true;
-    const list = Array.isArray(v) ? v : (v.alerts || [...(v.firing || []), ...(v.recent || [])]);
-    if (!list.length) { box.innerHTML = '<p class="muted">No alerts.</p>'; return; }
-    box.innerHTML = '<ul class="alerts">' + list.map((a) => {
-      const firing = a.firing === true || a.state === 'firing';
-      const when = a.since || a.started_at || a.time || '';
-      return `<li class="${firing ? 'alert-firing' : ''}" data-alert="${esc(a.name || a.rule || '')}">${firing ? 'firing' : esc(a.state || 'resolved')}: ` +
-        `${esc(a.name || a.rule || '')}${a.app ? ' · ' + esc(a.app) : ''}${a.message ? ' · ' + esc(a.message) : ''}${when ? ' <span class="muted">' + esc(new Date(when).toLocaleTimeString()) + '</span>' : ''}</li>`;
-    }).join('') + '</ul>';
+    // GET /v1/alerts: {firing: [Alert], recent: [Alert] (transitions, newest first), sinks}.
+    const item = (a) => {
+      const firing = a.state === 'firing';
+      const who = (a.app || '') + (a.id !== undefined && a.id !== null ? `[${a.id}]` : '');
+      const when = firing ? a.since : a.time;
+      return `<li class="${firing ? 'alert-firing' : ''}" data-app="${esc(a.app || '')}" data-rule="${esc(a.rule || '')}" data-state="${esc(a.state || '')}">` +
+        `${esc(a.state || '')}: ${esc(who)} ${esc(a.rule || '')}${a.spec ? ' (' + esc(a.spec) + ')' : ''}${a.text ? ' · ' + esc(a.text) : ''}` +
+        `${when ? ' <span class="muted">' + (firing ? 'since ' : '') + esc(new Date(when).toLocaleTimeString()) + '</span>' : ''}</li>`;
+    };
+    const firing = v.firing || [], recent = (v.recent || []).slice(0, 20);
+    box.innerHTML = (firing.length ? `<ul class="alerts" id="alerts-firing">${firing.map(item).join('')}</ul>` : '<p class="muted">Nothing firing.</p>') +
+      (recent.length ? `<h3>Recent</h3><ul class="alerts" id="alerts-recent">${recent.map(item).join('')}</ul>` : '');
   } catch (e) {
     box.innerHTML = `<p class="muted">Alerts unavailable: ${esc(e.message)}</p>`;
   }
@@ -470,7 +479,8 @@ function main() {
     followLogs();
   }, (e) => banner('The daemon did not answer: ' + e.message));
   loadAlerts();
-  // Alerts change rarely: one request every 15 s, and none once the daemon says it has no engine.
+  // Alerts are asked again after process events, and every 15 s for the rules over time
+  // (memory growth); never once the daemon says it has no engine.
   setInterval(() => { if (S.alertsEngine !== false) loadAlerts(); }, 15000);
   // Uptimes move between samples.
   setInterval(render, 5000);
