@@ -79,11 +79,19 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 		return info, fmt.Errorf("the daemon's HTTP listener is off: the daemon was started with %s empty, which overrides the %s setting; start it with %s=%s",
 			settings.EnvHTTPListen, settings.HTTPListen, settings.EnvHTTPListen, webDefaultListen)
 	}
+	before, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) })
+	if err != nil {
+		return info, err
+	}
 	if !yes {
 		if !stdinIsTerminal() {
 			return info, fmt.Errorf("the dashboard is served on the daemon's HTTP listener, which is off: %s", how)
 		}
-		fmt.Fprintf(c.stderr, "The dashboard is served on the daemon's HTTP listener, which is off.\nTurn it on at %s (this machine only) and restart the daemon (the apps keep running)? [y/N] ", webDefaultListen)
+		then := "restart the daemon (the apps keep running)"
+		if before.Keeper == nil {
+			then = "restart the daemon yourself (it runs without a keeper: restarting it stops the apps)"
+		}
+		fmt.Fprintf(c.stderr, "The dashboard is served on the daemon's HTTP listener, which is off.\nTurn it on at %s (this machine only), then %s? [y/N] ", webDefaultListen, then)
 		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			return info, fmt.Errorf("the HTTP listener stays off: %s", how)
@@ -96,7 +104,6 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 			webDefaultListen, err, settings.HTTPListen)
 	}
 	ln.Close()
-	// Progress goes to stderr: stdout is the URL alone, for scripts.
 	values, err := settings.Load(c.paths.Settings)
 	if err != nil {
 		return info, err
@@ -105,16 +112,13 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 	if err := settings.Save(c.paths.Settings, values); err != nil {
 		return info, err
 	}
-	fmt.Fprintf(c.stderr, "[corral] %s = %s; restarting the daemon (the apps keep running)\n", settings.HTTPListen, webDefaultListen)
-	before, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) })
-	if err != nil {
-		return info, err
-	}
 	if before.Keeper == nil {
 		// `corral run` or `corral daemon --no-keeper`: restarting would stop the apps.
-		return info, fmt.Errorf("%s is set, but this daemon (pid %d) runs without a keeper, so restarting it would stop the apps: restart it yourself, then run `corral web` again",
-			settings.HTTPListen, before.PID)
+		return info, fmt.Errorf("%s is now %s, but this daemon (pid %d) runs without a keeper, so restarting it would stop the apps: restart it yourself, then run `corral web` again",
+			settings.HTTPListen, webDefaultListen, before.PID)
 	}
+	// Progress goes to stderr: stdout is the URL alone, for scripts.
+	fmt.Fprintf(c.stderr, "[corral] %s = %s; restarting the daemon (the apps keep running)\n", settings.HTTPListen, webDefaultListen)
 	silent := c.silent
 	c.silent = true
 	err = c.hotUpdate(ctx, before)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // webURL matches the URL `corral web` prints.
@@ -145,4 +146,66 @@ func TestWebTurnsTheListenerOn(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the keeper did not exit after corral kill")
 	}
+}
+
+// openPTY opens a pseudo-terminal pair; the test writes the user's answers to the master.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
+}
+
+// TestWebAsksOnATerminal: on a terminal, `corral web` with the listener off asks before
+// changing anything: "n" (or just Enter) leaves it off; "y" sets http.listen, and a daemon
+// without a keeper is then not restarted (that would stop the apps), which it says.
+func TestWebAsksOnATerminal(t *testing.T) {
+	e := newHome(t)
+	t.Setenv("CORRAL_HTTP_LISTEN", "")
+	os.Unsetenv("CORRAL_HTTP_LISTEN")
+	old := webDefaultListen
+	webDefaultListen = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	t.Cleanup(func() { webDefaultListen = old })
+	e.startDaemon()
+	master, slave := openPTY(t)
+	stdin := os.Stdin
+	os.Stdin = slave
+	t.Cleanup(func() { os.Stdin = stdin })
+
+	var out strings.Builder
+	settingsFile := filepath.Join(e.home, "settings.json")
+	for _, answer := range []string{"n", "", "y"} {
+		if _, err := master.WriteString(answer + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		r := e.fails(1, "web")
+		if !strings.Contains(r.stderr, "[y/N] ") {
+			t.Errorf("no question on a terminal:\n%s", r)
+		}
+		_, err := os.Stat(settingsFile)
+		if answer != "y" && err == nil {
+			t.Errorf("answer %q: settings were written", answer)
+		}
+		if answer == "y" && err != nil {
+			t.Errorf("answer y: no settings written: %v", err)
+		}
+		out.WriteString(strings.ReplaceAll(e.normalize(r.String()), webDefaultListen, "127.0.0.1:<port>") + "\n")
+	}
+	got := regexp.MustCompile(`pid [0-9]+`).ReplaceAllString(out.String(), "pid <pid>")
+	golden(t, "web_prompt.golden", got)
 }
