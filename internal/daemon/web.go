@@ -266,7 +266,7 @@ func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
 // {"engine": false} when it has not (the page then says so).
 func (d *Daemon) webAlerts(w http.ResponseWriter, r *http.Request) {
 	ws := d.web.Load()
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, api.Prefix+"/alerts", nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, api.Prefix+"/alerts", http.NoBody)
 	if err != nil {
 		writeError(w, err)
 		return
