@@ -103,20 +103,35 @@ function addSample(procs) {
 
 // ---- charts (hand-written SVG)
 
-function sparkline(pts, key, cls, label, fmt) {
-  const W = 180, H = 40, now = Date.now(), t0 = now - S.windowMS;
+// chartSpan is the time the charts cover: the last 15 minutes, or less while the history is
+// shorter (a daemon just started), but at least 30 samples, so a young history is not a sliver.
+function chartSpan() {
+  const now = Date.now();
+  let oldest = now;
+  for (const pts of S.hist.values()) if (pts.length) oldest = Math.min(oldest, pts[0].t);
+  return Math.min(S.windowMS, Math.max(now - oldest, 30 * S.intervalMS));
+}
+
+function fmtSpan(ms) {
+  const m = Math.round(ms / 60000);
+  return m >= 1 ? `last ${m} min` : `last ${Math.max(1, Math.round(ms / 1000))} s`;
+}
+
+function sparkline(pts, key, cls, label, fmt, span) {
+  const W = 180, H = 40, now = Date.now(), t0 = now - span;
   let max = 0;
   for (const p of pts) max = Math.max(max, p[key]);
   const top = max > 0 ? max * 1.15 : 1;
   let d = '';
   for (const p of pts) {
-    const x = ((p.t - t0) / S.windowMS) * W;
+    if (p.t < t0) continue;
+    const x = ((p.t - t0) / span) * W;
     const y = H - 1 - (p[key] / top) * (H - 2);
     d += (d ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1);
   }
   const last = pts.length ? pts[pts.length - 1][key] : 0;
   return `<div class="chart"><span>${esc(label)} <b>${esc(fmt(last))}</b> <span class="muted">max ${esc(fmt(max))}</span></span>` +
-    `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}, last 15 minutes" data-points="${pts.length}"><path class="${cls}" d="${d}"/></svg></div>`;
+    `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}, ${fmtSpan(span)}" data-points="${pts.length}"><path class="${cls}" d="${d}"/></svg></div>`;
 }
 
 // distChart draws one bar per worker with the fair share (the total over the workers) marked:
@@ -160,7 +175,8 @@ function renderApps() {
     box.innerHTML = '<p class="muted">No app is running. Start one with <code>corral start</code>.</p>';
     return;
   }
-  let html = '';
+  const span = chartSpan();
+  let html = `<p class="muted span">Charts: ${fmtSpan(span)} (up to 15).</p>`;
   for (const [name, ws] of apps) {
     const online = ws.filter((p) => p.status === 'online').length;
     const mode = ws[0].app && ws[0].app.exec_mode === 'cluster' ? 'cluster' : 'fork';
@@ -170,7 +186,7 @@ function renderApps() {
       ['reload', 'restart', 'scale', 'stop'].map((a) => `<button data-action="${a}" data-app="${esc(name)}"${busy}>${a[0].toUpperCase() + a.slice(1)}</button>`).join('') +
       (online < ws.length ? `<button data-action="start" data-app="${esc(name)}"${busy}>Start</button>` : '') +
       `</span></div>`;
-    html += '<table><thead><tr><th>id</th><th>pid</th><th class="l">status</th><th>uptime</th><th>restarts</th><th>cpu</th><th>memory</th><th>req/s</th><th>p99</th><th>conns</th><th>in flight</th></tr></thead><tbody>';
+    html += '<div class="tablewrap"><table><thead><tr><th>id</th><th>pid</th><th class="l">status</th><th>uptime</th><th>restarts</th><th>cpu</th><th>memory</th><th>req/s</th><th>p99</th><th>conns</th><th>in flight</th></tr></thead><tbody>';
     for (const p of ws) {
       const c = p.cluster;
       html += `<tr data-id="${p.pm_id}" data-pid="${p.pid}" data-status="${esc(p.status)}"><td>${p.pm_id}</td><td>${p.pid || '-'}</td>` +
@@ -178,12 +194,12 @@ function renderApps() {
         `<td>${fmtNum(p.cpu)}%</td><td>${fmtBytes(p.memory)}</td><td>${c ? fmtNum(c.req_per_sec) : '-'}</td>` +
         `<td>${c && c.latency_p99_ms ? fmtNum(c.latency_p99_ms) + ' ms' : '-'}</td><td>${c ? c.connections : '-'}</td><td>${c ? c.in_flight : '-'}</td></tr>` +
         `<tr class="charts-row"><td colspan="11"><div class="charts" data-charts="${p.pm_id}">` +
-        sparkline(S.hist.get(p.pm_id) || [], 'cpu', 'cpu', 'CPU', (v) => fmtNum(v) + '%') +
-        sparkline(S.hist.get(p.pm_id) || [], 'mem', 'mem', 'memory', fmtBytes) +
-        sparkline(S.hist.get(p.pm_id) || [], 'req', 'req', 'req/s', (v) => fmtNum(v)) +
+        sparkline(S.hist.get(p.pm_id) || [], 'cpu', 'cpu', 'CPU', (v) => fmtNum(v) + '%', span) +
+        sparkline(S.hist.get(p.pm_id) || [], 'mem', 'mem', 'memory', fmtBytes, span) +
+        sparkline(S.hist.get(p.pm_id) || [], 'req', 'req', 'req/s', (v) => fmtNum(v), span) +
         `</div></td></tr>`;
     }
-    html += '</tbody></table>';
+    html += '</tbody></table></div>';
     const cl = ws.filter((p) => p.cluster);
     if (cl.length) {
       html += '<div class="dists">' +
