@@ -168,25 +168,54 @@ function appsOf(procs) {
   return apps;
 }
 
+// appEls keeps each app's element across renders: its heading and buttons stay the same nodes
+// (a click that lands while a sample redraws the figures is not lost), and only its figures
+// are redrawn.
+const appEls = new Map();
+
+function appElement(name) {
+  let el = appEls.get(name);
+  if (el) return el;
+  el = document.createElement('div');
+  el.className = 'app';
+  el.dataset.app = name;
+  el.innerHTML = `<div class="apphead"><h2>${esc(name)}</h2><span class="muted meta"></span><span class="buttons">` +
+    ['reload', 'restart', 'scale', 'stop', 'start'].map((a) => `<button data-action="${a}" data-app="${esc(name)}">${a[0].toUpperCase() + a.slice(1)}</button>`).join('') +
+    '</span></div><div class="body"></div>';
+  appEls.set(name, el);
+  return el;
+}
+
 function renderApps() {
   const box = $('apps');
   const apps = appsOf(S.procs);
+  for (const [name, el] of appEls) {
+    if (!apps.has(name)) { el.remove(); appEls.delete(name); }
+  }
+  let note = box.querySelector('.span');
   if (!apps.size) {
     box.innerHTML = '<p class="muted">No app is running. Start one with <code>corral start</code>.</p>';
     return;
   }
+  if (!note) {
+    box.innerHTML = '<p class="muted span"></p>';
+    note = box.firstChild;
+  }
   const span = chartSpan();
-  let html = `<p class="muted span">Charts: ${fmtSpan(span)} (up to 15).</p>`;
+  note.textContent = `Charts: ${fmtSpan(span)} (up to 15).`;
+  let prev = note;
   for (const [name, ws] of apps) {
+    const el = appElement(name);
+    if (prev.nextSibling !== el) prev.after(el);
+    prev = el;
     const online = ws.filter((p) => p.status === 'online').length;
     const mode = ws[0].app && ws[0].app.exec_mode === 'cluster' ? 'cluster' : 'fork';
-    const busy = S.busy.has(name) ? ' disabled' : '';
-    html += `<div class="app" data-app="${esc(name)}"><div class="apphead"><h2>${esc(name)}</h2>` +
-      `<span class="muted">${mode} · ${online}/${ws.length} online</span><span class="buttons">` +
-      ['reload', 'restart', 'scale', 'stop'].map((a) => `<button data-action="${a}" data-app="${esc(name)}"${busy}>${a[0].toUpperCase() + a.slice(1)}</button>`).join('') +
-      (online < ws.length ? `<button data-action="start" data-app="${esc(name)}"${busy}>Start</button>` : '') +
-      `</span></div>`;
-    html += '<div class="tablewrap"><table><thead><tr><th>id</th><th>pid</th><th class="l">status</th><th>uptime</th><th>restarts</th><th>cpu</th><th>memory</th><th>req/s</th><th>p99</th><th>conns</th><th>in flight</th></tr></thead><tbody>';
+    el.querySelector('.meta').textContent = `${mode} · ${online}/${ws.length} online`;
+    for (const b of el.querySelectorAll('button[data-action]')) {
+      b.disabled = S.busy.has(name);
+      if (b.dataset.action === 'start') b.hidden = online === ws.length;
+    }
+    let html = '<div class="tablewrap"><table><thead><tr><th>id</th><th>pid</th><th class="l">status</th><th>uptime</th><th>restarts</th><th>cpu</th><th>memory</th><th>req/s</th><th>p99</th><th>conns</th><th>in flight</th></tr></thead><tbody>';
     for (const p of ws) {
       const c = p.cluster;
       html += `<tr data-id="${p.pm_id}" data-pid="${p.pid}" data-status="${esc(p.status)}"><td>${p.pm_id}</td><td>${p.pid || '-'}</td>` +
@@ -207,9 +236,8 @@ function renderApps() {
         distChart(name, 'connections', 'connections per worker', cl, cl.map((p) => p.cluster.connections || 0)) + '</div>';
     }
     html += renderReload(name);
-    html += '</div>';
+    el.querySelector('.body').innerHTML = html;
   }
-  box.innerHTML = html;
 }
 
 function renderReload(app) {
