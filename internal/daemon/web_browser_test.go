@@ -10,10 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/corral-pm/corral/internal/testutil"
@@ -88,6 +92,56 @@ func browserProcesses(profile string) []int {
 		out = append(out, pid)
 	}
 	return out
+}
+
+// pageErrors collects the page's uncaught exceptions and its error log entries (a refused
+// Content-Security-Policy, a failed request) until the test ends; check reads them.
+func pageErrors(t *testing.T, ctx context.Context) (check func()) {
+	t.Helper()
+	var mu sync.Mutex
+	var errs []string
+	evCtx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	exceptions := chromedp.Events(evCtx, cdpruntime.ExceptionThrown)
+	entries := chromedp.Events(evCtx, cdplog.EntryAdded)
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			what := ev.ExceptionDetails.Text
+			if ex := ev.ExceptionDetails.Exception; ex != nil {
+				what += " " + ex.Description
+			}
+			errs = append(errs, "exception: "+what)
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("%s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+				mu.Unlock()
+			}
+		}
+	}()
+	do(t, ctx, "enable the log", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{})
+		return err
+	}))
+	return func() {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range errs {
+			t.Errorf("the page reported an error: %s", e)
+		}
+	}
 }
 
 // do runs browser steps with a deadline.
@@ -194,6 +248,7 @@ func TestWebBrowserDashboard(t *testing.T) {
 		return len(h[before[0].ID]) >= 10 && len(h[before[1].ID]) >= 10
 	})
 
+	checkErrors := pageErrors(t, ctx)
 	url := "http://" + td.d.HTTPAddr() + "/web/#token=" + tok
 	do(t, ctx, "open the dashboard", chromedp.Navigate(url))
 	waitJS(t, ctx, "both workers online on the page", 30*time.Second,
@@ -273,6 +328,8 @@ func TestWebBrowserDashboard(t *testing.T) {
 	waitJS(t, ctx, "only the reload's lines", 10*time.Second,
 		`(() => { const l = document.getElementById('logs').textContent.split('\n'); return l.length >= 2 && l.every(x => x.includes('took over')); })()`)
 
+	// A request without the token, below, is meant to fail: the page's errors are read first.
+	checkErrors()
 	// Without the token, the API answers 401, even to the page's own origin.
 	if got := evalString(t, ctx, `fetch('/web/api/state').then(r => String(r.status))`); got != "401" {
 		t.Errorf("a request without the token got %s, want 401", got)
