@@ -388,3 +388,29 @@ func TestWebOnANonLoopbackAddress(t *testing.T) {
 		t.Errorf("the daemon log warns %d times (%v), want once", n, err)
 	}
 }
+
+// TestWebStreamLetsGo: a page that goes away leaves nothing behind: its stream's subscription
+// to the events ends with the connection. (The log tail is GET /v1/logs's handler, which ends
+// the same way.)
+func TestWebStreamLetsGo(t *testing.T) {
+	td, tok := webDaemon(t)
+	subs := func() int {
+		td.d.events.mu.Lock()
+		defer td.d.events.mu.Unlock()
+		return len(td.d.events.subs)
+	}
+	e0 := subs()
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, path := range []string{"/web/api/stream"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+td.d.HTTPAddr()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+	}
+	testutil.WaitFor(t, "the stream's subscription", 10*time.Second, func() bool { return subs() == e0+1 })
+	cancel()
+	testutil.WaitFor(t, "the subscription to end with the connection", 10*time.Second, func() bool { return subs() == e0 })
+}
