@@ -318,6 +318,18 @@ func TestWebBrowserDashboard(t *testing.T) {
 		t.Errorf("%d workers after scaling to 3", n)
 	}
 
+	// Stop, then Start (offered once processes are down), each confirmed.
+	do(t, ctx, "click stop", chromedp.Click(chromedp.CSS(`button[data-action="stop"][data-app="web"]`)))
+	waitJS(t, ctx, "the stop dialog", 10*time.Second, `document.getElementById('confirm').open`)
+	do(t, ctx, "confirm the stop", chromedp.Click(chromedp.ID("confirm-ok")))
+	waitJS(t, ctx, "three workers stopped and a Start button", 60*time.Second,
+		`document.querySelectorAll('[data-app="web"] tr[data-id][data-status="stopped"]').length === 3 && !document.querySelector('button[data-action="start"][data-app="web"]').hidden`)
+	do(t, ctx, "click start", chromedp.Click(chromedp.CSS(`button[data-action="start"][data-app="web"]`)))
+	waitJS(t, ctx, "the start dialog", 10*time.Second, `document.getElementById('confirm').open`)
+	do(t, ctx, "confirm the start", chromedp.Click(chromedp.ID("confirm-ok")))
+	waitJS(t, ctx, "three workers online again, and no Start button", 60*time.Second,
+		`document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 3 && document.querySelector('button[data-action="start"][data-app="web"]').hidden`)
+
 	// No alerts engine in this daemon: the section says so. (A crash-looping app's alert is
 	// for when the alerts engine exists.)
 	waitJS(t, ctx, "the alerts section", 10*time.Second, `!!document.getElementById('no-alerts-engine')`)
