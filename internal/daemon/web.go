@@ -38,7 +38,10 @@ type webState struct {
 
 	mu     sync.Mutex
 	latest []api.Process // the processes at the last sample
-	tick   chan struct{} // closed (and replaced) at every sample
+	// latestEvent is latest as a "state" event, encoded once for every stream (the daemon
+	// runs on one P: N open pages must not mean N encodings a sample); nil until asked for.
+	latestEvent []byte
+	tick        chan struct{} // closed (and replaced) at every sample
 }
 
 // webLogLines bounds the history one log tail asks for.
@@ -124,17 +127,40 @@ func (d *Daemon) webSample(now time.Time) {
 	}
 	ws.hist.Record(points)
 	ws.mu.Lock()
-	ws.latest = procs
+	ws.latest, ws.latestEvent = procs, nil
 	close(ws.tick)
 	ws.tick = make(chan struct{})
 	ws.mu.Unlock()
 }
 
-// current is the last sample's processes and the channel closed at the next sample.
-func (ws *webState) current() ([]api.Process, <-chan struct{}) {
+// current is the last sample's "state" event and the channel closed at the next sample.
+func (ws *webState) current() ([]byte, <-chan struct{}) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return ws.latest, ws.tick
+	if ws.latestEvent == nil {
+		ws.latestEvent = encodeEvent("state", ws.latest)
+	}
+	return ws.latestEvent, ws.tick
+}
+
+// next is the channel closed at the next sample.
+func (ws *webState) next() <-chan struct{} {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.tick
+}
+
+// encodeEvent is one server-sent event: its name, and v in JSON as its data (on one line: JSON
+// has no raw newlines).
+func encodeEvent(name string, v any) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("event: " + name + "\ndata: ")
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		// Process views and events always encode; an event that could not would be skipped.
+		return nil
+	}
+	buf.WriteString("\n")
+	return buf.Bytes()
 }
 
 // WebState is the page's first load: the processes now and the charts' history.
@@ -204,22 +230,15 @@ func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	flusher := w.(http.Flusher)
-	var buf bytes.Buffer
-	send := func(event string, v any) bool {
-		buf.Reset()
-		buf.WriteString("event: " + event + "\ndata: ")
-		if err := json.NewEncoder(&buf).Encode(v); err != nil {
-			return false
-		}
-		buf.WriteString("\n")
-		if _, err := w.Write(buf.Bytes()); err != nil {
+	send := func(ev []byte) bool {
+		if _, err := w.Write(ev); err != nil {
 			return false
 		}
 		flusher.Flush()
 		return true
 	}
-	_, tick := ws.current()
-	if !send("state", d.Processes(false)) {
+	tick := ws.next()
+	if !send(encodeEvent("state", d.Processes(false))) {
 		return
 	}
 	beat := time.NewTicker(webHeartbeat)
@@ -231,13 +250,13 @@ func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 		case <-d.quit:
 			return
 		case <-tick:
-			var procs []api.Process
-			procs, tick = ws.current()
-			if !send("state", procs) {
+			var state []byte
+			state, tick = ws.current()
+			if !send(state) {
 				return
 			}
 		case ev := <-sub.c:
-			if !send("event", ev) {
+			if !send(encodeEvent("event", ev)) {
 				return
 			}
 		case <-beat.C:
