@@ -366,3 +366,28 @@ func TestWebBrowserCrashLoopAlert(t *testing.T) {
 		`!!document.querySelector('#alerts-firing li[data-app="crashy"][data-state="firing"]')`)
 	screenshot(t, ctx, "alert")
 }
+
+// TestWebBrowserWithoutAToken: opened without the token, or with a wrong one, the page shows
+// nothing of the apps and says what to do; a refused token is not kept; the right token
+// pasted into that tab then works.
+func TestWebBrowserWithoutAToken(t *testing.T) {
+	ctx := newBrowser(t)
+	td, tok := webDaemon(t)
+	td.mustStart(td.sleeper("quiet"))
+	base := "http://" + td.d.HTTPAddr() + "/web/"
+	do(t, ctx, "open without a token", chromedp.Navigate(base))
+	waitJS(t, ctx, "the no-token banner", 20*time.Second, `document.getElementById('banner').textContent.includes('No token')`)
+	do(t, ctx, "open with a wrong token", chromedp.Navigate(base+"#token="+strings.Repeat("0", 64)))
+	waitJS(t, ctx, "the refused-token banner", 20*time.Second, `document.getElementById('banner').textContent.includes('token was refused')`)
+	if got := evalString(t, ctx, `String(sessionStorage.getItem('corral-token'))`); got != "null" {
+		t.Errorf("a refused token is kept: %s", got)
+	}
+	if got := evalString(t, ctx, `String(document.querySelectorAll('tr[data-id]').length)`); got != "0" {
+		t.Errorf("the page shows %s processes without the token", got)
+	}
+	screenshot(t, ctx, "refused")
+	// The right token pasted into the same tab (only the fragment changes: no new load).
+	do(t, ctx, "open with the token", chromedp.Navigate(base+"#token="+tok))
+	waitJS(t, ctx, "the app once the token is given", 20*time.Second,
+		`document.getElementById('banner').hidden && !!document.querySelector('[data-app="quiet"] tr[data-id]') && location.hash === ''`)
+}

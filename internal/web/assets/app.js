@@ -47,6 +47,7 @@ async function api(path, opts = {}) {
   const headers = Object.assign({ Authorization: 'Bearer ' + S.token }, opts.headers || {});
   const res = await fetch(path, Object.assign({}, opts, { headers, cache: 'no-store' }));
   if (res.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY); // a new token was made: this one will not do again
     banner('The token was refused: open the URL `corral web` prints.');
     throw new Error('unauthorized');
   }
@@ -506,6 +507,12 @@ async function followLogs() {
 // ---- start
 
 function main() {
+  // A URL that differs only in its fragment does not load the page again: a token pasted into
+  // an open page's address bar arrives here.
+  window.addEventListener('hashchange', () => {
+    // Load again once this navigation is over (a reload during it may be dropped).
+    if (/token=/.test(location.hash)) { takeToken(); setTimeout(() => location.reload(), 0); }
+  });
   S.token = takeToken();
   if (!S.token) {
     banner('No token: open the URL `corral web` prints (the token is in its #token= part).');
