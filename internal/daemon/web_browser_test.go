@@ -20,6 +20,7 @@ import (
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -303,6 +304,17 @@ func TestWebBrowserDashboard(t *testing.T) {
 	if got := evalString(t, ctx, `document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent`); got != "" {
 		t.Errorf("the page shows an error after the reload: %s", got)
 	}
+
+	// A reload started elsewhere (the CLI) is followed on the page too, from its events.
+	resp, err := td.act(api.ActionReload, "web")
+	if err != nil || len(resp.Reloads) != 2 {
+		t.Fatalf("reload from the API: %v %+v", err, resp)
+	}
+	for _, r := range resp.Reloads {
+		waitJS(t, ctx, fmt.Sprintf("the CLI's reload of worker %d on the page", r.ID), 20*time.Second,
+			fmt.Sprintf(`(() => { const li = document.querySelector('#reload-web [data-reload-id="%d"]'); return !!li && li.dataset.state === 'replaced' && li.textContent.includes('pid %d replaced by %d'); })()`, r.ID, r.OldPID, r.NewPID))
+	}
+	waitJS(t, ctx, "the CLI's reload shown done", 20*time.Second, `document.getElementById('reload-web').dataset.done === '1'`)
 
 	// Scale from the page: Cancel changes nothing; confirmed, the app has three workers.
 	do(t, ctx, "click scale", chromedp.Click(chromedp.CSS(`button[data-action="scale"][data-app="web"]`)))

@@ -279,13 +279,34 @@ function onEvent(ev) {
   // Alerts follow process events (crashes, errors): ask again shortly after one.
   if (S.alertsEngine && !alertsSoon) alertsSoon = setTimeout(() => { alertsSoon = 0; loadAlerts(); }, 1000);
 
-  const r = S.reloads.get(ev.name);
+  let r = S.reloads.get(ev.name);
+  if (ev.event === 'reload' && r && r.elsewhere && r.done && Date.now() - (r.at || 0) < 30000) {
+    r.done = false; // the next worker of the same reload
+  } else if (ev.event === 'reload' && (!r || r.done) && !S.busy.has(ev.name)) {
+    // A reload started elsewhere (the CLI, another page, a watch or cron trigger): followed
+    // from its events alone, worker by worker as they come.
+    r = { done: false, elsewhere: true, steps: new Map(), at: Date.now() };
+    S.reloads.set(ev.name, r);
+  }
   if (!r || r.done) return;
-  const step = r.steps.get(ev.pm_id);
+  let step = r.steps.get(ev.pm_id);
+  if (!step && r.elsewhere && ev.event === 'reload') {
+    step = { state: 'waiting' };
+    r.steps.set(ev.pm_id, step);
+  }
   if (!step) return;
   if (ev.event === 'reload') Object.assign(step, { state: 'starting', newPid: ev.pid, oldPid: ev.old_pid });
   else if (ev.event === 'online' && ev.old_pid) Object.assign(step, { state: 'replaced', newPid: ev.pid, oldPid: ev.old_pid });
   else if (ev.event === 'reload failed') Object.assign(step, { state: 'failed', msg: ev.message });
+  if (r.elsewhere) {
+    // Done once every worker seen so far is replaced or failed; a next worker's reload
+    // event reopens it.
+    const open = [...r.steps.values()].some((s) => s.state === 'waiting' || s.state === 'starting');
+    r.done = !open;
+    const failed = [...r.steps.values()].filter((s) => s.state === 'failed');
+    r.error = failed.length ? failed.map((s) => s.msg).join('; ') : '';
+    r.at = Date.now();
+  }
   render();
 }
 
