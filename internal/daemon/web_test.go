@@ -128,6 +128,13 @@ func TestWebStateMasksSecretsAndKeepsHistory(t *testing.T) {
 	if len(st.Processes) != 2 || st.Processes[0].App.Env["DB_PASSWORD"] != "********" || st.Processes[0].App.Env["PLAIN"] != "visible" {
 		t.Errorf("processes: %+v, want two with DB_PASSWORD masked", st.Processes)
 	}
+	events := openStream(t, td, tok)
+	waitEvent(t, events, "a state with the masked secret", func(ev sseEvent) bool {
+		if strings.Contains(ev.data, "hunter2-in-clear") {
+			t.Fatalf("the stream revealed a secret: %s", ev.data)
+		}
+		return ev.name == "state" && strings.Contains(ev.data, `"DB_PASSWORD":"********"`)
+	})
 	if st.IntervalMS != 200 || st.WindowMS != web.Window.Milliseconds() {
 		t.Errorf("interval %d ms, window %d ms", st.IntervalMS, st.WindowMS)
 	}
