@@ -352,6 +352,20 @@ func TestWebBrowserDashboard(t *testing.T) {
 	waitJS(t, ctx, "only the reload's lines", 10*time.Second,
 		`(() => { const l = document.getElementById('logs').textContent.split('\n'); return l.length >= 2 && l.every(x => x.includes('took over')); })()`)
 
+	// A page in a background tab lets its stream go, and takes it up again when looked at
+	// (pause and resume are what the visibilitychange handler calls, after 30 s hidden).
+	subs := func() int {
+		td.d.events.mu.Lock()
+		defer td.d.events.mu.Unlock()
+		return len(td.d.events.subs)
+	}
+	do(t, ctx, "pause", chromedp.Evaluate[chromedp.Void](`pause()`))
+	waitJS(t, ctx, "the page paused", 10*time.Second, `document.getElementById('live').textContent === 'paused'`)
+	testutil.WaitFor(t, "the paused page's stream to end", 10*time.Second, func() bool { return subs() == 0 })
+	do(t, ctx, "resume", chromedp.Evaluate[chromedp.Void](`resume()`))
+	waitJS(t, ctx, "the page live again", 10*time.Second, `document.getElementById('live').textContent === 'live'`)
+	testutil.WaitFor(t, "the resumed page's stream", 10*time.Second, func() bool { return subs() == 1 })
+
 	// A request without the token, below, is meant to fail: the page's errors are read first.
 	checkErrors()
 	// Without the token, the API answers 401, even to the page's own origin.

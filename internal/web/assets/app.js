@@ -17,6 +17,9 @@ const S = {
   busy: new Set(),     // apps with an action under way
   logLines: [],
   logAbort: null,
+  streamCtl: null,
+  paused: false,
+  pauseTimer: 0,
   alertsEngine: null,
 };
 
@@ -313,10 +316,12 @@ function onEvent(ev) {
 // ---- the live stream: server-sent events read with fetch()
 
 async function stream() {
+  const ctl = new AbortController();
+  S.streamCtl = ctl;
   let delay = 1000;
-  for (;;) {
+  while (!ctl.signal.aborted) {
     try {
-      const res = await api('/web/api/stream');
+      const res = await api('/web/api/stream', { signal: ctl.signal });
       if (!res.ok) throw new Error(res.statusText);
       setLive(true);
       delay = 1000;
@@ -344,17 +349,39 @@ async function stream() {
     } catch (e) {
       if (e.message === 'unauthorized') { setLive(false); return; }
     }
+    if (ctl.signal.aborted) return;
     setLive(false);
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 15000);
+    if (ctl.signal.aborted) return;
     await loadState().catch(() => {});
   }
 }
 
-function setLive(on) {
+// A page left in a background tab lets its connections go after a while (browsers allow six
+// per host, and every open page holds two), and takes them up again when it is looked at.
+const PAUSE_AFTER = 30000;
+
+function pause() {
+  if (S.paused) return;
+  S.paused = true;
+  if (S.streamCtl) S.streamCtl.abort();
+  if (S.logAbort) S.logAbort.abort();
+  S.streamCtl = S.logAbort = null;
+  setLive(false, 'paused');
+}
+
+function resume() {
+  if (!S.paused) return;
+  S.paused = false;
+  loadState().then(() => { stream(); followLogs(); }, () => { stream(); followLogs(); });
+  if (S.alertsEngine !== false) loadAlerts();
+}
+
+function setLive(on, why) {
   const l = $('live');
   l.className = 'live ' + (on ? 'on' : 'off');
-  l.textContent = on ? 'live' : 'reconnecting';
+  l.textContent = on ? 'live' : (why || 'reconnecting');
 }
 
 async function loadState() {
@@ -553,9 +580,14 @@ function main() {
   loadAlerts();
   // Alerts are asked again after process events, and every 15 s for the rules over time
   // (memory growth); never once the daemon says it has no engine.
-  setInterval(() => { if (S.alertsEngine !== false) loadAlerts(); }, 15000);
+  setInterval(() => { if (S.alertsEngine !== false && !S.paused) loadAlerts(); }, 15000);
   // Uptimes move between samples.
-  setInterval(render, 5000);
+  setInterval(() => { if (!S.paused) render(); }, 5000);
+  document.addEventListener('visibilitychange', () => {
+    clearTimeout(S.pauseTimer);
+    if (document.hidden) S.pauseTimer = setTimeout(pause, PAUSE_AFTER);
+    else resume();
+  });
 }
 
 main();
