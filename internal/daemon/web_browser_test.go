@@ -269,7 +269,13 @@ func TestWebBrowserDashboard(t *testing.T) {
 		t.Errorf("a fresh page draws %s points per chart, want the daemon's history (10 or more)", got)
 	}
 	paint := `String(Math.round((performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime))`
-	t.Logf("first contentful paint: %s ms (a new browser's first page)", evalString(t, ctx, paint))
+	first := evalString(t, ctx, paint)
+	t.Logf("first contentful paint: %s ms (a new browser's first page)", first)
+	// The budget is 100 ms on loopback; a shared, loaded CI machine's headless browser takes
+	// longer for any page, so only a gross regression (a blocking request, say) fails here.
+	if ms, err := strconv.Atoi(first); err != nil || ms > 2000 {
+		t.Errorf("first contentful paint %s ms, over 2 s", first)
+	}
 	do(t, ctx, "reload the page", chromedp.Evaluate[chromedp.Void](`window.beforeReload = true`), chromedp.Reload())
 	waitJS(t, ctx, "the workers after a reload of the page (the token kept in sessionStorage)", 30*time.Second,
 		`!window.beforeReload && document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 2`)

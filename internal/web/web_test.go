@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -184,6 +185,9 @@ func TestWebAssetsAreSmallAndLocal(t *testing.T) {
 		t.Errorf("the page is %d bytes, over 200 KB", total)
 	}
 	h := http.StripPrefix("/web", Assets(NewGuard("t")))
+	if page, _ := indexPage(); !bytes.Contains(page, []byte("<style>")) || bytes.Contains(page, []byte(stylesheetLink)) {
+		t.Errorf("index.html is served without its style sheet inline:\n%.300s", page)
+	}
 	for path, ctype := range map[string]string{"/web/": "text/html", "/web/app.js": "text/javascript", "/web/app.css": "text/css"} {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		r.Host = "127.0.0.1:1"
