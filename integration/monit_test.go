@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// TestMonit: the live view shows the table, the connection distribution of a cluster app and
-// its log lines, refreshing until interrupted.
+// TestMonit: the live view shows the table, with the connections and request rates of a
+// cluster app's workers, and its log lines, refreshing until interrupted.
 func TestMonit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "cluster_http.js")
@@ -20,7 +20,7 @@ func TestMonit(t *testing.T) {
 	monit.signal(os.Kill)
 	monit.wait(20 * time.Second)
 	s := monit.stdout.String()
-	for _, want := range []string{"cluster_http", "Connection distribution", "Latest log lines"} {
+	for _, want := range []string{"cluster_http", "│ conns │ req/s │", "Latest log lines"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("monit output lacks %q:\n%s", want, s)
 		}

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // requestTotals adds up the request counters of every worker in jlist.
@@ -86,6 +89,42 @@ func describeRequests(t *testing.T, e *env, app string) map[int]uint64 {
 	return rows
 }
 
+// metricsRequests scrapes the daemon's /metrics at addr and adds up
+// corral_process_requests_total of app, by process id.
+func metricsRequests(t *testing.T, addr, app string) map[int]uint64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[int]uint64{}
+	fam := fams["corral_process_requests_total"]
+	if fam == nil {
+		t.Fatalf("/metrics has no corral_process_requests_total")
+	}
+	for _, m := range fam.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["app"] != app {
+			continue
+		}
+		id, err := strconv.Atoi(labels["id"])
+		if err != nil {
+			t.Fatalf("corral_process_requests_total with id %q", labels["id"])
+		}
+		out[id] += uint64(m.GetCounter().GetValue())
+	}
+	return out
+}
+
 func sum(m map[int]uint64) uint64 {
 	var n uint64
 	for _, v := range m {
@@ -136,14 +175,16 @@ func sendRequests(t *testing.T, client *http.Client, base string, n, conc int, s
 }
 
 // TestClusterCountsRequests: corral's preload counts every request inside the workers, with no
-// change to the app, and describe and jlist show exactly what was sent: first 1,000 requests a
-// connection each, then 1,000 over a few keep-alive connections (where connection counts say
-// nothing about requests).
+// change to the app, and describe, jlist and /metrics show exactly what was sent: first 1,000
+// requests a connection each, then 1,000 over a few keep-alive connections (where connection
+// counts say nothing about requests).
 func TestClusterCountsRequests(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "cluster_status.js")
 	port := freePort(t)
 	e.vars["PORT"] = strconv.Itoa(port)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	e.vars["CORRAL_HTTP_LISTEN"] = metricsAddr
 	e.ok("start", "cluster_status.js", "-i", "2")
 	// Wait on the workers' own listening messages, not on a request: every request counts.
 	e.waitFor("2 workers listening", 60*time.Second, func() bool {
@@ -176,6 +217,9 @@ func TestClusterCountsRequests(t *testing.T) {
 	if d := describeRequests(t, e, "cluster_status"); len(d) != 2 || sum(d) != 1000 {
 		t.Fatalf("describe's per-worker requests %v add up to %d, want 1000 over 2 workers", d, sum(d))
 	}
+	if m := metricsRequests(t, metricsAddr, "cluster_status"); len(m) != 2 || sum(m) != 1000 {
+		t.Fatalf("/metrics' per-worker requests %v add up to %d, want 1000 over 2 workers", m, sum(m))
+	}
 	connsBefore := got.connections
 
 	// 1,000 more over 4 keep-alive connections; 100 of them answered 404.
@@ -194,6 +238,9 @@ func TestClusterCountsRequests(t *testing.T) {
 	}
 	if d := describeRequests(t, e, "cluster_status"); sum(d) != 2000 {
 		t.Fatalf("describe's per-worker requests %v add up to %d, want 2000", d, sum(d))
+	}
+	if m := metricsRequests(t, metricsAddr, "cluster_status"); sum(m) != 2000 {
+		t.Fatalf("/metrics' per-worker requests %v add up to %d, want 2000", m, sum(m))
 	}
 	// The reports are internal messages: the app's process.on('message') saw none of them.
 	// (Its log says "serving" first, so an empty or missing log cannot pass.)

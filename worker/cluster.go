@@ -143,7 +143,7 @@ func (rt *process) onNewconn(m *inMsg, h *os.File) {
 		return
 	}
 	rt.mu.Lock()
-	l, _ := rt.listeners[m.Key].(*rrListener)
+	l, _ := rt.listeners[m.Key].(pushListener)
 	rt.mu.Unlock()
 	if l == nil || !l.push(*m.Seq, h) {
 		h.Close()
@@ -656,10 +656,13 @@ func (l *rrListener) abandon() {
 }
 
 // giveBack answers queued connections accepted:false: the daemon hands them to other workers.
-func (l *rrListener) giveBack(q []incoming) {
+func (l *rrListener) giveBack(q []incoming) { giveBack(l.rt, q) }
+
+// giveBack answers connections handed over and never taken accepted:false.
+func giveBack(rt *process, q []incoming) {
 	for _, in := range q {
 		in.f.Close()
-		l.rt.sendAccepted(in.seq, false)
+		rt.sendAccepted(in.seq, false)
 	}
 }
 
@@ -692,12 +695,75 @@ func (l *rrListener) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: l.addr.Network(), Addr: l.addr, Err: err}
 }
 
-// shared is a listener on a socket the daemon handed over (shared policy): the kernel spreads
-// the connections among the workers that accept on it.
+// pushListener is a listener the daemon can hand connections to (newconn).
+type pushListener interface {
+	push(seq int64, f *os.File) bool
+}
+
+// shared is a listener on a socket the daemon handed over (shared and reuseport policies): the
+// kernel spreads the connections among the workers that accept on it. Under reuseport the
+// daemon also hands it connections (newconn) that it accepted on the socket of a worker that
+// left; Accept returns those first, waking a blocked accept with a deadline.
 type shared struct {
 	net.Listener
 	clusterBase
 	once sync.Once
+
+	mu     sync.Mutex
+	queue  []incoming // handed over by the daemon, not yet taken by Accept
+	closed bool
+}
+
+// deadliner is the part of *net.TCPListener (and *net.UnixListener) that wakes an Accept.
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// push queues a connection the daemon handed over; false if the listener is closed.
+func (l *shared) push(seq int64, f *os.File) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.queue = append(l.queue, incoming{seq: seq, f: f})
+	// Under l.mu: an Accept that clears the deadline does so before it blocks, never after this.
+	if d, ok := l.Listener.(deadliner); ok {
+		_ = d.SetDeadline(time.Now())
+	}
+	return true
+}
+
+// Accept returns a connection the daemon handed over if there is one, else the next one from
+// the socket.
+func (l *shared) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			in := l.queue[0]
+			l.queue[0] = incoming{}
+			l.queue = l.queue[1:]
+			l.mu.Unlock()
+			c, err := net.FileConn(in.f)
+			in.f.Close()
+			if err != nil {
+				l.rt.logf("a connection from corral on %s is unusable: %v", l.Addr(), err)
+				l.rt.sendAccepted(in.seq, false)
+				continue
+			}
+			l.rt.sendAccepted(in.seq, true)
+			return c, nil
+		}
+		d, canWake := l.Listener.(deadliner)
+		if canWake {
+			_ = d.SetDeadline(time.Time{})
+		}
+		l.mu.Unlock()
+		c, err := l.Listener.Accept()
+		var ne net.Error
+		if err != nil && canWake && errors.As(err, &ne) && ne.Timeout() {
+			continue // push woke it: take the handed-over connection
+		}
+		return c, err
+	}
 }
 
 // sharedListener turns the handed-over socket into a listener. The daemon sends it bound but
@@ -739,15 +805,32 @@ func listenFile(f *os.File) (net.Listener, error) {
 	return net.FileListener(f)
 }
 
+// Close stops the listener: the daemon is told (close) before the connections it handed over
+// and Accept did not take are given back (accepted:false), so that it hands them to other
+// workers and not back here.
 func (l *shared) Close() error {
 	err := l.Listener.Close()
+	q := l.shut()
 	l.once.Do(func() { l.leave(l) })
+	l.giveBack(q)
 	return err
 }
 
 func (l *shared) abandon() {
 	l.once.Do(func() {})
 	l.Listener.Close()
+	l.giveBack(l.shut())
 }
+
+func (l *shared) shut() []incoming {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	q := l.queue
+	l.queue = nil
+	return q
+}
+
+func (l *shared) giveBack(q []incoming) { giveBack(l.rt, q) }
 
 func (l *shared) port() int { return portOf(l.Addr()) }

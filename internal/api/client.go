@@ -230,6 +230,14 @@ func (c *Client) Kill(ctx context.Context) (KillResponse, error) {
 	return resp, err
 }
 
+// ApplyHTTPListen asks the daemon to read the http.listen setting again and move its HTTP
+// listener (/metrics) to it now.
+func (c *Client) ApplyHTTPListen(ctx context.Context) (HTTPListenResponse, error) {
+	var resp HTTPListenResponse
+	err := c.do(ctx, http.MethodPost, "/http/listen", nil, &resp)
+	return resp, err
+}
+
 // Update asks the daemon for a hot upgrade: it leaves, and its keeper starts the corral binary
 // req names, which takes every app over (nothing restarts).
 func (c *Client) Update(ctx context.Context, req UpdateRequest) (UpdateResponse, error) {
@@ -301,4 +309,19 @@ func revealQuery(sep string, reveal bool) string {
 		return sep + "reveal=1"
 	}
 	return ""
+}
+
+// Alerts lists the firing and recent alerts and the sinks' counters (GET /v1/alerts).
+func (c *Client) Alerts(ctx context.Context) (AlertsResponse, error) {
+	var resp AlertsResponse
+	err := c.do(ctx, http.MethodGet, "/alerts", nil, &resp)
+	return resp, err
+}
+
+// TestAlerts sends a test notification to every sink and says how each went
+// (POST /v1/alerts/test; it waits up to 25 s for slow sinks).
+func (c *Client) TestAlerts(ctx context.Context) (AlertTestResponse, error) {
+	var resp AlertTestResponse
+	err := c.do(ctx, http.MethodPost, "/alerts/test", nil, &resp)
+	return resp, err
 }

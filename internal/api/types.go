@@ -243,6 +243,17 @@ type KillResponse struct {
 	PID    int  `json:"pid"`
 }
 
+// HTTPListenResponse answers POST /v1/http/listen, which makes the daemon apply the
+// http.listen setting to its HTTP listener (/metrics) now.
+type HTTPListenResponse struct {
+	Address    string `json:"address"`    // the address bound now ("" when the listener is off)
+	Configured string `json:"configured"` // the address asked for (a port 0 is bound to a free one)
+	// Source is where the address comes from: "setting http.listen", or CORRAL_HTTP_LISTEN when
+	// the daemon was started with it, which then wins and the setting is not applied.
+	Source  string `json:"source"`
+	Changed bool   `json:"changed"` // the listener was opened, moved or closed
+}
+
 // ReopenResponse answers POST /v1/logs/reopen.
 type ReopenResponse struct {
 	Reopened bool `json:"reopened"`

@@ -8,14 +8,17 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/keeper"
+	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/startup"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func (c *cli) saveCommand() *cobra.Command {
@@ -260,7 +263,7 @@ func (c *cli) daemonCommand() *cobra.Command {
 				}
 				return d.Run(context.Background())
 			}
-			opts := keeper.Options{Paths: paths, DaemonArgs: keptDaemonArgs, Logf: c.keeperLogf}
+			opts := c.newKeeperLog(paths).options(keeper.Options{Paths: paths, DaemonArgs: keptDaemonArgs})
 			if resurrect {
 				opts.FirstArgs = []string{"--resurrect"}
 			}
@@ -284,10 +287,78 @@ func (c *cli) daemonCommand() *cobra.Command {
 // keptDaemonArgs are the arguments the keeper starts the daemon with.
 var keptDaemonArgs = []string{"daemon", "--kept"}
 
-// keeperLogf writes a line of the keeper to its stderr, which is the daemon log when the CLI
-// started it and the journal under systemd, in the daemon log's format.
+// keeperLog is where the keeper writes its lines and sends the daemon's output.
+type keeperLog struct {
+	c *cli
+	// path is the daemon log, when the keeper's stderr is that file (the CLI started the
+	// keeper with it, see connect.go): the daemon rotates it by renaming, so every line and
+	// every daemon start opens the path again rather than writing to a file that was moved
+	// away. Empty otherwise (the journal under systemd, a terminal): stderr is used as is.
+	path string
+}
+
+// newKeeperLog decides once where the keeper's lines go (see keeperLog.path): to the daemon
+// log's path when stderr is that file, or one of its rotated copies (a keeper that resumes
+// after a hot upgrade still has the stderr of the keeper it replaced).
+func (c *cli) newKeeperLog(paths home.Paths) *keeperLog {
+	l := &keeperLog{c: c}
+	f, ok := c.stderr.(*os.File)
+	if !ok || paths.DaemonLog == "" {
+		return l
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return l
+	}
+	candidates := []string{paths.DaemonLog}
+	if rotated, err := logs.Rotated(paths.DaemonLog); err == nil {
+		candidates = append(candidates, rotated...)
+	}
+	for _, p := range candidates {
+		var pst unix.Stat_t
+		if unix.Stat(p, &pst) == nil && pst.Dev == st.Dev && pst.Ino == st.Ino {
+			l.path = paths.DaemonLog
+			break
+		}
+	}
+	if st.Nlink == 0 { // the rotated copy it wrote to was deleted already
+		l.path = paths.DaemonLog
+	}
+	return l
+}
+
+// open opens the daemon log for appending (never through a symlink).
+func (l *keeperLog) open() (*os.File, error) {
+	return os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+}
+
+// logf writes a line of the keeper in the daemon log's format. Lines are few (a daemon start,
+// exit or upgrade), so opening the file for each costs nothing that matters.
+func (l *keeperLog) logf(format string, args ...any) {
+	line := fmt.Sprintf("%s: keeper: %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, args...))
+	if l.path != "" {
+		if f, err := l.open(); err == nil {
+			_, err = f.WriteString(line)
+			if f.Close() == nil && err == nil {
+				return
+			}
+		}
+	}
+	fmt.Fprint(l.c.stderr, line)
+}
+
+// options completes o with where the keeper logs and where its daemons write.
+func (l *keeperLog) options(o keeper.Options) keeper.Options {
+	o.Logf = l.logf
+	if l.path != "" {
+		o.Output = l.open
+	}
+	return o
+}
+
+// keeperLogf writes a keeper line to stderr, before the keeper runs.
 func (c *cli) keeperLogf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "%s: keeper: %s\n", time.Now().Format("2006-01-02T15:04:05"), fmt.Sprintf(format, args...))
+	(&keeperLog{c: c}).logf(format, args...)
 }
 
 // keeperCommand is the keeper's half of a hot upgrade: the keeper re-executes the corral
@@ -321,7 +392,7 @@ func (c *cli) keeperCommand() *cobra.Command {
 			if len(args) == 0 {
 				args = keptDaemonArgs
 			}
-			return keeper.Run(keeper.Options{Paths: paths, DaemonArgs: args, ResumeFD: resumeFD, Logf: c.keeperLogf})
+			return keeper.Run(c.newKeeperLog(paths).options(keeper.Options{Paths: paths, DaemonArgs: args, ResumeFD: resumeFD}))
 		},
 	}
 	cmd.Flags().IntVar(&resumeFD, "resume-fd", 0, "resume from the state in this fd (a keeper re-executing itself)")

@@ -11,16 +11,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// monitCommand is a live view in the terminal: the process table and the connection
-// distribution, refreshed every interval, above the latest log lines. A thin client like every
-// other command: one GET a refresh, and the log stream.
+// monitCommand is a live view in the terminal: one table of every process with, for cluster
+// workers, their connections and requests per second (render.Monit), refreshed every interval,
+// above the latest log lines. A thin client like every other command: one GET a refresh, and
+// the log stream. The full distribution (listening addresses, refusals, p50) stays in
+// `describe`.
 func (c *cli) monitCommand() *cobra.Command {
 	var interval time.Duration
 	var logLines int
 	cmd := &cobra.Command{
 		Use:     "monit",
 		Aliases: []string{"dashboard", "dash"},
-		Short:   "live view of every process (cpu, memory, connections) and the latest log lines",
+		Short:   "live view of every process (cpu, memory, connections, req/s) and the latest log lines",
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,8 +63,7 @@ func (c *cli) monitCommand() *cobra.Command {
 				var b strings.Builder
 				b.WriteString("\x1b[H\x1b[2J") // home, clear
 				fmt.Fprintf(&b, "corral monit — %s — every %v, Ctrl-C to quit\n", o.Now.Format("15:04:05"), interval)
-				b.WriteString(render.Table(procs, o))
-				b.WriteString(render.Distribution(procs, o))
+				b.WriteString(render.Monit(procs, o))
 				mu.Lock()
 				fmt.Fprintf(&b, " Latest log lines\n%s\n", strings.Join(recent, "\n"))
 				mu.Unlock()

@@ -136,7 +136,7 @@ func addAppFlags(fs *pflag.FlagSet, f *appFlags) {
 	fs.String("namespace", "", "namespace of the app")
 	fs.StringP("pid", "p", "", "pid file")
 	fs.String("filter-env", "", "comma-separated names: do not inherit variables whose names contain them")
-	fs.String("sched-policy", "", "cluster connection policy: rr (round-robin, default) or shared")
+	fs.String("sched-policy", "", "cluster connection policy: rr (round-robin, default), reuseport (a listening socket per worker) or shared")
 	fs.String("log-max-size", "", "rotate log files at this size (default 10M)")
 	fs.String("log-retain", "", "rotated log files to keep (default 5)")
 	fs.BoolP("execute-command", "x", false, "run in fork mode even with -i")

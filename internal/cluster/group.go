@@ -103,10 +103,16 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 			return nil, err
 		}
 		shared := g.policy == spec.PolicyShared || ls.network == "udp"
+		// Reuseport is for TCP: unix sockets have no reuseport groups, so they go round-robin.
+		reuse := g.policy == spec.PolicyReuseport && ls.network == "tcp"
+		ls.reusePort = reuse
 		var sock *socketFile
-		if shared {
+		switch {
+		case shared:
 			sock, err = openBound(ls)
-		} else {
+		case reuse:
+			sock, err = openReuseGroup(ls)
+		default:
 			sock, err = openListener(ls)
 		}
 		if err != nil {
@@ -116,14 +122,31 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		h.name, _ = socknameOf(sock)
 		h.addr = describeAddr(ls, h.name)
 		g.handles[key] = h
-		if !shared {
+		policy := g.policy
+		switch {
+		case reuse:
+			// The first socket of the group, for the first slot that asks (reuseport.go).
+			h.sock, h.reuse, h.ls = nil, true, ls
+			h.mu.Lock()
+			h.addSlotSockLocked(sock, noSlot)
+			h.mu.Unlock()
+		case !shared:
+			if policy != spec.PolicyRoundRobin {
+				policy = spec.PolicyRoundRobin + " (" + ls.network + ")"
+			}
 			g.wg.Add(1)
 			go h.acceptLoop()
 		}
-		g.logf("%s: %s listener on %s", g.app, g.policy, h.addr)
+		g.logf("%s: %s listener on %s", g.app, policy, h.addr)
 		if g.keeper != nil {
 			// Under g.mu: a CloseListeners cannot drop it from the keeper before it is kept.
-			g.keeper.KeepSocket(handleKeptName(key), h.keptMeta(), sock.f)
+			if reuse {
+				h.mu.Lock()
+				g.keepSlotSockLocked(h, h.socks[0])
+				h.mu.Unlock()
+			} else {
+				g.keeper.KeepSocket(handleKeptName(key), h.keptMeta(), sock.f)
+			}
 		}
 	}
 	return h, nil
@@ -154,9 +177,12 @@ func (g *Group) CloseListeners() {
 	g.handles = map[string]*handle{}
 	g.mu.Unlock()
 	for _, h := range hs {
+		names := h.keptNames()
 		h.close()
 		if g.keeper != nil {
-			g.keeper.DropSocket(handleKeptName(h.key))
+			for _, name := range names {
+				g.keeper.DropSocket(name)
+			}
 		}
 		g.logf("%s: closed %s", g.app, h.addr)
 	}

@@ -45,9 +45,13 @@ type handle struct {
 	key    string
 	shared bool // the socket is handed to every worker (shared policy, and always UDP)
 	udp    bool
-	sock   *socketFile
-	name   *sockname // what workers see as server.address(); nil for unix paths
-	addr   string    // for humans: "[::]:5000", "/tmp/app.sock"
+	sock   *socketFile // nil for reuseport: see socks
+	// reuse: the reuseport policy (reuseport.go): one listening socket per process slot,
+	// socks, each handed to its slot's worker; ls is how to open one more.
+	reuse bool
+	ls    listenSpec
+	name  *sockname // what workers see as server.address(); nil for unix paths
+	addr  string    // for humans: "[::]:5000", "/tmp/app.sock"
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -60,6 +64,7 @@ type handle struct {
 	ring    []*worker // the round-robin workers, in the order they joined
 	next    int       // where the round-robin scan starts in ring
 	pending []*pendingConn
+	socks   []*slotSock // reuseport only
 	closed  bool
 	dropped uint64 // connections closed because every worker refused them
 }
@@ -98,9 +103,11 @@ func (h *handle) remove(w *worker) {
 	h.removeLocked(w)
 }
 
-// removeLocked takes w off this key: it gets no more connections on it.
+// removeLocked takes w off this key: it gets no more connections on it, and the daemon
+// accepts on a reuseport socket it was the last to listen on.
 func (h *handle) removeLocked(w *worker) {
 	delete(h.workers, w)
+	h.disownLocked(w)
 	i := slices.Index(h.ring, w)
 	if i < 0 {
 		return
@@ -150,25 +157,37 @@ func (h *handle) maxTriesLocked() int {
 
 // acceptLoop accepts connections while at least one worker listens on this key, and pauses
 // (leaving clients in the kernel's backlog) while none does or too many wait.
-func (h *handle) acceptLoop() {
+func (h *handle) acceptLoop() { h.acceptFrom(h.sock, nil) }
+
+// acceptFrom accepts on sock as acceptLoop says, and also pauses while s (a reuseport socket,
+// nil for the key's own socket) has a worker accepting on it directly.
+func (h *handle) acceptFrom(sock *socketFile, s *slotSock) {
 	defer h.g.wg.Done()
 	for {
 		h.mu.Lock()
 		// Accept only what a worker can take at once (see maxPending): while every window is
 		// full, clients wait in the backlog.
-		for !h.closed && (len(h.workers) == 0 || len(h.pending) >= maxPending || h.pickLocked(time.Now()) < 0) {
+		for !h.closed && (s != nil && len(s.owners) > 0 || len(h.workers) == 0 || len(h.pending) >= maxPending || h.pickLocked(time.Now()) < 0) {
 			h.cond.Wait()
 		}
 		if h.closed {
 			h.mu.Unlock()
 			return
 		}
+		if s != nil {
+			// Under h.mu: a worker taking the socket over sets the deadline after this,
+			// which wakes the accept below (reuseport.go).
+			_ = sock.f.SetReadDeadline(time.Time{})
+		}
 		h.mu.Unlock()
 
-		fd, err := h.sock.accept()
+		fd, err := sock.accept()
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // a worker took the socket over: look again
 			}
 			h.mu.Lock()
 			closed := h.closed
@@ -262,9 +281,15 @@ func (h *handle) close() {
 	h.pending = nil
 	h.ring, h.next, h.workers = nil, 0, map[*worker][]time.Time{}
 	h.cond.Broadcast()
+	socks := h.socks
 	h.mu.Unlock()
 	for _, c := range pending {
 		unix.Close(c.fd)
 	}
-	h.sock.close()
+	if h.sock != nil {
+		h.sock.close()
+	}
+	for _, s := range socks {
+		s.sock.close()
+	}
 }

@@ -32,10 +32,48 @@ type handleMeta struct {
 	Name   *sockname       `json:"sockname,omitempty"`
 	Path   string          `json:"path,omitempty"` // unix socket path, removed when the handle closes
 	Data   json.RawMessage `json:"data,omitempty"`
+	// Reuseport sockets (reuseport.go): one entry per socket, Index its place, Slot the
+	// process slot it is handed to (noSlot: none yet).
+	Reuse bool `json:"reuseport,omitempty"`
+	Index int  `json:"index,omitempty"`
+	Slot  int  `json:"slot,omitempty"`
 }
 
 // handleKeptName is the keeper's name of a handle's socket.
 func handleKeptName(key string) string { return "handle:" + key }
+
+// slotSockKeptName is the keeper's name of a reuseport socket of key.
+func slotSockKeptName(key string, index int) string {
+	return fmt.Sprintf("%s#%d", handleKeptName(key), index)
+}
+
+// keptNames are the keeper's names of every socket of h.
+func (h *handle) keptNames() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.reuse {
+		return []string{handleKeptName(h.key)}
+	}
+	out := make([]string, 0, len(h.socks))
+	for _, s := range h.socks {
+		out = append(out, slotSockKeptName(h.key, s.index))
+	}
+	return out
+}
+
+// keepSlotSockLocked hands the keeper s (new, or given to another slot). h.mu held; the
+// keeper is read without g.mu, which KeepWith sets before any worker runs.
+func (g *Group) keepSlotSockLocked(h *handle, s *slotSock) {
+	if g.keeper == nil {
+		return
+	}
+	g.keeper.KeepSocket(slotSockKeptName(h.key, s.index), h.slotMetaLocked(s), s.sock.f)
+}
+
+// slotMetaLocked describes a reuseport socket for the keeper. h.mu held.
+func (h *handle) slotMetaLocked(s *slotSock) handleMeta {
+	return handleMeta{Key: h.key, Addr: h.addr, Name: h.name, Data: h.data, Reuse: true, Index: s.index, Slot: s.slot}
+}
 
 // KeepWith makes the group hand every socket it opens to k (and drop it when it closes it).
 // Set before any worker runs.
@@ -51,6 +89,14 @@ func (g *Group) keepHandle(h *handle) {
 	k := g.keeper
 	g.mu.Unlock()
 	if k == nil {
+		return
+	}
+	if h.reuse {
+		h.mu.Lock()
+		for _, s := range h.socks {
+			g.keepSlotSockLocked(h, s)
+		}
+		h.mu.Unlock()
 		return
 	}
 	k.KeepSocket(handleKeptName(h.key), h.keptMeta(), h.sock.f)
@@ -77,6 +123,9 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
 	}
+	if m.Reuse {
+		return g.restoreSlotSock(m, sock)
+	}
 	h := newHandle(g, m.Key, sock, m.Shared, m.UDP)
 	h.name, h.addr, h.data = m.Name, m.Addr, m.Data
 	g.mu.Lock()
@@ -92,6 +141,35 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 	}
 	g.mu.Unlock()
 	g.logf("%s: %s listener on %s taken over", g.app, g.policy, h.addr)
+	return nil
+}
+
+// restoreSlotSock puts back one reuseport socket of a key (the first one back creates the
+// handle). Its accept loop serves it until the worker of its slot is adopted again.
+func (g *Group) restoreSlotSock(m handleMeta, sock *socketFile) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.handles[m.Key]
+	if h == nil {
+		h = newHandle(g, m.Key, nil, false, false)
+		h.reuse = true
+		h.name, h.addr, h.data = m.Name, m.Addr, m.Data
+		g.handles[m.Key] = h
+		g.logf("%s: %s listener on %s taken over", g.app, g.policy, h.addr)
+	} else if !h.reuse {
+		sock.f.Close()
+		return fmt.Errorf("kept socket %s of %s: key %s is open already", m.Addr, g.app, m.Key)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.socks {
+		if s.index == m.Index {
+			sock.f.Close()
+			return fmt.Errorf("kept socket %s of %s: socket %d of key %s is open already", m.Addr, g.app, m.Index, m.Key)
+		}
+	}
+	s := h.addSlotSockLocked(sock, m.Slot)
+	s.index = m.Index // as the keeper names it: later sockets of this key follow on
 	return nil
 }
 

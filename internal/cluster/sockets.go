@@ -33,6 +33,9 @@ type listenSpec struct {
 	// blocking: the socket is for other processes (socket activation), which expect a
 	// blocking socket, as systemd passes them.
 	blocking bool
+	// reusePort: SO_REUSEPORT, one socket of a group bound to the same address (the
+	// reuseport policy, reuseport.go).
+	reusePort bool
 }
 
 // socketFile is a socket fd owned by the daemon, wrapped in an os.File so that waiting for
@@ -156,6 +159,25 @@ func openListener(ls listenSpec) (*socketFile, error) {
 	return sf, nil
 }
 
+// openReuseGroup opens the first socket of a reuseport group on ls. SO_REUSEPORT lets any
+// socket of the same user join a group, so another program (or another app of this corral)
+// already listening with it on the port would silently share the connections instead of the
+// bind failing. So the port is first bound without SO_REUSEPORT, which fails with EADDRINUSE
+// while anything listens there, as a round-robin key's bind would; then that probe closes and
+// the group's socket takes the port.
+func openReuseGroup(ls listenSpec) (*socketFile, error) {
+	if ls.port != 0 {
+		probe := ls
+		probe.reusePort = false
+		sf, err := openBound(probe)
+		if err != nil {
+			return nil, err
+		}
+		sf.close()
+	}
+	return openListener(ls)
+}
+
 // openBound creates a bound socket that is not listening yet: what the shared policy hands to
 // every worker (each worker calls listen itself, docs/node-cluster-protocol.md §6.3), and the
 // first step of openListener.
@@ -218,6 +240,11 @@ func openInetFamily(ls listenSpec, typ, family int, addr netip.Addr) (*socketFil
 	if typ == unix.SOCK_STREAM || ls.reuseAddr {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return fail("SO_REUSEADDR", err)
+		}
+	}
+	if ls.reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("SO_REUSEPORT", err)
 		}
 	}
 	var sa unix.Sockaddr
@@ -326,4 +353,27 @@ func errnoOf(err error) int {
 		return -int(en)
 	}
 	return -int(unix.EINVAL)
+}
+
+// listenSpecOf reads back how a TCP listening socket was bound: its address, port, family and
+// IPV6_V6ONLY (the reuseport policy opens more sockets like one an earlier daemon made).
+func listenSpecOf(sf *socketFile) (listenSpec, error) {
+	ls := listenSpec{network: "tcp"}
+	name, err := socknameOf(sf)
+	if err != nil {
+		return ls, err
+	}
+	if name == nil {
+		return ls, fmt.Errorf("%s is not an IP socket", sf.f.Name())
+	}
+	ls.address, ls.port = name.Address, name.Port
+	if name.Family == "IPv6" {
+		ls.ip6 = true
+		v6only, err := unix.GetsockoptInt(sf.fd(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		if err != nil {
+			return ls, fmt.Errorf("getsockopt IPV6_V6ONLY: %w", err)
+		}
+		ls.ipv6Only = v6only == 1
+	}
+	return ls, nil
 }

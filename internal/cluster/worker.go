@@ -62,6 +62,9 @@ func (w *worker) Attach(ch *nodeipc.Channel, pid int) {
 	w.attachedOnce.Do(func() { close(w.attached) })
 	if back {
 		for _, h := range resume {
+			if h.reuse {
+				h.resumeOwner(w)
+			}
 			h.add(w)
 		}
 	}
@@ -179,6 +182,10 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	w.mu.Lock()
 	w.handles[h] = true
 	w.mu.Unlock()
+	if h.reuse {
+		w.handOwnSocket(h, base)
+		return
+	}
 	if h.shared {
 		base["errno"] = 0
 		typ := "net.Native"
@@ -208,6 +215,35 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		return
 	}
 	// The reply is queued before any newconn, so the worker knows the key when one arrives.
+	h.add(w)
+	w.ctl.StateChanged()
+}
+
+// handOwnSocket answers a queryServer on a reuseport key (reuseport.go) with the worker's own
+// listening socket: its slot's. It is also in the key's rotation, for the connections the
+// daemon accepts on sockets no worker listens on.
+func (w *worker) handOwnSocket(h *handle, base reply) {
+	s, undo, err := h.takeSlotSock(w, w.g.liveSlots())
+	if err != nil {
+		base["errno"] = errnoOf(err)
+		w.g.logf("%s worker %d: listen on %s failed: %v", w.g.app, w.id, h.addr, err)
+		_ = w.send(base)
+		return
+	}
+	base["errno"] = 0
+	w.mu.Lock()
+	ch := w.ch
+	base["seq"] = w.nextSeqLocked()
+	w.mu.Unlock()
+	if ch == nil {
+		undo()
+		return
+	}
+	if err := ch.SendHandle("net.Native", clusterReply(base), s.sock.fd(), nil); err != nil {
+		undo()
+		w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
+		return
+	}
 	h.add(w)
 	w.ctl.StateChanged()
 }

@@ -93,7 +93,7 @@ func (d *Daemon) adopt() {
 	adopted, notes := 0, []string(nil)
 	for _, ha := range h.Apps {
 		s := ha.Spec.Clone()
-		n, appNotes := d.adoptApp(&s, ha.Procs, runs, exited, sockets[s.Name])
+		n, appNotes := d.adoptApp(&s, ha, runs, exited, sockets[s.Name])
 		delete(sockets, s.Name)
 		for _, hp := range ha.Procs {
 			delete(runs, hp.ID)
@@ -135,12 +135,15 @@ func (d *Daemon) noteStray(stray []string) {
 // adoptApp recreates one app of the hand-over state, with its ids, sockets and processes, and
 // gives each process its runs. It returns how many live runs it took over, and what is worth
 // reporting.
-func (d *Daemon) adoptApp(s *spec.App, procs []handoverProc, runs map[int][]keptRun, exited map[int]syscall.WaitStatus, socks []keeptSocketFile) (int, []string) {
+func (d *Daemon) adoptApp(s *spec.App, ha handoverApp, runs map[int][]keptRun, exited map[int]syscall.WaitStatus, socks []keeptSocketFile) (int, []string) {
+	procs := ha.Procs
 	ids := make([]int, len(procs))
 	for i, hp := range procs {
 		ids[i] = hp.ID
 	}
 	a := d.newApp(s)
+	a.reloads.done.Store(ha.Reloads)
+	a.reloads.failed.Store(ha.ReloadsFailed)
 	if err := d.tbl.insertAdopted(a, ids); err != nil {
 		for _, ks := range socks {
 			ks.f.Close()

@@ -19,9 +19,13 @@ func (d *Daemon) newGroup(s *spec.App) *cluster.Group {
 // rollingReload replaces an app's workers one at a time: each replacement must be ready
 // before its predecessor leaves the rotation, so N-1 workers always serve. The first failure
 // stops the reload there; the workers not yet replaced keep serving. It returns what it did,
-// process by process, for the action's answer. Loop only.
-func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.App) ([]api.ReloadSummary, error) {
+// process by process, for the action's answer. A call with processes to replace is one reload
+// of the app in /metrics, failed if it stopped (docs/metrics.md §3.2). Loop only.
+func (d *Daemon) rollingReload(a *app, procs []*supervisor.Process, next *spec.App) (_ []api.ReloadSummary, err error) {
 	s := a.st.spec
+	if len(procs) > 0 {
+		defer func() { a.reloads.count(err) }()
+	}
 	var done []api.ReloadSummary
 	for i, p := range procs {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))

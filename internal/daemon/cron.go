@@ -30,18 +30,31 @@ func (d *Daemon) cronSchedule(s *spec.App) (cron.Schedule, error) {
 // trigger restarts the processes ids of a (nil: all) for a cron schedule, a watched file or
 // the memory limit: an op like any other, so it never overlaps a reload or a scale of the same
 // app. Called from the cron, watcher and sampler goroutines; it does not wait.
+//
+// Where the app owns its port the processes are replaced by a rolling reload, so a trigger
+// that finds one of them online counts as one reload of the app in /metrics, failed if any
+// replacement failed (docs/metrics.md §3.2); elsewhere it is a restart, counted per process.
 func (d *Daemon) trigger(a *app, ids []int, restart func(ctx context.Context, p *supervisor.Process) error) {
 	a.enqueue(opTrigger, func() error {
+		reload, online := a.st.ownsPort(), false
+		var failed error
 		for _, p := range a.st.procs {
 			if ids != nil && !slices.Contains(ids, p.ID()) {
 				continue
+			}
+			if p.Info().Status == supervisor.StatusOnline {
+				online = true
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout(a.st.spec))
 			err := restart(ctx, p)
 			cancel()
 			if err != nil {
 				d.logf("%s[%d]: %v", a.name, p.ID(), err)
+				failed = err
 			}
+		}
+		if reload && online {
+			a.reloads.count(failed)
 		}
 		return nil
 	})

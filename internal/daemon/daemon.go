@@ -84,6 +84,8 @@ type Daemon struct {
 	conns      connRates
 	// memoryPending: processes with a max_memory_restart restart queued.
 	memoryPending map[int]bool
+	// alerting evaluates the alert rules and notifies (alerts.go).
+	alerting *alerting
 
 	// web is the dashboard's state once the HTTP listener serves it (web.go).
 	web atomic.Pointer[webState]
@@ -92,9 +94,12 @@ type Daemon struct {
 	listener net.Listener
 	server   *http.Server
 	// httpListen is the HTTP listener's address ("" = off) and where it came from; http is
-	// the listener once bound (httplisten.go).
+	// the listener once bound (httplisten.go). httpMu guards the three and httpClosed once
+	// Run starts: `corral set http.listen` rebinds the listener while the daemon runs.
+	httpMu                 sync.Mutex
 	httpListen, httpSource string
 	http                   *httpListener
+	httpClosed             bool
 	// apiReadTimeout is how long a request may take to arrive (apiReadTimeout; tests shorten it).
 	apiReadTimeout time.Duration
 
@@ -196,6 +201,7 @@ func New(opt Options) (*Daemon, error) {
 	if exe, err := os.Executable(); err == nil {
 		d.exe = exe
 	}
+	d.alerting = newAlerting(d)
 	if d.keeper, err = keeper.FromEnv(); err != nil {
 		d.logf("running without a keeper: %v", err)
 	}
@@ -286,6 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	close(d.ready)
 
 	d.cron.Start()
+	d.seedAlerts()
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); d.sampleLoop() }()
 
@@ -346,10 +353,12 @@ loop:
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
+	d.alerting.notifier.Close()
+	_ = os.Remove(d.alerting.statePath) // the apps are stopped: nothing fires for the next daemon
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = d.server.Shutdown(shutdownCtx)
-	d.http.close()
+	d.closeHTTP()
 	_ = os.Remove(d.paths.Socket)
 	_ = os.Remove(d.paths.PidFile)
 	d.logf("corral daemon stopped")
@@ -376,6 +385,7 @@ func (d *Daemon) reopenLogs() {
 func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+	d.recordAlertEvent(ev)
 	if eventChangesTable(ev.Kind) {
 		d.handoverChanged()
 	}
@@ -455,6 +465,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.accumulateCPU(byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
+	d.evaluateAlerts(byID, now)
 	d.webSample(now)
 }
 

@@ -68,12 +68,22 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/update", jsonHandler(func(r *http.Request, req api.UpdateRequest) (api.UpdateResponse, error) {
 		return d.Upgrade(r.Context(), req)
 	}))
+	mux.HandleFunc("POST "+p+"/http/listen", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := d.ApplyHTTPListen()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
 	mux.HandleFunc("POST "+p+"/logs/flush", jsonHandler(func(r *http.Request, req api.ActionRequest) (api.FlushResponse, error) {
 		return d.Flush(req.Targets)
 	}))
 	mux.HandleFunc("POST "+p+"/logs/reopen", d.handleReopen)
 	mux.HandleFunc("GET "+p+"/logs", d.handleLogs)
 	mux.HandleFunc("GET "+p+"/events", d.handleEvents)
+	mux.HandleFunc("GET "+p+"/alerts", d.handleAlerts)
+	mux.HandleFunc("POST "+p+"/alerts/test", d.handleAlertsTest)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderVersion, buildinfo.Version)
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)

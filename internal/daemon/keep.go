@@ -42,6 +42,10 @@ type handover struct {
 type handoverApp struct {
 	Spec  spec.App       `json:"spec"`
 	Procs []handoverProc `json:"procs"`
+	// Reloads and ReloadsFailed are the app's reload counts (/metrics). Optional fields, so
+	// hand-over version 1 still reads both ways: a daemon without them starts from 0.
+	Reloads       uint64 `json:"reloads,omitempty"`
+	ReloadsFailed uint64 `json:"reloads_failed,omitempty"`
 }
 
 type handoverProc struct {
@@ -105,7 +109,7 @@ func (d *Daemon) saveHandover() {
 	h := handover{Version: handoverVersion, Corral: buildinfo.Version, Written: time.Now().UTC()}
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
-		ha := handoverApp{Spec: *v.spec}
+		ha := handoverApp{Spec: *v.spec, Reloads: a.reloads.done.Load(), ReloadsFailed: a.reloads.failed.Load()}
 		var stats map[int]cluster.Stats
 		if v.group != nil {
 			stats = v.group.Stats()

@@ -74,6 +74,7 @@ type keptDaemon struct {
 	exited      chan struct{} // closed once the keeper has exited (exitErr is then set)
 	exitErr     error
 	log         string // the keeper's and its daemons' stderr: race reports land there
+	metrics     string // the daemons' HTTP listener (CORRAL_HTTP_LISTEN): each binds it in turn
 }
 
 func startKept(t *testing.T) *keptDaemon {
@@ -87,14 +88,14 @@ func startKept(t *testing.T) *keptDaemon {
 		t.Fatal(err)
 	}
 	kd := &keptDaemon{testDaemon: &testDaemon{t: t, home: h, dir: t.TempDir(), cl: api.NewClient(home.At(h).Socket)},
-		log: filepath.Join(h, "stderr.log"), exited: make(chan struct{})}
+		log: filepath.Join(h, "stderr.log"), exited: make(chan struct{}), metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	logFile, err := os.Create(kd.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
 	kd.keeper = exec.Command(self, "keeper")
-	kd.keeper.Env = append(os.Environ(), "CORRAL_HOME="+h, markerVar+"="+h, "GORACE=atexit_sleep_ms=0")
+	kd.keeper.Env = append(os.Environ(), "CORRAL_HOME="+h, markerVar+"="+h, "GORACE=atexit_sleep_ms=0", "CORRAL_HTTP_LISTEN="+kd.metrics)
 	kd.keeper.Stdout, kd.keeper.Stderr = logFile, logFile
 	kd.keeper.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := kd.keeper.Start(); err != nil {
@@ -136,6 +137,16 @@ func (kd *keptDaemon) waitDaemon(not int) api.Version {
 		return err == nil && v.PID != not
 	})
 	return v
+}
+
+// reloads is app's corral_app_reloads_total as the daemon now running serves it.
+func (kd *keptDaemon) reloads(app string) float64 {
+	kd.t.Helper()
+	v := value(parseText(kd.t, must(scrape(kd.t, kd.metrics, ""))), "corral_app_reloads_total", map[string]string{"app": app})
+	if v == nil {
+		kd.t.Fatalf("no corral_app_reloads_total for %s", app)
+	}
+	return *v
 }
 
 // pids returns each process id's pid.
@@ -247,6 +258,10 @@ func TestKeptDaemonSurvives(t *testing.T) {
 	if got := pidsByID(kd.list()); got[1] != before[1] || got[2] != before[2] {
 		t.Fatalf("the others changed: %v, before %v", got, before)
 	}
+	// The app's reload count came over with it (the hand-over state).
+	if n := kd.reloads("web"); n != 1 {
+		t.Errorf("corral_app_reloads_total{app=web} = %v after a reload and a takeover, want 1", n)
+	}
 
 	// A hot upgrade, to this same binary: nothing restarts.
 	self, _ := os.Executable()
@@ -262,6 +277,9 @@ func TestKeptDaemonSurvives(t *testing.T) {
 		t.Fatalf("pids after the update %v, before %v", got, keep)
 	}
 	served()
+	if n := kd.reloads("web"); n != 1 {
+		t.Errorf("corral_app_reloads_total{app=web} = %v after the update, want 1", n)
+	}
 
 	// An update to something that is not corral changes nothing.
 	if _, err := kd.cl.Update(context.Background(), api.UpdateRequest{Binary: "/bin/true"}); statusCode(err) != http.StatusConflict {

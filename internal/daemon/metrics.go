@@ -146,6 +146,10 @@ func (d *Daemon) gather() []*family {
 		help: "Process slots the app keeps (its instances, after scaling)."}
 	online := &family{name: "corral_app_instances_online", typ: gauge,
 		help: "Processes of the app that are online."}
+	reloads := &family{name: "corral_app_reloads_total", typ: counter,
+		help: "Rolling reloads of the app (reload, restart or start of an app that owns its port, a changed ecosystem file, watch, cron_restart, max_memory_restart), failed ones included."}
+	reloadsFailed := &family{name: "corral_app_reloads_failed_total", typ: counter,
+		help: "Rolling reloads of the app that stopped because a replacement did not become ready (the old workers kept serving)."}
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
 		if v == nil || v.spec == nil {
@@ -203,9 +207,12 @@ func (d *Daemon) gather() []*family {
 		}
 		desired.add(float64(len(v.procs)), "app", name)
 		online.add(float64(up), "app", name)
+		reloads.add(float64(a.reloads.done.Load()), "app", name)
+		reloadsFailed.add(float64(a.reloads.failed.Load()), "app", name)
 	}
 	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight,
-		&pf.requests, &pf.duration, &pf.loopP99, &pf.heapUsed, desired, online}
+		&pf.requests, &pf.duration, &pf.loopP99, &pf.heapUsed, desired, online, reloads, reloadsFailed}
+	out = append(out, d.alertFamilies()...)
 	return append(out, d.selfFamilies()...)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
+	"github.com/corral-pm/corral/internal/settings"
 	cortest "github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -342,5 +344,182 @@ func TestMetricsClusterConnections(t *testing.T) {
 	if !strings.Contains(om, "# TYPE corral_process_request_duration_seconds histogram\n") ||
 		!strings.Contains(om, `le="+Inf"}`) || !strings.HasSuffix(om, "# EOF\n") {
 		t.Errorf("OpenMetrics exposition without the request histogram:\n%s", om)
+	}
+}
+
+// TestMetricsReloads: every rolling reload of a cluster app counts once per app, a restart of
+// it too (the rolling path), and a watch trigger; one whose replacement never becomes ready
+// counts as failed; a fork-mode app's restarts are not reloads.
+func TestMetricsReloads(t *testing.T) {
+	td := metricsDaemon(t)
+	port := freePort(t)
+	app := td.nodeServer("web", port)
+	app.Instances = 2
+	app.ListenTimeout = 1500
+	watched := t.TempDir()
+	app.Watch = []string{watched}
+	app.WatchDelay = 100
+	td.mustStart(app, td.sleeper("fork"))
+	td.waitStatus("web", 2, "online")
+	td.waitStatus("fork", 1, "online")
+	addr := td.d.HTTPAddr()
+	reloads := func(app string) (done, failed float64) {
+		t.Helper()
+		f := parseText(t, must(scrape(t, addr, "")))
+		d := value(f, "corral_app_reloads_total", map[string]string{"app": app})
+		x := value(f, "corral_app_reloads_failed_total", map[string]string{"app": app})
+		if d == nil || x == nil {
+			t.Fatalf("no reload series for %s", app)
+		}
+		return *d, *x
+	}
+	if d, x := reloads("web"); d != 0 || x != 0 {
+		t.Fatalf("before any reload: %v reloads, %v failed", d, x)
+	}
+	for _, action := range []api.Action{api.ActionReload, api.ActionRestart} {
+		if resp, err := td.act(action, "web"); err != nil || len(resp.Errors) > 0 {
+			t.Fatalf("%s: %v %v", action, err, resp.Errors)
+		}
+	}
+	if _, err := td.act(api.ActionRestart, "fork"); err != nil {
+		t.Fatal(err)
+	}
+	td.waitStatus("fork", 1, "online")
+	if d, x := reloads("web"); d != 2 || x != 0 {
+		t.Errorf("after a reload and a restart: %v reloads, %v failed; want 2, 0", d, x)
+	}
+	if d, x := reloads("fork"); d != 0 || x != 0 {
+		t.Errorf("a fork-mode restart counted as a reload: %v, %v failed", d, x)
+	}
+
+	// A watched file changes: the trigger replaces both workers, one reload.
+	if err := os.WriteFile(filepath.Join(watched, "changed.js"), []byte("//"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cortest.WaitFor(t, "the watch trigger counted as a reload", 30*time.Second, func() bool {
+		d, x := reloads("web")
+		return d == 3 && x == 0
+	})
+	td.waitStatus("web", 2, "online")
+
+	// The script now never listens: the first replacement is not ready in listen_timeout, the
+	// reload stops there and the old workers keep serving.
+	if err := os.WriteFile(app.Script, []byte(`setInterval(() => {}, 1000)`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := td.act(api.ActionReload, "web")
+	if err != nil || len(resp.Errors) == 0 {
+		t.Fatalf("reload to a script that never listens: %v %v, want an error", err, resp.Errors)
+	}
+	if d, x := reloads("web"); d != 4 || x != 1 {
+		t.Errorf("after a failed reload: %v reloads, %v failed; want 4, 1", d, x)
+	}
+	if !portOpen(port) {
+		t.Error("the port closed after a failed reload")
+	}
+}
+
+// metricsAnswer reports whether /metrics answers on addr.
+func metricsAnswer(addr string) bool {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// TestHTTPListenerRebind: the daemon applies the http.listen setting while it runs (POST
+// /v1/http/listen): it opens the listener, moves it, keeps the old one when the new address
+// is taken (the error names the address and the fix), and closes it on unset.
+func TestHTTPListenerRebind(t *testing.T) {
+	t.Setenv(settings.EnvHTTPListen, "")
+	os.Unsetenv(settings.EnvHTTPListen) // restored by Setenv's cleanup
+	td := newTestDaemon(t, nil)
+	if addr := td.d.HTTPAddr(); addr != "" {
+		t.Fatalf("HTTP listener on %s without being asked", addr)
+	}
+	apply := func(value string) (api.HTTPListenResponse, error) {
+		t.Helper()
+		values := map[string]string{}
+		if value != "" {
+			values[settings.HTTPListen] = value
+		}
+		if err := settings.Save(td.d.paths.Settings, values); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return td.cl.ApplyHTTPListen(ctx)
+	}
+
+	resp, err := apply("127.0.0.1:0")
+	if err != nil || !resp.Changed || resp.Address == "" || resp.Address != td.d.HTTPAddr() || resp.Source != "setting http.listen" {
+		t.Fatalf("open: %+v %v (bound %q)", resp, err, td.d.HTTPAddr())
+	}
+	first := resp.Address
+	if !metricsAnswer(first) {
+		t.Fatalf("no /metrics on %s", first)
+	}
+	// The same setting again changes nothing (the port 0 picked stays).
+	if resp, err := apply("127.0.0.1:0"); err != nil || resp.Changed || resp.Address != first {
+		t.Errorf("the same setting again: %+v %v, want unchanged on %s", resp, err, first)
+	}
+
+	second := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	resp, err = apply(second)
+	if err != nil || !resp.Changed || resp.Address != second {
+		t.Fatalf("move to %s: %+v %v", second, resp, err)
+	}
+	if !metricsAnswer(second) || metricsAnswer(first) {
+		t.Errorf("after the move: /metrics on %s %v, on %s %v; want only the new one", second, metricsAnswer(second), first, metricsAnswer(first))
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, err = apply(busy.Addr().String())
+	if statusCode(err) != http.StatusConflict || !strings.Contains(err.Error(), busy.Addr().String()) ||
+		!strings.Contains(err.Error(), "corral set http.listen") || !strings.Contains(err.Error(), "keeps serving /metrics on "+second) {
+		t.Errorf("move to a busy address: %v, want a conflict naming it, the fix and the address kept", err)
+	}
+	if td.d.HTTPAddr() != second || !metricsAnswer(second) {
+		t.Errorf("after a failed move the listener is on %q, want %s still serving", td.d.HTTPAddr(), second)
+	}
+
+	if resp, err := apply("not-an-address"); statusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "corral unset http.listen") {
+		t.Errorf("a bad address in the file: %+v %v, want a bad request naming the fix", resp, err)
+	}
+
+	resp, err = apply("")
+	if err != nil || !resp.Changed || resp.Address != "" || td.d.HTTPAddr() != "" {
+		t.Fatalf("unset: %+v %v", resp, err)
+	}
+	if metricsAnswer(second) {
+		t.Errorf("/metrics still answers on %s after unset", second)
+	}
+}
+
+// TestHTTPListenerEnvWins: an address CORRAL_HTTP_LISTEN gave the daemon at start is kept when
+// the setting changes, and the answer says why.
+func TestHTTPListenerEnvWins(t *testing.T) {
+	t.Setenv(settings.EnvHTTPListen, "127.0.0.1:0")
+	td := newTestDaemon(t, nil)
+	bound := td.d.HTTPAddr()
+	if bound == "" {
+		t.Fatal("CORRAL_HTTP_LISTEN not applied at start")
+	}
+	if err := settings.Save(td.d.paths.Settings, map[string]string{settings.HTTPListen: fmt.Sprintf("127.0.0.1:%d", freePort(t))}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := td.cl.ApplyHTTPListen(context.Background())
+	if err != nil || resp.Changed || resp.Source != settings.EnvHTTPListen || resp.Address != bound || resp.Configured != "127.0.0.1:0" {
+		t.Errorf("apply under CORRAL_HTTP_LISTEN: %+v %v, want unchanged on %s from the variable", resp, err, bound)
+	}
+	if !metricsAnswer(bound) {
+		t.Errorf("/metrics no longer answers on %s", bound)
 	}
 }

@@ -37,6 +37,9 @@ type app struct {
 	view  atomic.Pointer[appView]
 	// settlePending is set while a settle op is queued, so a burst of exits queues one.
 	settlePending atomic.Bool
+	// reloads counts the app's rolling reloads for /metrics (docs/metrics.md §3.2): written
+	// by its ops, read by scrapes and the hand-over state, so it lives outside st.
+	reloads reloadCounter
 
 	// st is owned by the loop: only ops touch it.
 	st appState
@@ -75,6 +78,22 @@ func (a *app) publish() {
 		version: a.st.version,
 		group:   a.st.group,
 	})
+}
+
+// reloadCounter counts an app's rolling reloads (docs/metrics.md §3.2): done counts every
+// reload that ran, failed those that stopped at a worker whose replacement did not become
+// ready. The counts live as long as the app and pass to the next daemon in the hand-over
+// state, as the processes' restart counts do.
+type reloadCounter struct {
+	done, failed atomic.Uint64
+}
+
+// count records one reload and whether it failed.
+func (r *reloadCounter) count(err error) {
+	r.done.Add(1)
+	if err != nil {
+		r.failed.Add(1)
+	}
 }
 
 // snapshot is the app as last published.

@@ -82,7 +82,7 @@ func (d *Daemon) leaveForUpgrade() error {
 	d.cron.Stop()
 	d.saveHandover()
 	// The next daemon binds the same HTTP address: free it first.
-	d.http.close()
+	d.closeHTTP()
 	if err := d.keeper.UpgradeTo(d.upgradeTo); err != nil {
 		d.logf("cannot ask the keeper for the upgrade: %v", err)
 	}

@@ -27,11 +27,10 @@ const webPath = "/web/"
 
 // webState is the dashboard's part of the daemon, made when the listener's routes are.
 type webState struct {
-	guard   *web.Guard
-	token   string
-	err     error // why the token could not be read: the API then answers 503
-	hist    *web.History
-	control http.Handler // the control API, asked for /v1/alerts when an alerts engine exists
+	guard *web.Guard
+	token string
+	err   error // why the token could not be read: the API then answers 503
+	hist  *web.History
 	// exposedWarned: the daemon log has said that the dashboard answers on a non-loopback
 	// address (said once, at the first such request).
 	exposedWarned atomic.Bool
@@ -96,12 +95,11 @@ func (d *Daemon) webInit() *webState {
 		tok = "" // the guard refuses every request when there is no token
 	}
 	ws := &webState{
-		token:   tok,
-		err:     err,
-		guard:   web.NewGuard(tok),
-		hist:    web.NewHistory(d.interval),
-		control: d.routes(),
-		tick:    make(chan struct{}),
+		token: tok,
+		err:   err,
+		guard: web.NewGuard(tok),
+		hist:  web.NewHistory(d.interval),
+		tick:  make(chan struct{}),
 	}
 	if !d.web.CompareAndSwap(nil, ws) {
 		return d.web.Load()
@@ -281,47 +279,10 @@ func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
 	d.handleLogs(newStreamWriter(w), r)
 }
 
-// webAlerts answers with the alerts engine's GET /v1/alerts when this daemon has one, and
-// {"engine": false} when it has not (the page then says so).
+// webAlerts is GET /v1/alerts for the page: firing and recent alerts, and the sinks' counters
+// (their targets' secret parts masked, as the CLI shows them).
 func (d *Daemon) webAlerts(w http.ResponseWriter, r *http.Request) {
-	ws := d.web.Load()
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, api.Prefix+"/alerts", http.NoBody)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	ws.control.ServeHTTP(rec, req)
-	if rec.status == http.StatusNotFound || rec.status == http.StatusMethodNotAllowed {
-		writeJSON(w, http.StatusOK, map[string]any{"engine": false})
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(rec.status)
-	_, _ = w.Write(rec.body.Bytes())
-}
-
-// recorder is an in-memory ResponseWriter for one answer of the control API (net/http/httptest
-// would register a command-line flag in every corral command).
-type recorder struct {
-	header http.Header
-	status int
-	wrote  bool
-	body   bytes.Buffer
-}
-
-func (rc *recorder) Header() http.Header { return rc.header }
-func (rc *recorder) WriteHeader(s int) {
-	if !rc.wrote {
-		rc.status, rc.wrote = s, true
-	}
-}
-func (rc *recorder) Write(b []byte) (int, error) {
-	rc.WriteHeader(http.StatusOK)
-	if rc.body.Len()+len(b) > 4<<20 {
-		return 0, fmt.Errorf("alerts answer over 4 MiB")
-	}
-	return rc.body.Write(b)
+	writeJSON(w, http.StatusOK, d.Alerts())
 }
 
 // WebActionRequest is the body of the page's actions.

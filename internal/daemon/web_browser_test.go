@@ -348,9 +348,8 @@ func TestWebBrowserDashboard(t *testing.T) {
 	waitJS(t, ctx, "three workers online again, and no Start button", 60*time.Second,
 		`document.querySelectorAll('[data-app="web"] tr[data-id][data-status="online"]').length === 3 && document.querySelector('button[data-action="start"][data-app="web"]').hidden`)
 
-	// No alerts engine in this daemon: the section says so. (A crash-looping app's alert is
-	// for when the alerts engine exists.)
-	waitJS(t, ctx, "the alerts section", 10*time.Second, `!!document.getElementById('no-alerts-engine')`)
+	// Nothing fires for a healthy app (TestWebBrowserCrashLoopAlert shows one that does).
+	waitJS(t, ctx, "the alerts section", 10*time.Second, `!!document.getElementById('alerts-none')`)
 	// The log tail shows the daemon's lines about the reload.
 	waitJS(t, ctx, "the log tail", 20*time.Second, `document.getElementById('logs').textContent.includes('web[')`)
 	// Its filter keeps the matching lines only.
@@ -381,21 +380,17 @@ func TestWebBrowserDashboard(t *testing.T) {
 	screenshot(t, ctx, "reloaded")
 }
 
-// TestWebBrowserCrashLoopAlert: a crash-looping app's alert appears on the page. It needs the
-// alerts engine (GET /v1/alerts, built apart from the dashboard): until this daemon has one,
-// the test skips and says so.
+// TestWebBrowserCrashLoopAlert: a crash-looping app's alert (the default crash_rate rule)
+// appears on the page as firing.
 func TestWebBrowserCrashLoopAlert(t *testing.T) {
-	td, tok := webDaemon(t)
-	if code, body := webDo(t, td, "GET", "/web/api/alerts", tok, ""); code != 200 || strings.Contains(body, `"engine":false`) {
-		t.Skipf("no alerts engine in this daemon (GET /web/api/alerts: %d %s): the crash-loop alert test runs once there is one", code, strings.TrimSpace(body))
-	}
 	ctx := newBrowser(t)
+	td, tok := webDaemon(t)
 	app := td.app("crashy", td.script("crashy.sh", "exit 1"))
 	app.RestartDelay = 100
 	td.mustStart(app)
 	do(t, ctx, "open the dashboard", chromedp.Navigate("http://"+td.d.HTTPAddr()+"/web/#token="+tok))
 	waitJS(t, ctx, "a firing alert for the crash-looping app", 90*time.Second,
-		`!!document.querySelector('#alerts-firing li[data-app="crashy"][data-state="firing"]')`)
+		`!!document.querySelector('#alerts-firing li[data-app="crashy"][data-rule="crash_rate"][data-state="firing"]')`)
 	screenshot(t, ctx, "alert")
 }
 

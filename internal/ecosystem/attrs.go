@@ -57,6 +57,7 @@ var attributes = []attribute{
 	{name: "log_retain"},
 	{name: "sched_policy"},
 	{name: "listen"},
+	{name: "alerts"},
 }
 
 // unsupportedPM2 are PM2 attributes corral knowingly does not implement: they get a warning of

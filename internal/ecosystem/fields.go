@@ -288,8 +288,9 @@ func asSchedPolicy(v any) (string, error) {
 		return "", err
 	}
 	switch p := strings.ToLower(strings.TrimSpace(s)); p {
-	case spec.PolicyRoundRobin, spec.PolicyShared:
+	case spec.PolicyRoundRobin, spec.PolicyShared, spec.PolicyReuseport:
 		return p, nil
 	}
-	return "", fmt.Errorf("%q is not a policy: use %q (round-robin hand-off) or %q (shared listening socket)", s, spec.PolicyRoundRobin, spec.PolicyShared)
+	return "", fmt.Errorf("%q is not a policy: use %q (round-robin hand-off), %q (one listening socket per worker) or %q (shared listening socket)",
+		s, spec.PolicyRoundRobin, spec.PolicyReuseport, spec.PolicyShared)
 }

@@ -55,6 +55,10 @@ type Options struct {
 	DaemonArgs []string
 	FirstArgs  []string
 	Logf       func(format string, args ...any)
+	// Output, when set, opens the daemon's stdout and stderr afresh for each start (the
+	// daemon log at its path, which rotation may have moved since the keeper started); nil
+	// passes on the keeper's own. The keeper closes what it returns once the daemon has it.
+	Output func() (*os.File, error)
 	// ResumeFD, when above 0, is the memfd holding the state of the keeper image that
 	// re-executed this one (a hot upgrade): Run resumes from it instead of starting afresh.
 	ResumeFD int
@@ -324,6 +328,16 @@ func (k *keeper) spawn(first bool) error {
 		return err
 	}
 	defer devnull.Close()
+	out := []uintptr{1, 2}
+	if k.opts.Output != nil {
+		f, err := k.opts.Output()
+		if err != nil {
+			k.logf("the daemon's output goes to the keeper's: %v", err)
+		} else {
+			defer f.Close()
+			out = []uintptr{f.Fd(), f.Fd()}
+		}
+	}
 	args := append([]string{k.exe}, k.opts.DaemonArgs...)
 	if first {
 		args = append(args, k.opts.FirstArgs...)
@@ -332,7 +346,7 @@ func (k *keeper) spawn(first bool) error {
 	// daemon as well as orphans, and no second waiter may race it.
 	pid, err := syscall.ForkExec(k.exe, args, &syscall.ProcAttr{
 		Env:   daemonEnv(),
-		Files: []uintptr{devnull.Fd(), 1, 2, theirs.Fd()},
+		Files: []uintptr{devnull.Fd(), out[0], out[1], theirs.Fd()},
 	})
 	if err != nil {
 		conn.Close()

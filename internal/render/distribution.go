@@ -72,8 +72,14 @@ func Distribution(procs []api.Process, o Options) string {
 	header := []string{"id", "name", "pid", "worker", "listening", "connections", "share", "conn/s", "requests", "req share", "req/s", "p50", "p99", "5xx", "refused", "in flight"}
 	title := " Connection distribution (handed off by corral, round-robin; requests counted in the workers)\n"
 	for _, p := range procs {
-		if p.Cluster != nil && p.App.SchedPolicy == "shared" {
+		if p.Cluster == nil {
+			continue
+		}
+		switch p.App.SchedPolicy {
+		case "shared":
 			title = " Connection distribution (sched_policy shared: the kernel picks the worker, corral hands off nothing)\n"
+		case "reuseport":
+			title = " Request distribution (sched_policy reuseport: each worker accepts on its own socket, the kernel spreads connections; requests counted in the workers, connections only those corral handed over)\n"
 		}
 	}
 	return title + box(o, header, rows)

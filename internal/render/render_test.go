@@ -506,3 +506,20 @@ func TestDaemonLine(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitGolden: monit's table, with and without cluster workers; a worker that has
+// reported requests shows its rate, one that has not shows "-".
+func TestMonitGolden(t *testing.T) {
+	procs := fixtures()
+	out := goldenPair(t, "monit", func(o Options) string { return Monit(procs, o) })
+	for _, want := range []string{"│ req/s │", "│ 312.2 ", "│ 100.0%    │ 49ms │ 12  │"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("monit lacks %q:\n%s", want, out)
+		}
+	}
+	forkOnly := Monit([]api.Process{procs[0], procs[3]}, Options{Now: now})
+	if strings.Contains(forkOnly, "req/s") || strings.Contains(forkOnly, "conns") {
+		t.Errorf("monit without cluster workers has their columns:\n%s", forkOnly)
+	}
+	checkAligned(t, forkOnly)
+}

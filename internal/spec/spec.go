@@ -29,6 +29,9 @@ const (
 const (
 	PolicyRoundRobin = "rr"
 	PolicyShared     = "shared"
+	// PolicyReuseport: one SO_REUSEPORT listening socket per worker, all held by the daemon
+	// (issue 12; docs/node-cluster-protocol.md §6.6).
+	PolicyReuseport = "reuseport"
 )
 
 // Defaults, PM2's unless a comment says otherwise.
@@ -118,6 +121,9 @@ type App struct {
 	LogDateFormat string `json:"log_date_format,omitempty"` // dayjs-style, as PM2
 	LogMaxSize    int64  `json:"log_max_size"`
 	LogRetain     int    `json:"log_retain"`
+
+	// Alerts are the app's alert rules (package alerts); nil means the defaults.
+	Alerts *Alerts `json:"alerts,omitempty"`
 
 	// Source is the ecosystem file the app came from, if any.
 	Source string `json:"source,omitempty"`
@@ -211,6 +217,7 @@ func (a App) Clone() App {
 	a.Listen = cloneSlice(a.Listen)
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
+	a.Alerts = a.Alerts.Clone()
 	return a
 }
 
@@ -251,8 +258,10 @@ func (a *App) Validate() error {
 	case a.KillTimeout < 0 || a.ListenTimeout < 0 || a.MinUptime < 0 || a.RestartDelay < 0:
 		return fmt.Errorf("app %q: negative durations are not allowed", a.Name)
 	}
-	if a.SchedPolicy != "" && a.SchedPolicy != PolicyRoundRobin && a.SchedPolicy != PolicyShared {
-		return fmt.Errorf("app %q: sched_policy %q is neither %q nor %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared)
+	switch a.SchedPolicy {
+	case "", PolicyRoundRobin, PolicyShared, PolicyReuseport:
+	default:
+		return fmt.Errorf("app %q: sched_policy %q is not %q, %q or %q", a.Name, a.SchedPolicy, PolicyRoundRobin, PolicyShared, PolicyReuseport)
 	}
 	return nil
 }

@@ -31,6 +31,12 @@ func (httpScenario) Describe() string {
 	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
 }
 
+// corralReuseport is corral with sched_policy reuseport, a contender of the http scenario.
+const corralReuseport = "corral reuseport"
+
+// nodeClusterShared is Node's own primary with its shared-socket policy (SCHED_NONE).
+const nodeClusterShared = "node-cluster shared"
+
 // nodeClusterName is the contender that is Node's own cluster primary, no manager.
 const nodeClusterName = "node-cluster"
 
@@ -98,10 +104,23 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		makers = append(makers, maker{t.Name, func(label string) httpServer {
 			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label}
 		}})
+		if t.Name == Baseline {
+			// corral's other TCP policy: a listening socket per worker (issue 12).
+			makers = append(makers, maker{corralReuseport, func(label string) httpServer {
+				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
+					args: []string{"--sched-policy", "reuseport"}}
+			}})
+		}
 	}
 	if b.NodeCluster {
 		makers = append(makers, maker{nodeClusterName, func(label string) httpServer {
 			return &nodeServer{b: b, dir: dir, port: port, label: label}
+		}})
+		// Node's other policy: one shared socket, each worker accepting on it (SCHED_NONE),
+		// the fastest and least fair way to share a port.
+		makers = append(makers, maker{nodeClusterShared, func(label string) httpServer {
+			return &nodeServer{b: b, dir: dir, port: port, label: label, name: nodeClusterShared,
+				env: []string{"NODE_CLUSTER_SCHED_POLICY=none"}}
 		}})
 	}
 	var order []string
@@ -399,10 +418,26 @@ type toolServer struct {
 	port  int
 	label string
 	env   []string // more of the app's environment (the requests scenario's switch)
+	name  string   // the contender's name when not the tool's (a variant of it)
+	args  []string // more arguments of start (the variant)
+	n     int      // workers; 0 means 2
 	in    *Instance
 }
 
-func (s *toolServer) Name() string    { return s.tool.Name }
+// workers is how many workers the app runs with.
+func (s *toolServer) workers() int {
+	if s.n > 0 {
+		return s.n
+	}
+	return 2
+}
+
+func (s *toolServer) Name() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.tool.Name
+}
 func (s *toolServer) CanReload() bool { return true }
 
 func (s *toolServer) Start(ctx context.Context) error {
@@ -413,10 +448,10 @@ func (s *toolServer) Start(ctx context.Context) error {
 	s.in = in
 	in.Dir = s.dir
 	in.Env = append([]string{"PORT=" + strconv.Itoa(s.port)}, s.env...)
-	if _, err := in.Time(ctx, "start", "app.js", "-i", "2", "--name", "app"); err != nil {
+	if _, err := in.Time(ctx, append([]string{"start", "app.js", "-i", strconv.Itoa(s.workers()), "--name", "app"}, s.args...)...); err != nil {
 		return err
 	}
-	if _, err := in.WaitOnline(ctx, 2, 60*time.Second); err != nil {
+	if _, err := in.WaitOnline(ctx, s.workers(), 60*time.Second); err != nil {
 		return err
 	}
 	if err := waitServing(ctx, "127.0.0.1:"+strconv.Itoa(s.port), 3, 30*time.Second); err != nil {
@@ -428,7 +463,7 @@ func (s *toolServer) Start(ctx context.Context) error {
 func (s *toolServer) PrimaryPID() (int, error) { return s.in.DaemonPID() }
 
 func (s *toolServer) WorkerPIDs(ctx context.Context) ([]int, error) {
-	procs, err := s.in.WaitOnline(ctx, 2, 30*time.Second)
+	procs, err := s.in.WaitOnline(ctx, s.workers(), 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -458,6 +493,8 @@ type nodeServer struct {
 	dir   string
 	port  int
 	label string
+	name  string   // the contender's name when not nodeClusterName (a variant)
+	env   []string // more of the primary's environment (the variant's policy)
 
 	cmd     *exec.Cmd
 	marker  string
@@ -466,14 +503,19 @@ type nodeServer struct {
 	stopErr error
 }
 
-func (s *nodeServer) Name() string    { return nodeClusterName }
+func (s *nodeServer) Name() string {
+	if s.name != "" {
+		return s.name
+	}
+	return nodeClusterName
+}
 func (s *nodeServer) CanReload() bool { return false }
 func (s *nodeServer) Reload(context.Context) error {
 	return errors.New("Node's cluster primary has no reload")
 }
 
 func (s *nodeServer) Start(ctx context.Context) error {
-	s.marker = filepath.Join(s.b.Work, nodeClusterName+"-"+s.label)
+	s.marker = filepath.Join(s.b.Work, strings.ReplaceAll(s.Name(), " ", "-")+"-"+s.label)
 	if err := os.Mkdir(s.marker, 0o700); err != nil {
 		return err
 	}
@@ -484,7 +526,7 @@ func (s *nodeServer) Start(ctx context.Context) error {
 	defer logf.Close() // the child has its own copy
 	cmd := exec.Command("node", "primary.js")
 	cmd.Dir = s.dir
-	cmd.Env = append(baseEnviron(), "PORT="+strconv.Itoa(s.port), nodeMarkerVar+"="+s.marker)
+	cmd.Env = append(append(baseEnviron(), "PORT="+strconv.Itoa(s.port), nodeMarkerVar+"="+s.marker), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A session of its own, as a service runs (systemd starts each in its own session), and as
 	// PM2's and corral's daemons are: not the bench's, where the load generator runs.

@@ -147,6 +147,13 @@ type Proc struct {
 	PMEnv struct {
 		Status      string `json:"status"`
 		RestartTime int    `json:"restart_time"`
+		// Corral is corral's own part of jlist: a cluster worker's counts (nil under PM2).
+		Corral *struct {
+			Cluster *struct {
+				Requests    uint64 `json:"requests"`
+				Connections uint64 `json:"connections"`
+			} `json:"cluster"`
+		} `json:"corral,omitempty"`
 	} `json:"pm2_env"`
 }
 

@@ -20,7 +20,6 @@ const S = {
   streamCtl: null,
   paused: false,
   pauseTimer: 0,
-  alertsEngine: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -280,7 +279,7 @@ function onEvent(ev) {
   while (list.children.length > EVENT_KEEP) list.lastChild.remove();
 
   // Alerts follow process events (crashes, errors): ask again shortly after one.
-  if (S.alertsEngine && !alertsSoon) alertsSoon = setTimeout(() => { alertsSoon = 0; loadAlerts(); }, 1000);
+  if (!alertsSoon) alertsSoon = setTimeout(() => { alertsSoon = 0; loadAlerts(); }, 1000);
 
   let r = S.reloads.get(ev.name);
   if (ev.event === 'reload' && r && r.elsewhere && r.done && Date.now() - (r.at || 0) < 30000) {
@@ -375,7 +374,7 @@ function resume() {
   if (!S.paused) return;
   S.paused = false;
   loadState().then(() => { stream(); followLogs(); }, () => { stream(); followLogs(); });
-  if (S.alertsEngine !== false) loadAlerts();
+  loadAlerts();
 }
 
 function setLive(on, why) {
@@ -457,7 +456,7 @@ async function act(action, app) {
   }
 }
 
-// ---- alerts: the alerts engine's, when this daemon has one
+// ---- alerts: the alerts engine's firing and recent alerts
 
 async function loadAlerts() {
   const box = $('alerts');
@@ -465,24 +464,19 @@ async function loadAlerts() {
     const res = await api('/web/api/alerts');
     const v = await res.json();
     if (!res.ok) throw new Error(v.error || res.statusText);
-    if (v && v.engine === false) {
-      S.alertsEngine = false;
-      box.innerHTML = '<p class="muted" id="no-alerts-engine">No alerts engine in this daemon.</p>';
-      return;
-    }
-    S.alertsEngine = true;
     // GET /v1/alerts: {firing: [Alert], recent: [Alert] (transitions, newest first), sinks}.
-    const item = (a) => {
+    const item = (a, recent) => {
       const firing = a.state === 'firing';
       const who = (a.app || '') + (a.id !== undefined && a.id !== null ? `[${a.id}]` : '');
-      const when = firing ? a.since : a.time;
-      return `<li class="${firing ? 'alert-firing' : ''}" data-app="${esc(a.app || '')}" data-rule="${esc(a.rule || '')}" data-state="${esc(a.state || '')}">` +
-        `${esc(a.state || '')}: ${esc(who)} ${esc(a.rule || '')}${a.spec ? ' (' + esc(a.spec) + ')' : ''}${a.text ? ' · ' + esc(a.text) : ''}` +
-        `${when ? ' <span class="muted">' + (firing ? 'since ' : '') + esc(new Date(when).toLocaleTimeString()) + '</span>' : ''}</li>`;
+      const when = recent ? a.time : a.since;
+      const what = a.text || `${who} ${a.rule || ''}${a.spec ? ' (' + a.spec + ')' : ''}`;
+      return `<li class="${firing && !recent ? 'alert-firing' : ''}" data-app="${esc(a.app || '')}" data-rule="${esc(a.rule || '')}" data-state="${esc(a.state || '')}">` +
+        `<b>${esc(a.rule || '')}</b> ${esc(a.state || '')}: ${esc(what)}` +
+        `${when ? ' <span class="muted">' + (recent ? 'at ' : 'since ') + esc(new Date(when).toLocaleTimeString()) + '</span>' : ''}</li>`;
     };
     const firing = v.firing || [], recent = (v.recent || []).slice(0, 20);
-    box.innerHTML = (firing.length ? `<ul class="alerts" id="alerts-firing">${firing.map(item).join('')}</ul>` : '<p class="muted">Nothing firing.</p>') +
-      (recent.length ? `<h3>Recent</h3><ul class="alerts" id="alerts-recent">${recent.map(item).join('')}</ul>` : '');
+    box.innerHTML = (firing.length ? `<ul class="alerts" id="alerts-firing">${firing.map((a) => item(a, false)).join('')}</ul>` : '<p class="muted" id="alerts-none">Nothing firing.</p>') +
+      (recent.length ? `<h3>Recent</h3><ul class="alerts" id="alerts-recent">${recent.map((a) => item(a, true)).join('')}</ul>` : '');
   } catch (e) {
     box.innerHTML = `<p class="muted">Alerts unavailable: ${esc(e.message)}</p>`;
   }
@@ -579,8 +573,8 @@ function main() {
   }, (e) => banner('The daemon did not answer: ' + e.message));
   loadAlerts();
   // Alerts are asked again after process events, and every 15 s for the rules over time
-  // (memory growth); never once the daemon says it has no engine.
-  setInterval(() => { if (S.alertsEngine !== false && !S.paused) loadAlerts(); }, 15000);
+  // (memory growth, event-loop delay).
+  setInterval(() => { if (!S.paused) loadAlerts(); }, 15000);
   // Uptimes move between samples.
   setInterval(() => { if (!S.paused) render(); }, 5000);
   document.addEventListener('visibilitychange', () => {

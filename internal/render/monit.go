@@ -1,0 +1,79 @@
+package render
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// Monit renders `corral monit`'s process table: one row per process with what changes from
+// second to second (status, restarts, uptime, cpu, memory) and, for cluster workers, how the
+// traffic spreads over them (connections, requests per second, share of the requests, p99
+// latency, 5xx), so the live view is one table that fits a terminal rather than `ls` (made for
+// reading once, with namespace, version, user and watch) beside the distribution table.
+// Request figures come from corral's preload in each worker: "-" where a worker has reported
+// none; cells of processes that are not cluster workers are left empty.
+func Monit(procs []api.Process, o Options) string {
+	cluster := false
+	var totalReqs uint64
+	for _, p := range procs {
+		if p.Cluster != nil {
+			cluster = true
+			totalReqs += p.Cluster.Requests
+		}
+	}
+	header := []string{"id", "name", "mode", "pid", "status", "↺", "uptime", "cpu", "mem"}
+	if cluster {
+		header = append(header, "conns", "req/s", "req share", "p99", "5xx")
+	}
+	rows := make([][]cell, 0, len(procs))
+	for _, p := range procs {
+		pid, cpu, mem := "0", "0%", "0b"
+		if p.PID > 0 {
+			pid = strconv.Itoa(p.PID)
+			cpu = FormatCPU(p.CPU)
+			mem = spec.FormatSize(p.Memory)
+		}
+		uptime := "0"
+		if p.Status == "online" && !p.StartedAt.IsZero() {
+			uptime = FormatUptime(o.Now.Sub(p.StartedAt))
+		}
+		r := []cell{
+			{text: strconv.Itoa(p.ID)},
+			{text: p.Name, color: ansiCyan + ansiBold},
+			{text: p.App.ExecMode},
+			{text: pid},
+			{text: p.Status, color: statusColor(p.Status)},
+			{text: strconv.Itoa(p.Restarts)},
+			{text: uptime},
+			{text: cpu},
+			{text: mem},
+		}
+		if cluster {
+			r = append(r, monitTraffic(p.Cluster, totalReqs)...)
+		}
+		rows = append(rows, r)
+	}
+	return box(o, header, rows)
+}
+
+// monitTraffic is a cluster worker's traffic cells in Monit (empty cells for other processes).
+func monitTraffic(c *api.WorkerStats, totalReqs uint64) []cell {
+	if c == nil {
+		return make([]cell, 5)
+	}
+	rate, share, p99, fivexx := "-", "-", "-", "-"
+	if c.Requests > 0 || c.Runtime != nil {
+		rate = fmt.Sprintf("%.1f", c.ReqPerSec)
+		fivexx = strconv.FormatUint(c.Requests5xx, 10)
+		if totalReqs > 0 {
+			share = fmt.Sprintf("%.1f%%", 100*float64(c.Requests)/float64(totalReqs))
+		}
+		if c.Requests > 0 {
+			p99 = formatMS(c.LatencyP99MS)
+		}
+	}
+	return []cell{{text: strconv.FormatUint(c.Connections, 10)}, {text: rate}, {text: share}, {text: p99}, {text: fivexx}}
+}
