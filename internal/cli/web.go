@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -34,7 +33,7 @@ serves /metrics). The URL carries a token, kept in CORRAL_HOME/web-token (0600):
 the URL can drive the apps, so do not share it.
 
 When the listener is off, corral web offers to turn it on at ` + webDefaultListen + ` (loopback
-only) and to restart the daemon (the apps keep running): it asks on a terminal, --yes does it
+only; it applies at once, the apps are not touched): it asks on a terminal, --yes does it
 without asking. ("dashboard" and "dash" are PM2's names for monit, the terminal view.)`,
 		GroupID: "info",
 		Args:    cobra.NoArgs,
@@ -71,65 +70,51 @@ without asking. ("dashboard" and "dash" are PM2's names for monit, the terminal 
 	return cmd
 }
 
-// enableWeb turns the HTTP listener on (after asking, or with --yes) and restarts the daemon
-// so that it serves the dashboard. Without a terminal and without --yes it says how, and fails.
+// enableWeb turns the HTTP listener on (after asking, or with --yes): it sets http.listen and
+// asks the daemon to apply it now, which binds the new address without touching the apps
+// (docs/metrics.md §1.2). Without a terminal and without --yes it says how, and fails.
 func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.WebInfo, error) {
-	how := fmt.Sprintf("turn it on with `corral web --yes`, or `corral set %s %s && corral update`", settings.HTTPListen, webDefaultListen)
+	how := fmt.Sprintf("turn it on with `corral web --yes`, or `corral set %s %s`", settings.HTTPListen, webDefaultListen)
 	if info.Source == settings.EnvHTTPListen {
 		return info, fmt.Errorf("the daemon's HTTP listener is off: the daemon was started with %s empty, which overrides the %s setting; start it with %s=%s",
 			settings.EnvHTTPListen, settings.HTTPListen, settings.EnvHTTPListen, webDefaultListen)
-	}
-	before, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) })
-	if err != nil {
-		return info, err
 	}
 	if !yes {
 		if !stdinIsTerminal() {
 			return info, fmt.Errorf("the dashboard is served on the daemon's HTTP listener, which is off: %s", how)
 		}
-		then := "restart the daemon (the apps keep running)"
-		if before.Keeper == nil {
-			then = "restart the daemon yourself (it runs without a keeper: restarting it stops the apps)"
-		}
-		fmt.Fprintf(c.stderr, "The dashboard is served on the daemon's HTTP listener, which is off.\nTurn it on at %s (this machine only), then %s? [y/N] ", webDefaultListen, then)
+		fmt.Fprintf(c.stderr, "The dashboard is served on the daemon's HTTP listener, which is off.\nTurn it on at %s (this machine only)? It applies at once; the apps are not touched. [y/N] ", webDefaultListen)
 		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			return info, fmt.Errorf("the HTTP listener stays off: %s", how)
 		}
 	}
-	// A busy port would keep the restarted daemon from starting: check it first.
-	ln, err := net.Listen("tcp", webDefaultListen)
-	if err != nil {
-		return info, fmt.Errorf("cannot turn the HTTP listener on at %s: %w; pick a free port with `corral set %s 127.0.0.1:PORT && corral update`",
-			webDefaultListen, err, settings.HTTPListen)
-	}
-	ln.Close()
 	values, err := settings.Load(c.paths.Settings)
 	if err != nil {
 		return info, err
 	}
+	prev, had := values[settings.HTTPListen]
 	values[settings.HTTPListen] = webDefaultListen
 	if err := settings.Save(c.paths.Settings, values); err != nil {
 		return info, err
 	}
-	if before.Keeper == nil {
-		// `corral run` or `corral daemon --no-keeper`: restarting would stop the apps.
-		return info, fmt.Errorf("%s is now %s, but this daemon (pid %d) runs without a keeper, so restarting it would stop the apps: restart it yourself, then run `corral web` again",
-			settings.HTTPListen, webDefaultListen, before.PID)
+	if _, err := c.applyHTTPListen(ctx); err != nil {
+		// The daemon kept its listener off: so does the file, or the next daemon would not start.
+		if had {
+			values[settings.HTTPListen] = prev
+		} else {
+			delete(values, settings.HTTPListen)
+		}
+		if serr := settings.Save(c.paths.Settings, values); serr != nil {
+			return info, fmt.Errorf("turn the HTTP listener on at %s: %w; and %s could not be restored: %v", webDefaultListen, err, settings.HTTPListen, serr)
+		}
+		return info, fmt.Errorf("cannot turn the HTTP listener on at %s: %w; pick a free port with `corral set %s 127.0.0.1:PORT`", webDefaultListen, err, settings.HTTPListen)
 	}
 	// Progress goes to stderr: stdout is the URL alone, for scripts.
-	fmt.Fprintf(c.stderr, "[corral] %s = %s; restarting the daemon (the apps keep running)\n", settings.HTTPListen, webDefaultListen)
-	silent := c.silent
-	c.silent = true
-	err = c.hotUpdate(ctx, before)
-	c.silent = silent
-	if err != nil {
-		return info, fmt.Errorf("restart the daemon to turn the HTTP listener on: %w", err)
-	}
-	fmt.Fprintf(c.stderr, "[corral] HTTP listener on at %s (it serves /metrics and the dashboard)\n", webDefaultListen)
+	fmt.Fprintf(c.stderr, "[corral] %s = %s: the daemon serves /metrics and the dashboard there now\n", settings.HTTPListen, webDefaultListen)
 	info, err = request(ctx, c, func(cl *api.Client) (api.WebInfo, error) { return cl.Web(ctx) })
 	if err == nil && info.Listen == "" {
-		err = errors.New("the restarted daemon still has no HTTP listener: see " + c.paths.DaemonLog)
+		err = errors.New("the daemon still has no HTTP listener: see " + c.paths.DaemonLog)
 	}
 	return info, err
 }

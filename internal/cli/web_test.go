@@ -1,17 +1,15 @@
 package cli
 
 import (
-	"context"
+	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
@@ -76,55 +74,41 @@ func TestWebWhenTheListenerIsOff(t *testing.T) {
 	golden(t, "web_off.golden", out.String())
 }
 
-// TestWebTurnsTheListenerOn: under a keeper (the real daemon and keeper, as `corral daemon`
-// runs them), `corral web --yes` sets http.listen, restarts the daemon with the apps kept
-// running, and prints a URL that serves the dashboard. Stdout is the URL alone.
+// TestWebTurnsTheListenerOn: `corral web --yes` sets http.listen and the daemon binds it at
+// once, the apps untouched, and prints a URL that serves the dashboard (stdout is the URL
+// alone). A port that is taken is refused with the fix, and the setting is left as it was.
 func TestWebTurnsTheListenerOn(t *testing.T) {
 	e := newHome(t)
 	t.Setenv("CORRAL_HTTP_LISTEN", "")
 	os.Unsetenv("CORRAL_HTTP_LISTEN")
-	old := webDefaultListen
-	webDefaultListen = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-	t.Cleanup(func() { webDefaultListen = old })
-
-	log := filepath.Join(t.TempDir(), "keeper.log")
-	logf, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(os.Args[0], "daemon")
-	cmd.Env = append(os.Environ(), keptVar+"=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		if t.Failed() {
-			testutil.LogTail(t, "keeper and daemon log", log, 40)
-		}
-	})
-	testutil.WaitFor(t, "the kept daemon to answer", 60*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := e.cl.Version(ctx)
-		return err == nil
-	})
+	e.startDaemon()
 	e.sleeper("script.sh")
 	e.ok("start", "script.sh", "--name", "kept")
 	before := e.waitOnline("kept", 1)[0]
 
-	r := e.ok("web", "--yes")
-	m := webURL.FindStringSubmatch(strings.Replace(r.stdout, webDefaultListen, "127.0.0.1:1", 1))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	old := webDefaultListen
+	t.Cleanup(func() { webDefaultListen = old })
+	webDefaultListen = taken.Addr().String()
+	r := e.fails(1, "web", "--yes")
+	if !strings.Contains(r.stderr, "cannot turn the HTTP listener on at "+webDefaultListen) || !strings.Contains(r.stderr, "pick a free port") {
+		t.Errorf("a taken port:\n%s", r)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.home, "settings.json")); err == nil && strings.Contains(string(b), webDefaultListen) {
+		t.Errorf("the refused address stayed in the settings: %s", b)
+	}
+
+	webDefaultListen = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	r = e.ok("web", "--yes")
+	m := webURL.FindStringSubmatch(r.stdout)
 	if m == nil || !strings.HasPrefix(r.stdout, "http://"+webDefaultListen+"/web/#token=") || strings.Count(r.stdout, "\n") != 1 {
 		t.Fatalf("stdout is not the URL alone on %s:\n%s", webDefaultListen, r)
 	}
-	if !strings.Contains(r.stderr, "restarting the daemon (the apps keep running)") {
+	if !strings.Contains(r.stderr, "the daemon serves /metrics and the dashboard there now") {
 		t.Errorf("stderr does not say what happened:\n%s", r)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+webDefaultListen+"/web/api/state", nil)
@@ -134,17 +118,11 @@ func TestWebTurnsTheListenerOn(t *testing.T) {
 		t.Fatalf("the printed URL does not serve the dashboard: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if after := e.waitOnline("kept", 1)[0]; after.PID != before.PID {
-		t.Errorf("the app was restarted (pid %d -> %d): it should have kept running", before.PID, after.PID)
+	if after := e.waitOnline("kept", 1)[0]; after.PID != before.PID || after.Restarts != 0 {
+		t.Errorf("the app was touched (pid %d -> %d, %d restarts)", before.PID, after.PID, after.Restarts)
 	}
-	if r := e.ok("web"); r.stdout != "http://"+webDefaultListen+"/web/#token="+m[2]+"\n" {
-		t.Errorf("a second corral web printed another URL:\n%s", r)
-	}
-	e.ok("kill")
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the keeper did not exit after corral kill")
+	if r := e.ok("web"); r.stdout != "http://"+webDefaultListen+"/web/#token="+m[2]+"\n" || r.stderr != "" {
+		t.Errorf("a second corral web:\n%s", r)
 	}
 }
 
@@ -172,8 +150,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 }
 
 // TestWebAsksOnATerminal: on a terminal, `corral web` with the listener off asks before
-// changing anything: "n" (or just Enter) leaves it off; "y" sets http.listen, and a daemon
-// without a keeper is then not restarted (that would stop the apps), which it says.
+// changing anything: "n" (or just Enter) leaves it off; "y" turns it on and prints the URL.
 func TestWebAsksOnATerminal(t *testing.T) {
 	e := newHome(t)
 	t.Setenv("CORRAL_HTTP_LISTEN", "")
@@ -193,7 +170,11 @@ func TestWebAsksOnATerminal(t *testing.T) {
 		if _, err := master.WriteString(answer + "\n"); err != nil {
 			t.Fatal(err)
 		}
-		r := e.fails(1, "web")
+		want := 1
+		if answer == "y" {
+			want = 0
+		}
+		r := e.fails(want, "web")
 		if !strings.Contains(r.stderr, "[y/N] ") {
 			t.Errorf("no question on a terminal:\n%s", r)
 		}
@@ -206,6 +187,6 @@ func TestWebAsksOnATerminal(t *testing.T) {
 		}
 		out.WriteString(strings.ReplaceAll(e.normalize(r.String()), webDefaultListen, "127.0.0.1:<port>") + "\n")
 	}
-	got := regexp.MustCompile(`pid [0-9]+`).ReplaceAllString(out.String(), "pid <pid>")
+	got := regexp.MustCompile(`#token=[0-9a-f]{64}`).ReplaceAllString(out.String(), "#token=<token>")
 	golden(t, "web_prompt.golden", got)
 }
