@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,6 +42,35 @@ type webState struct {
 	// runs on one P: N open pages must not mean N encodings a sample); nil until asked for.
 	latestEvent []byte
 	tick        chan struct{} // closed (and replaced) at every sample
+
+	// closing maps each listener's *http.Server to a channel closed when it shuts down (the
+	// listener moved or was turned off: `corral set http.listen`), so that the streams it
+	// serves end with it; http.Server.Shutdown does not wait for them, nor end them.
+	closing sync.Map
+}
+
+// streamContext is r's context, also cancelled when the server that took r shuts down.
+func (ws *webState) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return ctx, cancel
+	}
+	ch, loaded := ws.closing.LoadOrStore(srv, make(chan struct{}))
+	if !loaded {
+		srv.RegisterOnShutdown(func() {
+			ws.closing.Delete(srv)
+			close(ch.(chan struct{}))
+		})
+	}
+	go func() {
+		select {
+		case <-ch.(chan struct{}):
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // webLogLines bounds the history one log tail asks for.
@@ -221,6 +251,8 @@ func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // client goes or the daemon stops.
 func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 	ws := d.web.Load()
+	ctx, cancel := ws.streamContext(r)
+	defer cancel()
 	w = newStreamWriter(w)
 	sub := d.events.subscribe()
 	defer d.events.unsubscribe(sub)
@@ -243,7 +275,7 @@ func (d *Daemon) webStream(w http.ResponseWriter, r *http.Request) {
 	defer beat.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case <-d.quit:
 			return
@@ -276,7 +308,9 @@ func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	d.handleLogs(newStreamWriter(w), r)
+	ctx, cancel := d.web.Load().streamContext(r)
+	defer cancel()
+	d.handleLogs(newStreamWriter(w), r.WithContext(ctx))
 }
 
 // webAlerts is GET /v1/alerts for the page: firing and recent alerts, and the sinks' counters

@@ -421,3 +421,40 @@ func TestWebStreamLetsGo(t *testing.T) {
 	cancel()
 	testutil.WaitFor(t, "the subscription to end with the connection", 10*time.Second, func() bool { return subs() == e0 })
 }
+
+// TestWebStreamsEndWithTheirListener: a page's stream and log tail end when the listener that
+// serves them closes (`corral unset http.listen` applies at once), instead of streaming on
+// from a listener that is gone.
+func TestWebStreamsEndWithTheirListener(t *testing.T) {
+	td := newTestDaemon(t, func(d *Daemon) { d.httpListen, d.httpSource = "127.0.0.1:0", "setting http.listen" })
+	info, err := td.cl.Web(context.Background())
+	if err != nil || info.Token == "" {
+		t.Fatalf("GET /v1/web: %+v %v", info, err)
+	}
+	var bodies []io.ReadCloser
+	for _, path := range []string{"/web/api/stream", "/web/api/logs?follow=1&lines=0"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+info.Listen+path, nil)
+		req.Header.Set("Authorization", "Bearer "+info.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+		bodies = append(bodies, resp.Body)
+	}
+	if _, err := td.d.ApplyHTTPListen(); err != nil { // the setting is unset: the listener closes
+		t.Fatal(err)
+	}
+	if td.d.HTTPAddr() != "" {
+		t.Fatalf("the listener is still on %s", td.d.HTTPAddr())
+	}
+	for i, b := range bodies {
+		ended := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, b); ended <- err }()
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Errorf("stream %d still open 10 s after its listener closed", i)
+		}
+	}
+}
