@@ -123,6 +123,7 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),
 		c.killCommand(), c.pingCommand(), c.updateCommand(), c.runCommand(), c.daemonCommand(), c.keeperCommand(),
 		c.setCommand(), c.getCommand(), c.unsetCommand(), c.alertsCommand(),
+		c.webCommand(),
 	)
 	return root
 }

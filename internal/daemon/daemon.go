@@ -87,6 +87,9 @@ type Daemon struct {
 	// alerting evaluates the alert rules and notifies (alerts.go).
 	alerting *alerting
 
+	// web is the dashboard's state once the HTTP listener serves it (web.go).
+	web atomic.Pointer[webState]
+
 	lock     *os.File
 	listener net.Listener
 	server   *http.Server
@@ -463,6 +466,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.usageMu.Unlock()
 	d.sampleClusters()
 	d.evaluateAlerts(byID, now)
+	d.webSample(now)
 }
 
 // memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with
