@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -155,7 +157,8 @@ func TestVerifyGoRefapp(t *testing.T) {
 }
 
 // testVerifyRefapp: the reference app with 2 workers, its sessions in PostgreSQL, its verify
-// section in the ecosystem file: every check passes but alerts (no alerts engine yet).
+// section in the ecosystem file and a webhook in its alerts: every check passes, the alerts
+// check with a test notification delivered to that webhook (--send-test).
 func testVerifyRefapp(t *testing.T, stack string) {
 	d := newSessionDB(t)
 	users := migrateSessionDB(t, d)
@@ -167,21 +170,28 @@ func testVerifyRefapp(t *testing.T, stack string) {
 		a = newNodeApp(t, e, d, "refapp", 2)
 	}
 	a.entry["verify"] = verifySection(users[0])
+	var hooks atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hooks.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	a.entry["alerts"] = map[string]any{"notify": []any{map[string]any{"webhook": hook.URL + "/hook"}}}
 	startSessionApps(t, e, a)
 	e.ok("save")
-	var extra []string
+	extra := []string{"--send-test"}
 	if stack == "go" {
 		extra = append(extra, "--scaling") // 1 worker against 2, once
 	}
 	v := runVerify(t, e, a.name, extra...)
-	wantChecks(t, v, map[string]verify.Status{verify.CheckAlerts: verify.Skip})
+	wantChecks(t, v, nil)
+	if hooks.Load() == 0 {
+		t.Errorf("--send-test: the app's webhook got no test notification")
+	}
 	if stack == "go" {
 		if f := v.rep.Checks[0].Values["scaling_factor"]; f <= 0 || !strings.Contains(v.rep.Checks[0].Figure, "on 1 worker") {
 			t.Errorf("--scaling: factor %v, figure %q", f, v.rep.Checks[0].Figure)
 		}
-	}
-	if r := reasonOf(v, verify.CheckAlerts); r != "this daemon has no alerts engine" {
-		t.Errorf("alerts: %q", r)
 	}
 	// The session check names what each worker answered.
 	for _, c := range v.rep.Checks {

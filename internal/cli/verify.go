@@ -121,7 +121,7 @@ Defaults come from the app's 'verify' section in its ecosystem file; flags overr
 			if !c.silent {
 				fmt.Fprintf(c.stderr, "[corral] %s\n", verify.Plan(o, len(procs)))
 			}
-			r := &verify.Runner{D: verify.ClientDaemon{C: c.client}, Alerts: verify.NewAlertsSource(c.paths.Socket), DumpPath: c.paths.Dump}
+			r := &verify.Runner{D: verify.ClientDaemon{C: c.client}, Alerts: verify.NewAlertsSource(c.client), DumpPath: c.paths.Dump}
 			if !c.silent {
 				r.Progress = c.stderr
 			}

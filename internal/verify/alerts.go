@@ -1,27 +1,26 @@
 package verify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
+	"maps"
 	"net/http"
-	"net/url"
-	"sort"
+	"slices"
 	"strings"
-	"time"
+
+	"github.com/corral-pm/corral/internal/alerts"
+	"github.com/corral-pm/corral/internal/api"
 )
 
-// The alerts check asks the daemon's alerts engine (GET /v1/alerts, POST /v1/alerts/test).
-// That engine is being added to corral separately: until a daemon has it, the check shows "–".
-// Everything verify needs of it is AlertsSource, so wiring the engine's own client in is one
-// function (NewAlertsSource).
+// The alerts check asks the daemon's alerts engine (GET /v1/alerts, POST /v1/alerts/test) for
+// the sinks, and takes the app's rules as the engine evaluates them (alerts.Effective on its
+// spec: its own, or the defaults). A daemon of an older corral answers 404: the check shows "–".
+// Everything verify needs of it is AlertsSource, which tests can replace.
 
 // AlertsState is what the check judges: the app's alert rules and the notification sinks.
 type AlertsState struct {
-	// Rules are the kinds of rules active for the app ("crash_rate", "memory", ...).
+	// Rules are the rules active for the app ("crash_rate", "memory_growth", ...).
 	Rules []string
 	Sinks []AlertSink
 }
@@ -41,147 +40,74 @@ type AlertsSource interface {
 	SendTest(ctx context.Context, app string) (map[string]string, error)
 }
 
-// NewAlertsSource is the alerts engine of the daemon listening on socket.
-func NewAlertsSource(socket string) AlertsSource {
-	return &httpAlerts{hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}}}}
+// NewAlertsSource is the alerts engine of the daemon c talks to.
+func NewAlertsSource(c *api.Client) AlertsSource { return clientAlerts{c} }
+
+type clientAlerts struct{ c *api.Client }
+
+// notFound reports whether err is the daemon's 404: it has no such route (an older corral).
+func notFound(err error) bool {
+	var se *api.StatusError
+	return errors.As(err, &se) && se.Status == http.StatusNotFound
 }
 
-type httpAlerts struct{ hc *http.Client }
-
-// The wire shapes, as far as this check reads them: GET /v1/alerts lists the sinks (daemon-wide
-// ones without an app); the rules are the app's `alerts` attribute, in its spec.
-type alertsWire struct {
-	Sinks []struct {
-		Kind      string `json:"kind"`
-		Target    string `json:"target"`
-		App       string `json:"app"`
-		Sent      uint64 `json:"sent"`
-		Failed    uint64 `json:"failed"`
-		LastError string `json:"last_error"`
-	} `json:"sinks"`
-}
-
-func (h *httpAlerts) State(ctx context.Context, app string) (AlertsState, bool, error) {
+func (a clientAlerts) State(ctx context.Context, app string) (AlertsState, bool, error) {
 	var st AlertsState
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://corral/v1/alerts", nil)
-	if err != nil {
-		return st, false, err
-	}
-	res, err := h.hc.Do(req)
-	if err != nil {
-		return st, false, fmt.Errorf("ask the daemon for its alerts: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode == http.StatusNotFound {
+	resp, err := a.c.Alerts(ctx)
+	if notFound(err) {
 		return st, false, nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
 	if err != nil {
-		return st, true, err
+		return st, true, fmt.Errorf("ask the daemon for its alerts: %w", err)
 	}
-	if res.StatusCode/100 != 2 {
-		return st, true, fmt.Errorf("GET /v1/alerts: %s: %s", res.Status, bytes.TrimSpace(raw))
-	}
-	var w alertsWire
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return st, true, fmt.Errorf("GET /v1/alerts: %w", err)
-	}
-	rules, err := h.rules(ctx, app)
+	procs, err := a.c.Processes(ctx, false, app)
 	if err != nil {
-		return st, true, err
+		return st, true, fmt.Errorf("ask the daemon for %s: %w", app, err)
 	}
-	st.Rules = rules
-	for _, s := range w.Sinks {
-		if s.App == "" || s.App == app {
+	seen := map[string]bool{}
+	for _, s := range resp.Sinks {
+		if (s.App == "" || s.App == app) && notifies(s.Kind) {
+			seen[s.Kind+" "+s.Target] = true
 			st.Sinks = append(st.Sinks, AlertSink{Kind: s.Kind, Target: s.Target, Sent: s.Sent, Failed: s.Failed, LastError: s.LastError})
 		}
-	}
-	return st, true, nil
-}
-
-// rules reads the app's alert rules from its spec: `alerts.rules` by name; `alerts: false`
-// (off) has none; without the attribute the engine's defaults apply, of which crash_rate is
-// always one and memory one when max_memory_restart is set.
-func (h *httpAlerts) rules(ctx context.Context, app string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://corral/v1/processes?target="+url.QueryEscape(app), nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := h.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask the daemon for %s: %w", app, err)
-	}
-	defer res.Body.Close()
-	var procs []struct {
-		Name string `json:"name"`
-		App  struct {
-			MaxMemoryRestart int64 `json:"max_memory_restart"`
-			Alerts           *struct {
-				Off   bool                       `json:"off"`
-				Rules map[string]json.RawMessage `json:"rules"`
-			} `json:"alerts"`
-		} `json:"app"`
-	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&procs); err != nil {
-		return nil, fmt.Errorf("GET /v1/processes: %w", err)
 	}
 	for _, p := range procs {
 		if p.Name != app {
 			continue
 		}
-		a := p.App.Alerts
-		switch {
-		case a == nil:
-			rules := []string{"crash_rate"}
-			if p.App.MaxMemoryRestart > 0 {
-				rules = append(rules, "memory")
+		eff := alerts.Effective(&p.App)
+		if !eff.Off {
+			st.Rules = slices.Sorted(maps.Keys(eff.Rules))
+		}
+		// The app's own sinks, even before the engine has used them.
+		for _, n := range eff.Notify {
+			kind, target := alerts.KindWebhook, n.Webhook
+			if n.Command != "" {
+				kind, target = alerts.KindCommand, n.Command
 			}
-			return rules, nil
-		case a.Off:
-			return nil, nil
+			target = alerts.MaskTarget(kind, target)
+			if !seen[kind+" "+target] {
+				seen[kind+" "+target] = true
+				st.Sinks = append(st.Sinks, AlertSink{Kind: kind, Target: target})
+			}
 		}
-		var rules []string
-		for name := range a.Rules {
-			rules = append(rules, name)
-		}
-		sort.Strings(rules)
-		return rules, nil
+		break
 	}
-	return nil, nil
+	return st, true, nil
 }
 
-func (h *httpAlerts) SendTest(ctx context.Context, app string) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://corral/v1/alerts/test", nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := h.hc.Do(req)
+// notifies reports whether a sink of kind reaches someone: a webhook or a command, not
+// corral.log (which every alert goes to anyway).
+func notifies(kind string) bool { return kind == alerts.KindWebhook || kind == alerts.KindCommand }
+
+func (a clientAlerts) SendTest(ctx context.Context, app string) (map[string]string, error) {
+	resp, err := a.c.TestAlerts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("send a test notification: %w", err)
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if res.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("POST /v1/alerts/test: %s: %s", res.Status, bytes.TrimSpace(raw))
-	}
-	var w struct {
-		Results []struct {
-			Kind   string `json:"kind"`
-			Target string `json:"target"`
-			App    string `json:"app"`
-			Error  string `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, fmt.Errorf("POST /v1/alerts/test: %w", err)
-	}
 	out := map[string]string{}
-	for _, r := range w.Results {
-		if r.App == "" || r.App == app {
+	for _, r := range resp.Results {
+		if (r.App == "" || r.App == app) && notifies(r.Kind) {
 			out[r.Kind+" "+r.Target] = r.Error
 		}
 	}
@@ -223,7 +149,7 @@ func (x *run) checkAlerts(ctx context.Context) {
 	if !has("memory", "rss") {
 		missing = append(missing, "a memory alert")
 	}
-	working := 0
+	working, total := 0, len(st.Sinks)
 	var sinkErrs []string
 	if x.o.SendTest {
 		res, err := x.r.Alerts.SendTest(ctx, x.o.App)
@@ -231,6 +157,7 @@ func (x *run) checkAlerts(ctx context.Context) {
 			c.Status, c.Reason = Fail, err.Error()
 			return
 		}
+		total = len(res)
 		for sink, e := range res {
 			if e == "" {
 				working++
@@ -247,7 +174,7 @@ func (x *run) checkAlerts(ctx context.Context) {
 			}
 		}
 	}
-	c.Figure = fmt.Sprintf("rules: %s; %d of %d sinks working", strings.Join(st.Rules, ", "), working, len(st.Sinks))
+	c.Figure = fmt.Sprintf("rules: %s; %d of %d sinks working", strings.Join(st.Rules, ", "), working, total)
 	if working == 0 {
 		missing = append(missing, "a working sink")
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/api"
 )
 
 // alertsDaemon serves /v1/alerts, /v1/alerts/test and /v1/processes on a unix socket as a
@@ -40,7 +42,7 @@ func alertsDaemon(t *testing.T, alerts, test, procs any) string {
 
 func alertsCheck(t *testing.T, sock string, sendTest bool) Check {
 	t.Helper()
-	x := &run{r: &Runner{Alerts: NewAlertsSource(sock)}, o: Options{App: "web", SendTest: sendTest}, rep: &Report{}}
+	x := &run{r: &Runner{Alerts: NewAlertsSource(api.NewClient(sock))}, o: Options{App: "web", SendTest: sendTest}, rep: &Report{}}
 	x.checkAlerts(context.Background())
 	return *x.rep.check(CheckAlerts)
 }
@@ -58,9 +60,14 @@ func TestAlertsCheck(t *testing.T) {
 	if c := alertsCheck(t, alertsDaemon(t, sinks, nil, procs(rules, 0)), false); c.Status != Pass {
 		t.Errorf("rules and a sink: %+v", c)
 	}
-	// Without the attribute the defaults apply: crash_rate, and memory only with max_memory_restart.
-	if c := alertsCheck(t, alertsDaemon(t, sinks, nil, procs(nil, 0)), false); c.Status != Fail || !strings.Contains(c.Reason, "missing a memory alert") {
+	// Without the attribute the engine's defaults apply: crash_rate and memory_growth (and
+	// memory with max_memory_restart).
+	if c := alertsCheck(t, alertsDaemon(t, sinks, nil, procs(nil, 0)), false); c.Status != Pass {
 		t.Errorf("defaults without max_memory_restart: %+v", c)
+	}
+	if c := alertsCheck(t, alertsDaemon(t, sinks, nil, procs(map[string]any{"rules": map[string]any{"crash_rate": map[string]any{"threshold": 3}}}, 0)), false); c.Status != Fail ||
+		!strings.Contains(c.Reason, "missing a memory alert") {
+		t.Errorf("crash_rate only: %+v", c)
 	}
 	if c := alertsCheck(t, alertsDaemon(t, sinks, nil, procs(nil, 300<<20)), false); c.Status != Pass {
 		t.Errorf("defaults with max_memory_restart: %+v", c)
@@ -73,6 +80,11 @@ func TestAlertsCheck(t *testing.T) {
 	failed := map[string]any{"results": []any{map[string]any{"kind": "webhook", "target": "https://hooks.example/x", "error": "503 Service Unavailable"}}}
 	if c := alertsCheck(t, alertsDaemon(t, sinks, failed, procs(rules, 0)), true); c.Status != Fail || !strings.Contains(c.Reason, "503 Service Unavailable") {
 		t.Errorf("a failing sink: %+v", c)
+	}
+	// corral.log takes every alert, but reaches no one: it is not a working sink.
+	logOnly := map[string]any{"results": []any{map[string]any{"kind": "log", "target": "/home/corral.log"}}}
+	if c := alertsCheck(t, alertsDaemon(t, map[string]any{"sinks": []any{}}, logOnly, procs(rules, 0)), true); c.Status != Fail || !strings.Contains(c.Reason, "a working sink") {
+		t.Errorf("corral.log only: %+v", c)
 	}
 	delivered := map[string]any{"results": []any{map[string]any{"kind": "webhook", "target": "https://hooks.example/x"}}}
 	if c := alertsCheck(t, alertsDaemon(t, sinks, delivered, procs(rules, 0)), true); c.Status != Pass {
