@@ -451,10 +451,17 @@ func (p *Process) spawn() error {
 	}
 	p.cur = r
 	p.claimFiles(r)
+	// PM2 shows a cluster worker online as soon as it runs; whether it listens yet is its
+	// own field (Info.Ready, jlist's pm2_env.corral.ready). With wait_ready, or inherited
+	// sockets that must answer first, it is launching until then.
+	status := StatusLaunching
+	if p.protocol.Worker != nil && p.protocol.Sockets == nil && !app.WaitReady {
+		status = StatusOnline
+	}
 	p.update(func(i *Info) {
 		i.PID = r.pid
 		i.StartedAt = r.started
-		i.Status = StatusLaunching
+		i.Status = status
 		i.LastError = ""
 		i.Ready = false
 	})
@@ -605,6 +612,9 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 	close(r.gone)
 	if r.killTimer != nil {
 		r.killTimer.Stop()
+	}
+	if r.uptimeTimer != nil {
+		r.uptimeTimer.Stop()
 	}
 	if r.readyTimer != nil {
 		r.readyTimer.Stop()

@@ -44,14 +44,18 @@ type run struct {
 	lost       bool   // adopted: its pid may be another program's now: never signal it
 	drained    <-chan struct{}
 
-	exited        bool
-	stopping      bool // a stop was requested: the exit is planned
-	signaled      bool // the kill signal went to the group already
-	ready         bool
+	exited   bool
+	stopping bool // a stop was requested: the exit is planned
+	signaled bool // the kill signal went to the group already
+	ready    bool
+	// listened: a cluster worker's run said 'listening'. A ready run that never listened
+	// (an app without a server) lets its replacement be judged by uptime instead (Reload).
+	listened      bool
 	readyTimedOut bool
 	holdReady     bool // a reload decides what a missed ready means, not the timer
 	killTimer     *time.Timer
 	readyTimer    *time.Timer
+	uptimeTimer   *time.Timer // a reload's replacement of an app that never listened (Reload)
 
 	exitCode   int
 	exitSignal string
@@ -519,10 +523,19 @@ type runControl struct {
 }
 
 func (c runControl) Ready() {
-	if c.r.app.WaitReady {
-		return // with wait_ready only the app's own 'ready' counts, as in PM2
-	}
-	c.p.post(func() { c.p.markReady(c.r, "") })
+	r := c.r
+	c.p.post(func() {
+		first := !r.listened
+		r.listened = true
+		if r.app.WaitReady {
+			// With wait_ready only the app's own 'ready' counts, as in PM2.
+			if first {
+				c.p.recordChanged(r)
+			}
+			return
+		}
+		c.p.markReady(r, "")
+	})
 }
 
 // StateChanged may be called on the loop itself (Disconnect from beginStop): the post must not
