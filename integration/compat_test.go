@@ -9,7 +9,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,7 +120,183 @@ func TestCompatWatchBool(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = os.Getenv
-var _ = filepath.Join
-var _ = strings.Contains
+
+// TestCompatValueFlags (3): -l, -o and -e take their value as the next word, as PM2's parser
+// does; -l alone still means the default combined log.
+func TestCompatValueFlags(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.ok("start", "echo.js", "-l", "combined.log", "-o", "out.log", "-e", "err.log")
+	env := e.pm2env(0)
+	for key, want := range map[string]string{"pm_log_path": "combined.log", "pm_out_log_path": "out.log", "pm_err_log_path": "err.log"} {
+		if got, _ := env[key].(string); got != filepath.Join(e.dir, want) {
+			t.Errorf("%s = %q, want %s", key, got, filepath.Join(e.dir, want))
+		}
+	}
+	e.waitFor("lines in combined.log", 30*time.Second, func() bool {
+		return strings.Contains(readFile(filepath.Join(e.dir, "combined.log")), "ok")
+	})
+	e.ok("start", "-l", "echo.js", "--name", "deflog")
+	if got, _ := e.pm2env(1)["pm_log_path"].(string); got == "" || filepath.Dir(got) != filepath.Join(e.home, "logs") {
+		t.Errorf("-l before the script: pm_log_path = %q, want the default in the home's logs", got)
+	}
+}
+
+// TestCompatScriptTarget (4): a script is a target, as in PM2.
+func TestCompatScriptTarget(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.ok("start", "echo.js")
+	pid := e.waitStatus(0, "online", 20*time.Second).PID
+	e.ok("restart", "echo.js")
+	e.waitFor("a new pid", 20*time.Second, func() bool { p := e.proc(0); return p.PID != pid && p.PID > 0 })
+	e.ok("reload", "echo.js")
+	e.ok("stop", "echo.js")
+	e.waitStatus(0, "stopped", 20*time.Second)
+	e.ok("delete", "echo.js")
+	if n := len(e.jlist()); n != 0 {
+		t.Fatalf("%d processes after delete echo.js", n)
+	}
+}
+
+// TestCompatVerbs (5): startOrRestart, startOrReload, startOrGracefulReload, prettylist,
+// updatePM2 and init exist.
+func TestCompatVerbs(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("all.json", `{"apps":[{"name":"echo","script":"echo.js"}]}`)
+	e.ok("startOrRestart", "all.json")
+	pid := e.waitStatus(0, "online", 20*time.Second).PID
+	for _, verb := range []string{"startOrReload", "startOrGracefulReload", "startOrRestart"} {
+		e.ok(verb, "all.json")
+		p := e.waitStatus(0, "online", 20*time.Second)
+		if p.PID == pid || p.PID == 0 {
+			t.Fatalf("%s all.json did not restart echo (pid %d)", verb, p.PID)
+		}
+		pid = p.PID
+	}
+	if n := len(e.jlist()); n != 1 {
+		t.Fatalf("%d processes, want 1", n)
+	}
+	r := e.ok("prettylist")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || !strings.Contains(r.stdout, "\n  ") {
+		t.Fatalf("prettylist is not indented JSON of one process (%v):\n%s", err, r.stdout)
+	}
+	e.ok("updatePM2", "--help")
+	e.ok("init")
+	if !strings.Contains(readFile(filepath.Join(e.dir, "ecosystem.config.js")), "module.exports") {
+		t.Fatal("init wrote no ecosystem.config.js")
+	}
+	if r := e.fails("ecosystem"); !strings.Contains(r.stderr, "exists already") {
+		t.Fatalf("init over an existing file:\n%s", r)
+	}
+}
+
+// TestCompatRestartFlags (6): attribute flags apply on restart and on start of an existing
+// app, as in PM2.
+func TestCompatRestartFlags(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.ok("start", "echo.js", "--no-vizion")
+	e.ok("restart", "echo", "--watch")
+	if w := e.pm2env(0)["watch"]; w != true {
+		t.Fatalf("restart --watch: watch = %v", w)
+	}
+	e.ok("start", "echo", "--node-args=--harmony")
+	if args := fmt.Sprint(e.pm2env(0)["node_args"]); args != "[--harmony]" {
+		t.Fatalf("start echo --node-args=--harmony: node_args = %s", args)
+	}
+	e.ok("restart", "echo", "--cron-restart", "*/30 * * * *")
+	if c := e.pm2env(0)["cron_restart"]; c != "*/30 * * * *" {
+		t.Fatalf("cron_restart = %v", c)
+	}
+	e.ok("restart", "echo", "--cron-restart", "0")
+	if c, ok := e.pm2env(0)["cron_restart"]; ok {
+		t.Fatalf("--cron-restart 0 left cron_restart = %v", c)
+	}
+	e.write("all.json", `{"apps":[{"name":"echo","script":"echo.js"},{"name":"other","script":"echo.js"}]}`)
+	e.ok("restart", "all.json", "--only", "echo")
+	if n := len(e.jlist()); n != 1 {
+		t.Fatalf("restart all.json --only echo started %d apps, want 1", n)
+	}
+	// Deliberate: a name is an app's identity; restart does not rename.
+	if r := e.fails("restart", "0", "--name", "new"); !strings.Contains(r.stderr, "cannot rename") {
+		t.Fatalf("restart --name:\n%s", r)
+	}
+}
+
+// TestCompatOneNameOneApp (8): starting a script that runs restarts it (-f too); several
+// scripts start several apps; a name made of digits is refused (deliberate: it would be an id).
+func TestCompatOneNameOneApp(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("child.js", echoJS)
+	e.write("server.js", echoJS)
+	e.ok("start", "child.js", "echo.js", "server.js")
+	if n := len(e.jlist()); n != 3 {
+		t.Fatalf("%d processes, want 3", n)
+	}
+	pid := e.waitStatus(1, "online", 20*time.Second).PID
+	r := e.ok("start", "echo.js")
+	if !strings.Contains(r.stdout, "Restarted") {
+		t.Errorf("start of a running app does not say it restarted it:\n%s", r)
+	}
+	e.waitFor("echo restarted", 20*time.Second, func() bool { p := e.proc(1); return p.PID != pid && p.PID > 0 })
+	e.ok("start", "echo.js", "-f")
+	if n := len(e.jlist()); n != 3 {
+		t.Fatalf("start -f: %d processes, want 3 (one app per name)", n)
+	}
+	if r := e.fails("start", "echo.js", "--name", "455"); !strings.Contains(r.stderr, "digits") {
+		t.Fatalf("--name 455:\n%s", r)
+	}
+}
+
+// TestCompatStdin (10): an ecosystem file in JSON on stdin.
+func TestCompatStdin(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	cmd := exec.Command(e.bin, "start", "-")
+	cmd.Dir, cmd.Env = e.dir, e.environ()
+	cmd.Stdin = strings.NewReader(`{"apps":[{"name":"a","script":"echo.js"},{"name":"b","script":"echo.js"}]}`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start -: %v\n%s", err, out)
+	}
+	if n := len(e.jlist()); n != 2 {
+		t.Fatalf("%d processes, want 2", n)
+	}
+}
+
+// TestCompatExitCodes (13): `corral` alone, and stop/restart all with no app, exit 1.
+func TestCompatExitCodes(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.fails()
+	e.fails("stop", "all")
+	e.fails("restart", "all")
+	e.fails("reload", "all")
+	e.ok("start", "echo.js")
+	e.ok("stop", "all")
+	e.ok("restart", "all")
+}
+
+// TestCompatMessages: what a new user reads first.
+func TestCompatMessages(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	if r := e.fails("start", "missing.config.js"); !strings.HasPrefix(r.stderr, "[corral] error: missing.config.js: no such file") {
+		t.Errorf("start missing.config.js:\n%s", r)
+	}
+	e.ok("start", "echo.js", "--name", "web")
+	r := e.fails("reload", "wbe")
+	if !strings.Contains(r.stderr, `did you mean "web"?`) || strings.Contains(r.stdout, "--update-env") {
+		t.Errorf("reload wbe:\n%s", r)
+	}
+	if r := e.fails("scale", "web"); !strings.Contains(r.stderr, "corral scale web 4") {
+		t.Errorf("scale web:\n%s", r)
+	}
+	r = e.ok("delete", "web")
+	if !strings.Contains(r.stdout, "Deleted web[0]") || strings.Contains(r.stdout, "┌") {
+		t.Errorf("delete web:\n%s", r)
+	}
+}

@@ -37,6 +37,22 @@ func Load(path string, opt Options) (*Result, error) {
 		return nil, &Error{Problems: []string{fmt.Sprintf("cannot read ecosystem file: %v", err)}, cause: err}
 	}
 
+	return loadSource(file, kind, src, opt)
+}
+
+// LoadJSON resolves the apps of an ecosystem file in JSON that has no file of its own (`corral
+// start -`, read from stdin): name labels its messages, and relative paths resolve against
+// opt.Cwd, as if the file were there.
+func LoadJSON(name string, src []byte, opt Options) (*Result, error) {
+	opt = opt.withDefaults()
+	if len(src) > MaxFileSize {
+		return nil, &Error{Problems: []string{fmt.Sprintf("%s: %d bytes, more than the %d allowed for an ecosystem file; nothing was started", name, len(src), MaxFileSize)}}
+	}
+	return loadSource(filepath.Join(opt.Cwd, name), kindJSON, src, opt)
+}
+
+// loadSource evaluates and resolves the source of an ecosystem file.
+func loadSource(file string, kind int, src []byte, opt Options) (*Result, error) {
 	root, env, err := evaluate(file, kind, src, opt)
 	if err != nil {
 		return nil, &Error{Problems: []string{err.Error()}}
