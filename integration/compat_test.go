@@ -9,8 +9,12 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +61,9 @@ func compatPIDs(e *env) map[int]int {
 	return out
 }
 
-// TestCompatClusterNoListen (1, 2): a cluster app that never calls listen() is online at once,
-// as in PM2, with its readiness apart; restart and reload replace it.
+// TestCompatClusterNoListen (1, 2): a cluster app that never calls listen() is online, as in
+// PM2 (its readiness is a field apart: the supervisor's tests check it before listen_timeout);
+// restart and reload replace it.
 func TestCompatClusterNoListen(t *testing.T) {
 	t.Parallel()
 	e := compatEnv(t)
@@ -67,9 +72,6 @@ func TestCompatClusterNoListen(t *testing.T) {
 		if p.Pm2Env.Status != "online" || p.Pm2Env.ExecMode != "cluster_mode" {
 			t.Fatalf("process %d right after start: %s, %s; want online, cluster_mode", p.ID, p.Pm2Env.Status, p.Pm2Env.ExecMode)
 		}
-	}
-	if ready := e.pm2env(0)["corral"].(map[string]any)["ready"]; ready != false {
-		t.Fatalf("a worker that has not listened is ready: %v", ready)
 	}
 	before := compatPIDs(e)
 	e.ok("restart", "echo")
@@ -119,7 +121,6 @@ func TestCompatWatchBool(t *testing.T) {
 		t.Fatalf("watch = %v, want false", w)
 	}
 }
-
 
 // TestCompatValueFlags (3): -l, -o and -e take their value as the next word, as PM2's parser
 // does; -l alone still means the default combined log.
@@ -298,5 +299,184 @@ func TestCompatMessages(t *testing.T) {
 	r = e.ok("delete", "web")
 	if !strings.Contains(r.stdout, "Deleted web[0]") || strings.Contains(r.stdout, "┌") {
 		t.Errorf("delete web:\n%s", r)
+	}
+}
+
+// TestCompatIncrementVar (7): increment_var gives each instance the value plus its number.
+func TestCompatIncrementVar(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("inc.config.js", `module.exports = { apps: [{ name: 'inc', script: 'echo.js', instances: 2,
+  exec_mode: 'fork', increment_var: 'PORT', env: { PORT: 3000 } }] };`)
+	e.ok("start", "inc.config.js")
+	got := map[string]bool{}
+	for _, p := range e.jlist() {
+		r := e.ok("env", fmt.Sprint(p.ID))
+		for _, port := range []string{"3000", "3001"} {
+			if strings.Contains(r.stdout, "PORT: "+port+"\n") {
+				got[port] = true
+			}
+		}
+	}
+	if !got["3000"] || !got["3001"] {
+		t.Fatalf("the instances' PORTs: %v, want 3000 and 3001", got)
+	}
+}
+
+// TestCompatLogTypeJSON (11): log_type 'json' writes PM2's JSON objects.
+func TestCompatLogTypeJSON(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("json.config.js", `module.exports = { apps: [{ name: 'js', script: 'echo.js', log_type: 'json' }] };`)
+	e.ok("start", "json.config.js")
+	out := e.proc(0).Pm2Env.OutLog
+	var first string
+	e.waitFor("a line in the out log", 30*time.Second, func() bool {
+		first, _, _ = strings.Cut(readFile(out), "\n")
+		return first != ""
+	})
+	var line struct {
+		Message   string `json:"message"`
+		Timestamp string `json:"timestamp"`
+		Type      string `json:"type"`
+		ProcessID *int   `json:"process_id"`
+		AppName   string `json:"app_name"`
+	}
+	if err := json.Unmarshal([]byte(first), &line); err != nil || line.Message != "ok" || line.Type != "out" || line.AppName != "js" || line.ProcessID == nil || line.Timestamp == "" {
+		t.Fatalf("first line %q (%v): want PM2's JSON object", first, err)
+	}
+}
+
+// TestCompatDeployEnv (12): --env production applies deploy.production.env too.
+func TestCompatDeployEnv(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("deploy.config.js", `module.exports = {
+  apps: [{ name: 'dep', script: 'echo.js', env: { OWN: 'app' } }],
+  deploy: { production: { user: 'node', host: 'example.com', ref: 'origin/main', repo: 'x', path: '/srv',
+    env: { FROM_DEPLOY: 'yes', OWN: 'deploy' } } },
+};`)
+	e.ok("start", "deploy.config.js", "--env", "production")
+	r := e.ok("env", "0")
+	if !strings.Contains(r.stdout, "FROM_DEPLOY: yes\n") || !strings.Contains(r.stdout, "OWN: app\n") {
+		t.Fatalf("env of an app started with --env production:\n%s", r.stdout)
+	}
+}
+
+// TestCompatPortInUse: a cluster app whose port is taken does not start in silence: start
+// names the port and its holder, exits 1, and leaves the app stopped; restarted anyway, its
+// failed listens count toward max_restarts and it ends errored. Logs write the address as a
+// person does.
+func TestCompatPortInUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	e.vars["PORT"] = strconv.Itoa(port)
+	r := e.fails("start", "cluster_http.js", "-i", "2", "--name", "web", "--max-restarts", "3")
+	want := fmt.Sprintf("port %d is already in use (pid %d, ", port, os.Getpid())
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "corral restart web") {
+		t.Fatalf("start on a taken port: want %q and the way out:\n%s", want, r)
+	}
+	for _, p := range e.jlist() {
+		if p.Pm2Env.Status != "stopped" {
+			t.Fatalf("process %d is %s after a start that failed to listen, want stopped", p.ID, p.Pm2Env.Status)
+		}
+	}
+	daemonLog := readFile(filepath.Join(e.home, "corral.log"))
+	if !strings.Contains(daemonLog, fmt.Sprintf("port %d is already in use", port)) || strings.Contains(daemonLog, "null:") {
+		t.Fatalf("corral.log does not name the port as a person would:\n%s", daemonLog)
+	}
+	e.ok("restart", "web")
+	for _, id := range []int{0, 1} {
+		p := e.waitStatus(id, "errored", 60*time.Second)
+		if p.Pm2Env.RestartTime > 3 {
+			t.Fatalf("process %d restarted %d times past max_restarts 3", id, p.Pm2Env.RestartTime)
+		}
+	}
+}
+
+// TestCompatForkRollback: the README's rollback from cluster to fork mode with instances: 'max'
+// left in the file is refused, saying what to change, and the app keeps serving in cluster
+// mode; with instances: 1 it goes through and the app serves from one fork-mode process.
+func TestCompatForkRollback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	port := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port)
+	file := func(mode, instances string) {
+		e.write("ecosystem.config.js", fmt.Sprintf("module.exports = { apps: [{ name: 'web', script: 'cluster_http.js', exec_mode: '%s', instances: %s }] };\n", mode, instances))
+	}
+	file("cluster", "2")
+	e.ok("start", "ecosystem.config.js")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServing(t, e, url, 2)
+	file("fork", "2")
+	r := e.fails("restart", "ecosystem.config.js")
+	if !strings.Contains(r.stderr, "instances: 1") || !strings.Contains(r.stderr, "EADDRINUSE") {
+		t.Fatalf("rollback with 2 instances:\n%s", r)
+	}
+	for _, p := range e.jlist() {
+		if p.Pm2Env.ExecMode != "cluster_mode" || p.Pm2Env.Status != "online" {
+			t.Fatalf("after a refused rollback process %d is %s, %s", p.ID, p.Pm2Env.ExecMode, p.Pm2Env.Status)
+		}
+	}
+	waitServing(t, e, url, 2)
+	file("fork", "1")
+	e.ok("restart", "ecosystem.config.js")
+	procs := e.jlist()
+	if len(procs) != 1 || procs[0].Pm2Env.ExecMode != "fork_mode" {
+		t.Fatalf("after the rollback: %+v", procs)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	e.waitFor("the fork-mode process to serve", 30*time.Second, func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// TestCompatTwoAppsOnePort (14, deliberate): a second app on a port another app of corral
+// serves does not crash-loop: its start says the port belongs to another app, and it is
+// stopped.
+func TestCompatTwoAppsOnePort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	port := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port)
+	e.ok("start", "cluster_http.js", "-i", "2", "--name", "a")
+	waitServing(t, e, fmt.Sprintf("http://127.0.0.1:%d/", port), 2)
+	r := e.fails("start", "cluster_http.js", "-i", "2", "--name", "b")
+	if !strings.Contains(r.stderr, "by another app of this corral") {
+		t.Fatalf("second app on the port:\n%s", r)
+	}
+}
+
+// TestCompatNumbering: after scaling down and up, save and resurrect, ids follow instance
+// numbers again (id 0 runs NODE_APP_INSTANCE 0), as PM2 users expect.
+func TestCompatNumbering(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.ok("start", "echo.js", "-i", "2", "--name", "web", "--listen-timeout", "300")
+	e.ok("scale", "web", "1")
+	e.ok("scale", "web", "2")
+	e.ok("save")
+	e.ok("kill")
+	e.ok("resurrect")
+	procs := e.jlist()
+	if len(procs) != 2 {
+		t.Fatalf("%d processes after resurrect, want 2", len(procs))
+	}
+	for i, p := range procs {
+		if p.ID != i || p.Pm2Env.Corral.Instance != i {
+			t.Fatalf("process %d runs instance %d after resurrect: %+v", p.ID, p.Pm2Env.Corral.Instance, procs)
+		}
 	}
 }

@@ -108,6 +108,12 @@ func jlistEntry(p Process) map[string]any {
 	if a.LogDateFormat != "" {
 		pm2env["log_date_format"] = a.LogDateFormat
 	}
+	if a.LogType != "" {
+		pm2env["log_type"] = a.LogType
+	}
+	if a.IncrementVar != "" {
+		pm2env["increment_var"] = a.IncrementVar
+	}
 	extras := map[string]any{
 		"instance":   p.Instance,
 		"cpu":        p.CPU,

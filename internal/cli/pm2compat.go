@@ -43,6 +43,12 @@ func rewriteArgs(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
+		if a == "--watch" && i+1 < len(args) && isDir(args[i+1]) {
+			// `--watch src`: a directory is never a script, so it is the paths to watch.
+			out = append(out, "--watch="+args[i+1])
+			i++
+			continue
+		}
 		long, ok := optionalValueFlags[a]
 		if ok && i+1 < len(args) {
 			next := args[i+1]
@@ -298,4 +304,9 @@ func noSuchFile(arg string) error {
 		abs = arg
 	}
 	return fmt.Errorf("%s: no such file (%s), and no app, id or namespace of that name (`corral ls` lists the apps)", arg, abs)
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }

@@ -656,6 +656,11 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 	var d decision
 	status := StatusStopped
 	if !r.stopping {
+		if r.listenFailed != "" {
+			// A run that could not listen crashed for that reason, however long Node took to
+			// get there: it counts toward max_restarts.
+			uptime = 0
+		}
 		d = decide(app, exitFacts{Uptime: uptime, Code: code, Signaled: sigName != ""}, p.pol)
 		p.pol = d.Next
 		switch {
@@ -727,4 +732,52 @@ func removeRun(rs []*run, r *run) []*run {
 		}
 	}
 	return out
+}
+
+// ListenError: a run's listen() was refused (its port is taken...); Reason says so as a
+// person would.
+type ListenError struct{ Reason string }
+
+func (e *ListenError) Error() string { return e.Reason }
+
+// WaitStarted waits until the current run is ready or listening, has failed to listen, or has
+// exited, and says which: nil when it is ready or listening, or ctx ended first (PM2 calls it online then too); the
+// reason otherwise. A start uses it to report a taken port instead of a silent crash loop.
+func (p *Process) WaitStarted(ctx context.Context) error {
+	ch := make(chan error, 1)
+	send := func(err error) {
+		select {
+		case ch <- err:
+		default:
+		}
+	}
+	if err := p.call(func() {
+		r := p.cur
+		switch {
+		case r == nil, r.ready, r.listened:
+			send(nil)
+			return
+		case r.listenFailed != "":
+			send(&ListenError{Reason: r.listenFailed})
+			return
+		}
+		r.onReady = append(r.onReady, func() { send(nil) })
+		r.onListened = append(r.onListened, func() { send(nil) })
+		r.onListenFailed = append(r.onListenFailed, func(reason string) { send(&ListenError{Reason: reason}) })
+		r.onExit = append(r.onExit, func() {
+			if r.exitSignal != "" {
+				send(fmt.Errorf("exited (killed by %s) before it was ready", r.exitSignal))
+			} else {
+				send(fmt.Errorf("exited with code %d before it was ready", r.exitCode))
+			}
+		})
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }

@@ -52,10 +52,12 @@ type run struct {
 	// (an app without a server) lets its replacement be judged by uptime instead (Reload).
 	listened      bool
 	readyTimedOut bool
-	holdReady     bool // a reload decides what a missed ready means, not the timer
-	killTimer     *time.Timer
-	readyTimer    *time.Timer
-	uptimeTimer   *time.Timer // a reload's replacement of an app that never listened (Reload)
+	// listenFailed: why the run's listen() was refused, if it was (its exit is unstable).
+	listenFailed string
+	holdReady    bool // a reload decides what a missed ready means, not the timer
+	killTimer    *time.Timer
+	readyTimer   *time.Timer
+	uptimeTimer  *time.Timer // a reload's replacement of an app that never listened (Reload)
 
 	exitCode   int
 	exitSignal string
@@ -65,6 +67,8 @@ type run struct {
 	onExit         []func()
 	onReady        []func()
 	onReadyTimeout []func()
+	onListenFailed []func(reason string)
+	onListened     []func()
 }
 
 // startRun spawns app as a new run. Loop only.
@@ -315,7 +319,7 @@ func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) (<
 				openErrs = append(openErrs, err)
 			}
 		}
-		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub, Loss: p.loss}
+		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, JSON: app.LogType == "json", Hub: p.hooks.Hub, Loss: p.loss}
 		wg.Add(1)
 		go func(r *os.File) {
 			defer wg.Done()
@@ -527,6 +531,10 @@ func (c runControl) Ready() {
 	c.p.post(func() {
 		first := !r.listened
 		r.listened = true
+		for _, f := range r.onListened {
+			f()
+		}
+		r.onListened = nil
 		if r.app.WaitReady {
 			// With wait_ready only the app's own 'ready' counts, as in PM2.
 			if first {
@@ -535,6 +543,26 @@ func (c runControl) Ready() {
 			return
 		}
 		c.p.markReady(r, "")
+	})
+}
+
+// ListenFailed records why the run's listen() was refused: its exit counts as unstable, and
+// the reason is the process's last error and a line of its error log.
+func (c runControl) ListenFailed(reason string) {
+	r := c.r
+	c.p.post(func() {
+		if r.exited {
+			return
+		}
+		r.listenFailed = reason
+		c.p.writeLine("err", "corral: "+reason)
+		if r == c.p.cur {
+			c.p.update(func(i *Info) { i.LastError = reason })
+		}
+		for _, f := range r.onListenFailed {
+			f(reason)
+		}
+		r.onListenFailed = nil
 	})
 }
 
