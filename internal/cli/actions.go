@@ -55,8 +55,10 @@ func (c *cli) simpleAction(use, short string, action api.Action, aliases ...stri
 			if err != nil {
 				return err
 			}
-			if err := c.checkAnyApp(cmd.Context(), use, targets); err != nil {
-				return err
+			if action == api.ActionStop {
+				if err := c.checkAnyApp(cmd.Context(), use, targets); err != nil {
+					return err
+				}
 			}
 			return c.act(cmd.Context(), action, api.ActionRequest{Targets: targets})
 		},

@@ -83,7 +83,8 @@ func scriptTargets(targets []string) []string {
 }
 
 // checkAnyApp fails when targets are just "all" and no app exists: PM2 exits 1 then, and a
-// runbook's `stop all` on an empty host must not look like it stopped something.
+// runbook's `stop all` or `restart all` on an empty host must not look like it did something.
+// `delete all` stays idempotent: it is how scripts clean up.
 func (c *cli) checkAnyApp(ctx context.Context, action string, targets []string) error {
 	if len(targets) != 1 || targets[0] != "all" {
 		return nil
