@@ -227,8 +227,10 @@ func TestCompatRestartFlags(t *testing.T) {
 	}
 }
 
-// TestCompatOneNameOneApp (8): starting a script that runs restarts it (-f too); several
-// scripts start several apps; a name made of digits is refused (deliberate: it would be an id).
+// TestCompatOneNameOneApp (8): starting a script that runs is refused as in PM2, unless -f,
+// which restarts it (deliberate: PM2 starts a second app of that name); a stopped one starts
+// again; several scripts start several apps; a name made of digits is refused (deliberate: it
+// would be an id).
 func TestCompatOneNameOneApp(t *testing.T) {
 	t.Parallel()
 	e := compatEnv(t)
@@ -239,15 +241,23 @@ func TestCompatOneNameOneApp(t *testing.T) {
 		t.Fatalf("%d processes, want 3", n)
 	}
 	pid := e.waitStatus(1, "online", 20*time.Second).PID
-	r := e.ok("start", "echo.js")
-	if !strings.Contains(r.stdout, "Restarted") {
-		t.Errorf("start of a running app does not say it restarted it:\n%s", r)
+	// Running: refused, as PM2 does ("Script already launched"), with the ways forward.
+	if r := e.fails("start", "echo.js"); !strings.Contains(r.stderr, "already running as echo") || !strings.Contains(r.stderr, "corral restart echo") {
+		t.Errorf("start of a running script:\n%s", r)
+	}
+	// -f: PM2 starts a second app of the same name; corral restarts the one it has, and says so.
+	r := e.ok("start", "echo.js", "-f")
+	if !strings.Contains(r.stdout, "Restarted") || !strings.Contains(r.stdout, "one app per name") {
+		t.Errorf("start -f of a running app does not say it restarted it:\n%s", r)
 	}
 	e.waitFor("echo restarted", 20*time.Second, func() bool { p := e.proc(1); return p.PID != pid && p.PID > 0 })
-	e.ok("start", "echo.js", "-f")
 	if n := len(e.jlist()); n != 3 {
 		t.Fatalf("start -f: %d processes, want 3 (one app per name)", n)
 	}
+	// Stopped: start starts it again, as PM2 does.
+	e.ok("stop", "echo")
+	e.ok("start", "echo.js")
+	e.waitStatus(1, "online", 20*time.Second)
 	if r := e.fails("start", "echo.js", "--name", "455"); !strings.Contains(r.stderr, "digits") {
 		t.Fatalf("--name 455:\n%s", r)
 	}

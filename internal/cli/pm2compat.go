@@ -99,6 +99,42 @@ func (c *cli) checkAnyApp(ctx context.Context, action string, targets []string) 
 	return nil
 }
 
+// checkScriptsRunning refuses, as PM2 does ("Script already launched"), to start a script
+// whose app runs already, unless -f: then corral restarts it with the command line's
+// attributes (PM2 would start a second app of the same name; in corral a name is one app). A
+// stopped or errored app is simply started again with them, as in PM2.
+func (c *cli) checkScriptsRunning(ctx context.Context, apps []spec.App, force bool) error {
+	if force {
+		return nil
+	}
+	var scripts []spec.App
+	for _, a := range apps {
+		if a.Source == "" {
+			scripts = append(scripts, a)
+		}
+	}
+	if len(scripts) == 0 {
+		return nil
+	}
+	procs, err := c.processes(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, a := range scripts {
+		for _, p := range procs {
+			if p.Name != a.Name {
+				continue
+			}
+			switch p.Status {
+			case "online", "launching", "waiting restart":
+				return fmt.Errorf("%s is already running as %s (id %d): `corral restart %s` restarts it; -f restarts it with this command line's attributes; --name <other> starts another copy",
+					filepath.Base(a.Script), a.Name, p.ID, a.Name)
+			}
+		}
+	}
+	return nil
+}
+
 // respec gives the apps that targets select the attributes set on the command line
 // (`restart web --watch`, `start web --node-args=--harmony`), and returns their new specs.
 // Each app's other attributes stay as they are. A rename is refused: in corral a name is the
@@ -249,15 +285,15 @@ module.exports = {
 
 func (c *cli) initCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "init [file]",
+		Use:     "init [file.config.js]",
 		Aliases: []string{"ecosystem"},
 		Short:   "write a starter ecosystem file (ecosystem.config.js)",
 		GroupID: "apps",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "ecosystem.config.js"
-			if len(args) == 1 && args[0] != "simple" { // PM2: `pm2 init simple`
-				path = args[0]
+			if len(args) == 1 && ecosystem.IsConfigFile(args[0]) {
+				path = args[0] // a file name; other words (PM2's `init simple`) pick nothing here
 			}
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if errors.Is(err, os.ErrExist) {

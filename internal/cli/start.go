@@ -254,6 +254,9 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 	if err != nil {
 		return err
 	}
+	if err := c.checkScriptsRunning(ctx, apps, f.force); err != nil {
+		return err
+	}
 	var errs []string
 	if len(targets) > 0 && len(over) > 0 {
 		// `start web --node-args=--harmony` on an existing app: PM2 restarts it with them.
