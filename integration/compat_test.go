@@ -490,3 +490,72 @@ func TestCompatNumbering(t *testing.T) {
 		}
 	}
 }
+
+// TestCompatRestartCounts: every restart and reload counts once per process, by name, by
+// script and with all, in cluster mode for an app that never listens, as in PM2; a reload of a
+// fork-mode app falls back to a restart.
+func TestCompatRestartCounts(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("child.js", echoJS)
+	e.ok("start", "child.js", "-i", "2", "--listen-timeout", "500", "--min-uptime", "200")
+	e.ok("start", "echo.js")
+	want := func(what string, counts map[int]int) {
+		t.Helper()
+		for _, p := range e.jlist() {
+			if n, ok := counts[p.ID]; ok && p.Pm2Env.RestartTime != n {
+				t.Fatalf("after %s: process %d (%s) restart_time %d, want %d", what, p.ID, p.Name, p.Pm2Env.RestartTime, n)
+			}
+			if p.Pm2Env.Status != "online" {
+				t.Fatalf("after %s: process %d is %s", what, p.ID, p.Pm2Env.Status)
+			}
+		}
+	}
+	e.ok("restart", "all")
+	want("restart all", map[int]int{0: 1, 1: 1, 2: 1})
+	e.ok("restart", "child.js")
+	want("restart child.js", map[int]int{0: 2, 1: 2, 2: 1})
+	e.ok("restart", "child")
+	want("restart child", map[int]int{0: 3, 1: 3, 2: 1})
+	e.ok("reload", "all")
+	want("reload all", map[int]int{0: 4, 1: 4, 2: 2})
+	e.ok("reload", "echo")
+	want("reload echo", map[int]int{0: 4, 1: 4, 2: 3})
+}
+
+// TestCompatEnvRefresh: restart keeps the environment the app was started with; --update-env
+// takes the shell's; several names in one command act on each (PM2's env-refresh and
+// multiparam scripts).
+func TestCompatEnvRefresh(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("child.js", echoJS)
+	e.vars["TEST_VARIABLE"] = "hello1"
+	e.ok("start", "echo.js", "--name", "env")
+	e.ok("start", "child.js")
+	envOf := func() string { return e.ok("env", "0").stdout }
+	if !strings.Contains(envOf(), "TEST_VARIABLE: hello1\n") {
+		t.Fatalf("env at start:\n%s", envOf())
+	}
+	e.vars["TEST_VARIABLE"] = "89hello89"
+	e.ok("restart", "env", "--update-env")
+	if !strings.Contains(envOf(), "TEST_VARIABLE: 89hello89\n") {
+		t.Fatalf("after restart --update-env:\n%s", envOf())
+	}
+	e.vars["TEST_VARIABLE"] = "CLUNEWSTER"
+	e.ok("restart", "env")
+	if !strings.Contains(envOf(), "TEST_VARIABLE: 89hello89\n") {
+		t.Fatalf("a restart without --update-env changed the environment:\n%s", envOf())
+	}
+	e.ok("restart", "env", "child")
+	for _, p := range e.jlist() {
+		if p.Pm2Env.RestartTime != map[string]int{"env": 3, "child": 1}[p.Name] {
+			t.Fatalf("restart env child: %s restarted %d times", p.Name, p.Pm2Env.RestartTime)
+		}
+	}
+	e.ok("stop", "env", "child")
+	e.ok("delete", "env", "child")
+	if n := len(e.jlist()); n != 0 {
+		t.Fatalf("%d processes after delete env child", n)
+	}
+}
