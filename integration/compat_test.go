@@ -559,3 +559,32 @@ func TestCompatEnvRefresh(t *testing.T) {
 		t.Fatalf("%d processes after delete env child", n)
 	}
 }
+
+// TestCompatNodeArgsUpdate: node_args follow restart, start and reload with --node-args, and
+// --node-args=null clears them (PM2's app-config-update script).
+func TestCompatNodeArgsUpdate(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	nodeArgs := func(id int) string { return fmt.Sprint(e.pm2env(id)["node_args"]) }
+	e.ok("start", "echo.js")
+	if a := nodeArgs(0); a != "[]" {
+		t.Fatalf("node_args at start: %s", a)
+	}
+	e.ok("restart", "echo.js", "--node-args=--harmony")
+	if a := nodeArgs(0); a != "[--harmony]" {
+		t.Fatalf("after restart --node-args: %s", a)
+	}
+	e.ok("delete", "all")
+	e.ok("start", "echo.js", "-i", "1", "--listen-timeout", "300", "--min-uptime", "100")
+	e.ok("reload", "echo.js", "--node-args=--harmony")
+	if a := nodeArgs(0); a != "[--harmony]" {
+		t.Fatalf("after reload --node-args in cluster mode: %s", a)
+	}
+	e.ok("reload", "echo.js", "--node-args=null")
+	if a := nodeArgs(0); a != "[]" {
+		t.Fatalf("after --node-args=null: %s", a)
+	}
+	if p := e.proc(0); p.Pm2Env.Status != "online" || p.Pm2Env.ExecMode != "cluster_mode" {
+		t.Fatalf("after the reloads: %s, %s", p.Pm2Env.Status, p.Pm2Env.ExecMode)
+	}
+}

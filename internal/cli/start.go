@@ -38,8 +38,8 @@ var attrFlags = []attrFlag{
 	{flag: "instances", attr: "instances"},
 	{flag: "cwd", attr: "cwd"},
 	{flag: "interpreter", attr: "interpreter"},
-	{flag: "interpreter-args", attr: "interpreter_args"},
-	{flag: "node-args", attr: "interpreter_args"},
+	{flag: "interpreter-args", attr: "interpreter_args", value: nullableWords},
+	{flag: "node-args", attr: "interpreter_args", value: nullableWords},
 	{flag: "watch", attr: "watch", value: watchValue},
 	{flag: "ignore-watch", attr: "ignore_watch", value: splitList},
 	{flag: "watch-delay", attr: "watch_delay"},
@@ -72,7 +72,15 @@ var attrFlags = []attrFlag{
 	{flag: "log-retain", attr: "log_retain"},
 }
 
-func negate(string) any      { return false }
+func negate(string) any { return false }
+
+// nullableWords is --node-args' value: "null" clears the arguments, as in PM2.
+func nullableWords(v string) any {
+	if v == "null" {
+		return []any{}
+	}
+	return v
+}
 func boolValue(v string) any { return v != "false" }
 func splitList(v string) any {
 	parts := strings.Split(v, ",")
