@@ -588,3 +588,34 @@ func TestCompatNodeArgsUpdate(t *testing.T) {
 		t.Fatalf("after the reloads: %s, %s", p.Pm2Env.Status, p.Pm2Env.ExecMode)
 	}
 }
+
+// TestCompatTargetsMore: /regex/ targets, an ecosystem file on stdin for delete, and NULL
+// log paths (PM2's operate-regex, piped-config and log-null scripts).
+func TestCompatTargetsMore(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	for _, n := range []string{"echo-3", "echo-1", "echo-2"} {
+		e.ok("start", "echo.js", "--name", n, "-e", "NULL")
+	}
+	e.ok("stop", "/echo-[1,2]/")
+	for _, p := range e.jlist() {
+		if want := map[string]string{"echo-3": "online", "echo-1": "stopped", "echo-2": "stopped"}[p.Name]; p.Pm2Env.Status != want {
+			t.Fatalf("after stop /echo-[1,2]/: %s is %s, want %s", p.Name, p.Pm2Env.Status, want)
+		}
+		if p.Pm2Env.ErrLog != "/dev/null" {
+			t.Fatalf("-e NULL: error log %q", p.Pm2Env.ErrLog)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "logs", "echo-1-error.log")); err == nil {
+		t.Fatal("-e NULL wrote an error log")
+	}
+	cmd := exec.Command(e.bin, "delete", "-")
+	cmd.Dir, cmd.Env = e.dir, e.environ()
+	cmd.Stdin = strings.NewReader(`{"apps":[{"name":"echo-1","script":"echo.js"},{"name":"echo-3","script":"echo.js"}]}`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("delete -: %v\n%s", err, out)
+	}
+	if procs := e.jlist(); len(procs) != 1 || procs[0].Name != "echo-2" {
+		t.Fatalf("after delete - of echo-1 and echo-3: %+v", procs)
+	}
+}

@@ -110,10 +110,18 @@ func (c *cli) restartLike(action api.Action, short string) *cobra.Command {
 				return err
 			}
 			var files, targets []string
+			var apps []spec.App
 			for _, a := range args {
-				if ecosystem.IsConfigFile(a) && isFile(a) {
+				switch {
+				case a == "-":
+					loaded, err := c.readStdinFile(opt)
+					if err != nil {
+						return err
+					}
+					apps = append(apps, loaded...)
+				case ecosystem.IsConfigFile(a) && isFile(a):
 					files = append(files, a)
-				} else {
+				default:
 					targets = append(targets, a)
 				}
 			}
@@ -121,7 +129,6 @@ func (c *cli) restartLike(action api.Action, short string) *cobra.Command {
 			if err := c.checkAnyApp(ctx, string(action), targets); err != nil {
 				return err
 			}
-			var apps []spec.App
 			for _, file := range files {
 				loaded, err := c.loadFile(file, opt)
 				if err != nil {

@@ -440,6 +440,21 @@ func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
 func (c *cli) expandTargets(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
+		if a == "-" {
+			// An ecosystem file on stdin (`cat all.json | corral delete -`): its apps.
+			opt, err := c.loaderOptions(&appFlags{}, nil)
+			if err != nil {
+				return nil, err
+			}
+			apps, err := c.readStdinFile(opt)
+			if err != nil {
+				return nil, err
+			}
+			for _, app := range apps {
+				out = append(out, app.Name)
+			}
+			continue
+		}
 		if ecosystem.IsConfigFile(a) && isFile(a) {
 			opt, err := c.loaderOptions(&appFlags{}, nil)
 			if err != nil {
