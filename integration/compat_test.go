@@ -619,3 +619,51 @@ func TestCompatTargetsMore(t *testing.T) {
 		t.Fatalf("after delete - of echo-1 and echo-3: %+v", procs)
 	}
 }
+
+// TestCompatEcosystemVerbs: every verb takes an ecosystem file, with --only, and start,
+// restart and reload of a file whose apps are gone start them (PM2's json-file and
+// homogen-json-action scripts).
+func TestCompatEcosystemVerbs(t *testing.T) {
+	t.Parallel()
+	e := compatEnv(t)
+	e.write("child.js", echoJS)
+	e.write("all.json", `{"apps":[{"name":"echo","script":"echo.js"},{"name":"child","script":"child.js","instances":2,"exec_mode":"fork"}]}`)
+	counts := func(what string, want int, status string) {
+		t.Helper()
+		procs := e.jlist()
+		if len(procs) != 3 {
+			t.Fatalf("after %s: %d processes, want 3", what, len(procs))
+		}
+		for _, p := range procs {
+			if p.Pm2Env.RestartTime != want || p.Pm2Env.Status != status {
+				t.Fatalf("after %s: %s[%d] restart_time %d, %s; want %d, %s", what, p.Name, p.ID, p.Pm2Env.RestartTime, p.Pm2Env.Status, want, status)
+			}
+		}
+	}
+	e.ok("start", "all.json")
+	counts("start", 0, "online")
+	e.ok("start", "all.json")
+	counts("start again", 1, "online")
+	e.ok("restart", "all.json")
+	counts("restart", 2, "online")
+	e.ok("reload", "all.json")
+	counts("reload", 3, "online")
+	e.ok("stop", "all.json")
+	counts("stop", 3, "stopped")
+	e.ok("start", "all.json")
+	for _, p := range e.jlist() {
+		if p.Pm2Env.Status != "online" {
+			t.Fatalf("start of a stopped file: %s is %s", p.Name, p.Pm2Env.Status)
+		}
+	}
+	e.ok("delete", "all.json", "--only", "echo")
+	if procs := e.jlist(); len(procs) != 2 || procs[0].Name != "child" {
+		t.Fatalf("after delete all.json --only echo: %+v", procs)
+	}
+	e.ok("delete", "all")
+	e.ok("restart", "all.json")
+	counts("restart after delete", 0, "online")
+	e.ok("delete", "all.json")
+	e.ok("reload", "all.json")
+	counts("reload after delete", 0, "online")
+}

@@ -45,13 +45,14 @@ var actionDone = map[api.Action]string{
 }
 
 func (c *cli) simpleAction(use, short string, action api.Action, aliases ...string) *cobra.Command {
-	return &cobra.Command{
+	var only []string
+	cmd := &cobra.Command{
 		Use:     use + " <name|id|namespace|script|all|ecosystem file>...",
 		Aliases: aliases,
 		Short:   short,
 		GroupID: "apps",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := c.actionTargets(args)
+			targets, err := c.actionTargets(args, only)
 			if err != nil {
 				return err
 			}
@@ -63,6 +64,8 @@ func (c *cli) simpleAction(use, short string, action api.Action, aliases ...stri
 			return c.act(cmd.Context(), action, api.ActionRequest{Targets: targets})
 		},
 	}
+	cmd.Flags().StringSliceVar(&only, "only", nil, "with an ecosystem file: only these of its apps")
+	return cmd
 }
 
 func (c *cli) stopCommand() *cobra.Command {

@@ -103,7 +103,7 @@ func (c *cli) logsCommand() *cobra.Command {
 			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			targets, err := c.actionTargets(args)
+			targets, err := c.actionTargets(args, nil)
 			if err != nil {
 				return err
 			}

@@ -318,8 +318,8 @@ func (c *cli) initCommand() *cobra.Command {
 
 // actionTargets prepares the targets of a lifecycle command: ecosystem files become their
 // apps' names, scripts absolute paths.
-func (c *cli) actionTargets(args []string) ([]string, error) {
-	targets, err := c.expandTargets(args)
+func (c *cli) actionTargets(args, only []string) ([]string, error) {
+	targets, err := c.expandTargetsOnly(args, only)
 	if err != nil {
 		return nil, err
 	}

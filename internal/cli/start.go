@@ -437,12 +437,15 @@ func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
 }
 
 // expandTargets replaces ecosystem files among targets by the names of their apps.
-func (c *cli) expandTargets(args []string) ([]string, error) {
+func (c *cli) expandTargets(args []string) ([]string, error) { return c.expandTargetsOnly(args, nil) }
+
+// expandTargetsOnly is expandTargets keeping, of the files' apps, those only names (--only).
+func (c *cli) expandTargetsOnly(args, only []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		if a == "-" {
 			// An ecosystem file on stdin (`cat all.json | corral delete -`): its apps.
-			opt, err := c.loaderOptions(&appFlags{}, nil)
+			opt, err := c.loaderOptions(&appFlags{only: only}, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -456,7 +459,7 @@ func (c *cli) expandTargets(args []string) ([]string, error) {
 			continue
 		}
 		if ecosystem.IsConfigFile(a) && isFile(a) {
-			opt, err := c.loaderOptions(&appFlags{}, nil)
+			opt, err := c.loaderOptions(&appFlags{only: only}, nil)
 			if err != nil {
 				return nil, err
 			}
