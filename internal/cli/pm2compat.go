@@ -140,12 +140,14 @@ func (c *cli) checkScriptsRunning(ctx context.Context, apps []spec.App, force bo
 // Each app's other attributes stay as they are. A rename is refused: in corral a name is the
 // app's identity (its logs, its saved entry), so a new name is a new app.
 func (c *cli) respec(ctx context.Context, targets []string, over map[string]any, opt ecosystem.Options, updateEnv bool) ([]spec.App, error) {
-	if _, ok := over["name"]; ok {
-		return nil, errors.New("--name cannot rename an existing app: a name is the app's identity in corral (its logs, its saved entry); `corral delete <app>` then `corral start <script> --name <new>`")
-	}
 	procs, err := c.processes(ctx, true, targets...)
 	if err != nil {
 		return nil, err
+	}
+	if name, ok := over["name"]; ok && len(procs) > 0 {
+		p := procs[0]
+		return nil, fmt.Errorf("--name cannot rename %s: in corral a name is the app's identity (its logs, its saved entry); `corral delete %s && corral start %s --name %v` starts it under the new name",
+			p.Name, p.Name, p.App.Script, name)
 	}
 	var out []spec.App
 	for _, p := range procs {
