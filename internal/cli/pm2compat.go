@@ -189,12 +189,16 @@ func (c *cli) applyAttributes(s *spec.App, over map[string]any, opt ecosystem.Op
 	for attr := range over {
 		if set, ok := attrCopy[attr]; ok {
 			set(s, &f)
+		} else {
+			c.warnf("%s: %s is not changed on an app that exists (delete it and start it again to change it)", s.Name, attr)
 		}
 	}
 	return nil
 }
 
-// attrCopy copies one attribute's fields from a resolved spec (from) to an app (to).
+// attrCopy copies one attribute's fields from a resolved spec (from) to an app (to). An
+// attribute missing here (filter_env: it would replace the inherited environment, which is
+// --update-env's job) is not changed by restart.
 var attrCopy = map[string]func(to, from *spec.App){
 	"instances": func(to, from *spec.App) { to.Instances, to.ExecMode = from.Instances, from.ExecMode },
 	"exec_mode": func(to, from *spec.App) { to.ExecMode = from.ExecMode },
@@ -231,7 +235,6 @@ var attrCopy = map[string]func(to, from *spec.App){
 	"sched_policy":              func(to, from *spec.App) { to.SchedPolicy = from.SchedPolicy },
 	"log_max_size":              func(to, from *spec.App) { to.LogMaxSize = from.LogMaxSize },
 	"log_retain":                func(to, from *spec.App) { to.LogRetain = from.LogRetain },
-	"filter_env":                func(to, from *spec.App) { to.BaseEnv = from.BaseEnv },
 }
 
 // readStdinFile loads an ecosystem file in JSON from stdin (`cat apps.json | corral start -`).
