@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/corral-pm/corral/internal/ecosystem"
 	"github.com/corral-pm/corral/internal/spec"
@@ -351,4 +352,37 @@ func noSuchFile(arg string) error {
 func isDir(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.IsDir()
+}
+
+// listenWaitAfter is how long a start runs before it says what it waits for.
+const listenWaitAfter = time.Second
+
+// listenWaitNote says, once a start has taken listenWaitAfter, that the daemon waits for the
+// new cluster apps' workers to listen (it does, to report a taken port), so that nobody waits
+// in silence. The returned function ends it; it returns once the note is printed or dropped.
+func (c *cli) listenWaitNote(apps []spec.App, existing map[string]bool) (stop func()) {
+	var names []string
+	var wait time.Duration
+	for _, a := range apps {
+		if a.ExecMode == spec.ModeCluster && !existing[a.Name] {
+			names = append(names, a.Name)
+			wait = max(wait, min(a.ListenTimeout.D(), 5*time.Second)) // the daemon's maxListenWait
+		}
+	}
+	if len(names) == 0 || c.silent {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-time.After(listenWaitAfter):
+			c.infof("Starting %s: waiting up to %v for the workers to listen (a port in use is reported)...", strings.Join(names, ", "), wait)
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }

@@ -295,9 +295,11 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 				existing[p.Name] = true
 			}
 		}
+		stopNote := c.listenWaitNote(apps, existing)
 		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
 			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: api.ModeFile})
 		})
+		stopNote()
 		if err != nil {
 			return err // the daemon checks the whole request first: nothing was started
 		}
