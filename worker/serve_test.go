@@ -28,9 +28,10 @@ import (
 
 type groupCtl struct{ ready, disconnected atomic.Int32 }
 
-func (c *groupCtl) Ready()        { c.ready.Add(1) }
-func (c *groupCtl) Disconnected() { c.disconnected.Add(1) }
-func (c *groupCtl) StateChanged() {}
+func (c *groupCtl) Ready()              { c.ready.Add(1) }
+func (c *groupCtl) Disconnected()       { c.disconnected.Add(1) }
+func (c *groupCtl) StateChanged()       {}
+func (c *groupCtl) ListenFailed(string) {}
 
 // daemonIPC is what supervisor's runIPC does for a cluster run.
 type daemonIPC struct{ w supervisor.Worker }

@@ -34,10 +34,9 @@ func jlistEntry(p Process) map[string]any {
 	if nodeArgs == nil {
 		nodeArgs = []string{}
 	}
-	var watch any = false
-	if len(a.Watch) > 0 {
-		watch = a.Watch
-	}
+	// PM2's watch is a boolean (the paths are in its own attributes); it stays as declared
+	// after a stop.
+	watch := len(a.Watch) > 0
 	pm2env := map[string]any{}
 	// Flattened environment first, so PM2's own keys win on a clash (as in PM2).
 	for k, v := range env {
@@ -109,11 +108,21 @@ func jlistEntry(p Process) map[string]any {
 	if a.LogDateFormat != "" {
 		pm2env["log_date_format"] = a.LogDateFormat
 	}
+	if a.LogType != "" {
+		pm2env["log_type"] = a.LogType
+	}
+	if a.IncrementVar != "" {
+		pm2env["increment_var"] = a.IncrementVar
+	}
 	extras := map[string]any{
 		"instance":   p.Instance,
 		"cpu":        p.CPU,
 		"memory":     p.Memory,
 		"last_error": p.LastError,
+		"ready":      p.Ready,
+	}
+	if len(a.Watch) > 0 {
+		extras["watch_paths"] = a.Watch
 	}
 	if p.ExitSignal != "" {
 		extras["exit_signal"] = p.ExitSignal

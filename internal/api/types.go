@@ -18,12 +18,16 @@ const HeaderVersion = "Corral-Version"
 // Process is one process slot as the daemon reports it. Secrets in App.Env and App.BaseEnv are
 // masked unless the request asked to reveal them.
 type Process struct {
-	ID         int       `json:"pm_id"`
-	Name       string    `json:"name"`
-	Namespace  string    `json:"namespace"`
-	Instance   int       `json:"instance"`
-	PID        int       `json:"pid"`
-	Status     string    `json:"status"`
+	ID        int    `json:"pm_id"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Instance  int    `json:"instance"`
+	PID       int    `json:"pid"`
+	Status    string `json:"status"`
+	// Ready is whether the current run is ready: listening (cluster mode), its 'ready' sent
+	// (wait_ready), its port answering (inherited sockets), or judged so after listen_timeout.
+	// A cluster worker is online (PM2's status) before it is ready.
+	Ready      bool      `json:"ready"`
 	Restarts   int       `json:"restart_time"`
 	Unstable   int       `json:"unstable_restarts"`
 	StartedAt  time.Time `json:"started_at"`

@@ -141,8 +141,8 @@ func TestLifecycle(t *testing.T) {
 	if got := e.list(); len(got) != 0 {
 		t.Errorf("after delete: %+v", got)
 	}
-	if strings.Contains(r.stdout, "web") {
-		t.Errorf("the table after delete still shows web:\n%s", r)
+	if !strings.Contains(r.stdout, "[corral] Deleted web[1]\n[corral] Deleted web[2]\n") || !strings.Contains(r.stdout, "No app left") || strings.Contains(r.stdout, "│ web") {
+		t.Errorf("delete does not confirm what it deleted, or its table still shows web:\n%s", r)
 	}
 	testutil.WaitFor(t, "web's processes to be gone", 30*time.Second, func() bool {
 		for _, p := range procs {
@@ -452,9 +452,10 @@ func TestStartFlags(t *testing.T) {
 		}
 	}
 	e.ok("stop", "flags")
-	e.ok("start", "flags", "--no-autorestart") // an existing app: flags other than --update-env do not apply
-	if r := e.ok("describe", "flags"); !strings.Contains(r.stdout, "max 3 unstable") {
-		t.Errorf("starting an existing app changed its spec:\n%s", r)
+	// An existing app: the flags given apply (as in PM2), the others stay as they were.
+	e.ok("start", "flags", "--max-restarts", "5")
+	if r := e.ok("describe", "flags"); !strings.Contains(r.stdout, "max 5 unstable") || !strings.Contains(r.stdout, "SIGKILL after 5s") {
+		t.Errorf("starting an existing app with a flag:\n%s", r)
 	}
 	r = e.fails(1, "start", "script.sh", "--name", "bad", "--max-restarts", "many")
 	if !strings.Contains(r.stderr, `max_restarts: "many" is not a whole number`) {

@@ -39,6 +39,10 @@ func TestGoldenBadInput(t *testing.T) {
 		{"logs_err_and_out", []string{"logs", "--err", "--out"}},
 		{"ls_bad_sort", []string{"ls", "--sort", "size"}},
 		{"unknown_command", []string{"strat", "web"}},
+		{"typo_target", []string{"reload", "wbe"}},
+		{"start_running_script", []string{"start", "script.sh", "--name", "web"}},
+		{"missing_ecosystem", []string{"start", "missing.config.js"}},
+		{"restart_rename", []string{"restart", "web", "--name", "new"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.run(tc.args...)
@@ -76,6 +80,7 @@ func TestGoldenListings(t *testing.T) {
 	golden(t, "ls_mini.golden", e.normalize(e.ok("ls", "-m").String()))
 	golden(t, "describe.golden", e.normalize(e.ok("describe", "web").String()))
 	golden(t, "scale_help.golden", e.normalize(e.ok("scale", "--help").String()))
+	golden(t, "delete.golden", e.normalize(e.ok("delete", "web").String()))
 }
 
 // secretsApp starts an app (one process, named api) whose environment is only what its

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -103,6 +105,32 @@ func (c *cli) jlistCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s\n", out)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "print secret values in clear")
+	return cmd
+}
+
+// prettylistCommand is PM2's prettylist: jlist, indented for people.
+func (c *cli) prettylistCommand() *cobra.Command {
+	var reveal bool
+	cmd := &cobra.Command{
+		Use:     "prettylist",
+		Short:   "print every process as indented JSON (jlist for people)",
+		GroupID: "info",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			out, err := request(ctx, c, func(cl *api.Client) ([]byte, error) { return cl.JList(ctx, reveal) })
+			if err != nil {
+				return err
+			}
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, out, "", "  "); err != nil {
+				return fmt.Errorf("indent the daemon's list: %w", err)
+			}
+			fmt.Fprintf(c.stdout, "%s\n", buf.Bytes())
 			return nil
 		},
 	}

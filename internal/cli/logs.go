@@ -103,7 +103,7 @@ func (c *cli) logsCommand() *cobra.Command {
 			if err := c.connect(ctx, true); err != nil {
 				return err
 			}
-			targets, err := c.expandTargets(args)
+			targets, err := c.actionTargets(args, nil)
 			if err != nil {
 				return err
 			}
@@ -156,7 +156,7 @@ func (c *cli) logsCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	cmd.Flags().BoolVar(&onlyErr, "err", false, "stderr only")
 	cmd.Flags().BoolVar(&onlyOut, "out", false, "stdout only")
-	cmd.Flags().StringVar(&timestamp, "timestamp", "YYYY-MM-DD-HH:mm:ss", "prefix followed lines with the time they were read (optional format)")
+	cmd.Flags().StringVar(&timestamp, "timestamp", "", "prefix lines with their time; the format is optional (--timestamp=\"HH:mm:ss\"), YYYY-MM-DD-HH:mm:ss when left out")
 	cmd.Flags().Lookup("timestamp").NoOptDefVal = "YYYY-MM-DD-HH:mm:ss"
 	return cmd
 }

@@ -79,7 +79,7 @@ func Main(args []string, newDaemon NewDaemon) int {
 // exitError, or 1 for any other error (printed).
 func (c *cli) execute(ctx context.Context, args []string) int {
 	root := c.rootCommand()
-	root.SetArgs(args)
+	root.SetArgs(rewriteArgs(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -105,6 +105,13 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		Version:       buildinfo.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// `corral` alone prints the help and fails, as `pm2` does: a script that runs it
+		// without its verb must not pass.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SetOut(c.stderr)
+			_ = cmd.Help()
+			return silentExit(1)
+		},
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	// Help, usage and --version print where the commands print.
@@ -117,7 +124,8 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 	root.AddCommand(
 		c.startCommand(), c.stopCommand(), c.restartCommand(), c.reloadCommand(), c.deleteCommand(),
 		c.resetCommand(), c.sendSignalCommand(), c.scaleCommand(),
-		c.listCommand(), c.monitCommand(), c.jlistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
+		c.initCommand(),
+		c.listCommand(), c.monitCommand(), c.jlistCommand(), c.prettylistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
 		c.verifyCommand(),
 		c.logsCommand(), c.flushCommand(), c.reloadLogsCommand(),
 		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -37,8 +38,8 @@ var attrFlags = []attrFlag{
 	{flag: "instances", attr: "instances"},
 	{flag: "cwd", attr: "cwd"},
 	{flag: "interpreter", attr: "interpreter"},
-	{flag: "interpreter-args", attr: "interpreter_args"},
-	{flag: "node-args", attr: "interpreter_args"},
+	{flag: "interpreter-args", attr: "interpreter_args", value: nullableWords},
+	{flag: "node-args", attr: "interpreter_args", value: nullableWords},
 	{flag: "watch", attr: "watch", value: watchValue},
 	{flag: "ignore-watch", attr: "ignore_watch", value: splitList},
 	{flag: "watch-delay", attr: "watch_delay"},
@@ -71,7 +72,15 @@ var attrFlags = []attrFlag{
 	{flag: "log-retain", attr: "log_retain"},
 }
 
-func negate(string) any      { return false }
+func negate(string) any { return false }
+
+// nullableWords is --node-args' value: "null" clears the arguments, as in PM2.
+func nullableWords(v string) any {
+	if v == "null" {
+		return []any{}
+	}
+	return v
+}
 func boolValue(v string) any { return v != "false" }
 func splitList(v string) any {
 	parts := strings.Split(v, ",")
@@ -142,9 +151,10 @@ func addAppFlags(fs *pflag.FlagSet, f *appFlags) {
 	fs.BoolP("execute-command", "x", false, "run in fork mode even with -i")
 	fs.StringVar(&f.envName, "env", "", "use env_<name> of the ecosystem file")
 	fs.StringSliceVar(&f.only, "only", nil, "start only these apps of the ecosystem file")
-	fs.BoolVarP(&f.force, "force", "f", false, "accepted for PM2 compatibility")
+	fs.BoolVarP(&f.force, "force", "f", false, "accepted for PM2 compatibility: corral runs one app per name, so an app that runs is restarted")
 	fs.BoolVar(&f.noDaemon, "no-daemon", false, "run in the foreground (as `corral run`)")
 	fs.BoolVarP(&f.updateEnv, "update-env", "a", false, "with an existing app: take this shell's environment")
+	addPM2NoopFlags(fs)
 }
 
 // overrides collects the attributes set explicitly on the command line.
@@ -204,8 +214,11 @@ func isFile(path string) bool {
 func (c *cli) startCommand() *cobra.Command {
 	f := &appFlags{}
 	cmd := &cobra.Command{
-		Use:   "start [script | command | ecosystem file | name | id | namespace | all]... [-- args]",
-		Short: "start an app (script, command or ecosystem file), or start stopped apps again",
+		Use: "start [script | command | ecosystem file | - | name | id | namespace | all]... [-- args]",
+		// PM2's deploy verbs: start an ecosystem file's apps, or update and restart (rolling
+		// where the app owns its port) those that run.
+		Aliases: []string{"startOrRestart", "startOrReload", "startOrGracefulReload"},
+		Short:   "start an app (script, command or ecosystem file), or start stopped apps again",
 		Example: `  corral start app.js -i max
   corral start ecosystem.config.js --env production
   corral start "python3 -m http.server 8000" --name files
@@ -249,7 +262,19 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 	if err != nil {
 		return err
 	}
+	if err := c.checkScriptsRunning(ctx, apps, f.force); err != nil {
+		return err
+	}
 	var errs []string
+	if len(targets) > 0 && len(over) > 0 {
+		// `start web --node-args=--harmony` on an existing app: PM2 restarts it with them.
+		respecced, err := c.respec(ctx, targets, over, opt, f.updateEnv)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, respecced...)
+		targets = nil
+	}
 	if len(targets) > 0 {
 		req := api.ActionRequest{Targets: targets}
 		if f.updateEnv {
@@ -262,13 +287,19 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 		errs = append(errs, resp.Errors...)
 	}
 	if len(apps) > 0 {
-		mode := api.ModeCreate
-		if apps[0].Source != "" {
-			mode = api.ModeFile
+		// The apps that exist already are updated and restarted, as PM2's start does: one
+		// name is one app.
+		existing := map[string]bool{}
+		if procs, err := c.processes(ctx, false); err == nil {
+			for _, p := range procs {
+				existing[p.Name] = true
+			}
 		}
+		stopNote := c.listenWaitNote(apps, existing)
 		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
-			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: mode})
+			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: api.ModeFile})
 		})
+		stopNote()
 		if err != nil {
 			return err // the daemon checks the whole request first: nothing was started
 		}
@@ -277,7 +308,14 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 			if a.Instances != 1 {
 				n = instancesText(a.Instances)
 			}
-			c.infof("Starting %s in %s mode (%s)", displayScript(a), a.ExecMode, n)
+			if existing[a.Name] {
+				c.infof("Restarted %s in %s mode (%s): it was running already, and `start` restarts it as PM2 does", displayScript(a), a.ExecMode, n)
+				if f.force {
+					c.infof("corral runs one app per name: -f restarted %s; `--name <other>` starts another copy", a.Name)
+				}
+			} else {
+				c.infof("Starting %s in %s mode (%s)", displayScript(a), a.ExecMode, n)
+			}
 		}
 		errs = append(errs, resp.Errors...)
 	}
@@ -305,25 +343,43 @@ func displayScript(a spec.App) string {
 	return fmt.Sprintf("%s as %s", a.Script, a.Name)
 }
 
-// resolveStartArgs sorts start's arguments into apps to create (scripts, commands, ecosystem
-// files) and targets to start again (names, ids, namespaces of existing apps).
+// resolveStartArgs sorts start's arguments into apps to create or update (scripts, commands,
+// ecosystem files, "-" for a file on stdin) and targets to start again (names, ids,
+// namespaces of existing apps). Several scripts start several apps, as in PM2.
 func (c *cli) resolveStartArgs(ctx context.Context, args, scriptArgs []string, opt ecosystem.Options, f *appFlags) ([]spec.App, []string, error) {
 	var apps []spec.App
 	var targets []string
+	scripts := 0
+	for _, arg := range args {
+		if arg != "-" && !ecosystem.IsConfigFile(arg) && (isFile(arg) || strings.ContainsAny(arg, " \t")) {
+			scripts++
+		}
+	}
+	if _, named := opt.Overrides["name"]; named && scripts > 1 {
+		return nil, nil, fmt.Errorf("--name names one app, and %d scripts were given: start them one by one", scripts)
+	}
 	for i, arg := range args {
 		switch {
+		case arg == "-":
+			loaded, err := c.readStdinFile(opt)
+			if err != nil {
+				return nil, nil, err
+			}
+			apps = append(apps, loaded...)
 		case ecosystem.IsConfigFile(arg) && isFile(arg):
 			loaded, err := c.loadFile(arg, opt)
 			if err != nil {
 				return nil, nil, err
 			}
 			apps = append(apps, loaded...)
-		case i == 0 && (isFile(arg) || strings.ContainsAny(arg, " \t")):
+		case isFile(arg) || strings.ContainsAny(arg, " \t"):
 			a, err := c.scriptApp(arg, scriptArgs, opt)
 			if err != nil {
 				return nil, nil, err
 			}
 			apps = append(apps, a)
+		case ecosystem.IsConfigFile(arg):
+			return nil, nil, noSuchFile(arg)
 		default:
 			exists, err := c.targetExists(ctx, arg)
 			if err != nil {
@@ -333,9 +389,10 @@ func (c *cli) resolveStartArgs(ctx context.Context, args, scriptArgs []string, o
 				targets = append(targets, arg)
 				continue
 			}
-			if i > 0 {
-				return nil, nil, fmt.Errorf("%q is neither an ecosystem file nor an app: one script per `corral start`", arg)
+			if i > 0 || strings.ContainsRune(arg, '/') || filepath.Ext(arg) != "" {
+				return nil, nil, noSuchFile(arg)
 			}
+			// A program in PATH (`corral start python3 -- -m http.server`).
 			a, err := c.scriptApp(arg, scriptArgs, opt)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%q is not a running app, and %w", arg, err)
@@ -343,7 +400,7 @@ func (c *cli) resolveStartArgs(ctx context.Context, args, scriptArgs []string, o
 			apps = append(apps, a)
 		}
 	}
-	if f.envName != "" && len(apps) > 0 && apps[0].Source == "" {
+	if f.envName != "" && len(apps) > 0 && apps[0].Source == "" && args[0] != "-" {
 		return nil, nil, errors.New("--env selects env_<name> of an ecosystem file; give the file")
 	}
 	return apps, targets, nil
@@ -382,11 +439,29 @@ func (c *cli) targetExists(ctx context.Context, arg string) (bool, error) {
 }
 
 // expandTargets replaces ecosystem files among targets by the names of their apps.
-func (c *cli) expandTargets(args []string) ([]string, error) {
+func (c *cli) expandTargets(args []string) ([]string, error) { return c.expandTargetsOnly(args, nil) }
+
+// expandTargetsOnly is expandTargets keeping, of the files' apps, those only names (--only).
+func (c *cli) expandTargetsOnly(args, only []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
+		if a == "-" {
+			// An ecosystem file on stdin (`cat all.json | corral delete -`): its apps.
+			opt, err := c.loaderOptions(&appFlags{only: only}, nil)
+			if err != nil {
+				return nil, err
+			}
+			apps, err := c.readStdinFile(opt)
+			if err != nil {
+				return nil, err
+			}
+			for _, app := range apps {
+				out = append(out, app.Name)
+			}
+			continue
+		}
 		if ecosystem.IsConfigFile(a) && isFile(a) {
-			opt, err := c.loaderOptions(&appFlags{}, nil)
+			opt, err := c.loaderOptions(&appFlags{only: only}, nil)
 			if err != nil {
 				return nil, err
 			}

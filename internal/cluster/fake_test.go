@@ -92,8 +92,9 @@ type fakeCtl struct {
 
 func (c *fakeCtl) StateChanged() { c.changed.Add(1) }
 
-func (c *fakeCtl) Ready()        { c.ready.Add(1) }
-func (c *fakeCtl) Disconnected() { c.disconnected.Add(1) }
+func (c *fakeCtl) Ready()              { c.ready.Add(1) }
+func (c *fakeCtl) Disconnected()       { c.disconnected.Add(1) }
+func (c *fakeCtl) ListenFailed(string) {}
 
 // daemonIPC is what supervisor's runIPC does for a cluster run.
 type daemonIPC struct {

@@ -161,7 +161,13 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	}
 	if err != nil {
 		base["errno"] = errnoOf(err)
-		w.g.logf("%s worker %d: listen on %s failed: %v", w.g.app, w.id, key, err)
+		reason := err.Error()
+		if ls, lerr := m.listenSpec(); lerr == nil {
+			reason = listenFailure(ls, err)
+		}
+		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
+		// Before the answer: the process learns of the failure before the worker can exit of it.
+		w.ctl.ListenFailed(reason)
 		_ = w.send(base)
 		return
 	}
@@ -226,7 +232,10 @@ func (w *worker) handOwnSocket(h *handle, base reply) {
 	s, undo, err := h.takeSlotSock(w, w.g.liveSlots())
 	if err != nil {
 		base["errno"] = errnoOf(err)
-		w.g.logf("%s worker %d: listen on %s failed: %v", w.g.app, w.id, h.addr, err)
+		reason := fmt.Sprintf("listen on %s failed: %v", h.addr, err)
+		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
+		// Before the answer: the process learns of the failure before the worker can exit of it.
+		w.ctl.ListenFailed(reason)
 		_ = w.send(base)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,14 +77,68 @@ func (d *Daemon) StartApps(ctx context.Context, req api.StartRequest) (api.Actio
 	var touched []int
 	for i := range req.Apps {
 		s := req.Apps[i].Clone()
+		isNew := d.tbl.lookup(s.Name) == nil
 		ids, err := d.applySpec(ctx, &s, req.Mode == api.ModeCreate)
 		touched = append(touched, ids...)
 		if err != nil {
 			resp.Errors = append(resp.Errors, err.Error())
 		}
+		if err == nil && isNew && s.ExecMode == spec.ModeCluster {
+			if err := d.checkListening(ctx, &s, ids); err != nil {
+				resp.Errors = append(resp.Errors, err.Error())
+			}
+		}
 	}
 	resp.Processes = d.processesByID(touched, false)
 	return resp, nil
+}
+
+// maxListenWait bounds how long a start waits for a new cluster app's workers to listen: a
+// Node server listens within a second or two; one that takes longer is simply not waited for.
+const maxListenWait = 5 * time.Second
+
+// checkListening waits, at most listen_timeout (and maxListenWait), for the first run of each of a new cluster
+// app's processes to listen, and fails if one could not (a port already in use): the app is
+// stopped then, rather than left crash-looping, and the error says why and what to do. A
+// worker that exits or takes longer is not waited for (PM2 calls it online).
+func (d *Daemon) checkListening(ctx context.Context, s *spec.App, ids []int) error {
+	a := d.tbl.lookup(s.Name)
+	if a == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, min(s.ListenTimeout.D(), maxListenWait))
+	defer cancel()
+	var procs []*supervisor.Process
+	for _, p := range a.snapshot().procs {
+		if slices.Contains(ids, p.ID()) {
+			procs = append(procs, p)
+		}
+	}
+	var mu sync.Mutex
+	reasons := map[string]bool{}
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var le *supervisor.ListenError
+			if err := p.WaitStarted(wctx); errors.As(err, &le) {
+				mu.Lock()
+				reasons[le.Reason] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(reasons) == 0 {
+		return nil
+	}
+	if _, err := d.Act(ctx, api.ActionStop, api.ActionRequest{Targets: []string{s.Name}}); err != nil {
+		d.logf("app %s: stop after a failed listen: %v", s.Name, err)
+	}
+	why := slices.Sorted(maps.Keys(reasons))
+	return fmt.Errorf("%s: %s: %s is stopped; free the port (or give the app another one), then `corral restart %s`",
+		s.Name, strings.Join(why, "; "), s.Name, s.Name)
 }
 
 // checkNewSpec completes and checks a spec from a request (start, resurrect): everything that
@@ -243,6 +298,9 @@ func (d *Daemon) update(a *app, s *spec.App) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := forkRollbackProblem(a.st.spec, s, want, a.st.group); err != nil {
+		return nil, err
+	}
 	d.disarmTriggers(a)
 	old := a.st.spec
 	a.st.spec = s
@@ -285,6 +343,24 @@ func (d *Daemon) update(a *app, s *spec.App) ([]int, error) {
 		errs = append(errs, d.scaleTo(a, want))
 	}
 	return procIDsList(a.st.procs), errors.Join(errs...)
+}
+
+// forkRollbackProblem refuses the switch of a serving cluster app to fork mode with more than
+// one instance: in fork mode each process binds the port itself, so every copy but the first
+// would crash on EADDRINUSE until errored (the rollback of the README, done with
+// `instances: 'max'` left in the file). Nothing changes; the error says what to change.
+// increment_var gives each copy its own port, and is let through.
+func forkRollbackProblem(old, next *spec.App, want int, g *cluster.Group) error {
+	if old.ExecMode != spec.ModeCluster || next.ExecMode != spec.ModeFork || want <= 1 || next.IncrementVar != "" || g == nil {
+		return nil
+	}
+	ports := g.Listeners()
+	if len(ports) == 0 {
+		return nil // the app serves no port: its copies do not compete for one
+	}
+	return badRequestError{fmt.Sprintf("app %q: exec_mode 'fork' with %d instances would start %d copies that each listen on %s themselves: all but one would fail with EADDRINUSE. "+
+		"For the rollback to fork mode set instances: 1 in the file (or remove it), then `corral restart <file>` again; nothing was changed",
+		next.Name, want, want, strings.Join(ports, ", "))}
 }
 
 // restartAll restarts procs in parallel with spec s (fork mode: each process stops, then starts).

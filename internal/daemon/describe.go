@@ -73,6 +73,7 @@ func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
 		Instance:           info.Instance,
 		PID:                info.PID,
 		Status:             string(info.Status),
+		Ready:              info.Ready,
 		Restarts:           info.Restarts,
 		Unstable:           info.Unstable,
 		StartedAt:          info.StartedAt,

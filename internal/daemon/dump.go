@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,9 +146,13 @@ func (d *Daemon) Resurrect(ctx context.Context) (api.ResurrectResponse, error) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		instances := make([]int, 0, len(da.Processes))
-		start := make([]bool, 0, len(da.Processes))
-		for _, p := range da.Processes {
+		// New ids follow the instance numbers (id 0 runs instance 0...), whatever order
+		// scaling left them in: after a resurrect the numbering is the one PM2 users expect.
+		procs := slices.Clone(da.Processes)
+		slices.SortStableFunc(procs, func(x, y dumpProc) int { return x.Instance - y.Instance })
+		instances := make([]int, 0, len(procs))
+		start := make([]bool, 0, len(procs))
+		for _, p := range procs {
 			instances = append(instances, p.Instance)
 			start = append(start, p.Status != string(supervisor.StatusStopped))
 		}

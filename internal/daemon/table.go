@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -194,18 +195,67 @@ func (s *selection) add(a *app, whole bool, id int) {
 // notFoundError names a target that matched nothing, or an app deleted before an operation
 // on it ran (gone: it then matches errAppGone).
 type notFoundError struct {
-	target string
-	gone   bool
+	target  string
+	gone    bool
+	suggest string // a name the target is a likely typo of
 }
 
 func (e notFoundError) Error() string {
+	if e.suggest != "" {
+		return fmt.Sprintf("process or namespace %q not found: did you mean %q? (`corral ls` lists what runs)", e.target, e.suggest)
+	}
 	return fmt.Sprintf("process or namespace %q not found: `corral ls` lists what runs", e.target)
+}
+
+// closest returns the app name or namespace nearest to target when it is a likely typo
+// (at most 2 edits, and fewer than half of target's letters), or "".
+func closest(target string, apps []*app) string {
+	best, bestD := "", 3
+	seen := map[string]bool{}
+	for _, a := range apps {
+		for _, cand := range []string{a.name, a.snapshot().spec.Namespace} {
+			if seen[cand] {
+				continue
+			}
+			seen[cand] = true
+			if d := editDistance(target, cand); d < bestD && 2*d < len([]rune(target)) {
+				best, bestD = cand, d
+			}
+		}
+	}
+	return best
+}
+
+// editDistance is the Damerau-Levenshtein distance (a swap of two letters is one edit: "wbe").
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }
 
 func (e notFoundError) Is(target error) bool { return e.gone && target == errAppGone }
 
 // resolve turns targets into a selection, with PM2's grammar: "all", a process id, an app
-// name, a namespace, or /regex/ on app names. A name or namespace equal to a number wins over
+// name, a namespace, a script (an absolute path), or /regex/ on app names. A name or namespace equal to a number wins over
 // the id (names cannot be all digits in corral, so only namespaces can). Any target that
 // matches nothing is an error and nothing is selected; so is a regex that does not compile.
 // The operations re-check the selection when they run: an app deleted since is not found.
@@ -249,6 +299,17 @@ func (t *table) resolve(targets []string) (selection, error) {
 			if matched {
 				break
 			}
+			if filepath.IsAbs(tgt) {
+				// A script (the CLI sends it absolute): the apps that run it, as PM2 takes
+				// `restart echo.js`.
+				for _, a := range apps {
+					if s := a.snapshot().spec; !s.Shell && s.Script == tgt {
+						matched = true
+						sel.add(a, true, 0)
+					}
+				}
+				break
+			}
 			if id, err := strconv.Atoi(tgt); err == nil {
 				if a := t.ownerOf(id); a != nil {
 					matched = true
@@ -257,7 +318,7 @@ func (t *table) resolve(targets []string) (selection, error) {
 			}
 		}
 		if !matched {
-			return nil, notFoundError{target: tgt}
+			return nil, notFoundError{target: tgt, suggest: closest(tgt, apps)}
 		}
 	}
 	return sel, nil

@@ -25,6 +25,7 @@ var attributes = []attribute{
 	{name: "exec_mode"},
 	{name: "instances"},
 	{name: "instance_var"},
+	{name: "increment_var"},
 	{name: "env"},
 	{name: "port"},
 	{name: "filter_env"},
@@ -52,6 +53,7 @@ var attributes = []attribute{
 	{name: "pid_file", aliases: []string{"pid"}},
 	{name: "merge_logs", aliases: []string{"combine_logs"}},
 	{name: "log_date_format"},
+	{name: "log_type"},
 	{name: "time"},
 	{name: "log_max_size"},
 	{name: "log_retain"},
@@ -67,8 +69,8 @@ var attributes = []attribute{
 var unsupportedPM2 = []string{
 	"vizion", "pmx", "automation", "source_map_support", "disable_source_map_support", "trace",
 	"disable_trace", "v8", "event_loop_inspector", "deep_monitoring", "io", "windowsHide",
-	"post_update", "treekill", "kill_retry_time", "log_type", "disable_logs", "uid", "gid",
-	"user", "username", "force", "increment_var", "node_version", "watch_options", "write",
+	"post_update", "treekill", "kill_retry_time", "disable_logs", "uid", "gid",
+	"user", "username", "force", "node_version", "watch_options", "write",
 	"install_url", "execute_command", "name_prefix", "instance_id", "vizion_running",
 }
 

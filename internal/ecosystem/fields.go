@@ -294,3 +294,19 @@ func asSchedPolicy(v any) (string, error) {
 	return "", fmt.Errorf("%q is not a policy: use %q (round-robin hand-off), %q (one listening socket per worker) or %q (shared listening socket)",
 		s, spec.PolicyRoundRobin, spec.PolicyReuseport, spec.PolicyShared)
 }
+
+// asLogType reads log_type: "json" writes each log line as a JSON object, as PM2 does; "raw"
+// (or "") plain lines.
+func asLogType(v any) (string, error) {
+	s, err := asString(v)
+	if err != nil {
+		return "", err
+	}
+	switch s {
+	case "json":
+		return s, nil
+	case "", "raw":
+		return "", nil
+	}
+	return "", fmt.Errorf(`%q is not a log type: use "json" (a JSON object per line) or leave it out`, s)
+}

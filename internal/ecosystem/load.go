@@ -37,6 +37,22 @@ func Load(path string, opt Options) (*Result, error) {
 		return nil, &Error{Problems: []string{fmt.Sprintf("cannot read ecosystem file: %v", err)}, cause: err}
 	}
 
+	return loadSource(file, kind, src, opt)
+}
+
+// LoadJSON resolves the apps of an ecosystem file in JSON that has no file of its own (`corral
+// start -`, read from stdin): name labels its messages, and relative paths resolve against
+// opt.Cwd, as if the file were there.
+func LoadJSON(name string, src []byte, opt Options) (*Result, error) {
+	opt = opt.withDefaults()
+	if len(src) > MaxFileSize {
+		return nil, &Error{Problems: []string{fmt.Sprintf("%s: %d bytes, more than the %d allowed for an ecosystem file; nothing was started", name, len(src), MaxFileSize)}}
+	}
+	return loadSource(filepath.Join(opt.Cwd, name), kindJSON, src, opt)
+}
+
+// loadSource evaluates and resolves the source of an ecosystem file.
+func loadSource(file string, kind int, src []byte, opt Options) (*Result, error) {
 	root, env, err := evaluate(file, kind, src, opt)
 	if err != nil {
 		return nil, &Error{Problems: []string{err.Error()}}
@@ -49,11 +65,43 @@ func Load(path string, opt Options) (*Result, error) {
 		}
 	}
 
-	entries, warnings, err := appEntries(file, plain(root))
+	plainRoot := plain(root)
+	entries, warnings, err := appEntries(file, plainRoot)
 	if err != nil {
 		return nil, err
 	}
-	return resolveFile(file, entries, warnings, baseEnv, opt)
+	deployed := applyDeployEnv(plainRoot, entries, opt.EnvName)
+	res, err := resolveFile(file, entries, warnings, baseEnv, opt, deployed)
+	return res, err
+}
+
+// applyDeployEnv gives every app the env of the file's deploy.<envName> section, under the
+// app's own env (and env_<envName>), as PM2 does with `--env production`. It reports whether
+// the section had an env.
+func applyDeployEnv(root any, entries []appEntry, envName string) bool {
+	obj, ok := root.(map[string]any)
+	if !ok || envName == "" {
+		return false
+	}
+	deploy, _ := obj["deploy"].(map[string]any)
+	target, _ := deploy[envName].(map[string]any)
+	denv, ok := target["env"].(map[string]any)
+	if !ok {
+		return false
+	}
+	for _, e := range entries {
+		merged := map[string]any{}
+		for k, v := range denv {
+			merged[k] = v
+		}
+		if own, ok := e.raw["env"].(map[string]any); ok {
+			for k, v := range own {
+				merged[k] = v
+			}
+		}
+		e.raw["env"] = merged
+	}
+	return true
 }
 
 func parseYAML(file string, src []byte) (any, error) {
@@ -189,7 +237,7 @@ func describeKeys(obj map[string]any) string {
 // valid. Errors that depend on the machine (a cwd or script that does not exist here) are
 // reported only for the apps --only selects, so one file can describe apps for several hosts,
 // as it can with PM2.
-func resolveFile(file string, entries []appEntry, warnings []string, baseEnv map[string]string, opt Options) (*Result, error) {
+func resolveFile(file string, entries []appEntry, warnings []string, baseEnv map[string]string, opt Options, deployed bool) (*Result, error) {
 	var errs []string
 	overrides, overrideWarnings := canonicalize(opt.Overrides)
 	for _, w := range overrideWarnings {
@@ -259,7 +307,7 @@ func resolveFile(file string, entries []appEntry, warnings []string, baseEnv map
 				declared = declared || k == section
 			}
 		}
-		if _, ok := overrides[section]; !ok && !declared {
+		if _, ok := overrides[section]; !ok && !declared && !deployed {
 			warnings = append(warnings, fmt.Sprintf("%s: --env %s: no app declares %q; only \"env\" applies", file, opt.EnvName, section))
 		}
 	}

@@ -157,6 +157,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "exec_mode", asExecMode, &p.execMode)
 	p.instancesGiven = field(attrs, errs, "instances", asInstances, &app.Instances)
 	field(attrs, errs, "instance_var", asVarName, &app.InstanceVar)
+	field(attrs, errs, "increment_var", asVarName, &app.IncrementVar)
 	field(attrs, errs, "sched_policy", asSchedPolicy, &app.SchedPolicy)
 	field(attrs, errs, "listen", asSockets, &app.Listen)
 	p.schedPolicyGiven = app.SchedPolicy != ""
@@ -195,6 +196,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 		p.mergeLogs = &merge
 	}
 	field(attrs, errs, "log_date_format", asString, &app.LogDateFormat)
+	field(attrs, errs, "log_type", asLogType, &app.LogType)
 	field(attrs, errs, "time", asBool, &p.time)
 	field(attrs, errs, "log_max_size", asSize, &app.LogMaxSize)
 	field(attrs, errs, "log_retain", asNonNegativeInt, &app.LogRetain)

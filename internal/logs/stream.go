@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,10 @@ type Stream struct {
 	Name   string      // "out" or "err"
 	Files  []*File     // every line goes to each (the out or error file, and the combined log file)
 	Time   *TimeFormat // nil: no prefix; else each file line is prefixed "<time>: " as PM2 does
-	Hub    *Hub        // may be nil
+	// JSON writes each file line as PM2's log_type 'json' does: an object with message,
+	// timestamp (Time's format, or RFC 3339), type, process_id and app_name.
+	JSON bool
+	Hub  *Hub // may be nil
 
 	// OnError, if set, hears about file trouble as it happens: each failed rotation (the line
 	// was written anyway; retried after a delay), and the first failed write of a run of
@@ -139,7 +143,9 @@ type fileFailure struct {
 // when hasNL.
 func (p *pump) emit(line []byte, hasNL bool, now time.Time) {
 	s := p.s
-	if len(s.Files) > 0 {
+	if len(s.Files) > 0 && s.JSON {
+		p.batch = p.appendJSON(p.batch, line, hasNL, now)
+	} else if len(s.Files) > 0 {
 		if s.Time != nil {
 			p.batch = append(p.batch, p.prefix(now)...)
 		}
@@ -156,6 +162,32 @@ func (p *pump) emit(line []byte, hasNL bool, now time.Time) {
 		msg = bytes.TrimSuffix(msg, []byte{'\r'})
 		s.Hub.Publish(Line{Time: now, ProcID: s.ProcID, App: s.App, Stream: s.Name, Message: string(msg)})
 	}
+}
+
+// jsonLine is a log line as PM2 writes it with log_type 'json'.
+type jsonLine struct {
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp"`
+	Type      string `json:"type"`
+	ProcessID int    `json:"process_id"`
+	AppName   string `json:"app_name"`
+}
+
+// appendJSON appends line to dst as one JSON object and a newline.
+func (p *pump) appendJSON(dst, line []byte, hasNL bool, now time.Time) []byte {
+	if hasNL {
+		line = line[:len(line)-1]
+	}
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	ts := now.Format(time.RFC3339Nano)
+	if p.s.Time != nil {
+		ts = p.s.Time.Format(now)
+	}
+	b, err := json.Marshal(jsonLine{Message: string(line), Timestamp: ts, Type: p.s.Name, ProcessID: p.s.ProcID, AppName: p.s.App})
+	if err != nil { // cannot happen: strings and numbers only
+		return append(append(dst, line...), '\n')
+	}
+	return append(append(dst, b...), '\n')
 }
 
 // prefix returns "<time>: " for now. Every line of one read has the same time, so it is

@@ -69,7 +69,7 @@ func Describe(p api.Process, o Options, revealed bool) string {
 			listening = strings.Join(c.Listening, ", ")
 		}
 		rows = append(rows,
-			[]cell{{text: "cluster worker id"}, {text: strconv.Itoa(c.WorkerID)}},
+			[]cell{{text: "node cluster.worker.id"}, {text: fmt.Sprintf("%d (this run's; NODE_APP_INSTANCE is %d)", c.WorkerID, p.Instance)}},
 			[]cell{{text: "listening on"}, {text: listening}},
 			[]cell{{text: "connections"}, {text: fmt.Sprintf("%d (%.1f/s)", c.Connections, c.ConnPerSec)}},
 			[]cell{{text: "in flight"}, {text: strconv.Itoa(c.InFlight)}},

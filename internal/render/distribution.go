@@ -51,7 +51,7 @@ func Distribution(procs []api.Process, o Options) string {
 			{text: strconv.Itoa(p.ID)},
 			{text: p.Name},
 			{text: strconv.Itoa(p.PID)},
-			{text: strconv.Itoa(c.WorkerID)},
+			{text: strconv.Itoa(p.Instance)},
 			{text: listening},
 			{text: strconv.FormatUint(c.Connections, 10)},
 			{text: share},
@@ -69,7 +69,7 @@ func Distribution(procs []api.Process, o Options) string {
 	if len(rows) == 0 {
 		return ""
 	}
-	header := []string{"id", "name", "pid", "worker", "listening", "connections", "share", "conn/s", "requests", "req share", "req/s", "p50", "p99", "5xx", "refused", "in flight"}
+	header := []string{"id", "name", "pid", "instance", "listening", "connections", "share", "conn/s", "requests", "req share", "req/s", "p50", "p99", "5xx", "refused", "in flight"}
 	title := " Connection distribution (handed off by corral, round-robin; requests counted in the workers)\n"
 	for _, p := range procs {
 		if p.Cluster == nil {

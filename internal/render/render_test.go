@@ -270,7 +270,7 @@ func TestDescribeContent(t *testing.T) {
 func TestDistributionGolden(t *testing.T) {
 	procs := fixtures()
 	plain := goldenPair(t, "distribution", func(o Options) string { return Distribution(procs, o) })
-	for _, want := range []string{"│ 1  │ web  │ 41300 │ 7 ", "100.0%", "0.0%"} {
+	for _, want := range []string{"│ 1  │ web  │ 41300 │ 0 ", "100.0%", "0.0%"} {
 		if !strings.Contains(plain, want) {
 			t.Errorf("distribution lacks %q:\n%s", want, plain)
 		}
@@ -450,8 +450,12 @@ func TestJListShape(t *testing.T) {
 	if num(fork, "pm2_env.max_memory_restart") != 300<<20 || str(fork, "pm2_env.cron_restart") != "0 3 * * *" {
 		t.Errorf("max_memory_restart/cron_restart")
 	}
-	if w, ok := get(cluster, "pm2_env.watch").([]any); !ok || len(w) != 1 {
+	// PM2's watch is a boolean; the paths are corral's extra.
+	if get(cluster, "pm2_env.watch") != true {
 		t.Errorf("watch: %v", get(cluster, "pm2_env.watch"))
+	}
+	if w, ok := get(cluster, "pm2_env.corral.watch_paths").([]any); !ok || len(w) != 1 {
+		t.Errorf("watch_paths: %v", get(cluster, "pm2_env.corral.watch_paths"))
 	}
 	if get(fork, "pm2_env.watch") != false {
 		t.Errorf("watch off is not false: %v", get(fork, "pm2_env.watch"))

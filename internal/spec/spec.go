@@ -77,6 +77,9 @@ type App struct {
 	ExecMode    string `json:"exec_mode"`
 	Instances   int    `json:"instances"` // as declared: N > 0, 0 = max, -N = max - N
 	InstanceVar string `json:"instance_var"`
+	// IncrementVar names a variable of the environment that each process gets plus its
+	// instance number (PM2's increment_var: PORT 3000 gives 3000, 3001...).
+	IncrementVar string `json:"increment_var,omitempty"`
 	// SchedPolicy is the cluster connection policy: PolicyRoundRobin (default) or PolicyShared.
 	SchedPolicy string `json:"sched_policy,omitempty"`
 	// Listen are sockets the daemon owns for the app and passes to its processes (see Socket).
@@ -119,8 +122,11 @@ type App struct {
 	PidFile       string `json:"pid_file,omitempty"`
 	MergeLogs     bool   `json:"merge_logs"`
 	LogDateFormat string `json:"log_date_format,omitempty"` // dayjs-style, as PM2
-	LogMaxSize    int64  `json:"log_max_size"`
-	LogRetain     int    `json:"log_retain"`
+	// LogType "json" writes each line as PM2's JSON object (message, timestamp, type,
+	// process_id, app_name); "" plain lines.
+	LogType    string `json:"log_type,omitempty"`
+	LogMaxSize int64  `json:"log_max_size"`
+	LogRetain  int    `json:"log_retain"`
 
 	// Alerts are the app's alert rules (package alerts); nil means the defaults.
 	Alerts *Alerts `json:"alerts,omitempty"`

@@ -203,7 +203,7 @@ func (p *Process) adoptRun(ar AdoptedRun) (*run, error) {
 		app: app, pid: rec.PID, started: rec.Started, gone: make(chan struct{}),
 		seq: rec.RunSeq, startTicks: rec.StartTicks, kept: true, adopted: true,
 		ready: rec.Ready, stopping: rec.Stopping, signaled: rec.Signaled, current: rec.Current,
-		pidFile: rec.PidFile, lost: ar.Lost,
+		pidFile: rec.PidFile, lost: ar.Lost, listened: rec.Ready && !rec.NotListened,
 	}
 	if rec.RunSeq > p.runSeq {
 		p.runSeq = rec.RunSeq

@@ -30,6 +30,13 @@ func processEnv(app *spec.App, id, instance int) map[string]string {
 		instanceVar = spec.DefaultInstanceVar
 	}
 	env[instanceVar] = strconv.Itoa(instance)
+	if v := app.IncrementVar; v != "" {
+		// PM2's increment_var: the declared value plus the instance number. A value that is
+		// not a number is left as it is (the loader warns about it).
+		if n, err := strconv.Atoi(strings.TrimSpace(env[v])); err == nil {
+			env[v] = strconv.Itoa(n + instance)
+		}
+	}
 	setDefault(env, "pm_id", strconv.Itoa(id))
 	setDefault(env, "name", app.Name)
 	setDefault(env, "namespace", app.Namespace)

@@ -38,10 +38,14 @@ type RunRecord struct {
 	Started    time.Time `json:"started"`
 	// Current: the run the process stands for; false for a reload's replacement that has not
 	// taken over yet and for a replaced run that is draining.
-	Current  bool `json:"current"`
-	Ready    bool `json:"ready"`
-	Stopping bool `json:"stopping,omitempty"`
-	Signaled bool `json:"signaled,omitempty"`
+	Current bool `json:"current"`
+	Ready   bool `json:"ready"`
+	// NotListened: a cluster worker's run that was ready without ever calling listen() (an
+	// app with no server). Absent in older records: a ready run is taken to have listened,
+	// which is the safer reading for a reload.
+	NotListened bool `json:"not_listened,omitempty"`
+	Stopping    bool `json:"stopping,omitempty"`
+	Signaled    bool `json:"signaled,omitempty"`
 	// Notify is its NOTIFY_SOCKET path; RunSeq the number in it.
 	Notify string `json:"notify,omitempty"`
 	RunSeq int    `json:"run_seq"`
@@ -100,6 +104,7 @@ func (p *Process) record(r *run) RunRecord {
 		ProcID: p.info.ID, PID: r.pid, StartTicks: r.startTicks, Started: r.started,
 		Current: r == p.cur, Ready: r.ready, Stopping: r.stopping, Signaled: r.signaled,
 		Notify: r.notifyPath, RunSeq: r.seq, HasIPC: r.ipc != nil, PidFile: r.pidFile,
+		NotListened: r.worker != nil && r.ready && !r.listened,
 	}
 	if r.worker != nil {
 		rec.Worker = r.worker.State()

@@ -451,10 +451,17 @@ func (p *Process) spawn() error {
 	}
 	p.cur = r
 	p.claimFiles(r)
+	// PM2 shows a cluster worker online as soon as it runs; whether it listens yet is its
+	// own field (Info.Ready, jlist's pm2_env.corral.ready). With wait_ready, or inherited
+	// sockets that must answer first, it is launching until then.
+	status := StatusLaunching
+	if p.protocol.Worker != nil && p.protocol.Sockets == nil && !app.WaitReady {
+		status = StatusOnline
+	}
 	p.update(func(i *Info) {
 		i.PID = r.pid
 		i.StartedAt = r.started
-		i.Status = StatusLaunching
+		i.Status = status
 		i.LastError = ""
 		i.Ready = false
 	})
@@ -606,6 +613,9 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 	if r.killTimer != nil {
 		r.killTimer.Stop()
 	}
+	if r.uptimeTimer != nil {
+		r.uptimeTimer.Stop()
+	}
 	if r.readyTimer != nil {
 		r.readyTimer.Stop()
 	}
@@ -646,6 +656,11 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 	var d decision
 	status := StatusStopped
 	if !r.stopping {
+		if r.listenFailed != "" {
+			// A run that could not listen crashed for that reason, however long Node took to
+			// get there: it counts toward max_restarts.
+			uptime = 0
+		}
 		d = decide(app, exitFacts{Uptime: uptime, Code: code, Signaled: sigName != ""}, p.pol)
 		p.pol = d.Next
 		switch {
@@ -718,4 +733,52 @@ func removeRun(rs []*run, r *run) []*run {
 		}
 	}
 	return out
+}
+
+// ListenError: a run's listen() was refused (its port is taken...); Reason says so as a
+// person would.
+type ListenError struct{ Reason string }
+
+func (e *ListenError) Error() string { return e.Reason }
+
+// WaitStarted waits until the current run is ready or listening, has failed to listen, or has
+// exited, and says which: nil when it is ready or listening, or ctx ended first (PM2 calls it online then too); the
+// reason otherwise. A start uses it to report a taken port instead of a silent crash loop.
+func (p *Process) WaitStarted(ctx context.Context) error {
+	ch := make(chan error, 1)
+	send := func(err error) {
+		select {
+		case ch <- err:
+		default:
+		}
+	}
+	if err := p.call(func() {
+		r := p.cur
+		switch {
+		case r == nil, r.ready, r.listened:
+			send(nil)
+			return
+		case r.listenFailed != "":
+			send(&ListenError{Reason: r.listenFailed})
+			return
+		}
+		r.onReady = append(r.onReady, func() { send(nil) })
+		r.onListened = append(r.onListened, func() { send(nil) })
+		r.onListenFailed = append(r.onListenFailed, func(reason string) { send(&ListenError{Reason: reason}) })
+		r.onExit = append(r.onExit, func() {
+			if r.exitSignal != "" {
+				send(fmt.Errorf("exited (killed by %s) before it was ready", r.exitSignal))
+			} else {
+				send(fmt.Errorf("exited with code %d before it was ready", r.exitCode))
+			}
+		})
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }

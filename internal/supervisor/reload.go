@@ -41,6 +41,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 	// The takeover happens on the loop, possibly after this call has given up waiting (ctx)
 	// and returned res: so it hands its time over rather than writing res.
 	readyIn := make(chan time.Duration, 1)
+	restartedPID := make(chan int, 1) // the new pid when the process was restarted instead
 	if err := p.call(func() {
 		if app != nil {
 			p.setApp(app)
@@ -60,7 +61,11 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				return
 			}
 			res.OldPID = p.cur.pid
-			go func() { done <- p.Restart(ctx, nil) }()
+			go func() {
+				err := p.Restart(ctx, nil)
+				restartedPID <- p.Info().PID
+				done <- err
+			}()
 			return
 		}
 		old := p.cur
@@ -135,6 +140,19 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 			done <- &ReloadError{ID: p.info.ID, NewPID: r.pid, Reason: reason}
 		})
 		p.awaitReady(r)
+		if p.protocol.Worker != nil && p.protocol.Sockets == nil && !cfg.WaitReady && !old.listened {
+			// The app never called listen() (a cluster worker with no server): there is no
+			// port to keep serving, so its replacement is judged as in fork mode, by staying
+			// up min_uptime (at most listen_timeout) without exiting. PM2 restarts such apps.
+			settle := min(cfg.MinUptime.D(), cfg.ListenTimeout.D())
+			r.uptimeTimer = time.AfterFunc(settle, func() {
+				p.post(func() {
+					if p.next == r && !r.exited && !r.stopping {
+						p.markReady(r, fmt.Sprintf("up %v without exiting (the app does not listen)", settle))
+					}
+				})
+			})
+		}
 	}); err != nil {
 		return res, err
 	}
@@ -142,6 +160,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 	case err := <-done:
 		select {
 		case res.ReadyIn = <-readyIn: // sent before done, on the loop
+		case res.NewPID = <-restartedPID: // sent before done
 		default:
 		}
 		return res, err

@@ -44,14 +44,20 @@ type run struct {
 	lost       bool   // adopted: its pid may be another program's now: never signal it
 	drained    <-chan struct{}
 
-	exited        bool
-	stopping      bool // a stop was requested: the exit is planned
-	signaled      bool // the kill signal went to the group already
-	ready         bool
+	exited   bool
+	stopping bool // a stop was requested: the exit is planned
+	signaled bool // the kill signal went to the group already
+	ready    bool
+	// listened: a cluster worker's run said 'listening'. A ready run that never listened
+	// (an app without a server) lets its replacement be judged by uptime instead (Reload).
+	listened      bool
 	readyTimedOut bool
-	holdReady     bool // a reload decides what a missed ready means, not the timer
-	killTimer     *time.Timer
-	readyTimer    *time.Timer
+	// listenFailed: why the run's listen() was refused, if it was (its exit is unstable).
+	listenFailed string
+	holdReady    bool // a reload decides what a missed ready means, not the timer
+	killTimer    *time.Timer
+	readyTimer   *time.Timer
+	uptimeTimer  *time.Timer // a reload's replacement of an app that never listened (Reload)
 
 	exitCode   int
 	exitSignal string
@@ -61,6 +67,8 @@ type run struct {
 	onExit         []func()
 	onReady        []func()
 	onReadyTimeout []func()
+	onListenFailed []func(reason string)
+	onListened     []func()
 }
 
 // startRun spawns app as a new run. Loop only.
@@ -311,7 +319,7 @@ func (p *Process) startPumps(app *spec.App, files Files, outR, errR *os.File) (<
 				openErrs = append(openErrs, err)
 			}
 		}
-		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, Hub: p.hooks.Hub, Loss: p.loss}
+		stream := &logs.Stream{ProcID: p.info.ID, App: app.Name, Name: s.name, Files: opened, Time: tf, JSON: app.LogType == "json", Hub: p.hooks.Hub, Loss: p.loss}
 		wg.Add(1)
 		go func(r *os.File) {
 			defer wg.Done()
@@ -519,10 +527,43 @@ type runControl struct {
 }
 
 func (c runControl) Ready() {
-	if c.r.app.WaitReady {
-		return // with wait_ready only the app's own 'ready' counts, as in PM2
-	}
-	c.p.post(func() { c.p.markReady(c.r, "") })
+	r := c.r
+	c.p.post(func() {
+		first := !r.listened
+		r.listened = true
+		for _, f := range r.onListened {
+			f()
+		}
+		r.onListened = nil
+		if r.app.WaitReady {
+			// With wait_ready only the app's own 'ready' counts, as in PM2.
+			if first {
+				c.p.recordChanged(r)
+			}
+			return
+		}
+		c.p.markReady(r, "")
+	})
+}
+
+// ListenFailed records why the run's listen() was refused: its exit counts as unstable, and
+// the reason is the process's last error and a line of its error log.
+func (c runControl) ListenFailed(reason string) {
+	r := c.r
+	c.p.post(func() {
+		if r.exited {
+			return
+		}
+		r.listenFailed = reason
+		c.p.writeLine("err", "corral: "+reason)
+		if r == c.p.cur {
+			c.p.update(func(i *Info) { i.LastError = reason })
+		}
+		for _, f := range r.onListenFailed {
+			f(reason)
+		}
+		r.onListenFailed = nil
+	})
 }
 
 // StateChanged may be called on the loop itself (Disconnect from beginStop): the post must not

@@ -49,6 +49,10 @@ type WorkerControl interface {
 	Disconnected()
 	// StateChanged reports that Worker.State changed (the keeper's record is updated).
 	StateChanged()
+	// ListenFailed reports that the run's listen() was refused (the port is taken...),
+	// saying why as a person would: the run's exit then counts as unstable, whatever its
+	// uptime, and a start waiting for the run hears the reason.
+	ListenFailed(reason string)
 }
 
 // Protocol is how a process's runs deal with the daemon beyond signals and pipes. It is fixed

@@ -159,8 +159,9 @@ func TestWorkerProtocol(t *testing.T) {
 	if env := h.waitFile(gate("env", pid)); env != "3 42 " {
 		t.Fatalf("CORRAL_CHANNEL_FD, CORRAL_WORKER_ID, NODE_CHANNEL_FD = %q, want \"3 42 \"", env)
 	}
-	info := h.waitStatus(StatusOnline)
-	if !info.Ready {
+	// Online at once, as PM2 shows a cluster worker; ready once it listens.
+	testutil.WaitFor(t, "the worker to be ready", waitTimeout, func() bool { return h.p.Info().Ready })
+	if info := h.p.Info(); info.Status != StatusOnline {
 		t.Fatalf("Info = %+v", info)
 	}
 	h.wantEvents(0, "start", "online")
@@ -180,7 +181,7 @@ func TestWorkerProtocol(t *testing.T) {
 	if messages[0] != `{"hello":"world"}` {
 		t.Fatalf("messages %q", messages)
 	}
-	waitFileContains(t, info.Files.Err, "corral: ignored a line on the IPC channel that is not JSON")
+	waitFileContains(t, h.p.Info().Files.Err, "corral: ignored a line on the IPC channel that is not JSON")
 
 	if err := h.p.Send(map[string]string{"to": "worker"}); err != nil {
 		t.Fatal(err)
@@ -258,7 +259,7 @@ func TestWorkerReloadNeverListens(t *testing.T) {
 		a.ListenTimeout = 500
 	}, withWorker(fp))
 	old := procOf(h.start().PID)
-	h.waitStatus(StatusOnline)
+	testutil.WaitFor(t, "the first run to listen", waitTimeout, func() bool { return h.p.Info().Ready })
 	_, err := h.p.Reload(h.ctx(), nil)
 	var re *ReloadError
 	if !errors.As(err, &re) || !strings.HasSuffix(re.Reason, "it never called listen()") {
@@ -335,5 +336,28 @@ func TestSendWithoutChannel(t *testing.T) {
 	h.stop()
 	if err := h.p.Send("x"); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Fatalf("Send = %v", err)
+	}
+}
+
+// TestWorkerReloadAppNeverListens: a cluster app that never calls listen() at all (a worker
+// with no server) is judged as in fork mode: online at once, ready after listen_timeout, and
+// a reload replaces it once the replacement has stayed up min_uptime. PM2 reloads such apps.
+func TestWorkerReloadAppNeverListens(t *testing.T) {
+	fp := &fakeProtocol{}
+	h := newHarnessHooks(t, `trap 'exit 0' INT; echo $$ > "$DIR/armed.$$"; while :; do sleep 0.05; done`, func(a *spec.App) {
+		a.ListenTimeout = 300
+		a.MinUptime = 200
+	}, withWorker(fp))
+	first := h.start().PID
+	if info := h.p.Info(); info.Status != StatusOnline || info.Ready {
+		t.Fatalf("right after start: %+v, want online and not ready", info)
+	}
+	testutil.WaitFor(t, "listen_timeout to judge it ready", waitTimeout, func() bool { return h.p.Info().Ready })
+	res, err := h.p.Reload(h.ctx(), nil)
+	if err != nil {
+		t.Fatalf("Reload = %v", err)
+	}
+	if info := h.p.Info(); res.OldPID != first || info.PID == first || info.PID != res.NewPID || info.Status != StatusOnline {
+		t.Fatalf("Reload = %+v, Info = %+v", res, info)
 	}
 }
