@@ -49,6 +49,8 @@ const FailPause = 10 * time.Millisecond
 type Config struct {
 	Addr      string        // host:port
 	Path      string        // request path; "" is "/"
+	// Headers are more request header lines ("Cookie: sid=..."), sent with every request.
+	Headers []string
 	Conns     int           // concurrent clients, each with one connection at a time
 	KeepAlive bool          // reuse connections; else one new connection per request (`Connection: close`)
 	Timeout   time.Duration // a request (connect included) that takes longer fails as a timeout
@@ -187,7 +189,7 @@ func Start(ctx context.Context, cfg Config) *Load {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	l := &Load{cfg: cfg, ctx: ctx, req: BuildRequest(cfg.Addr, cfg.Path, cfg.KeepAlive), start: time.Now()}
+	l := &Load{cfg: cfg, ctx: ctx, req: BuildRequest(cfg.Addr, cfg.Path, cfg.KeepAlive, cfg.Headers...), start: time.Now()}
 	for i := 0; i < cfg.Conns; i++ {
 		c := &client{errors: map[string]int64{}, samples: map[string]string{}, every: 1}
 		l.clients = append(l.clients, c)
@@ -284,13 +286,19 @@ func (l *Load) endTime() time.Time {
 	return time.Time{}
 }
 
-// BuildRequest is the GET request a load sends.
-func BuildRequest(addr, path string, keepAlive bool) []byte {
+// BuildRequest is the GET request a load sends, with headers (whole lines, no CRLF) added.
+func BuildRequest(addr, path string, keepAlive bool, headers ...string) []byte {
 	conn := "close"
 	if keepAlive {
 		conn = "keep-alive"
 	}
-	return []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: " + conn + "\r\n\r\n")
+	var b strings.Builder
+	b.WriteString("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: " + conn + "\r\n")
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
 }
 
 // pace waits for the client's next request slot when the load has a rate; false when the load

@@ -31,6 +31,9 @@ func (httpScenario) Describe() string {
 	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
 }
 
+// httpAppStack is -http-app's value for the deployment's stack (stack.go).
+const httpAppStack = "stack"
+
 // corralReuseport is corral with sched_policy reuseport, a contender of the http scenario.
 const corralReuseport = "corral reuseport"
 
@@ -89,11 +92,26 @@ type httpServer interface {
 
 func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	o := b.Opts
-	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": httpAppScript, "primary.js": primaryScript})
+	app := httpAppScript
+	if o.HTTPApp == httpAppStack {
+		app = stackAppScript
+	}
+	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": app, "primary.js": primaryScript})
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var stack *stackApp // nil: the bare app
+	if o.HTTPApp == httpAppStack {
+		if stack, err = setupStack(ctx, b, dir, b.Cache, o.PGURL); err != nil {
+			return nil, err
+		}
+		b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
+	}
+	var appEnv []string
+	if stack != nil {
+		appEnv = stack.env
+	}
 
 	type maker struct {
 		name string
@@ -102,25 +120,25 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	var makers []maker
 	for _, t := range b.Tools {
 		makers = append(makers, maker{t.Name, func(label string) httpServer {
-			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label}
+			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label, env: appEnv}
 		}})
 		if t.Name == Baseline {
 			// corral's other TCP policy: a listening socket per worker (issue 12).
 			makers = append(makers, maker{corralReuseport, func(label string) httpServer {
 				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
-					args: []string{"--sched-policy", "reuseport"}}
+					args: []string{"--sched-policy", "reuseport"}, env: appEnv}
 			}})
 		}
 	}
 	if b.NodeCluster {
 		makers = append(makers, maker{nodeClusterName, func(label string) httpServer {
-			return &nodeServer{b: b, dir: dir, port: port, label: label}
+			return &nodeServer{b: b, dir: dir, port: port, label: label, env: appEnv}
 		}})
 		// Node's other policy: one shared socket, each worker accepting on it (SCHED_NONE),
 		// the fastest and least fair way to share a port.
 		makers = append(makers, maker{nodeClusterShared, func(label string) httpServer {
 			return &nodeServer{b: b, dir: dir, port: port, label: label, name: nodeClusterShared,
-				env: []string{"NODE_CLUSTER_SCHED_POLICY=none"}}
+				env: append([]string{"NODE_CLUSTER_SCHED_POLICY=none"}, appEnv...)}
 		}})
 	}
 	var order []string
@@ -154,14 +172,20 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		b.Log.Printf("http: %s: %v", what, err)
 	}
 	cfg := func(keepAlive bool) LoadConfig {
-		return LoadConfig{Addr: addr, Conns: o.HTTPConns, KeepAlive: keepAlive, Timeout: o.HTTPTimeout}
+		return stack.load(LoadConfig{Addr: addr, Conns: o.HTTPConns, KeepAlive: keepAlive, Timeout: o.HTTPTimeout})
 	}
 	// begin starts a contender alone on the port; end stops it and waits for the port.
 	begin := func(srv httpServer) error {
 		if err := waitPortFree(ctx, port, 15*time.Second); err != nil {
 			return fmt.Errorf("before starting %s: %w", srv.Name(), err)
 		}
-		return srv.Start(ctx)
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		if stack != nil && stack.cookie == "" {
+			return stack.login(ctx, addr)
+		}
+		return nil
 	}
 	end := func(srv httpServer) error {
 		err := srv.Stop()

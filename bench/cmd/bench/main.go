@@ -48,9 +48,12 @@ func run() int {
 	flag.DurationVar(&opts.HTTPTimeout, "http-timeout", 5*time.Second, "http: a request (connect included) taking longer fails as a timeout")
 	flag.DurationVar(&opts.HTTPSettle, "http-settle", 3*time.Second, "http: load kept before the first reload and after the last")
 	flag.IntVar(&opts.HTTPPort, "http-port", 0, "http: the app's port (0: a free one)")
+	flag.StringVar(&opts.HTTPApp, "http-app", "bare", "http: the `app`: bare (node:http answering ok) or stack (Express 5 + express-session + connect-pg-simple, sessions in PostgreSQL; needs npm and -pg)")
+	flag.StringVar(&opts.PGURL, "pg", "postgres:///postgres?host=/var/run/postgresql", "http -http-app stack: a PostgreSQL `URL` allowed to create the bench's database (corral_bench)")
 	flag.Parse()
 	if flag.NArg() > 0 || opts.N < 1 || opts.Warmup < 0 || opts.Apps < 1 || opts.SpawnRuns < 1 || opts.RSSSamples < 1 ||
-		opts.HTTPConns < 1 || opts.HTTPDuration <= 0 || opts.HTTPRuns < 1 || opts.HTTPWarmup < 0 || opts.HTTPTimeout <= 0 || opts.HTTPSettle < 0 || opts.HTTPPort < 0 || opts.HTTPPort > 65535 {
+		opts.HTTPConns < 1 || opts.HTTPDuration <= 0 || opts.HTTPRuns < 1 || opts.HTTPWarmup < 0 || opts.HTTPTimeout <= 0 || opts.HTTPSettle < 0 || opts.HTTPPort < 0 || opts.HTTPPort > 65535 ||
+		(opts.HTTPApp != "bare" && opts.HTTPApp != httpAppStack) {
 		flag.Usage()
 		return 2
 	}
@@ -87,6 +90,12 @@ func run() int {
 		defer os.RemoveAll(work)
 	}
 	b := &Bench{Opts: opts, Work: work, AppDir: filepath.Join(work, "app"), Log: logger}
+	if *cache != "" {
+		if b.Cache, err = cacheDir(root, *cache); err != nil {
+			logger.Print(err)
+			return 2
+		}
+	}
 	defer b.Cleanup() // runs before the removal above
 	if err := os.Mkdir(b.AppDir, 0o755); err != nil {
 		logger.Print(err)
@@ -205,15 +214,25 @@ func setupCorral(ctx context.Context, root, work, bin string) (*Tool, error) {
 	return &Tool{Name: "corral", Bin: bin, HomeVar: "CORRAL_HOME", PidFile: "corral.pid", Socket: "corral.sock", Version: v}, nil
 }
 
+// cacheDir is -cache as an absolute path, refused inside the repository (npm's node_modules
+// must never land in it).
+func cacheDir(root, cache string) (string, error) {
+	abs, err := filepath.Abs(cache)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("-cache %s is inside the repository: npm's node_modules must not land in it; pick a folder elsewhere", cache)
+	}
+	return abs, nil
+}
+
 func setupPM2(ctx context.Context, root, work, cache string, logf func(string, ...any)) (*Tool, error) {
 	dir := filepath.Join(work, "pm2")
 	if cache != "" {
-		abs, err := filepath.Abs(cache)
+		abs, err := cacheDir(root, cache)
 		if err != nil {
 			return nil, err
-		}
-		if rel, err := filepath.Rel(root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return nil, fmt.Errorf("-cache %s is inside the repository: PM2's node_modules must not land in it; pick a folder elsewhere", cache)
 		}
 		dir = filepath.Join(abs, "pm2")
 	}

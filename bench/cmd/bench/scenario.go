@@ -95,6 +95,11 @@ type Options struct {
 	HTTPTimeout  time.Duration `json:"http_timeout_ns"`
 	HTTPSettle   time.Duration `json:"http_settle_ns"`
 	HTTPPort     int           `json:"http_port"`
+	// HTTPApp is the http scenario's app: "bare" (node:http answering "ok") or "stack" (the
+	// deployment's Express + sessions in PostgreSQL, stack.go); PGURL is the PostgreSQL
+	// server the stack's database is created on.
+	HTTPApp string `json:"http_app"`
+	PGURL   string `json:"pg_url,omitempty"`
 }
 
 // Bench is one run: the tools, the temporary directory, the homes to clean up.
@@ -102,6 +107,7 @@ type Bench struct {
 	Opts   Options
 	Work   string  // temporary directory of this run
 	AppDir string  // the apps' scripts
+	Cache  string  // -cache: npm installs kept across runs ("" for none)
 	Tools  []*Tool // process managers under test; the baseline first
 	Log    *log.Logger
 	// NodeCluster adds Node's own cluster primary (a script, no manager) as a contender
