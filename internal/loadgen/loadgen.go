@@ -47,10 +47,10 @@ const FailPause = 10 * time.Millisecond
 
 // Config describes a load.
 type Config struct {
-	Addr      string        // host:port
-	Path      string        // request path; "" is "/"
+	Addr string // host:port
+	Path string // request path; "" is "/"
 	// Headers are more request header lines ("Cookie: sid=..."), sent with every request.
-	Headers []string
+	Headers   []string
 	Conns     int           // concurrent clients, each with one connection at a time
 	KeepAlive bool          // reuse connections; else one new connection per request (`Connection: close`)
 	Timeout   time.Duration // a request (connect included) that takes longer fails as a timeout
