@@ -20,8 +20,8 @@ import (
 	"github.com/corral-pm/corral/internal/listenexec"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
-	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/reaper"
+	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/spec"
 )
