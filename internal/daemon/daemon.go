@@ -116,6 +116,9 @@ type Daemon struct {
 	adopting  atomic.Bool
 	upgradeTo string // the binary the keeper starts next (set before upgrading)
 
+	// fg is what `corral run` adds: signals forwarded, a stop within a grace (foreground.go).
+	fg foreground
+
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop
 	ready        chan struct{} // closed once the API serves
@@ -310,10 +313,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	stopSignal := ""
 loop:
 	for {
 		select {
 		case <-ctx.Done():
+			// `corral run` cancels ctx on the same SIGTERM/SIGINT: name it if it is here.
+			select {
+			case s := <-sigs:
+				stopSignal = supervisor.SignalName(s.(syscall.Signal))
+			default:
+			}
 			break loop
 		case <-d.quit:
 			break loop
@@ -327,9 +337,15 @@ loop:
 			case syscall.SIGUSR2:
 				d.reopenLogs()
 			case syscall.SIGHUP:
-				// Ignored, as PM2 does: a closed terminal must not take the apps down.
+				// Ignored, as PM2 does: a closed terminal must not take the apps down (unless
+				// `corral run` is PID 1 and forwards it).
+				d.forwardSignal(syscall.SIGHUP)
 			default:
-				d.logf("received %s: stopping every app", supervisor.SignalName(s.(syscall.Signal)))
+				if s == syscall.SIGQUIT && d.forwardSignal(syscall.SIGQUIT) {
+					continue
+				}
+				stopSignal = supervisor.SignalName(s.(syscall.Signal))
+				d.logf("received %s: stopping every app", stopSignal)
 				break loop
 			}
 		}
@@ -338,11 +354,12 @@ loop:
 		return d.leaveForUpgrade()
 	}
 	_, _ = sdnotify.Notify("STOPPING=1")
+	d.beginDrain(stopSignal)
 	if d.keeper != nil {
 		// Stopping for good: the keeper exits after this daemon instead of restarting it.
 		_ = d.keeper.Shutdown()
 	}
-	d.deleteAll()
+	d.stopAllWithin()
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
@@ -375,6 +392,7 @@ func (d *Daemon) reopenLogs() {
 // on the process's loop, so it must not wait for anything.
 func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
+	d.noteStopEvent(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
 	if eventChangesTable(ev.Kind) {
 		d.handoverChanged()

@@ -47,6 +47,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/version", d.handleVersion)
+	mux.HandleFunc("GET "+p+"/ready", d.handleReady)
 	mux.HandleFunc("GET "+p+"/processes", d.handleProcesses)
 	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(r *http.Request, req api.StartRequest) (api.ActionResponse, error) {
 		return d.StartApps(r.Context(), req)

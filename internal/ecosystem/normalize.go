@@ -182,6 +182,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "shutdown_with_message", asBool, &app.ShutdownWithMessage)
 	field(attrs, errs, "wait_ready", asBool, &app.WaitReady)
 	field(attrs, errs, "listen_timeout", asMillis, &app.ListenTimeout)
+	field(attrs, errs, "health_url", asHealthURL, &app.HealthURL)
 
 	field(attrs, errs, "out_file", asString, &p.outFile)
 	field(attrs, errs, "error_file", asString, &p.errorFile)

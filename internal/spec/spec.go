@@ -110,6 +110,9 @@ type App struct {
 	ShutdownWithMessage bool   `json:"shutdown_with_message,omitempty"`
 	WaitReady           bool   `json:"wait_ready,omitempty"`
 	ListenTimeout       Millis `json:"listen_timeout"`
+	// HealthURL, when set, is asked by /readyz and `corral ping --ready` (a path on the
+	// app's port, or an http:// URL); see docs/containers.md §5.
+	HealthURL string `json:"health_url,omitempty"`
 
 	// Log paths are absolute, or "/dev/null" to discard. Merge logs: one file for every
 	// instance; otherwise each file name gets a -<id> suffix.
