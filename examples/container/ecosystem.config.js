@@ -19,7 +19,9 @@ module.exports = {
     // bounds the whole stop.
     kill_timeout: 10000,
     listen_timeout: 10000,
-    // A share of the container's memory limit would be better still; until then, bytes.
-    max_memory_restart: '200M',
+    // A worker whose process tree passes 40% of the container's memory limit (cgroup
+    // memory.max: Kubernetes' limits.memory) is replaced gracefully, before the OOM killer
+    // takes the whole container down.
+    max_memory_restart: '40%',
   }],
 };

@@ -463,7 +463,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	for pid, u := range usage {
 		l := byPID[pid]
 		byID[l.p.ID()] = u
-		if limit := l.p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit {
+		if limit := d.memoryRestartLimit(l.p.Info().App); limit > 0 && u.RSS > limit {
 			d.memoryExceeded(l.app, l.p.ID(), u.RSS)
 		}
 	}

@@ -99,7 +99,10 @@ type App struct {
 	ExpBackoffRestartDelay Millis `json:"exp_backoff_restart_delay"`
 	StopExitCodes          []int  `json:"stop_exit_codes,omitempty"`
 	MaxMemoryRestart       int64  `json:"max_memory_restart,omitempty"` // bytes, whole process tree
-	CronRestart            string `json:"cron_restart,omitempty"`
+	// MaxMemoryRestartPercent, when set ('80%'), is max_memory_restart as a share of the
+	// container's memory limit, read when memory is checked (docs/containers.md §6).
+	MaxMemoryRestartPercent float64 `json:"max_memory_restart_percent,omitempty"`
+	CronRestart             string  `json:"cron_restart,omitempty"`
 
 	Watch       []string `json:"watch,omitempty"` // absolute paths; empty = not watching
 	IgnoreWatch []string `json:"ignore_watch,omitempty"`
