@@ -25,6 +25,7 @@ import (
 const orphansScript = `#!/bin/sh
 for i in 1 2 3 4 5; do (sleep 0.1 &); done
 (exec sleep 100000 &)
+trap 'echo "got SIGHUP"' HUP
 echo "orphans left"
 trap 'exit 0' INT
 while :; do sleep 0.2; done
@@ -58,6 +59,9 @@ func TestPID1(t *testing.T) {
 		  kill_timeout: 15000, health_url: '/', env: { PORT: %d } },
 		{ name: 'orphans', script: './orphans.sh' },
 	] }`, port))
+	if r := e.fails("ping", "--ready"); r.code != 1 || !strings.Contains(r.stderr, "not ready: no corral daemon is running") {
+		t.Fatalf("ping --ready with no daemon: want exit 1 and the reason, got:\n%s", r)
+	}
 	e.bin = unshare
 	run := e.background("--pid", "--fork", "--mount-proc", "--kill-child", corralBin, "run", "ecosystem.config.js", "--log-format", "json", "--grace", "30s")
 	e.bin = corralBin
@@ -76,6 +80,10 @@ func TestPID1(t *testing.T) {
 		return json.Unmarshal([]byte(l), &j) == nil && j["app"] == "orphans" && j["stream"] == "stdout" &&
 			j["message"] == "orphans left" && j["instance"] == float64(0) && j["time"] != nil
 	})
+
+	if r := e.ok("ping", "--ready"); r.stdout != "ready\n" {
+		t.Fatalf("ping --ready: %s", r)
+	}
 
 	// corral is unshare's child; in its namespace it is PID 1.
 	init := childrenOf(run.cmd.Process.Pid)
@@ -126,6 +134,21 @@ func TestPID1(t *testing.T) {
 		return true
 	})
 	e.waitFor("/readyz to answer 200 again", 60*time.Second, func() bool { return probe("/readyz") == 200 })
+
+	// As PID 1, SIGHUP is passed to the apps (the script traps it), and nothing stops.
+	from := run.stdout.count()
+	if err := syscall.Kill(pid1, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	run.stdout.waitLineFrom(t, from, "the app to get the SIGHUP", 10*time.Second, func(l string) bool {
+		return strings.Contains(l, `"message":"got SIGHUP"`)
+	})
+	// The Node workers have no SIGHUP handler: they end, and are restarted.
+	hup := regexp.MustCompile(`web\[\d\] \(pid \d+\) was killed by SIGHUP`)
+	e.waitFor("both workers to end on the SIGHUP", 20*time.Second, func() bool {
+		return len(hup.FindAllString(readFile(filepath.Join(e.home, "corral.log")), -1)) == 2
+	})
+	e.waitFor("/readyz to answer 200 after the SIGHUP", 60*time.Second, func() bool { return probe("/readyz") == 200 })
 
 	// SIGTERM under load: requests that take 2 s each are in flight when it comes.
 	const inFlight = 6
