@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -74,5 +75,31 @@ func TestStopExitCode(t *testing.T) {
 		if code, why := stopExitCode(r); code != c.code || (code != 0) != (why != "") {
 			t.Errorf("stopExitCode(%+v) = %d, %q; want %d", r, code, why, c.code)
 		}
+	}
+}
+
+// TestJSONLogLines: app stdout on stdout, app stderr and corral's lines on stderr, one object
+// a line, with the instance looked up by process id.
+func TestJSONLogLines(t *testing.T) {
+	var out, errOut strings.Builder
+	calls := 0
+	p := &jsonLogPrinter{out: &out, errOut: &errOut, processes: func() []api.Process {
+		calls++
+		return []api.Process{{ID: 3, Instance: 1}}
+	}}
+	at := time.Date(2026, 12, 5, 16, 0, 0, 123, time.UTC)
+	p.print(logs.Line{Time: at, ProcID: 3, App: "web", Stream: "out", Message: `say "hi"`})
+	p.print(logs.Line{Time: at, ProcID: 3, App: "web", Stream: "err", Message: "oops"})
+	p.print(logs.Line{Time: at, ProcID: -1, App: "corral", Stream: "corral", Message: "daemon line"})
+	if want := `{"time":"2026-12-05T16:00:00.000000123Z","app":"web","id":3,"instance":1,"stream":"stdout","message":"say \"hi\""}` + "\n"; out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
+	}
+	want := `{"time":"2026-12-05T16:00:00.000000123Z","app":"web","id":3,"instance":1,"stream":"stderr","message":"oops"}` + "\n" +
+		`{"time":"2026-12-05T16:00:00.000000123Z","app":"corral","stream":"corral","message":"daemon line"}` + "\n"
+	if errOut.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut.String(), want)
+	}
+	if calls != 1 {
+		t.Errorf("the process list was read %d times, want once (cached)", calls)
 	}
 }
