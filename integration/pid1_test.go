@@ -197,6 +197,14 @@ func TestPID1(t *testing.T) {
 	if code := run.wait(60 * time.Second); code != 0 {
 		t.Fatalf("corral run exited %d after SIGTERM, want 0\nstderr:\n%s", code, run.stderr)
 	}
+	// The port stopped accepting before any worker was asked to leave.
+	log := readFile(filepath.Join(e.home, "corral.log"))
+	term := strings.LastIndex(log, "received SIGTERM")
+	closed := strings.Index(log[max(term, 0):], "web: closed")
+	exited := regexp.MustCompile(`web\[\d\] \(pid \d+\) (exited|was killed)`).FindStringIndex(log[max(term, 0):])
+	if term < 0 || closed < 0 || exited == nil || closed > exited[0] {
+		t.Errorf("after SIGTERM, the port did not close before the workers left:\n%s", log[max(term, 0):])
+	}
 	for _, l := range run.stdout.all() {
 		var j map[string]any
 		if err := json.Unmarshal([]byte(l), &j); err != nil {

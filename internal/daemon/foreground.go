@@ -72,7 +72,11 @@ func (d *Daemon) forwardSignal(sig syscall.Signal) bool {
 
 // beginDrain marks the start of a stop: readiness drops at once, and the apps that have an
 // errored process now are noted for the report. sig is the signal that asked for it, if any.
+// Only the first call counts (`corral kill` stops the apps before Run's own stop).
 func (d *Daemon) beginDrain(sig string) {
+	if d.fg.draining.Load() {
+		return
+	}
 	errored := map[string]bool{}
 	for _, l := range d.listing() {
 		if l.p.Info().Status == supervisor.StatusErrored {

@@ -219,7 +219,8 @@ func (d *Daemon) handleResurrect(w http.ResponseWriter, r *http.Request) {
 // handleKill stops every app, answers, then ends the daemon.
 func (d *Daemon) handleKill(w http.ResponseWriter, r *http.Request) {
 	d.logf("kill requested: stopping every app")
-	d.deleteAll()
+	d.beginDrain("")
+	d.stopAllWithin()
 	writeJSON(w, http.StatusOK, api.KillResponse{Killed: true, PID: os.Getpid()})
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
