@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -127,6 +126,6 @@ func (d *Daemon) stopAllWithin() {
 		}
 	}
 	d.fg.killed.Add(int64(n))
-	d.logf("%s", fmt.Sprintf("the grace period (%v) ran out: killed %d processes still running", grace, n))
+	d.logf("the grace period (%v) ran out: killed %d processes still running", grace, n)
 	<-done
 }

@@ -47,26 +47,6 @@ func Start(cmd *exec.Cmd) error {
 	return nil
 }
 
-// Run is cmd.Run through Start and Release.
-func Run(cmd *exec.Cmd) error {
-	if err := Start(cmd); err != nil {
-		return err
-	}
-	defer Release(cmd.Process.Pid)
-	return cmd.Wait()
-}
-
-// Output is cmd.Output through Start and Release.
-func Output(cmd *exec.Cmd) ([]byte, error) {
-	var out strings.Builder
-	if cmd.Stdout != nil {
-		return nil, errors.New("reaper: Stdout already set")
-	}
-	cmd.Stdout = &out
-	err := Run(cmd)
-	return []byte(out.String()), err
-}
-
 // Release forgets pid, whose status its waiter has collected.
 func Release(pid int) {
 	ownMu.Lock()
@@ -189,10 +169,7 @@ func parentOf(pid int) (int, bool) {
 // SetSubreaper makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphans of its
 // descendants are re-parented to it instead of to PID 1. PID 1 is one already.
 func SetSubreaper() error {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return err
-	}
-	return nil
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
 
 // Loop reaps on every SIGCHLD (and, since signals of the same kind coalesce and one may come
