@@ -77,8 +77,24 @@ func TestReaperCollectsOrphansNotOwnChildren(t *testing.T) {
 				t.Errorf("start: %v", err)
 				return
 			}
-			err := cmd.Wait()
-			Release(cmd.Process.Pid)
+			// Let it become a zombie, and scan once more, before its own Wait: a reaper that
+			// did not know it for the caller's would take its status now.
+			pid := cmd.Process.Pid
+			deadline := time.Now().Add(10 * time.Second)
+			for !zombie(pid) && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			got, err := ReapOnce()
+			if err != nil {
+				t.Errorf("ReapOnce: %v", err)
+			}
+			mu.Lock()
+			for _, r := range got {
+				reaped[r.Status.ExitStatus()]++
+			}
+			mu.Unlock()
+			err = cmd.Wait()
+			Release(pid)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 				t.Errorf("own child's status was taken: Wait = %v", err)
@@ -106,6 +122,17 @@ func TestReaperCollectsOrphansNotOwnChildren(t *testing.T) {
 	if z := zombies(t); len(z) > 0 {
 		t.Errorf("zombie children left: %v", z)
 	}
+}
+
+// zombie reports whether pid is a zombie, or gone.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
 }
 
 // zombies lists this process's children that are zombies.
