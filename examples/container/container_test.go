@@ -252,3 +252,42 @@ func TestDockerBuild(t *testing.T) {
 	}
 	_ = exec.Command(docker, "rmi", tag).Run()
 }
+
+// TestDockerignore: the build context's exclusions keep out what is not needed (the
+// repository's history, node_modules, build output) and nothing the build reads.
+func TestDockerignore(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	for _, want := range []string{".git", "**/node_modules"} {
+		if !slices.Contains(patterns, want) {
+			t.Errorf("%s is not excluded from the build context", want)
+		}
+	}
+	// Every path the build reads, and each of its parents, must match no pattern (a
+	// pattern "**/x" matches x at any depth).
+	needed := []string{"go.mod", "go.sum", "cmd/corral/main.go", "internal/daemon/daemon.go", "worker",
+		"examples/refapp/main.go", "examples/container/ecosystem.config.js"}
+	for _, path := range needed {
+		parts := strings.Split(path, "/")
+		for i := range parts {
+			prefix := strings.Join(parts[:i+1], "/")
+			for _, p := range patterns {
+				rest, deep := strings.CutPrefix(p, "**/")
+				if m, _ := filepath.Match(p, prefix); m {
+					t.Errorf("%q excludes %s, which the build needs", p, prefix)
+				}
+				if m, _ := filepath.Match(rest, parts[i]); deep && m {
+					t.Errorf("%q excludes %s, which the build needs", p, prefix)
+				}
+			}
+		}
+	}
+}
