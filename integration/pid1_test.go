@@ -322,3 +322,67 @@ func sumSeries(url, name string) float64 {
 	}
 	return sum
 }
+
+// TestPID1ContainerImage runs the image's own ecosystem file (examples/container) the way its
+// entrypoint does, as PID 1, with the Go reference app where the image has it: /readyz
+// answers once the workers are online and the app's health_url answers through the port, and
+// SIGTERM ends it with code 0.
+func TestPID1ContainerImage(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare is not installed")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	src, err := os.ReadFile("../examples/container/ecosystem.config.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, httpPort := freePort(t), freePort(t)
+	file := strings.NewReplacer(
+		"'/app/refapp'", fmt.Sprintf("%q", refappBin.get(t)),
+		"PORT: 5000", fmt.Sprintf("PORT: %d", port),
+		"'/home/nonroot/refapp.db'", fmt.Sprintf("%q", filepath.Join(e.dir, "refapp.db")),
+	).Replace(string(src))
+	if strings.Contains(file, "/app/") || strings.Contains(file, "5000,") {
+		t.Fatalf("the image's ecosystem file changed shape; update this test:\n%s", file)
+	}
+	e.write("ecosystem.config.js", file)
+	e.vars["CORRAL_HTTP_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", httpPort)
+	e.bin = unshare
+	run := e.background("--pid", "--fork", "--mount-proc", "--kill-child", corralBin, "run", "ecosystem.config.js", "--log-format", "json", "--grace", "25s")
+	e.bin = corralBin
+	ready := func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	e.waitFor("/readyz to answer 200 (workers online, /api/health answering)", 60*time.Second, ready)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/health", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/api/health: %s", resp.Status)
+	}
+	if r := e.ok("describe", "refapp"); !strings.Contains(r.stdout, "max memory restart") {
+		t.Fatalf("describe:\n%s", r)
+	}
+	init := childrenOf(run.cmd.Process.Pid)
+	if len(init) != 1 {
+		t.Fatalf("unshare has children %v, want one (corral)", init)
+	}
+	if err := syscall.Kill(init[0], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := run.wait(60 * time.Second); code != 0 {
+		t.Fatalf("corral run exited %d after SIGTERM, want 0\nstderr:\n%s", code, run.stderr)
+	}
+}
