@@ -104,7 +104,9 @@ func TestReuseportScaleUnderLoad(t *testing.T) {
 	if conns.failed.Load() != 0 || keep.failed.Load() != 0 {
 		t.Fatalf("scaling dropped requests: new connections: %s; keep-alive: %s", conns, keep)
 	}
-	// The new slot took the old socket over: the daemon hands off nothing any more.
+	// The new slot took the old socket over: the daemon hands off nothing any more (once the
+	// answers to its last hand-offs are in).
+	waitQuiet(t, e)
 	last := handedOff(e)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	for range 50 {

@@ -24,5 +24,12 @@ module.exports = {
     env: { PORT: 5000 },
     listen_timeout: 900000, // ms: room for the first build (the workers wait for each other)
     kill_timeout: 10000, // ms: the app drains in-flight requests for up to 8 s on SIGINT/SIGTERM
+    // `corral verify refapp`: the production checklist, with the demo user's session.
+    verify: {
+      path: '/api/health',
+      login: { path: '/api/auth/login', body: { email: 'demo@example.com', password: 'demo-password' } },
+      check: { path: '/api/me', status: 200, logged_out_status: 401 },
+      logout: { path: '/api/auth/logout' },
+    },
   }],
 };

@@ -310,3 +310,18 @@ func revealQuery(sep string, reveal bool) string {
 	}
 	return ""
 }
+
+// Alerts lists the firing and recent alerts and the sinks' counters (GET /v1/alerts).
+func (c *Client) Alerts(ctx context.Context) (AlertsResponse, error) {
+	var resp AlertsResponse
+	err := c.do(ctx, http.MethodGet, "/alerts", nil, &resp)
+	return resp, err
+}
+
+// TestAlerts sends a test notification to every sink and says how each went
+// (POST /v1/alerts/test; it waits up to 25 s for slow sinks).
+func (c *Client) TestAlerts(ctx context.Context) (AlertTestResponse, error) {
+	var resp AlertTestResponse
+	err := c.do(ctx, http.MethodPost, "/alerts/test", nil, &resp)
+	return resp, err
+}

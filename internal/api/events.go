@@ -40,6 +40,9 @@ type Event struct {
 	// Replaced marks the exit of a run that was no longer the process's current one: a
 	// reload's old run after draining, or a replacement that failed.
 	Replaced bool `json:"replaced,omitempty"`
+	// Crash marks the exit of a current run that corral did not ask for and that is not one of
+	// the app's stop_exit_codes: what the crash_rate alert counts.
+	Crash bool `json:"crash,omitempty"`
 	// ExitCode and Signal are set on exit events.
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Signal   string `json:"signal,omitempty"`

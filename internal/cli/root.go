@@ -118,10 +118,12 @@ Node.js and any other language, rolling reloads that drop nothing, and secrets k
 		c.startCommand(), c.stopCommand(), c.restartCommand(), c.reloadCommand(), c.deleteCommand(),
 		c.resetCommand(), c.sendSignalCommand(), c.scaleCommand(),
 		c.listCommand(), c.monitCommand(), c.jlistCommand(), c.describeCommand(), c.envCommand(), c.pidCommand(), c.idCommand(),
+		c.verifyCommand(),
 		c.logsCommand(), c.flushCommand(), c.reloadLogsCommand(),
 		c.saveCommand(), c.resurrectCommand(), c.startupCommand(), c.unstartupCommand(),
 		c.killCommand(), c.pingCommand(), c.updateCommand(), c.runCommand(), c.daemonCommand(), c.keeperCommand(),
-		c.setCommand(), c.getCommand(), c.unsetCommand(),
+		c.setCommand(), c.getCommand(), c.unsetCommand(), c.alertsCommand(),
+		c.webCommand(),
 	)
 	return root
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/home"
 	"github.com/corral-pm/corral/internal/settings"
@@ -15,9 +17,10 @@ import (
 
 // corral's own settings (package settings), PM2's `pm2 set/get/unset` for the daemon itself.
 // They are a file in the home, which the daemon reads when it starts; `set` and `unset` edit
-// it and then, when a daemon runs, ask it to apply the change now (http.listen: the listener
-// moves, docs/metrics.md §1.2). Each command says what happened, so that no one waits for a
-// port that will not open.
+// it and then, when a daemon runs, ask it to apply http.listen now (the listener moves,
+// docs/metrics.md §1.2); the alerts sinks are read whenever the daemon sends, so they apply at
+// once by themselves. Each command says what happened, so that no one waits for a port that
+// will not open.
 
 // settingsPaths resolves the home and makes sure it exists (set writes into it).
 func (c *cli) settingsPaths(create bool) (home.Paths, error) {
@@ -40,7 +43,7 @@ const settingsEffect = "takes effect at the next daemon start: run `corral updat
 func (c *cli) setCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "set KEY VALUE",
-		Short:   "change a setting of corral itself (" + settings.HTTPListen + ": the /metrics address)",
+		Short:   "change a setting of corral itself (" + settings.HTTPListen + ", " + settings.AlertsWebhook + ", " + settings.AlertsCommand + ")",
 		Long:    "Settings are kept in settings.json in CORRAL_HOME. The daemon reads them when it starts,\nand a running daemon applies a change at once.\n\n" + settingsHelp,
 		GroupID: "daemon",
 		Args:    cobra.ExactArgs(2),
@@ -71,7 +74,8 @@ func (c *cli) unsetCommand() *cobra.Command {
 }
 
 func (c *cli) getCommand() *cobra.Command {
-	return &cobra.Command{
+	var reveal bool
+	cmd := &cobra.Command{
 		Use:     "get [KEY]",
 		Short:   "print a setting of corral itself (every setting without KEY)",
 		Long:    settingsHelp,
@@ -91,12 +95,18 @@ func (c *cli) getCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			show := func(k string) string {
+				if reveal {
+					return values[k]
+				}
+				return settings.Display(k, values[k])
+			}
 			if len(args) == 1 {
-				fmt.Fprintln(c.stdout, values[args[0]])
+				fmt.Fprintln(c.stdout, show(args[0]))
 				return nil
 			}
 			for _, k := range settings.Keys() {
-				v := values[k]
+				v := show(k)
 				if v == "" {
 					v = "(unset)"
 				}
@@ -105,13 +115,19 @@ func (c *cli) getCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "show secret parts of values (a webhook URL's token)")
+	return cmd
 }
 
 var settingsHelp = `Settings:
   ` + settings.HTTPListen + `  HOST:PORT of the daemon's HTTP listener, which serves Prometheus metrics on
                /metrics (off when unset). ` + settings.EnvHTTPListen + ` overrides it for one daemon
                start. A non-loopback address is allowed, with a warning: anyone who can
-               reach it can read the metrics.`
+               reach it can read the metrics.
+  ` + settings.AlertsWebhook + `  URL every alert is POSTed to as JSON (a Slack or Mattermost incoming
+               webhook works as is), besides each app's own alerts.notify.
+  ` + settings.AlertsCommand + `  shell command run for every alert, with CORRAL_ALERT_* in its
+               environment. The alerts settings take effect at once (docs/alerts.md).`
 
 // editSettings sets key to value ("" removes it), saves the file, and has a running daemon
 // apply it.
@@ -125,6 +141,11 @@ func (c *cli) editSettings(ctx context.Context, key, value string) error {
 		return err
 	}
 	prev, had := values[key]
+	if key == settings.AlertsCommand && value != "" {
+		if wd, err := os.Getwd(); err == nil {
+			value = alerts.ResolveCommand(value, wd) // the daemon runs it from CORRAL_HOME
+		}
+	}
 	if value == "" {
 		delete(values, key)
 	} else {
@@ -136,9 +157,13 @@ func (c *cli) editSettings(ctx context.Context, key, value string) error {
 	if key == settings.HTTPListen && value != "" && !settings.IsLoopback(value) {
 		c.warnf("%s is not a loopback address: anyone who can reach it can read /metrics", value)
 	}
-	what := key + " = " + value
+	what := key + " = " + settings.Display(key, value)
 	if value == "" {
 		what = key + " unset"
+	}
+	if settings.Live(key) {
+		c.infof("%s; takes effect at once (`corral alerts test` sends a test notification)", what)
+		return nil
 	}
 	if key != settings.HTTPListen {
 		c.infof("%s; %s", what, settingsEffect)

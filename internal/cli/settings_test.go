@@ -35,6 +35,14 @@ func TestSettings(t *testing.T) {
 		{[]string{"get", "http.listen"}, 0},
 		{[]string{"set", "http.listen", "[::1]:9615"}, 0},
 		{[]string{"set", "http.listen", ""}, 0},
+		{[]string{"set", "alerts.webhook", "https://hooks.slack.com/services/T000/B000/XXXX"}, 0},
+		{[]string{"set", "alerts.webhook", "hooks.slack.com/services/T000"}, 1},
+		{[]string{"set", "alerts.command", "/usr/local/bin/page-me --now"}, 0},
+		{[]string{"unset", "alerts.webhook"}, 0},
+		{[]string{"get", "alerts.webhook"}, 0},
+		{[]string{"set", "alerts.webhook", "https://hooks.slack.com/services/T000/B000/XXXX"}, 0},
+		{[]string{"get"}, 0},
+		{[]string{"get", "alerts.webhook", "--reveal"}, 0},
 	} {
 		r := e.run(tc.args...)
 		if r.code != tc.code {

@@ -107,9 +107,12 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		reuse := g.policy == spec.PolicyReuseport && ls.network == "tcp"
 		ls.reusePort = reuse
 		var sock *socketFile
-		if shared {
+		switch {
+		case shared:
 			sock, err = openBound(ls)
-		} else {
+		case reuse:
+			sock, err = openReuseGroup(ls)
+		default:
 			sock, err = openListener(ls)
 		}
 		if err != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/corral-pm/corral/internal/spec"
@@ -75,4 +76,29 @@ func TestReuseportPolicy(t *testing.T) {
 		t.Fatalf("new slot 3 got socket %+v, want the deleted slot's %+v", s, sb)
 	}
 	waitIdle(t, a2, c)
+}
+
+// TestReuseportRefusesTakenPort: a port some other program listens on with SO_REUSEPORT is
+// refused with EADDRINUSE (a reuseport group would otherwise take it over and share its
+// connections), as a round-robin key's bind is.
+func TestReuseportRefusesTakenPort(t *testing.T) {
+	checkLeaks(t)
+	other, err := openListener(listenSpec{network: "tcp", reusePort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	name, err := socknameOf(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newTestGroup(t, spec.PolicyReuseport)
+	a := newFake(t, g, 1, "a", fakeOpts{})
+	a.online()
+	r := a.reply(a.send(tcpQuery(name.Port)))
+	if r.Handle != nil {
+		r.Handle.Close()
+		t.Fatalf("a port taken by another reuseport listener was handed over: %s", r.Raw)
+	}
+	rawEq(t, "errno", r.Errno, strconv.Itoa(-int(unix.EADDRINUSE)))
 }

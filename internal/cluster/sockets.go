@@ -159,6 +159,25 @@ func openListener(ls listenSpec) (*socketFile, error) {
 	return sf, nil
 }
 
+// openReuseGroup opens the first socket of a reuseport group on ls. SO_REUSEPORT lets any
+// socket of the same user join a group, so another program (or another app of this corral)
+// already listening with it on the port would silently share the connections instead of the
+// bind failing. So the port is first bound without SO_REUSEPORT, which fails with EADDRINUSE
+// while anything listens there, as a round-robin key's bind would; then that probe closes and
+// the group's socket takes the port.
+func openReuseGroup(ls listenSpec) (*socketFile, error) {
+	if ls.port != 0 {
+		probe := ls
+		probe.reusePort = false
+		sf, err := openBound(probe)
+		if err != nil {
+			return nil, err
+		}
+		sf.close()
+	}
+	return openListener(ls)
+}
+
 // openBound creates a bound socket that is not listening yet: what the shared policy hands to
 // every worker (each worker calls listen itself, docs/node-cluster-protocol.md §6.3), and the
 // first step of openListener.

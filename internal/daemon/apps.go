@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/cpus"
@@ -94,6 +95,9 @@ func (d *Daemon) checkNewSpec(s *spec.App) error {
 	}
 	if _, err := d.cronSchedule(s); err != nil {
 		return badRequestError{err.Error()}
+	}
+	if err := alerts.Validate(s.Alerts); err != nil {
+		return badRequestError{fmt.Sprintf("app %q: %v", s.Name, err)}
 	}
 	if _, err := instanceCount(s); err != nil {
 		return err

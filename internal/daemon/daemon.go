@@ -84,6 +84,11 @@ type Daemon struct {
 	conns      connRates
 	// memoryPending: processes with a max_memory_restart restart queued.
 	memoryPending map[int]bool
+	// alerting evaluates the alert rules and notifies (alerts.go).
+	alerting *alerting
+
+	// web is the dashboard's state once the HTTP listener serves it (web.go).
+	web atomic.Pointer[webState]
 
 	lock     *os.File
 	listener net.Listener
@@ -199,6 +204,7 @@ func New(opt Options) (*Daemon, error) {
 	if exe, err := os.Executable(); err == nil {
 		d.exe = exe
 	}
+	d.alerting = newAlerting(d)
 	if d.keeper, err = keeper.FromEnv(); err != nil {
 		d.logf("running without a keeper: %v", err)
 	}
@@ -289,6 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	close(d.ready)
 
 	d.cron.Start()
+	d.seedAlerts()
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); d.sampleLoop() }()
 
@@ -363,6 +370,8 @@ loop:
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
+	d.alerting.notifier.Close()
+	_ = os.Remove(d.alerting.statePath) // the apps are stopped: nothing fires for the next daemon
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = d.server.Shutdown(shutdownCtx)
@@ -394,6 +403,7 @@ func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
 	d.noteStopEvent(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
+	d.recordAlertEvent(ev)
 	if eventChangesTable(ev.Kind) {
 		d.handoverChanged()
 	}
@@ -473,6 +483,8 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.accumulateCPU(byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
+	d.evaluateAlerts(byID, now)
+	d.webSample(now)
 }
 
 // memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with

@@ -64,6 +64,7 @@ func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
 	if !reveal {
 		s.Env = secrets.MaskEnv(s.Env)
 		s.BaseEnv = secrets.MaskEnv(s.BaseEnv)
+		s.Alerts = maskAlerts(s.Alerts)
 	}
 	out := api.Process{
 		ID:                 info.ID,

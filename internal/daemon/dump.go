@@ -69,6 +69,7 @@ func (d *Daemon) Save(force bool) (api.SaveResponse, error) {
 		s := v.spec.Clone()
 		s.Env = sealer.SealEnv(s.Env)
 		s.BaseEnv = sealer.SealEnv(s.BaseEnv)
+		s.Alerts = sealAlerts(sealer, s.Alerts)
 		da := dumpApp{App: s}
 		for _, p := range v.procs {
 			info := p.Info()
@@ -125,6 +126,9 @@ func (d *Daemon) Resurrect(ctx context.Context) (api.ResurrectResponse, error) {
 		}
 		if s.Env, err = sealer.OpenEnv(s.Env); err == nil {
 			s.BaseEnv, err = sealer.OpenEnv(s.BaseEnv)
+		}
+		if err == nil {
+			s.Alerts, err = openAlerts(sealer, s.Alerts)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", s.Name, err))

@@ -48,6 +48,7 @@ func (d *Daemon) routes() http.Handler {
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/version", d.handleVersion)
 	mux.HandleFunc("GET "+p+"/ready", d.handleReady)
+	mux.HandleFunc("GET "+p+"/web", d.handleWebInfo)
 	mux.HandleFunc("GET "+p+"/processes", d.handleProcesses)
 	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(r *http.Request, req api.StartRequest) (api.ActionResponse, error) {
 		return d.StartApps(r.Context(), req)
@@ -82,6 +83,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+p+"/logs/reopen", d.handleReopen)
 	mux.HandleFunc("GET "+p+"/logs", d.handleLogs)
 	mux.HandleFunc("GET "+p+"/events", d.handleEvents)
+	mux.HandleFunc("GET "+p+"/alerts", d.handleAlerts)
+	mux.HandleFunc("POST "+p+"/alerts/test", d.handleAlertsTest)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderVersion, buildinfo.Version)
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)

@@ -32,6 +32,7 @@ func (d *Daemon) httpRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.metricsHandler())
 	d.probeRoutes(mux)
+	d.webRoutes(mux)
 	return mux
 }
 

@@ -212,6 +212,7 @@ func (d *Daemon) gather() []*family {
 	}
 	out := []*family{&pf.cpu, &pf.memory, &pf.restarts, &pf.status, &pf.uptime, &pf.conns, &pf.refused, &pf.inFlight,
 		&pf.requests, &pf.duration, &pf.loopP99, &pf.heapUsed, desired, online, reloads, reloadsFailed}
+	out = append(out, d.alertFamilies()...)
 	return append(out, d.selfFamilies()...)
 }
 

@@ -58,6 +58,9 @@ var attributes = []attribute{
 	{name: "log_retain"},
 	{name: "sched_policy"},
 	{name: "listen"},
+	{name: "alerts"},
+	// corral's own: how `corral verify` exercises the app (asVerify).
+	{name: "verify"},
 }
 
 // unsupportedPM2 are PM2 attributes corral knowingly does not implement: they get a warning of

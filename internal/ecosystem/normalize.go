@@ -2,7 +2,9 @@ package ecosystem
 
 import (
 	"maps"
+	"path/filepath"
 
+	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/spec"
 )
 
@@ -72,6 +74,7 @@ func normalizeApp(src appSource, raw map[string]any, overrides attrSet) appResul
 	app := spec.Defaults()
 	decodeErrs := &problems{prefix: src.prefix}
 	p := decode(attrs, src.opt, &app, decodeErrs)
+	decodeAlerts(attrs, src, &app, decodeErrs)
 	res.decodeErrs = decodeErrs.list
 	res.declaredName = p.name
 
@@ -199,6 +202,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "time", asBool, &p.time)
 	field(attrs, errs, "log_max_size", asSize, &app.LogMaxSize)
 	field(attrs, errs, "log_retain", asNonNegativeInt, &app.LogRetain)
+	field(attrs, errs, "verify", asVerify, &app.Verify)
 	return p
 }
 
@@ -229,4 +233,24 @@ func decodeEnv(attrs attrSet, envName string, errs *problems) map[string]string 
 		}
 	}
 	return env
+}
+
+// decodeAlerts reads the alerts attribute (package alerts; docs/alerts.md). Without it the app
+// keeps a nil Alerts: the defaults, decided by the daemon. A relative command in notify is
+// taken from the ecosystem file's directory, like a script's path.
+func decodeAlerts(attrs attrSet, src appSource, app *spec.App, errs *problems) {
+	v, ok := attrs["alerts"]
+	if !ok {
+		return
+	}
+	dir := src.baseDir
+	if src.file != "" {
+		dir = filepath.Dir(src.file)
+	}
+	a, err := alerts.Parse(v.value, alerts.ParseOptions{BaseDir: dir, MaxMemoryRestart: app.MaxMemoryRestart})
+	if err != nil {
+		errs.addErr(v.key, err)
+		return
+	}
+	app.Alerts = &a
 }

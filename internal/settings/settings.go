@@ -1,7 +1,8 @@
 // Package settings holds corral's own settings: the few knobs of the daemon itself that PM2
 // keeps with `pm2 set key value`. They live in one small JSON file in CORRAL_HOME (0600,
-// written atomically), which `corral set`, `get` and `unset` edit and the daemon reads when
-// it starts, and again when `set` or `unset` asks it to apply a change. Only known keys are accepted, each checked by its own rule, so that a typo is
+// written atomically), which `corral set`, `get` and `unset` edit and the daemon reads: when
+// it starts, when `set` or `unset` asks a running daemon to apply http.listen, and each time
+// it uses the alerts sinks. Only known keys are accepted, each checked by its own rule, so that a typo is
 // refused when it is typed, not discovered when the daemon ignores it.
 package settings
 
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/persist"
 	"github.com/corral-pm/corral/internal/safefs"
 )
@@ -28,9 +30,35 @@ const HTTPListen = "http.listen"
 // EnvHTTPListen overrides HTTPListen for one daemon start (an empty value turns it off).
 const EnvHTTPListen = "CORRAL_HTTP_LISTEN"
 
+// AlertsWebhook and AlertsCommand are the daemon-wide alert sinks (docs/alerts.md §3): every
+// app's alerts go to them, besides the app's own `alerts.notify`. The daemon reads them each
+// time it sends, so a change takes effect at once.
+const (
+	AlertsWebhook = "alerts.webhook"
+	AlertsCommand = "alerts.command"
+)
+
 // known are the settings and how each value is checked.
 var known = map[string]func(string) error{
-	HTTPListen: checkListen,
+	HTTPListen:    checkListen,
+	AlertsWebhook: alerts.CheckWebhook,
+	AlertsCommand: func(string) error { return nil },
+}
+
+// Live reports whether the daemon rereads key whenever it uses it (no restart needed).
+func Live(key string) bool { return key == AlertsWebhook || key == AlertsCommand }
+
+// Display renders a setting's value for the screen: a webhook URL's secret parts masked.
+func Display(key, value string) string {
+	switch {
+	case value == "":
+		return ""
+	case key == AlertsWebhook:
+		return alerts.MaskTarget(alerts.KindWebhook, value)
+	case key == AlertsCommand:
+		return alerts.MaskTarget(alerts.KindCommand, value)
+	}
+	return value
 }
 
 // Keys lists the known settings, sorted.

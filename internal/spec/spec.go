@@ -128,8 +128,14 @@ type App struct {
 	LogMaxSize    int64  `json:"log_max_size"`
 	LogRetain     int    `json:"log_retain"`
 
+	// Alerts are the app's alert rules (package alerts); nil means the defaults.
+	Alerts *Alerts `json:"alerts,omitempty"`
+
 	// Source is the ecosystem file the app came from, if any.
 	Source string `json:"source,omitempty"`
+
+	// Verify configures `corral verify` for this app (corral's own attribute; nil: defaults).
+	Verify *Verify `json:"verify,omitempty"`
 }
 
 // Defaults returns an App with every default set; loaders start from it.
@@ -220,6 +226,8 @@ func (a App) Clone() App {
 	a.Listen = cloneSlice(a.Listen)
 	a.Env = cloneMap(a.Env)
 	a.BaseEnv = cloneMap(a.BaseEnv)
+	a.Alerts = a.Alerts.Clone()
+	a.Verify = a.Verify.Clone()
 	return a
 }
 

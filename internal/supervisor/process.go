@@ -670,6 +670,7 @@ func (p *Process) onExit(r *run, code int, sigName string) {
 			i.PrevRestartDelay = d.Next.PrevDelay
 		}
 	})
+	ev.Crash = !r.stopping && !isStopExitCode(app, code)
 	p.emit(ev)
 	if r.stopping {
 		p.emit(api.Event{Kind: api.EventStop})

@@ -229,7 +229,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 					if x.tot[m.name] == nil {
 						x.tot[m.name] = &LoadResult{}
 					}
-					x.tot[m.name].add(x.res)
+					x.tot[m.name].Add(x.res)
 				}
 				// The figures mean little if a worker died and was replaced meanwhile.
 				after, err := srv.WorkerPIDs(ctx)

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"math"
 	"sort"
 	"time"
+
+	"github.com/corral-pm/corral/internal/loadgen"
 )
 
 // Summary describes the samples of one figure for one contender.
@@ -37,29 +38,8 @@ func Summarize(samples []float64) Summary {
 	return s
 }
 
-// Percentile returns the p-th percentile (0 < p <= 100) of sorted values: for p = 50 the
-// median (mean of the middle pair for an even count), otherwise the nearest rank
-// (the smallest value with at least p % of the values at or below it).
-func Percentile(sorted []float64, p float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return math.NaN()
-	}
-	if p == 50 {
-		if n%2 == 1 {
-			return sorted[n/2]
-		}
-		return (sorted[n/2-1] + sorted[n/2]) / 2
-	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > n {
-		rank = n
-	}
-	return sorted[rank-1]
-}
+// Percentile is loadgen.Percentile: the median for p = 50, otherwise the nearest rank.
+func Percentile(sorted []float64, p float64) float64 { return loadgen.Percentile(sorted, p) }
 
 // ms converts a duration to milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
