@@ -24,8 +24,8 @@ import (
 //   - /healthz: the daemon is alive and serving (Kubernetes' livenessProbe). It checks nothing
 //     else on purpose: an app that crash-loops is the daemon's job to restart, and a liveness
 //     failure would restart the whole container, every healthy app with it.
-//   - /readyz: every app has its processes online (those stopped on purpose by `corral stop`
-//     aside) and, where it declares health_url, that URL answers; and no stop has begun
+//   - /readyz: every app has its processes online (stopped ones aside: `corral stop`, or a
+//     process whose policy let it end) and, where it declares health_url, that URL answers; and no stop has begun
 //     (readiness drops the moment SIGTERM arrives, so traffic goes elsewhere while the apps
 //     drain).
 
@@ -104,8 +104,11 @@ func (d *Daemon) Readiness(ctx context.Context) api.Readiness {
 		others := map[supervisor.Status]int{}
 		for _, p := range v.procs {
 			info := p.Info()
-			if info.Status == supervisor.StatusStopped && p.State().UserStopped {
-				continue // stopped on purpose: not wanted online
+			if info.Status == supervisor.StatusStopped {
+				// Not wanted online: stopped by `corral stop`, or ended by itself where that
+				// is its policy (autorestart off, an exit code of stop_exit_codes), as a
+				// one-off job of the ecosystem file does.
+				continue
 			}
 			desired++
 			if info.Status == supervisor.StatusOnline {

@@ -79,6 +79,15 @@ func TestProbeHealthAndReady(t *testing.T) {
 		t.Fatalf("/readyz with the sick app stopped = %d %q", code, body)
 	}
 
+	// A one-off job that ended by itself (autorestart off) is not wanted online either.
+	job := td.app("job", td.script("job.sh", "exit 0"))
+	job.Autorestart = false
+	td.mustStart(job)
+	td.waitStatus("job", 1, "stopped")
+	if code, body := probe(t, addr, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with a finished job = %d %q", code, body)
+	}
+
 	td.d.beginDrain("SIGTERM")
 	if code, body := probe(t, addr, "/readyz"); code != 503 || !strings.Contains(body, "stopping") {
 		t.Fatalf("/readyz while draining = %d %q", code, body)
