@@ -26,6 +26,7 @@ const orphansScript = `#!/bin/sh
 for i in 1 2 3 4 5; do (sleep 0.1 &); done
 (exec sleep 100000 &)
 trap 'echo "got SIGHUP"' HUP
+trap 'echo "got SIGQUIT"' QUIT
 echo "orphans left"
 trap 'exit 0' INT
 while :; do sleep 0.2; done
@@ -149,6 +150,20 @@ func TestPID1(t *testing.T) {
 		return len(hup.FindAllString(readFile(filepath.Join(e.home, "corral.log")), -1)) == 2
 	})
 	e.waitFor("/readyz to answer 200 after the SIGHUP", 60*time.Second, func() bool { return probe("/readyz") == 200 })
+
+	// SIGQUIT too (Node's default for it ends the workers, which are restarted).
+	from = run.stdout.count()
+	if err := syscall.Kill(pid1, syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	run.stdout.waitLineFrom(t, from, "the app to get the SIGQUIT", 10*time.Second, func(l string) bool {
+		return strings.Contains(l, `"message":"got SIGQUIT"`)
+	})
+	quit := regexp.MustCompile(`web\[\d\] \(pid \d+\) was killed by SIGQUIT`)
+	e.waitFor("both workers to end on the SIGQUIT", 20*time.Second, func() bool {
+		return len(quit.FindAllString(readFile(filepath.Join(e.home, "corral.log")), -1)) == 2
+	})
+	e.waitFor("/readyz to answer 200 after the SIGQUIT", 60*time.Second, func() bool { return probe("/readyz") == 200 })
 
 	// SIGTERM under load: requests that take 2 s each are in flight when it comes.
 	const inFlight = 6
@@ -384,5 +399,47 @@ func TestPID1ContainerImage(t *testing.T) {
 	}
 	if code := run.wait(60 * time.Second); code != 0 {
 		t.Fatalf("corral run exited %d after SIGTERM, want 0\nstderr:\n%s", code, run.stderr)
+	}
+}
+
+// TestRunSubreaper: `corral run` that is not PID 1 makes itself the subreaper of its apps'
+// orphans, and reaps them.
+func TestRunSubreaper(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write("orphans.sh", orphansScript)
+	if err := os.Chmod(filepath.Join(e.dir, "orphans.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := e.background("run", "orphans.sh")
+	self := run.cmd.Process.Pid
+	var sleeper int
+	e.waitFor("the long-lived orphan re-parented to corral run", 20*time.Second, func() bool {
+		for _, c := range childrenOf(self) {
+			if cmdline(c) == "sleep 100000" {
+				sleeper = c
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(sleeper, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("no zombie among corral run's children", 20*time.Second, func() bool {
+		if _, err := procstat.ReadStat(sleeper); err == nil {
+			return false
+		}
+		for _, c := range childrenOf(self) {
+			if st, err := procstat.ReadStat(c); err == nil && st.Exited {
+				return false
+			}
+		}
+		return true
+	})
+	// Not PID 1: SIGQUIT stops, as before.
+	run.signal(syscall.SIGQUIT)
+	if code := run.wait(30 * time.Second); code != 0 {
+		t.Fatalf("run exited %d on SIGQUIT, want 0\nstderr:\n%s", code, run.stderr)
 	}
 }
