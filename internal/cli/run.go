@@ -17,7 +17,9 @@ import (
 
 // runCommand is the foreground mode (PM2's pm2-runtime / --no-daemon), for containers and
 // systemd: the daemon runs attached to the terminal, prints every app's output, stops every
-// app on SIGINT/SIGTERM, and exits with code 2 when no app is left running.
+// app on SIGINT/SIGTERM, and exits with code 2 when no app is left running. As a container's
+// PID 1 it also reaps orphans, bounds its stop with --grace, and its exit code after a stop
+// says whether apps errored or had to be killed (run_pid1.go, docs/containers.md §4).
 func (c *cli) runCommand() *cobra.Command {
 	f := &appFlags{}
 	rf := &runFlags{}

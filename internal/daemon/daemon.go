@@ -328,7 +328,9 @@ loop:
 			// `corral run` cancels ctx on the same SIGTERM/SIGINT: name it if it is here.
 			select {
 			case s := <-sigs:
-				stopSignal = supervisor.SignalName(s.(syscall.Signal))
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					stopSignal = supervisor.SignalName(s.(syscall.Signal))
+				}
 			default:
 			}
 			break loop
