@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/reaper"
 	"github.com/corral-pm/corral/internal/secrets"
 )
 
@@ -131,11 +132,16 @@ func runCommand(ctx context.Context, line, dir string, a api.Alert) (output stri
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out limitedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	// Through the reaper's registry: `corral run` as PID 1 must not collect its status.
+	if err := reaper.Start(cmd); err != nil {
 		return "", fmt.Errorf("start: %w", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		reaper.Release(cmd.Process.Pid)
+		done <- err
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():

@@ -48,6 +48,8 @@ type Process struct {
 
 	CPU    float64 `json:"cpu"`    // percent of one CPU, whole process tree
 	Memory int64   `json:"memory"` // RSS bytes, whole process tree
+	// MemoryLimit is the memory limit of the cgroup (container) corral runs in, 0 if none.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 
 	OutLog      string `json:"pm_out_log_path"`
 	ErrLog      string `json:"pm_err_log_path"`

@@ -104,13 +104,17 @@ func (c *cli) killCommand() *cobra.Command {
 }
 
 func (c *cli) pingCommand() *cobra.Command {
-	return &cobra.Command{
+	var ready bool
+	cmd := &cobra.Command{
 		Use:     "ping",
-		Short:   "make sure the daemon runs (starting it if needed)",
+		Short:   "make sure the daemon runs (starting it if needed); --ready: exit 1 unless every app is ready (exec probes)",
 		GroupID: "daemon",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if ready {
+				return c.pingReady(ctx)
+			}
 			if _, err := request(ctx, c, func(cl *api.Client) (api.Version, error) { return cl.Version(ctx) }); err != nil {
 				return err
 			}
@@ -118,6 +122,8 @@ func (c *cli) pingCommand() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&ready, "ready", false, "ask whether every app is ready for traffic (as /readyz does), never starting a daemon: exit 1 with the reasons when not")
+	return cmd
 }
 
 // updateCommand replaces the daemon with this binary. Under a keeper it is a hot upgrade: the

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -16,9 +17,12 @@ import (
 
 // runCommand is the foreground mode (PM2's pm2-runtime / --no-daemon), for containers and
 // systemd: the daemon runs attached to the terminal, prints every app's output, stops every
-// app on SIGINT/SIGTERM, and exits with code 2 when no app is left running.
+// app on SIGINT/SIGTERM, and exits with code 2 when no app is left running. As a container's
+// PID 1 it also reaps orphans, bounds its stop with --grace, and its exit code after a stop
+// says whether apps errored or had to be killed (run_pid1.go, docs/containers.md §4).
 func (c *cli) runCommand() *cobra.Command {
 	f := &appFlags{}
+	rf := &runFlags{}
 	cmd := &cobra.Command{
 		Use:     "run <ecosystem file | script> [-- args]",
 		Short:   "run apps in the foreground (containers, systemd): logs to stdout, Ctrl-C stops all",
@@ -33,10 +37,14 @@ func (c *cli) runCommand() *cobra.Command {
 			if len(args) != 1 {
 				return fmt.Errorf("run takes one ecosystem file or script")
 			}
-			return c.runForeground(cmd.Context(), cmd.Flags(), f, args[0], scriptArgs)
+			if err := rf.check(); err != nil {
+				return err
+			}
+			return c.runForeground(cmd.Context(), cmd.Flags(), f, rf, args[0], scriptArgs)
 		},
 	}
 	addAppFlags(cmd.Flags(), f)
+	addRunFlags(cmd.Flags(), rf)
 	return cmd
 }
 
@@ -49,7 +57,7 @@ const (
 	runEndMessage = "corral run: end of output"
 )
 
-func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags, target string, scriptArgs []string) error {
+func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags, rf *runFlags, target string, scriptArgs []string) error {
 	paths, err := home.Resolve()
 	if err != nil {
 		return err
@@ -74,14 +82,27 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 	if err != nil {
 		return err
 	}
+	fd, _ := d.(foregroundDaemon)
+	if fd != nil {
+		fd.SetForeground(api.ForegroundOptions{Grace: rf.grace, ForwardSignals: os.Getpid() == 1})
+	}
+	// Orphans are reaped from here on: the ecosystem file's loader, a child waited for by
+	// os/exec outside the reaper's registry, has exited.
+	stopReaper := c.startReaper()
+	defer stopReaper()
 	sub := d.Hub().Subscribe(func(logs.Line) bool { return true }, 8192)
 	lp := &logPrinter{out: c.stdout, errOut: c.stderr, color: c.color(), nameWidth: 12}
+	jp := &jsonLogPrinter{out: c.stdout, errOut: c.stderr, processes: func() []api.Process { return d.Processes(false) }}
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
 		for l := range sub.C {
 			if l.ProcID == runEndProcID && l.Message == runEndMessage {
 				return
+			}
+			if rf.logFormat == "json" {
+				jp.print(l)
+				continue
 			}
 			lp.print(api.LogLine{Time: l.Time, ProcID: l.ProcID, App: l.App, Stream: l.Stream, Message: l.Message})
 		}
@@ -147,6 +168,12 @@ wait:
 	if nothingRunning {
 		fmt.Fprintln(c.stderr, "[corral] no app is running any more: exiting")
 		return silentExit(exitNothingRunning)
+	}
+	if fd != nil {
+		if code, why := stopExitCode(fd.StopReport()); code != 0 {
+			fmt.Fprintf(c.stderr, "[corral] %s: exiting with code %d\n", why, code)
+			return silentExit(code)
+		}
 	}
 	return nil
 }

@@ -248,7 +248,7 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 		if len(args) != 1 {
 			return errors.New("--no-daemon runs one script or ecosystem file in the foreground")
 		}
-		return c.runForeground(ctx, fs, f, args[0], scriptArgs)
+		return c.runForeground(ctx, fs, f, &runFlags{logFormat: "text"}, args[0], scriptArgs)
 	}
 	if err := c.connect(ctx, true); err != nil {
 		return err

@@ -135,6 +135,10 @@ func (d *Daemon) deleteAll() {
 		go func() {
 			defer wg.Done()
 			_ = a.submit(context.Background(), opDelete, func() error {
+				// Stop accepting first: a connection that comes now is refused at once (the
+				// client or the load balancer tries elsewhere) instead of waiting in the
+				// backlog for workers that are leaving (docs/containers.md §3.1).
+				a.st.closePorts()
 				return d.deleteProcs(a, slices.Clone(a.st.procs))
 			})
 		}()

@@ -121,6 +121,9 @@ type Daemon struct {
 	adopting  atomic.Bool
 	upgradeTo string // the binary the keeper starts next (set before upgrading)
 
+	// fg is what `corral run` adds: signals forwarded, a stop within a grace (foreground.go).
+	fg foreground
+
 	shutdownOnce sync.Once
 	quit         chan struct{} // closed when the daemon should stop
 	ready        chan struct{} // closed once the API serves
@@ -317,10 +320,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR2, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	stopSignal := ""
 loop:
 	for {
 		select {
 		case <-ctx.Done():
+			// `corral run` cancels ctx on the same SIGTERM/SIGINT: name it if it is here.
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					stopSignal = supervisor.SignalName(s.(syscall.Signal))
+				}
+			default:
+			}
 			break loop
 		case <-d.quit:
 			break loop
@@ -334,9 +346,15 @@ loop:
 			case syscall.SIGUSR2:
 				d.reopenLogs()
 			case syscall.SIGHUP:
-				// Ignored, as PM2 does: a closed terminal must not take the apps down.
+				// Ignored, as PM2 does: a closed terminal must not take the apps down (unless
+				// `corral run` is PID 1 and forwards it).
+				d.forwardSignal(syscall.SIGHUP)
 			default:
-				d.logf("received %s: stopping every app", supervisor.SignalName(s.(syscall.Signal)))
+				if s == syscall.SIGQUIT && d.forwardSignal(syscall.SIGQUIT) {
+					continue
+				}
+				stopSignal = supervisor.SignalName(s.(syscall.Signal))
+				d.logf("received %s: stopping every app", stopSignal)
 				break loop
 			}
 		}
@@ -345,11 +363,12 @@ loop:
 		return d.leaveForUpgrade()
 	}
 	_, _ = sdnotify.Notify("STOPPING=1")
+	d.beginDrain(stopSignal)
 	if d.keeper != nil {
 		// Stopping for good: the keeper exits after this daemon instead of restarting it.
 		_ = d.keeper.Shutdown()
 	}
-	d.deleteAll()
+	d.stopAllWithin()
 	d.cron.Stop()
 	d.shutdown()
 	<-samplerDone
@@ -384,6 +403,7 @@ func (d *Daemon) reopenLogs() {
 // on the process's loop, so it must not wait for anything.
 func (d *Daemon) onEvent(ev api.Event) {
 	d.events.publish(ev)
+	d.noteStopEvent(ev)
 	d.logLine(ev.ID, ev.Name, describeEvent(ev))
 	d.recordAlertEvent(ev)
 	if eventChangesTable(ev.Kind) {
@@ -455,7 +475,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	for pid, u := range usage {
 		l := byPID[pid]
 		byID[l.p.ID()] = u
-		if limit := l.p.Info().App.MaxMemoryRestart; limit > 0 && u.RSS > limit {
+		if limit := d.memoryRestartLimit(l.p.Info().App); limit > 0 && u.RSS > limit {
 			d.memoryExceeded(l.app, l.p.ID(), u.RSS)
 		}
 	}

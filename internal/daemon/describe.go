@@ -104,6 +104,7 @@ func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)
 		out.CPU, out.Memory = u.CPU, u.RSS
+		out.MemoryLimit = d.containerMemory()
 	}
 	return out
 }

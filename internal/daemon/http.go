@@ -47,6 +47,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := api.Prefix
 	mux.HandleFunc("GET "+p+"/version", d.handleVersion)
+	mux.HandleFunc("GET "+p+"/ready", d.handleReady)
 	mux.HandleFunc("GET "+p+"/web", d.handleWebInfo)
 	mux.HandleFunc("GET "+p+"/processes", d.handleProcesses)
 	mux.HandleFunc("POST "+p+"/apps", jsonHandler(func(r *http.Request, req api.StartRequest) (api.ActionResponse, error) {
@@ -221,7 +222,8 @@ func (d *Daemon) handleResurrect(w http.ResponseWriter, r *http.Request) {
 // handleKill stops every app, answers, then ends the daemon.
 func (d *Daemon) handleKill(w http.ResponseWriter, r *http.Request) {
 	d.logf("kill requested: stopping every app")
-	d.deleteAll()
+	d.beginDrain("")
+	d.stopAllWithin()
 	writeJSON(w, http.StatusOK, api.KillResponse{Killed: true, PID: os.Getpid()})
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()

@@ -31,6 +31,7 @@ type httpListener struct {
 func (d *Daemon) httpRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.metricsHandler())
+	d.probeRoutes(mux)
 	d.webRoutes(mux)
 	return mux
 }

@@ -47,6 +47,7 @@ var attributes = []attribute{
 	{name: "shutdown_with_message"},
 	{name: "wait_ready"},
 	{name: "listen_timeout"},
+	{name: "health_url"},
 	{name: "out_file", aliases: []string{"out", "output", "out_log"}},
 	{name: "error_file", aliases: []string{"error", "err", "err_file", "err_log"}},
 	{name: "log_file", aliases: []string{"log"}},

@@ -174,7 +174,10 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "restart_delay", asMillis, &app.RestartDelay)
 	field(attrs, errs, "exp_backoff_restart_delay", asMillis, &app.ExpBackoffRestartDelay)
 	field(attrs, errs, "stop_exit_codes", asExitCodes, &app.StopExitCodes)
-	field(attrs, errs, "max_memory_restart", asSize, &app.MaxMemoryRestart)
+	var memLimit memoryRestart
+	if field(attrs, errs, "max_memory_restart", asMemoryRestart, &memLimit) {
+		app.MaxMemoryRestart, app.MaxMemoryRestartPercent = memLimit.bytes, memLimit.percent
+	}
 	field(attrs, errs, "cron_restart", asCron, &app.CronRestart)
 
 	field(attrs, errs, "watch", asWatch, &p.watch)
@@ -186,6 +189,7 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "shutdown_with_message", asBool, &app.ShutdownWithMessage)
 	field(attrs, errs, "wait_ready", asBool, &app.WaitReady)
 	field(attrs, errs, "listen_timeout", asMillis, &app.ListenTimeout)
+	field(attrs, errs, "health_url", asHealthURL, &app.HealthURL)
 
 	field(attrs, errs, "out_file", asString, &p.outFile)
 	field(attrs, errs, "error_file", asString, &p.errorFile)

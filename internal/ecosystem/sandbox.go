@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/corral-pm/corral/internal/reaper"
 )
 
 // An ecosystem file is evaluated in a process of its own: the running executable (corral, or a
@@ -120,7 +122,8 @@ func evaluate(file string, kind int, src []byte, opt Options) (root any, env map
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: cannot evaluate the file: %v", file, err)
 	}
-	if err := cmd.Start(); err != nil {
+	// Through the reaper's registry: `corral run` as PID 1 must not collect this child's status.
+	if err := reaper.Start(cmd); err != nil {
 		return nil, nil, fmt.Errorf("%s: cannot start the process that evaluates the file (%s): %v", file, exe, err)
 	}
 	var killed atomic.Bool
@@ -152,6 +155,7 @@ func evaluate(file string, kind int, src []byte, opt Options) (root any, env map
 		_ = cmd.Process.Kill()
 	}
 	waitErr := cmd.Wait()
+	reaper.Release(cmd.Process.Pid)
 	timer.Stop()
 
 	switch {

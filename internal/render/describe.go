@@ -54,10 +54,10 @@ func Describe(p api.Process, o Options, revealed bool) string {
 		[]cell{{text: "node env"}, {text: na(a.Environ()["NODE_ENV"])}},
 		[]cell{{text: "watch & reload"}, {text: yesNo(len(a.Watch) > 0, "✔", "✘")}},
 		[]cell{{text: "cpu"}, {text: FormatCPU(p.CPU)}},
-		[]cell{{text: "memory"}, {text: spec.FormatSize(p.Memory)}},
+		[]cell{{text: "memory"}, {text: memoryText(p)}},
 		[]cell{{text: "stop"}, {text: stopSummary(a)}},
 		[]cell{{text: "restart policy"}, {text: restartSummary(a)}},
-		[]cell{{text: "max memory restart"}, {text: sizeOrNA(a.MaxMemoryRestart)}},
+		[]cell{{text: "max memory restart"}, {text: memoryRestartText(&a, p.MemoryLimit)}},
 		[]cell{{text: "cron restart"}, {text: na(a.CronRestart)}},
 		[]cell{{text: "unstable restarts"}, {text: strconv.Itoa(p.Unstable)}},
 		[]cell{{text: "last exit"}, {text: lastExit(p)}},
@@ -171,4 +171,26 @@ func lastExit(p api.Process) string {
 	default:
 		return "code " + strconv.Itoa(p.ExitCode)
 	}
+}
+
+// memoryText is the memory row of describe: the process tree's, and the container's limit
+// when there is one.
+func memoryText(p api.Process) string {
+	if p.MemoryLimit > 0 {
+		return fmt.Sprintf("%s (container limit %s)", spec.FormatSize(p.Memory), spec.FormatSize(p.MemoryLimit))
+	}
+	return spec.FormatSize(p.Memory)
+}
+
+// memoryRestartText is max_memory_restart: a size, or a share of the container's limit and
+// what that is now.
+func memoryRestartText(a *spec.App, limit int64) string {
+	if a.MaxMemoryRestartPercent <= 0 {
+		return sizeOrNA(a.MaxMemoryRestart)
+	}
+	pct := strconv.FormatFloat(a.MaxMemoryRestartPercent, 'f', -1, 64) + "%"
+	if limit <= 0 {
+		return pct + " of the container's memory limit (none set: off)"
+	}
+	return fmt.Sprintf("%s of %s (%s)", pct, spec.FormatSize(limit), spec.FormatSize(int64(float64(limit)*a.MaxMemoryRestartPercent/100)))
 }

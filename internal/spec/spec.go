@@ -102,7 +102,10 @@ type App struct {
 	ExpBackoffRestartDelay Millis `json:"exp_backoff_restart_delay"`
 	StopExitCodes          []int  `json:"stop_exit_codes,omitempty"`
 	MaxMemoryRestart       int64  `json:"max_memory_restart,omitempty"` // bytes, whole process tree
-	CronRestart            string `json:"cron_restart,omitempty"`
+	// MaxMemoryRestartPercent, when set ('80%'), is max_memory_restart as a share of the
+	// container's memory limit, read when memory is checked (docs/containers.md §6).
+	MaxMemoryRestartPercent float64 `json:"max_memory_restart_percent,omitempty"`
+	CronRestart             string  `json:"cron_restart,omitempty"`
 
 	Watch       []string `json:"watch,omitempty"` // absolute paths; empty = not watching
 	IgnoreWatch []string `json:"ignore_watch,omitempty"`
@@ -113,6 +116,9 @@ type App struct {
 	ShutdownWithMessage bool   `json:"shutdown_with_message,omitempty"`
 	WaitReady           bool   `json:"wait_ready,omitempty"`
 	ListenTimeout       Millis `json:"listen_timeout"`
+	// HealthURL, when set, is asked by /readyz and `corral ping --ready` (a path on the
+	// app's port, or an http:// URL); see docs/containers.md §5.
+	HealthURL string `json:"health_url,omitempty"`
 
 	// Log paths are absolute, or "/dev/null" to discard. Merge logs: one file for every
 	// instance; otherwise each file name gets a -<id> suffix.

@@ -20,6 +20,7 @@ import (
 	"github.com/corral-pm/corral/internal/listenexec"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/nodeipc"
+	"github.com/corral-pm/corral/internal/reaper"
 	"github.com/corral-pm/corral/internal/safefs"
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/spec"
@@ -195,7 +196,8 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	startErr := cmd.Start()
+	// Through the reaper's registry: a `corral run` that is PID 1 reaps orphans, never this run.
+	startErr := reaper.Start(cmd)
 	outW.Close()
 	errW.Close()
 	if startErr != nil {
@@ -228,6 +230,7 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	r.drained = drained
 	go func() {
 		_ = cmd.Wait() // a non-zero exit is an error here; the state says what happened
+		reaper.Release(cmd.Process.Pid)
 		code, sig := -1, ""
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 			code, sig = exitOf(ws)

@@ -1,0 +1,293 @@
+// Package container holds the example image (Dockerfile) and the ecosystem file it runs. Its
+// tests check the Dockerfile without building it (stages, the paths it copies and builds, the
+// user, the entrypoint, the ports), load the ecosystem file with corral's own loader, and,
+// where a Docker daemon answers (and not with -short), build the image.
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/ecosystem"
+	"github.com/corral-pm/corral/internal/spec"
+)
+
+// repoRoot is the build context the Dockerfile expects.
+const repoRoot = "../.."
+
+// instruction is one Dockerfile instruction, continuation lines joined.
+type instruction struct {
+	cmd  string // upper case
+	args string
+	line int
+}
+
+func parseDockerfile(t *testing.T) []instruction {
+	t.Helper()
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []instruction
+	var cur strings.Builder
+	start := 0
+	for i, line := range strings.Split(string(b), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if cur.Len() == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "#")) {
+			continue
+		}
+		if cur.Len() == 0 {
+			start = i + 1
+		}
+		if cont, ok := strings.CutSuffix(trimmed, "\\"); ok {
+			cur.WriteString(cont + " ")
+			continue
+		}
+		cur.WriteString(trimmed)
+		cmd, args, _ := strings.Cut(cur.String(), " ")
+		out = append(out, instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start})
+		cur.Reset()
+	}
+	if cur.Len() > 0 {
+		t.Fatalf("Dockerfile ends in a continuation line")
+	}
+	known := []string{"FROM", "WORKDIR", "COPY", "RUN", "ENV", "USER", "EXPOSE", "HEALTHCHECK", "STOPSIGNAL", "ENTRYPOINT", "CMD", "ARG", "LABEL"}
+	for _, in := range out {
+		if !slices.Contains(known, in.cmd) {
+			t.Errorf("Dockerfile line %d: unknown instruction %s", in.line, in.cmd)
+		}
+	}
+	return out
+}
+
+// stages splits the instructions at each FROM.
+func stages(ins []instruction) [][]instruction {
+	var out [][]instruction
+	for _, in := range ins {
+		if in.cmd == "FROM" {
+			out = append(out, nil)
+		}
+		if len(out) > 0 {
+			out[len(out)-1] = append(out[len(out)-1], in)
+		}
+	}
+	return out
+}
+
+func jsonArgs(t *testing.T, in instruction) []string {
+	t.Helper()
+	args := in.args
+	if in.cmd == "HEALTHCHECK" {
+		_, args, _ = strings.Cut(args, "CMD ")
+	}
+	var out []string
+	if err := json.Unmarshal([]byte(args), &out); err != nil {
+		t.Fatalf("Dockerfile line %d: %s is not in JSON (exec) form: %v", in.line, in.cmd, err)
+	}
+	return out
+}
+
+func TestDockerfile(t *testing.T) {
+	ins := parseDockerfile(t)
+	st := stages(ins)
+	if len(st) < 2 {
+		t.Fatalf("want a multi-stage build (a build stage and a runtime stage), got %d stages", len(st))
+	}
+	build, final := st[0], st[len(st)-1]
+
+	// The build stage builds static binaries of packages that exist.
+	buildText := ""
+	outputs := map[string]bool{}
+	for _, in := range build {
+		buildText += in.cmd + " " + in.args + "\n"
+		if in.cmd == "RUN" {
+			f := strings.Fields(in.args)
+			for i, w := range f {
+				if w == "-o" && i+2 < len(f) {
+					outputs[f[i+1]] = true
+					pkg := f[i+2]
+					if st, err := os.Stat(filepath.Join(repoRoot, pkg)); err != nil || !st.IsDir() {
+						t.Errorf("the build stage builds %s, which is not a package directory of the repository", pkg)
+					}
+				}
+			}
+		}
+	}
+	if !strings.Contains(buildText, "CGO_ENABLED=0") {
+		t.Error("the binaries are not built static (CGO_ENABLED=0): the runtime image has no libc")
+	}
+
+	// The runtime stage: non-root, copies what exists, runs corral as PID 1.
+	copied := map[string]string{} // destination -> source
+	user, listen := "", ""
+	var exposed []string
+	var entry, health []string
+	for _, in := range final {
+		switch in.cmd {
+		case "COPY":
+			f := strings.Fields(in.args)
+			from := ""
+			if strings.HasPrefix(f[0], "--from=") {
+				from, f = strings.TrimPrefix(f[0], "--from="), f[1:]
+			}
+			if len(f) != 2 {
+				t.Errorf("Dockerfile line %d: COPY %s: want one source and a destination", in.line, in.args)
+				continue
+			}
+			if from == "" {
+				if _, err := os.Stat(filepath.Join(repoRoot, f[0])); err != nil {
+					t.Errorf("Dockerfile line %d: COPY %s: not in the repository: %v", in.line, f[0], err)
+				}
+			} else if !outputs[f[0]] {
+				t.Errorf("Dockerfile line %d: COPY --from=%s %s: the build stage does not make it (it makes %v)", in.line, from, f[0], outputs)
+			}
+			copied[f[1]] = f[0]
+		case "USER":
+			user = in.args
+		case "ENV":
+			for _, kv := range strings.Fields(in.args) {
+				if v, ok := strings.CutPrefix(kv, "CORRAL_HTTP_LISTEN="); ok {
+					listen = v
+				}
+			}
+		case "EXPOSE":
+			exposed = append(exposed, strings.Fields(in.args)...)
+		case "ENTRYPOINT":
+			entry = jsonArgs(t, in)
+		case "HEALTHCHECK":
+			health = jsonArgs(t, in)
+		}
+	}
+	if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
+		t.Errorf("the image runs as %q: want a non-root user", user)
+	}
+	if len(entry) < 3 || entry[1] != "run" {
+		t.Fatalf("ENTRYPOINT %q: want corral run <ecosystem file>", entry)
+	}
+	if _, ok := copied[entry[0]]; !ok {
+		t.Errorf("ENTRYPOINT runs %s, which no COPY puts in the image", entry[0])
+	}
+	if src, ok := copied[entry[2]]; !ok || src != "examples/container/ecosystem.config.js" {
+		t.Errorf("ENTRYPOINT runs %s, which is not examples/container/ecosystem.config.js copied in (%v)", entry[2], copied)
+	}
+	for _, flag := range []string{"--log-format", "--grace"} {
+		if !slices.Contains(entry, flag) {
+			t.Errorf("ENTRYPOINT has no %s", flag)
+		}
+	}
+	if len(health) < 3 || health[0] != entry[0] || health[1] != "ping" || health[2] != "--ready" {
+		t.Errorf("HEALTHCHECK %q: want corral ping --ready", health)
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || !slices.Contains(exposed, port) {
+		t.Errorf("CORRAL_HTTP_LISTEN %q: its port is not EXPOSEd (%v)", listen, exposed)
+	}
+
+	// The ecosystem file runs the binary the image holds. The loader wants the script to
+	// exist: it is given a stand-in here, and the file's own script is read from its text.
+	abs, err := filepath.Abs("ecosystem.config.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`script: '([^']+)'`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("the ecosystem file names no script")
+	}
+	if _, ok := copied[string(m[1])]; !ok {
+		t.Errorf("the app runs %s, which no COPY puts in the image", m[1])
+	}
+	standIn := filepath.Join(t.TempDir(), "refapp")
+	if err := os.WriteFile(standIn, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ecosystem.Load(abs, ecosystem.Options{Environ: map[string]string{}, Cwd: "/app", Overrides: map[string]any{"script": standIn}})
+	if err != nil {
+		t.Fatalf("corral does not load the image's ecosystem file: %v", err)
+	}
+	if len(res.Apps) != 1 {
+		t.Fatalf("%d apps, want 1", len(res.Apps))
+	}
+	app := res.Apps[0]
+	if app.ExecMode != spec.ModeCluster || app.HealthURL == "" {
+		t.Errorf("the app is not in cluster mode with a health_url: %+v", app)
+	}
+	if !slices.Contains(exposed, app.Env["PORT"]) {
+		t.Errorf("the app's PORT %s is not EXPOSEd (%v)", app.Env["PORT"], exposed)
+	}
+}
+
+// TestDockerBuild builds the image where a Docker daemon answers.
+func TestDockerBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no image build")
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("no docker CLI")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, docker, "info").CombinedOutput(); err != nil {
+		t.Skipf("no Docker daemon answers: %v\n%s", err, out)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	tag := "corral-refapp-test:" + time.Now().Format("20060102150405")
+	out, err := exec.CommandContext(ctx, docker, "build", "-f", "examples/container/Dockerfile", "-t", tag, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	_ = exec.Command(docker, "rmi", tag).Run()
+}
+
+// TestDockerignore: the build context's exclusions keep out what is not needed (the
+// repository's history, node_modules, build output) and nothing the build reads.
+func TestDockerignore(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	for _, want := range []string{".git", "**/node_modules"} {
+		if !slices.Contains(patterns, want) {
+			t.Errorf("%s is not excluded from the build context", want)
+		}
+	}
+	// Every path the build reads, and each of its parents, must match no pattern (a
+	// pattern "**/x" matches x at any depth).
+	needed := []string{"go.mod", "go.sum", "cmd/corral/main.go", "internal/daemon/daemon.go", "worker",
+		"examples/refapp/main.go", "examples/container/ecosystem.config.js"}
+	for _, path := range needed {
+		parts := strings.Split(path, "/")
+		for i := range parts {
+			prefix := strings.Join(parts[:i+1], "/")
+			for _, p := range patterns {
+				rest, deep := strings.CutPrefix(p, "**/")
+				if m, _ := filepath.Match(p, prefix); m {
+					t.Errorf("%q excludes %s, which the build needs", p, prefix)
+				}
+				if m, _ := filepath.Match(rest, parts[i]); deep && m {
+					t.Errorf("%q excludes %s, which the build needs", p, prefix)
+				}
+			}
+		}
+	}
+}

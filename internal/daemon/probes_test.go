@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/corral-pm/corral/internal/api"
+	cortest "github.com/corral-pm/corral/internal/testutil"
+)
+
+// probe GETs path on the HTTP listener and returns the status and body.
+func probe(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestProbeHealthAndReady: /healthz answers while the daemon lives; /readyz only once every
+// app has its processes online and its health_url answers, and not for an app stopped on
+// purpose; the control socket's answer (`corral ping --ready`) agrees; readiness drops as
+// soon as a stop begins.
+func TestProbeHealthAndReady(t *testing.T) {
+	td := metricsDaemon(t)
+	addr := td.d.HTTPAddr()
+	ctx := context.Background()
+
+	if code, body := probe(t, addr, "/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	if code, body := probe(t, addr, "/readyz"); code != 503 || !strings.Contains(body, "no app is running") {
+		t.Fatalf("/readyz with no app = %d %q", code, body)
+	}
+
+	port := cortest.FreePort(t)
+	web := td.nodeServer("web", port)
+	web.Instances = 2
+	web.HealthURL = "/healthz"
+	td.mustStart(web)
+	td.waitStatus("web", 2, "online")
+	cortest.WaitFor(t, "web ready", 20*time.Second, func() bool {
+		code, _ := probe(t, addr, "/readyz")
+		return code == 200
+	})
+	if rd, err := td.cl.Ready(ctx); err != nil || !rd.Ready {
+		t.Fatalf("control API readiness = %+v, %v", rd, err)
+	}
+
+	// An app whose health URL does not answer keeps the daemon not ready, and says why.
+	closed := cortest.FreePort(t)
+	sick := td.sleeper("sick")
+	sick.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/healthz", closed)
+	td.mustStart(sick)
+	td.waitStatus("sick", 1, "online")
+	code, body := probe(t, addr, "/readyz")
+	if code != 503 || !strings.Contains(body, "app sick: health_url") || strings.Contains(body, "app web") {
+		t.Fatalf("/readyz with a sick app = %d %q", code, body)
+	}
+	rd, err := td.cl.Ready(ctx)
+	if err != nil || rd.Ready || len(rd.Reasons) != 1 || !strings.HasPrefix(rd.Reasons[0], "app sick: health_url") {
+		t.Fatalf("control API readiness = %+v, %v", rd, err)
+	}
+
+	// Stopped on purpose: not wanted online, so not a reason.
+	if _, err := td.act(api.ActionStop, "sick"); err != nil {
+		t.Fatal(err)
+	}
+	td.waitStatus("sick", 1, "stopped")
+	if code, body := probe(t, addr, "/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz with the sick app stopped = %d %q", code, body)
+	}
+
+	// A one-off job that ended by itself (autorestart off) is not wanted online either.
+	job := td.app("job", td.script("job.sh", "exit 0"))
+	job.Autorestart = false
+	td.mustStart(job)
+	td.waitStatus("job", 1, "stopped")
+	if code, body := probe(t, addr, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with a finished job = %d %q", code, body)
+	}
+
+	td.d.beginDrain("SIGTERM")
+	if code, body := probe(t, addr, "/readyz"); code != 503 || !strings.Contains(body, "stopping") {
+		t.Fatalf("/readyz while draining = %d %q", code, body)
+	}
+	if code, _ := probe(t, addr, "/healthz"); code != 200 {
+		t.Fatalf("/healthz while draining = %d, want 200 (alive)", code)
+	}
+}
+
+// TestProbeReadyCountsProcesses: an app short of its processes is named, with how many are
+// online and what the others are doing.
+func TestProbeReadyCountsProcesses(t *testing.T) {
+	td := metricsDaemon(t)
+	crash := td.app("crash", td.script("crash.sh", "exit 3"))
+	crash.MaxRestarts = 1
+	crash.MinUptime = 10000
+	td.mustStart(crash)
+	td.waitStatus("crash", 1, "errored")
+	rd := td.d.Readiness(context.Background())
+	if rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != "app crash: 0 of 1 processes online (1 errored)" {
+		t.Fatalf("readiness = %+v", rd)
+	}
+	td.d.beginDrain("SIGTERM")
+	if r := td.d.StopReport(); len(r.Errored) != 1 || r.Errored[0] != "crash" || r.Signal != "SIGTERM" {
+		t.Fatalf("stop report = %+v", r)
+	}
+}
