@@ -24,7 +24,7 @@ import (
 //   - /healthz: the daemon is alive and serving (Kubernetes' livenessProbe). It checks nothing
 //     else on purpose: an app that crash-loops is the daemon's job to restart, and a liveness
 //     failure would restart the whole container, every healthy app with it.
-//   - /readyz: every app has its processes online (stopped ones aside: `corral stop`, or a
+//   - /readyz: every app has its processes online and ready (stopped ones aside: `corral stop`, or a
 //     process whose policy let it end) and, where it declares health_url, that URL answers; and no stop has begun
 //     (readiness drops the moment SIGTERM arrives, so traffic goes elsewhere while the apps
 //     drain).
@@ -100,7 +100,7 @@ func (d *Daemon) Readiness(ctx context.Context) api.Readiness {
 			continue
 		}
 		name := v.spec.Name
-		online, desired := 0, 0
+		online, desired, notListening := 0, 0, 0
 		others := map[supervisor.Status]int{}
 		for _, p := range v.procs {
 			info := p.Info()
@@ -111,14 +111,23 @@ func (d *Daemon) Readiness(ctx context.Context) api.Readiness {
 				continue
 			}
 			desired++
-			if info.Status == supervisor.StatusOnline {
+			// Online and ready: a cluster worker is online as soon as it runs (as in PM2),
+			// ready once it listens (or says ready, or listen_timeout passes).
+			switch {
+			case info.Status == supervisor.StatusOnline && info.Ready:
 				online++
-			} else {
+			case info.Status == supervisor.StatusOnline:
+				notListening++
+			default:
 				others[info.Status]++
 			}
 		}
 		if online < desired {
-			reasons[name] = fmt.Sprintf("app %s: %d of %d processes online%s", name, online, desired, statusCounts(others))
+			waiting := ""
+			if notListening > 0 {
+				waiting = fmt.Sprintf(" (%d online, not ready yet)", notListening)
+			}
+			reasons[name] = fmt.Sprintf("app %s: %d of %d processes ready%s%s", name, online, desired, statusCounts(others), waiting)
 			continue
 		}
 		if v.spec.HealthURL == "" || desired == 0 {

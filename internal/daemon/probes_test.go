@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,11 +110,42 @@ func TestProbeReadyCountsProcesses(t *testing.T) {
 	td.mustStart(crash)
 	td.waitStatus("crash", 1, "errored")
 	rd := td.d.Readiness(context.Background())
-	if rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != "app crash: 0 of 1 processes online (1 errored)" {
+	if rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != "app crash: 0 of 1 processes ready (1 errored)" {
 		t.Fatalf("readiness = %+v", rd)
 	}
 	td.d.beginDrain("SIGTERM")
 	if r := td.d.StopReport(); len(r.Errored) != 1 || r.Errored[0] != "crash" || r.Signal != "SIGTERM" {
 		t.Fatalf("stop report = %+v", r)
 	}
+}
+
+// TestProbeReadyWaitsForListen: a cluster worker is online as soon as it runs (as in PM2), but
+// the app is not ready until it listens: a pod must not get traffic its workers refuse.
+func TestProbeReadyWaitsForListen(t *testing.T) {
+	td := metricsDaemon(t)
+	slow := td.nodeServer("slow", cortest.FreePort(t))
+	// It listens only once the file exists; listen_timeout is long enough not to pass.
+	gate := filepath.Join(td.dir, "listen-now")
+	if err := os.WriteFile(slow.Script, []byte(`const fs = require('fs');
+const t = setInterval(() => {
+  if (!fs.existsSync(`+strconv.Quote(gate)+`)) return;
+  clearInterval(t);
+  require('http').createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT));
+}, 20);
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	slow.ListenTimeout = 600000
+	td.mustStart(slow)
+	td.waitStatus("slow", 1, "online")
+	rd := td.d.Readiness(context.Background())
+	if rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != "app slow: 0 of 1 processes ready (1 online, not ready yet)" {
+		t.Fatalf("readiness before listen = %+v", rd)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cortest.WaitFor(t, "slow ready once it listens", 20*time.Second, func() bool {
+		return td.d.Readiness(context.Background()).Ready
+	})
 }

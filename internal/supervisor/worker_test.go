@@ -285,7 +285,9 @@ echo '{"cmd":"NODE_TEST_LISTENING"}' >&3
 while :; do sleep 0.05; done
 `, func(a *spec.App) { a.MaxMemoryRestart = 100 << 20 }, withWorker(fp))
 		old := procOf(h.start().PID)
-		h.waitStatus(StatusOnline)
+		// A cluster worker is online at once (as in PM2); only a ready one (it listened) is
+		// replaced by a reload.
+		testutil.WaitFor(t, "the worker to listen", waitTimeout, func() bool { return h.p.Info().Ready })
 		n := h.events.len()
 		if err := h.p.MemoryExceeded(h.ctx(), 200<<20); err != nil {
 			t.Fatalf("MemoryExceeded: %v", err)
