@@ -1,21 +1,29 @@
-// corral's preload for Node cluster workers (loaded with --require; the app's code is not
-// touched). It does two things, and any failure leaves Node's behaviour as it is.
+// corral's preload for Node processes (loaded with --require; the app's code is not touched):
+// cluster workers, and fork-mode processes unless their app has pmx: false. It does two things,
+// and any failure leaves Node's behaviour as it is.
 //
-// Draining: when the primary takes a worker out of rotation (a reload or a scale-down), Node's
-// server.close() closes every idle keep-alive connection at once, and a client that sends its
-// next request on one of them at that moment gets a reset. Here, a draining server instead
-// answers each next request with "Connection: close" (the client then opens a new connection,
-// to another worker) and closes the connections still idle after a grace period.
+// Which process it acts in: a cluster worker of corral's, or the fork-mode process whose parent
+// is the daemon (CORRAL_PRELOAD_PARENT holds the daemon's pid). Processes the app forks in turn
+// inherit the --require (Node passes execArgv on) and that variable, and are left alone.
+//
+// Draining (cluster workers): when the primary takes a worker out of rotation (a reload or a
+// scale-down), Node's server.close() closes every idle keep-alive connection at once, and a
+// client that sends its next request on one of them at that moment gets a reset. Here, a
+// draining server instead answers each next request with "Connection: close" (the client then
+// opens a new connection, to another worker) and closes the connections still idle after a
+// grace period.
 //
 // Request metrics: the daemon only sees connections, and one keep-alive connection carries many
-// requests. Every request an http/https Server of the worker answers is counted (by status
+// requests. Every request an http/https Server of the process answers is counted (by status
 // class, with its latency), and the counters go to the daemon as an internal message
 // (docs/node-cluster-protocol.md §10.1) at most once a second, only when they changed (the
 // runtime gauges alone at most every 5 s). CORRAL_REQUEST_METRICS=0 turns the counting off.
 'use strict';
+const corralParent = process.env.CORRAL_PRELOAD_PARENT;
+
 try {
   const cluster = require('cluster');
-  if (cluster.isWorker) {
+  if (cluster.isWorker && corralParent === undefined) {
     const grace = Number(process.env.CORRAL_DRAIN_GRACE_MS) || 1000;
     const patch = (proto) => {
       const closeIdle = proto && Object.prototype.hasOwnProperty.call(proto, 'closeIdleConnections') && proto.closeIdleConnections;
@@ -39,8 +47,8 @@ try {
 }
 
 try {
-  const cluster = require('cluster');
-  if (cluster.isWorker && process.env.CORRAL_REQUEST_METRICS !== '0' && typeof process.send === 'function') {
+  const ours = corralParent === undefined ? require('cluster').isWorker : corralParent === String(process.ppid);
+  if (ours && process.env.CORRAL_REQUEST_METRICS !== '0' && typeof process.send === 'function') {
     const { performance, monitorEventLoopDelay } = require('perf_hooks');
     // Upper bounds in ms; one more bucket for anything slower. The daemon has the same list
     // (internal/cluster/metrics.go LatencyBucketsMS).
