@@ -265,6 +265,9 @@ func TestForkCountsRequests(t *testing.T) {
 	if got.Pm2Env.Corral.Cluster != nil {
 		t.Errorf("a fork-mode process shows cluster statistics")
 	}
+	if out := e.ok("describe", "forked").stdout; !strings.Contains(out, "1100 (") || !strings.Contains(out, "event loop delay") {
+		t.Errorf("describe shows no requests or event-loop delay for the fork-mode process:\n%s", out)
+	}
 	if out := readFile(got.Pm2Env.OutLog); strings.Contains(out, "app got a message") {
 		t.Errorf("the app received a message:\n%s", out)
 	}

@@ -135,9 +135,9 @@ func (s requestsScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 // sideBySide runs the app twice under one corral at the same time, counting on (port) and off
 // (another port), each with half the load's connections, for the same -http-runs windows. On
 // a machine shared with other work the noise comes and goes within a run; here it falls on
-// both at once. Both apps' workers compete for the same cores (the scheduler gives each
-// runnable worker its share), so the one whose requests cost more serves fewer: the ratio of
-// their requests/s is the ratio of what a request costs, the counting included.
+// both at once. Both apps' workers compete for the same cores, so the one whose requests cost
+// more serves fewer; the workers also wait on the load generator, so the ratio of requests/s
+// understates the difference, and the workers' CPU per request is the direct measure.
 func (s requestsScenario) sideBySide(ctx context.Context, b *Bench, corral *Tool, dir string, port int, rps, cpu map[string][]float64) error {
 	o := b.Opts
 	offPort, err := freePort()
