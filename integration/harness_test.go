@@ -316,6 +316,15 @@ type jproc struct {
 				Requests        uint64    `json:"requests"`
 				RequestsByClass [5]uint64 `json:"requests_by_class"`
 			} `json:"cluster"`
+			// Requests: a fork-mode process's request metrics.
+			Requests *struct {
+				Requests        uint64    `json:"requests"`
+				RequestsByClass [5]uint64 `json:"requests_by_class"`
+				Runtime         *struct {
+					HeapUsed       uint64   `json:"heap_used"`
+					EventLoopP99MS *float64 `json:"event_loop_p99_ms"`
+				} `json:"runtime"`
+			} `json:"requests"`
 		} `json:"corral"`
 	} `json:"pm2_env"`
 }

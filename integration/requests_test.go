@@ -259,3 +259,84 @@ func TestClusterCountsRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestForkCountsRequests: a fork-mode Node process gets corral's preload too (its IPC channel
+// carries the reports), and jlist shows exactly what was sent, with its runtime gauges; an app
+// with --no-pmx (PM2's pmx: false) runs without the preload.
+func TestForkCountsRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_status.js")
+	port := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port)
+	e.ok("start", "cluster_status.js", "--name", "forked")
+	var p jproc
+	e.waitFor("the fork-mode app serving", 60*time.Second, func() bool {
+		for _, q := range e.jlist() {
+			if q.Name == "forked" {
+				p = q
+			}
+		}
+		return p.PID > 0 && strings.Contains(readFile(p.Pm2Env.OutLog), "serving")
+	})
+	if p.Pm2Env.ExecMode != "fork_mode" {
+		t.Fatalf("exec mode %q, want fork_mode", p.Pm2Env.ExecMode)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	keepAlive := &http.Transport{MaxIdleConnsPerHost: 4}
+	defer keepAlive.CloseIdleConnections()
+	sendRequests(t, &http.Client{Transport: keepAlive, Timeout: 10 * time.Second}, base, 1000, 4, http.StatusInternalServerError)
+	closing := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	sendRequests(t, closing, base, 100, 2, http.StatusNotFound)
+
+	forked := func() jproc {
+		for _, q := range e.jlist() {
+			if q.Name == "forked" {
+				return q
+			}
+		}
+		t.Fatalf("forked is not listed")
+		return jproc{}
+	}
+	e.waitFor("1,100 requests counted", 30*time.Second, func() bool {
+		r := forked().Pm2Env.Corral.Requests
+		return r != nil && r.Requests >= 1100 && r.RequestsByClass[1]+r.RequestsByClass[3]+r.RequestsByClass[4] >= 1100
+	})
+	got := forked()
+	r := got.Pm2Env.Corral.Requests
+	if r.Requests != 1100 || r.RequestsByClass != [5]uint64{0, 990, 0, 10, 100} {
+		t.Fatalf("after 1,100 requests, jlist counts %d, by class %v; want 1100, [0 990 0 10 100]", r.Requests, r.RequestsByClass)
+	}
+	if r.Runtime == nil || r.Runtime.HeapUsed == 0 || r.Runtime.EventLoopP99MS == nil {
+		t.Errorf("no runtime gauges (heap, event loop) for the fork-mode process: %+v", r.Runtime)
+	}
+	if got.Pm2Env.Corral.Cluster != nil {
+		t.Errorf("a fork-mode process shows cluster statistics")
+	}
+	if out := e.ok("describe", "forked").stdout; !strings.Contains(out, "1100 (") || !strings.Contains(out, "event loop delay") {
+		t.Errorf("describe shows no requests or event-loop delay for the fork-mode process:\n%s", out)
+	}
+	if out := readFile(got.Pm2Env.OutLog); strings.Contains(out, "app got a message") {
+		t.Errorf("the app received a message:\n%s", out)
+	}
+
+	// --no-pmx: no preload in the process at all.
+	port2 := freePort(t)
+	e.vars["PORT"] = strconv.Itoa(port2)
+	e.ok("start", "cluster_status.js", "--name", "bare", "--no-pmx")
+	var bare jproc
+	e.waitFor("the --no-pmx app serving", 60*time.Second, func() bool {
+		for _, q := range e.jlist() {
+			if q.Name == "bare" {
+				bare = q
+			}
+		}
+		return bare.PID > 0 && strings.Contains(readFile(bare.Pm2Env.OutLog), "serving")
+	})
+	cmdline := readFile(fmt.Sprintf("/proc/%d/cmdline", bare.PID))
+	if strings.Contains(cmdline, "--require") {
+		t.Errorf("the --no-pmx app was started with a preload: %q", cmdline)
+	}
+	if !strings.Contains(readFile(fmt.Sprintf("/proc/%d/cmdline", got.PID)), "--require") {
+		t.Errorf("the fork-mode app was started without the preload")
+	}
+}

@@ -330,3 +330,64 @@ func TestWorkerStopDrains(t *testing.T) {
 	}
 	checkDrained(t, e, 1)
 }
+
+// TestWorkerCountsRequests: Go workers serving through worker.ServeHTTP report their requests
+// as corral's Node preload does: jlist and describe show exactly what was sent, by class, and
+// the Go heap, without an event-loop delay.
+func TestWorkerCountsRequests(t *testing.T) {
+	t.Parallel()
+	e := newGoEnv(t)
+	url := startGoCluster(t, e, 2, "")
+	// waitServing's one successful request: wait for its report, so that it is the baseline.
+	var base requestTotals
+	e.waitFor("the first request counted", 30*time.Second, func() bool {
+		base = jlistRequests(e)
+		return base.requests >= 1 && base.byClass[1] >= 1
+	})
+	keepAlive := &http.Transport{MaxIdleConnsPerHost: 4}
+	defer keepAlive.CloseIdleConnections()
+	sendRequests(t, &http.Client{Transport: keepAlive, Timeout: 10 * time.Second}, url, 500, 4, http.StatusServiceUnavailable)
+	closing := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	sendRequests(t, closing, url, 100, 2, http.StatusNotFound)
+	var got requestTotals
+	e.waitFor("600 more requests counted", 30*time.Second, func() bool {
+		got = jlistRequests(e)
+		return got.requests >= base.requests+600 && got.byClass[1]+got.byClass[3]+got.byClass[4] >= base.byClass[1]+600
+	})
+	want := base.byClass
+	want[1] += 540
+	want[3] += 10
+	want[4] += 50
+	if got.requests != base.requests+600 || got.byClass != want {
+		t.Fatalf("jlist counts %d requests by class %v; want %d, %v", got.requests, got.byClass, base.requests+600, want)
+	}
+	for id, n := range got.perWorker {
+		if n == 0 {
+			t.Errorf("worker %d counted no request: %v", id, got.perWorker)
+		}
+	}
+	if d := describeRequests(t, e, "gow"); sum(d) != got.requests {
+		t.Errorf("describe's per-worker requests %v add up to %d, want %d", d, sum(d), got.requests)
+	}
+	var procs []struct {
+		Pm2Env struct {
+			Corral struct {
+				Cluster struct {
+					Runtime map[string]any `json:"runtime"`
+				} `json:"cluster"`
+			} `json:"corral"`
+		} `json:"pm2_env"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("jlist").stdout), &procs); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		rt := p.Pm2Env.Corral.Cluster.Runtime
+		if rt["heap_used"] == nil {
+			t.Errorf("no heap figure from a Go worker: %v", rt)
+		}
+		if _, ok := rt["event_loop_p99_ms"]; ok {
+			t.Errorf("a Go worker shows an event-loop delay: %v", rt)
+		}
+	}
+}

@@ -46,6 +46,15 @@
 // Readiness is the first successful Listen (corral marks the worker online when it listens),
 // or, with wait_ready, a call to Ready.
 //
+// # Request metrics
+//
+// In cluster mode, ServeHTTP counts the requests it serves, by status class and with their
+// latency, and reports them to corral about once a second, with the Go heap, as corral's Node
+// preload does for Node workers: `corral describe`, `jlist` and /metrics show them
+// (docs/node-cluster-protocol.md §10.1 in corral's repository). A request costs a few atomic
+// additions and two clock reads; CORRAL_REQUEST_METRICS=0 in the app's environment turns the
+// counting off. Outside corral nothing is counted.
+//
 // # Stopping
 //
 // When corral stops or replaces a worker (stop, reload, scale down), it takes the worker out of

@@ -125,7 +125,7 @@ func (rt *process) drainFor(srv *http.Server) *httpDrain {
 				srv: srv, conns: map[net.Conn]http.ConnState{}, changed: make(chan struct{}, 1),
 				done: make(chan struct{}),
 			}
-			d.wrap()
+			d.wrap(rt.requestMetrics())
 		}
 		rt.drains[srv] = d
 	}
@@ -142,14 +142,14 @@ func (rt *process) releaseDrain(d *httpDrain) {
 	}
 }
 
-// wrap makes the server's responses say "Connection: close" while draining, and counts its
-// connections.
-func (d *httpDrain) wrap() {
+// wrap makes the server's responses say "Connection: close" while draining, counts its
+// connections, and counts its requests into m (nil: not counted).
+func (d *httpDrain) wrap(m *reqMetrics) {
 	h := d.srv.Handler
 	if h == nil {
 		h = http.DefaultServeMux
 	}
-	d.srv.Handler = &drainHandler{d: d, next: h}
+	d.srv.Handler = &drainHandler{d: d, next: h, m: m}
 	prev := d.srv.ConnState
 	d.srv.ConnState = func(c net.Conn, s http.ConnState) {
 		d.track(c, s)
@@ -163,17 +163,80 @@ func (d *httpDrain) wrap() {
 type drainHandler struct {
 	d    *httpDrain
 	next http.Handler
+	m    *reqMetrics // nil: requests are not counted
 }
 
 func (h *drainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 {
 		if rw, ok := w.(http1Writer); ok {
 			// HTTP/2 needs nothing: srv.Shutdown sends GOAWAY.
-			w = &drainWriter{rw: rw, d: h.d}
+			dw := &drainWriter{rw: rw, d: h.d}
+			if h.m == nil {
+				h.next.ServeHTTP(dw, r)
+				return
+			}
+			// The writer that drains also notes the status: no other wrapper per request.
+			start := h.m.begin()
+			h.next.ServeHTTP(dw, r)
+			if !dw.hijacked {
+				h.m.finish(start, finalStatus(dw.status))
+			}
+			return
 		}
 	}
-	h.next.ServeHTTP(w, r)
+	if h.m == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	start := h.m.begin()
+	h.next.ServeHTTP(sw, r)
+	h.m.finish(start, finalStatus(sw.status))
 }
+
+// finalStatus is the status a response went out with: net/http sends 200 when the handler
+// set none, even when it wrote nothing.
+func finalStatus(status int) int {
+	if status == 0 {
+		return http.StatusOK
+	}
+	return status
+}
+
+// isFinal reports whether code is a response's status, not an informational 1xx header.
+func isFinal(code int) bool { return code >= 200 || code == http.StatusSwitchingProtocols }
+
+// statusWriter notes the status of a response other than HTTP/1's (HTTP/2), for the request
+// metrics; Unwrap gives http.ResponseController the server's own writer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && isFinal(code) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (d *httpDrain) track(c net.Conn, s http.ConnState) {
 	d.mu.Lock()
@@ -273,14 +336,19 @@ type http1Writer interface {
 // one elsewhere (to another worker). It is transparent otherwise: it has the methods of
 // net/http's own writer, and Unwrap for http.ResponseController.
 type drainWriter struct {
-	rw      http1Writer
-	d       *httpDrain
-	started bool
+	rw       http1Writer
+	d        *httpDrain
+	started  bool
+	status   int  // the response's status, once it started (request metrics)
+	hijacked bool // the handler took the connection: no response to count
 }
 
 func (w *drainWriter) begin() {
 	if !w.started {
 		w.started = true
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
 		if w.d.draining.Load() {
 			w.rw.Header().Set("Connection", "close")
 		}
@@ -290,8 +358,11 @@ func (w *drainWriter) begin() {
 func (w *drainWriter) Header() http.Header { return w.rw.Header() }
 
 func (w *drainWriter) WriteHeader(code int) {
-	if code >= 200 || code == http.StatusSwitchingProtocols {
-		w.begin() // 1xx informational headers are not the response
+	if isFinal(code) { // 1xx informational headers are not the response
+		if !w.started {
+			w.status = code
+		}
+		w.begin()
 	}
 	w.rw.WriteHeader(code)
 }
@@ -316,7 +387,13 @@ func (w *drainWriter) Flush() {
 	w.rw.Flush()
 }
 
-func (w *drainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.rw.Hijack() }
+func (w *drainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := w.rw.Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, rw, err
+}
 
 func (w *drainWriter) CloseNotify() <-chan bool { return w.rw.CloseNotify() }
 

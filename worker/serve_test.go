@@ -65,7 +65,8 @@ func newTestGroup(t *testing.T) *cluster.Group {
 }
 
 // startGroupWorker starts a worker on g that serves HTTP on "127.0.0.1:0" (the same daemon
-// socket for every worker of g) with ServeHTTP, answering its name after delay (?delay=ms).
+// socket for every worker of g) with ServeHTTP, answering its name after delay (?delay=ms),
+// with status (?status=404; 200 by default).
 func startGroupWorker(t *testing.T, g *cluster.Group, procID int, opts ...ServeOption) *groupWorker {
 	t.Helper()
 	ctl := &groupCtl{}
@@ -104,6 +105,9 @@ func startGroupWorker(t *testing.T, g *cluster.Group, procID int, opts ...ServeO
 		io.Copy(io.Discard, r.Body)
 		if ms, _ := strconv.Atoi(r.URL.Query().Get("delay")); ms > 0 {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+		if status, _ := strconv.Atoi(r.URL.Query().Get("status")); status > 0 {
+			w.WriteHeader(status)
 		}
 		fmt.Fprint(w, gw.name)
 	})}

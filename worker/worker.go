@@ -135,6 +135,8 @@ type process struct {
 	serves  gauge // ServeHTTP calls running
 	serveMu sync.Mutex
 	drains  map[*http.Server]*httpDrain
+
+	metricsState // request metrics (metrics.go)
 }
 
 // replyFunc receives the daemon's reply to a request (m, and the fd it carried), or err when

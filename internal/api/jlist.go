@@ -82,11 +82,11 @@ func jlistEntry(p Process) map[string]any {
 		"username":                  p.Username,
 		"version":                   p.Version,
 		"env":                       env,
-		"axm_monitor":               axmMonitor(p.Cluster),
+		"axm_monitor":               axmMonitor(p.RequestStats()),
 		"axm_actions":               []any{},
 		"vizion":                    false,
-		"automation":                false,
-		"pmx":                       false,
+		"automation":                !a.NoPMX, // PM2's attributes: corral's metrics on or off
+		"pmx":                       !a.NoPMX,
 	} {
 		pm2env[k] = v
 	}
@@ -130,6 +130,9 @@ func jlistEntry(p Process) map[string]any {
 	if p.Cluster != nil {
 		extras["cluster"] = p.Cluster
 	}
+	if p.Requests != nil {
+		extras["requests"] = p.Requests
+	}
 	if p.LogError != "" {
 		extras["log_error"] = p.LogError
 	}
@@ -161,7 +164,9 @@ func axmMonitor(c *WorkerStats) map[string]any {
 	out["HTTP P50 Latency"] = map[string]any{"value": roundTenth(c.LatencyP50MS), "unit": "ms"}
 	out["HTTP P99 Latency"] = map[string]any{"value": roundTenth(c.LatencyP99MS), "unit": "ms"}
 	if rt := c.Runtime; rt != nil {
-		out["Event Loop Latency p99"] = map[string]any{"value": roundTenth(rt.EventLoopP99MS), "unit": "ms"}
+		if rt.EventLoopP99MS != nil {
+			out["Event Loop Latency p99"] = map[string]any{"value": roundTenth(*rt.EventLoopP99MS), "unit": "ms"}
+		}
 		out["Used Heap Size"] = map[string]any{"value": roundTenth(float64(rt.HeapUsed) / (1 << 20)), "unit": "MiB"}
 		out["Heap Size"] = map[string]any{"value": roundTenth(float64(rt.HeapTotal) / (1 << 20)), "unit": "MiB"}
 		if rt.Handles != nil {

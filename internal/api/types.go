@@ -65,6 +65,18 @@ type Process struct {
 
 	// Cluster is set for cluster-mode processes.
 	Cluster *WorkerStats `json:"cluster,omitempty"`
+	// Requests is set for the other processes whose preload reported request metrics
+	// (fork-mode Node processes): only its request and runtime fields. Cluster processes have
+	// them in Cluster.
+	Requests *WorkerStats `json:"requests,omitempty"`
+}
+
+// RequestStats returns the process's request metrics, from Cluster or Requests; nil if none.
+func (p *Process) RequestStats() *WorkerStats {
+	if p.Cluster != nil {
+		return p.Cluster
+	}
+	return p.Requests
 }
 
 // WorkerStats is a cluster worker's share of the app's connections.
@@ -89,14 +101,16 @@ type WorkerStats struct {
 	Runtime *WorkerRuntime `json:"runtime,omitempty"`
 }
 
-// WorkerRuntime describes a cluster worker's Node runtime, as its last metrics report said.
+// WorkerRuntime describes a process's runtime, as its last metrics report said.
 type WorkerRuntime struct {
-	EventLoopP50MS float64 `json:"event_loop_p50_ms"` // event-loop delay since the report before
-	EventLoopP99MS float64 `json:"event_loop_p99_ms"`
-	EventLoopMaxMS float64 `json:"event_loop_max_ms"`
-	HeapUsed       uint64  `json:"heap_used"`
-	HeapTotal      uint64  `json:"heap_total"`
-	Handles        *int    `json:"handles,omitempty"` // active handles, when the runtime says
+	// Event-loop delay since the report before; absent for a runtime without an event loop
+	// (a Go worker).
+	EventLoopP50MS *float64 `json:"event_loop_p50_ms,omitempty"`
+	EventLoopP99MS *float64 `json:"event_loop_p99_ms,omitempty"`
+	EventLoopMaxMS *float64 `json:"event_loop_max_ms,omitempty"`
+	HeapUsed       uint64   `json:"heap_used"`
+	HeapTotal      uint64   `json:"heap_total"`
+	Handles        *int     `json:"handles,omitempty"` // active handles, when the runtime says
 }
 
 // StartRequest asks the daemon to run apps. Apps that already exist are restarted with the new

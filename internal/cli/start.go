@@ -50,6 +50,8 @@ var attrFlags = []attrFlag{
 	{flag: "min-uptime", attr: "min_uptime"},
 	{flag: "no-autorestart", attr: "autorestart", value: negate},
 	{flag: "no-autostart", attr: "autostart", value: negate},
+	{flag: "no-pmx", attr: "pmx", value: negate},
+	{flag: "no-automation", attr: "automation", value: negate},
 	{flag: "kill-timeout", attr: "kill_timeout"},
 	{flag: "kill-signal", attr: "kill_signal"},
 	{flag: "listen-timeout", attr: "listen_timeout"},
@@ -127,6 +129,8 @@ func addAppFlags(fs *pflag.FlagSet, f *appFlags) {
 	fs.String("min-uptime", "", "a run shorter than this counts as unstable (default 1s)")
 	fs.Bool("no-autorestart", false, "do not restart the app when it exits")
 	fs.Bool("no-autostart", false, "register the app without starting it")
+	fs.Bool("no-pmx", false, "no request metrics (Node: corral's preload does not count requests)")
+	fs.Bool("no-automation", false, "alias of --no-pmx, as in PM2")
 	fs.StringP("kill-timeout", "k", "", "time between the stop signal and SIGKILL (default 1600ms)")
 	fs.String("kill-signal", "", "signal that asks the app to stop (default SIGINT)")
 	fs.String("listen-timeout", "", "how long to wait for an app to be ready (default 3s)")

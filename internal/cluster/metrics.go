@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -105,7 +106,7 @@ type slotRequests struct {
 	latencySum float64
 
 	gauges     RuntimeGauges
-	gaugesFrom *worker // the run the gauges are from; cleared when it ends
+	gaugesFrom any // the run the gauges are from (*worker, or a pid); cleared when it ends
 
 	// Requests per second, between reports that carried new requests.
 	rateMark   uint64
@@ -117,6 +118,7 @@ type slotRequests struct {
 // RuntimeGauges describe the worker's runtime, from its last report.
 type RuntimeGauges struct {
 	Known        bool    // a report arrived from the current run
+	LoopKnown    bool    // it had the event-loop delay (a Go worker has none)
 	LoopP50MS    float64 // event-loop delay since the previous report
 	LoopP99MS    float64
 	LoopMaxMS    float64
@@ -126,29 +128,50 @@ type RuntimeGauges struct {
 	HandlesKnown bool
 }
 
-// onMetrics takes a worker's report: the difference from the run's previous report is added to
-// the slot, so the slot's totals keep growing across restarts and reloads.
-func (w *worker) onMetrics(raw json.RawMessage) {
+// errMalformed and errWentBack are why a report is ignored.
+var (
+	errMalformed = errors.New("ignored a malformed " + MetricsCmd + " message")
+	errWentBack  = errors.New("ignored a " + MetricsCmd + " message whose counters went back")
+)
+
+// parseReport decodes a report and checks it against the run's previous one (nil before the
+// first).
+func parseReport(raw json.RawMessage, prev *metricsReport) (*metricsReport, error) {
 	var r metricsReport
 	if err := json.Unmarshal(raw, &r); err != nil || !r.valid() {
-		w.g.logThrottled("%s worker %d: ignored a malformed %s message", w.g.app, w.id, MetricsCmd)
-		return
+		return nil, errMalformed
 	}
-	w.mu.Lock()
-	prev := w.lastReport
 	if prev == nil {
 		prev = zeroReport()
 	}
 	if !r.grewFrom(prev) {
+		return nil, errWentBack
+	}
+	return &r, nil
+}
+
+// onMetrics takes a worker's report: the difference from the run's previous report is added to
+// the slot, so the slot's totals keep growing across restarts and reloads.
+func (w *worker) onMetrics(raw json.RawMessage) {
+	w.mu.Lock()
+	prev := w.lastReport
+	r, err := parseReport(raw, prev)
+	if err != nil {
 		w.mu.Unlock()
-		w.g.logThrottled("%s worker %d: ignored a %s message whose counters went back", w.g.app, w.id, MetricsCmd)
+		w.g.logThrottled("%s worker %d: %v", w.g.app, w.id, err)
 		return
 	}
-	w.lastReport = &r
+	w.lastReport = r
 	w.mu.Unlock()
+	w.stats.req.add(prev, r, w, time.Now())
+}
 
-	s := &w.stats.req
-	now := time.Now()
+// add adds what a run counted between its reports prev (nil: none yet) and r to the slot, and
+// takes r's gauges as those of run from.
+func (s *slotRequests) add(prev, r *metricsReport, from any, now time.Time) {
+	if prev == nil {
+		prev = zeroReport()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	added := r.Requests - prev.Requests
@@ -173,21 +196,72 @@ func (w *worker) onMetrics(raw json.RawMessage) {
 	g := RuntimeGauges{Known: true, HeapUsed: r.HeapUsed, HeapTotal: r.HeapTotal}
 	if len(r.LoopDelay) == 3 {
 		g.LoopP50MS, g.LoopP99MS, g.LoopMaxMS = r.LoopDelay[0], r.LoopDelay[1], r.LoopDelay[2]
+		g.LoopKnown = true
 	}
 	if r.Handles != nil {
 		g.Handles, g.HandlesKnown = int(*r.Handles), true
 	}
-	s.gauges, s.gaugesFrom = g, w
+	s.gauges, s.gaugesFrom = g, from
 }
 
 // forgetGauges drops the gauges of a run that ended: they describe a process that is gone.
 func (w *worker) forgetGauges() {
 	s := &w.stats.req
 	s.mu.Lock()
-	if s.gaugesFrom == w {
+	if s.gaugesFrom == any(w) {
 		s.gauges, s.gaugesFrom = RuntimeGauges{}, nil
 	}
 	s.mu.Unlock()
+}
+
+// RequestCounter keeps the request statistics of a process slot that is not a cluster worker:
+// a fork-mode Node process, whose preload sends the same reports over its IPC channel. Runs
+// are told apart by their pid: a report from another pid starts a new run from zero.
+type RequestCounter struct {
+	mu       sync.Mutex
+	pid      int
+	last     *metricsReport
+	loggedAt time.Time
+	req      slotRequests
+}
+
+// Report takes a report the run with that pid sent. It returns why a report was ignored at
+// most once a second (nil otherwise), for the caller to log: the message comes from the app's
+// process, which could send a flood of them.
+func (c *RequestCounter) Report(pid int, raw json.RawMessage) error {
+	c.mu.Lock()
+	if pid != c.pid {
+		c.pid, c.last = pid, nil
+	}
+	prev := c.last
+	r, err := parseReport(raw, prev)
+	if err != nil {
+		now := time.Now()
+		if now.Sub(c.loggedAt) < time.Second {
+			err = nil
+		} else {
+			c.loggedAt = now
+		}
+		c.mu.Unlock()
+		return err
+	}
+	c.last = r
+	// Under c.mu, so that two reports cannot be added out of order.
+	c.req.add(prev, r, pid, time.Now())
+	c.mu.Unlock()
+	return nil
+}
+
+// Stats returns the slot's totals; the gauges only when they come from pid, the current run.
+func (c *RequestCounter) Stats(pid int) RequestStats {
+	rs := c.req.snapshot(time.Now())
+	c.req.mu.Lock()
+	from := c.req.gaugesFrom
+	c.req.mu.Unlock()
+	if pid <= 0 || from != any(pid) {
+		rs.Runtime = RuntimeGauges{}
+	}
+	return rs
 }
 
 // RequestStats are a process slot's requests, since the slot was created.

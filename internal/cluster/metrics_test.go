@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 
@@ -163,5 +164,51 @@ func TestLatencyQuantile(t *testing.T) {
 		if got := tc.rs.LatencyQuantileMS(tc.q); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: q%v = %v, want %v", tc.name, tc.q, got, tc.want)
 		}
+	}
+}
+
+// TestRequestCounter: a fork-mode process's counter adds up a run's cumulative reports, starts
+// a new run from zero when the pid changes, shows gauges only for the current pid, and ignores
+// a report that goes back.
+func TestRequestCounter(t *testing.T) {
+	report := func(requests uint64, heap uint64) json.RawMessage {
+		b, err := json.Marshal(metricsMsg(requests, [5]uint64{0, requests}, [latencyBuckets]uint64{requests}, float64(requests), heap))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var c RequestCounter
+	if err := c.Report(100, report(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Report(100, report(25, 2)); err != nil {
+		t.Fatal(err)
+	}
+	rs := c.Stats(100)
+	wantRequests(t, "one run", rs, 25, [5]uint64{0, 25}, [latencyBuckets]uint64{25}, 25)
+	if !rs.Runtime.Known || rs.Runtime.HeapUsed != 2 || !rs.Runtime.LoopKnown || rs.Runtime.LoopP99MS != 9.5 {
+		t.Errorf("gauges: %+v", rs.Runtime)
+	}
+	if err := c.Report(100, report(20, 3)); err == nil {
+		t.Errorf("a report whose counters went back was taken")
+	}
+	if rs := c.Stats(100); rs.Requests != 25 || rs.Runtime.HeapUsed != 2 {
+		t.Errorf("after a report that went back: %d requests, heap %d", rs.Requests, rs.Runtime.HeapUsed)
+	}
+	// The next run (another pid) counts from zero; the slot adds all of it.
+	if rs := c.Stats(200); rs.Runtime.Known {
+		t.Errorf("the new run shows the old run's gauges")
+	}
+	if err := c.Report(200, report(4, 5)); err != nil {
+		t.Fatal(err)
+	}
+	rs = c.Stats(200)
+	wantRequests(t, "two runs", rs, 29, [5]uint64{0, 29}, [latencyBuckets]uint64{29}, 29)
+	if rs.Runtime.HeapUsed != 5 {
+		t.Errorf("gauges of the new run: %+v", rs.Runtime)
+	}
+	if rs := c.Stats(0); rs.Runtime.Known {
+		t.Errorf("a stopped process shows gauges")
 	}
 }

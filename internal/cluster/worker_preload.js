@@ -1,21 +1,29 @@
-// corral's preload for Node cluster workers (loaded with --require; the app's code is not
-// touched). It does two things, and any failure leaves Node's behaviour as it is.
+// corral's preload for Node processes (loaded with --require; the app's code is not touched):
+// cluster workers, and fork-mode processes unless their app has pmx: false. It does two things,
+// and any failure leaves Node's behaviour as it is.
 //
-// Draining: when the primary takes a worker out of rotation (a reload or a scale-down), Node's
-// server.close() closes every idle keep-alive connection at once, and a client that sends its
-// next request on one of them at that moment gets a reset. Here, a draining server instead
-// answers each next request with "Connection: close" (the client then opens a new connection,
-// to another worker) and closes the connections still idle after a grace period.
+// Which process it acts in: a cluster worker of corral's, or the fork-mode process whose parent
+// is the daemon (CORRAL_PRELOAD_PARENT holds the daemon's pid). Processes the app forks in turn
+// inherit the --require (Node passes execArgv on) and that variable, and are left alone.
+//
+// Draining (cluster workers): when the primary takes a worker out of rotation (a reload or a
+// scale-down), Node's server.close() closes every idle keep-alive connection at once, and a
+// client that sends its next request on one of them at that moment gets a reset. Here, a
+// draining server instead answers each next request with "Connection: close" (the client then
+// opens a new connection, to another worker) and closes the connections still idle after a
+// grace period.
 //
 // Request metrics: the daemon only sees connections, and one keep-alive connection carries many
-// requests. Every request an http/https Server of the worker answers is counted (by status
+// requests. Every request an http/https Server of the process answers is counted (by status
 // class, with its latency), and the counters go to the daemon as an internal message
 // (docs/node-cluster-protocol.md §10.1) at most once a second, only when they changed (the
 // runtime gauges alone at most every 5 s). CORRAL_REQUEST_METRICS=0 turns the counting off.
 'use strict';
+const corralParent = process.env.CORRAL_PRELOAD_PARENT;
+
 try {
   const cluster = require('cluster');
-  if (cluster.isWorker) {
+  if (cluster.isWorker && corralParent === undefined) {
     const grace = Number(process.env.CORRAL_DRAIN_GRACE_MS) || 1000;
     const patch = (proto) => {
       const closeIdle = proto && Object.prototype.hasOwnProperty.call(proto, 'closeIdleConnections') && proto.closeIdleConnections;
@@ -39,45 +47,46 @@ try {
 }
 
 try {
-  const cluster = require('cluster');
-  if (cluster.isWorker && process.env.CORRAL_REQUEST_METRICS !== '0' && typeof process.send === 'function') {
+  const ours = corralParent === undefined ? require('cluster').isWorker : corralParent === String(process.ppid);
+  if (ours && process.env.CORRAL_REQUEST_METRICS !== '0' && typeof process.send === 'function') {
     const { performance, monitorEventLoopDelay } = require('perf_hooks');
     // Upper bounds in ms; one more bucket for anything slower. The daemon has the same list
     // (internal/cluster/metrics.go LatencyBucketsMS).
     const bounds = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
     const m = { requests: 0, byClass: [0, 0, 0, 0, 0], latency: new Array(bounds.length + 1).fill(0), latencySum: 0 };
 
-    // One shared function for every response ('finish' runs it with the response as this).
-    // Measured against patching ServerResponse.prototype.emit for 'finish' instead: no
-    // difference above the noise, and a listener on the response is the less invasive.
-    const finished = function finished() {
-      const ms = performance.now() - this.__corralStart;
-      const cls = (this.statusCode / 100) | 0;
-      if (cls >= 1 && cls <= 5) m.byClass[cls - 1]++;
-      let i = 0;
-      while (i < bounds.length && ms > bounds[i]) i++;
-      m.latency[i]++;
-      m.latencySum += ms;
+    // Node's http server publishes every request's start (just before its 'request' event)
+    // and its response's finish (at the response's 'finish') on two diagnostics channels, for
+    // http and https alike, and builds those messages only while a channel has a subscriber.
+    // That replaces a patched Server.prototype.emit that added a once-listener to every
+    // response (a wrapper, a bound function and a listener array per request, and an extra
+    // call for every event of every server): here a request costs one clock read at each end
+    // and one property on the response. A subscriber's exception would reach the app as an
+    // uncaught exception (Node rethrows it on the next tick): the try blocks keep it here.
+    const now = performance.now.bind(performance);
+    const onStart = (msg) => {
+      try {
+        m.requests++;
+        msg.response.__corralStart = now();
+      } catch (_) { /* never into the app */ }
     };
-    const counted = (req, res) => {
-      m.requests++;
-      res.__corralStart = performance.now();
-      res.once('finish', finished);
+    const onFinish = (msg) => {
+      try {
+        const res = msg.response;
+        const start = res.__corralStart;
+        if (start === undefined) return; // not started here: a NaN would void every report
+        const ms = now() - start;
+        const cls = (res.statusCode / 100) | 0;
+        if (cls >= 1 && cls <= 5) m.byClass[cls - 1]++;
+        let i = 0;
+        while (i < 12 && ms > bounds[i]) i++;
+        m.latency[i]++;
+        m.latencySum += ms;
+      } catch (_) { /* never into the app */ }
     };
-    const hook = (proto) => {
-      const emit = proto && proto.emit;
-      if (typeof emit !== 'function') return;
-      // Own property on the server's prototype: the 'request' event is seen before any
-      // listener of the app, and other events pass through untouched.
-      proto.emit = function countingEmit(event, req, res) {
-        if (event === 'request' && res) {
-          try { counted(req, res); } catch (_) { /* never into the app */ }
-        }
-        return emit.apply(this, arguments);
-      };
-    };
-    hook(require('http').Server.prototype);
-    hook(require('https').Server.prototype);
+    const dc = require('diagnostics_channel');
+    dc.subscribe('http.server.request.start', onStart);
+    dc.subscribe('http.server.response.finish', onFinish);
 
     // The histogram records each interval between its timer's ticks, resolution included:
     // the delay is what goes beyond the resolution.

@@ -416,6 +416,7 @@ func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
 		Hub:       d.hub,
 		Event:     d.onEvent,
 		Message:   d.onMessage,
+		Internal:  d.onInternal,
 		Protocol:  d.protocolFor(a),
 		ExecShim:  d.exe,
 		NotifyDir: d.notifyDir,
@@ -431,9 +432,11 @@ func (d *Daemon) hooksFor(a *app) *supervisor.Hooks {
 // inherited sockets with `listen`. Loop only.
 func (d *Daemon) protocolFor(a *app) supervisor.Protocol {
 	var pr supervisor.Protocol
+	if d.nodePreload != nil {
+		pr.NodePreload = d.nodePreload
+	}
 	if a.st.group != nil {
 		pr.Worker = a.st.group
-		pr.NodePreload = d.nodePreload
 		pr.HandleWindow = cluster.HandoffWindow
 	}
 	if a.st.sockets != nil {

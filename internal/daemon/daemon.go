@@ -75,6 +75,9 @@ type Daemon struct {
 	exe         string // this binary: the exec shim of runs with inherited sockets
 	notifyDir   string // NOTIFY_SOCKETs of the runs
 
+	// forkReq: request metrics of fork-mode Node processes (cluster workers' are the group's).
+	forkReq forkRequests
+
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage
 	// cpuSeconds: CPU time of each process slot's trees, summed from the sampler's rates over
@@ -464,12 +467,15 @@ func (d *Daemon) sampleLoop() {
 func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	var roots []int
 	byPID := map[int]listed{}
+	ids := map[int]bool{}
 	for _, l := range d.listing() {
+		ids[l.p.ID()] = true
 		if info := l.p.Info(); info.PID > 0 {
 			roots = append(roots, info.PID)
 			byPID[info.PID] = l
 		}
 	}
+	d.forkReq.retain(ids)
 	usage := sampler.Sample(roots)
 	byID := make(map[int]procstat.Usage, len(usage))
 	for pid, u := range usage {

@@ -100,6 +100,9 @@ func (d *Daemon) describe(l listed, reveal bool, stats groupStats) api.Process {
 		if st, ok := stats.of(g)[info.ID]; ok {
 			addRequests(out.Cluster, st.Requests)
 		}
+	} else if rs, ok := d.forkReq.stats(info.ID, info.PID); ok {
+		out.Requests = &api.WorkerStats{}
+		addRequests(out.Requests, rs)
 	}
 	if info.PID > 0 {
 		u := d.usageOf(info.ID)

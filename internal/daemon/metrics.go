@@ -98,13 +98,13 @@ func newProcessFamilies() *processFamilies {
 		inFlight: family{name: "corral_process_connections_in_flight", typ: gauge,
 			help: "Connections handed to the process and not yet answered (cluster mode only)."},
 		requests: family{name: "corral_process_requests_total", typ: counter,
-			help: "HTTP requests the process answered, by status class, over every run of the slot, as corral's preload counts them in Node cluster workers."},
+			help: "HTTP requests the process answered, by status class, over every run of the slot, as corral counts them in Node processes (its preload) and Go workers (package worker)."},
 		duration: family{name: "corral_process_request_duration_seconds", typ: histogram,
-			help: "Time Node cluster workers took to answer HTTP requests (from the request to the response's end), over every run of the slot."},
+			help: "Time the process took to answer HTTP requests (from the request to the response's end), over every run of the slot."},
 		loopP99: family{name: "corral_process_event_loop_delay_p99_seconds", typ: gauge,
 			help: "99th percentile of the Node event loop's delay over the worker's last report (about a second)."},
 		heapUsed: family{name: "corral_process_heap_used_bytes", typ: gauge,
-			help: "V8 heap in use in the Node worker, at its last report."},
+			help: "Heap in use in the process (V8's in Node, Go's in a Go worker), at its last report."},
 	}
 }
 
@@ -187,22 +187,28 @@ func (d *Daemon) gather() []*family {
 				}
 			}
 			pf.uptime.add(uptime, labels...)
+			var rs cluster.RequestStats
 			if stats != nil {
 				st := stats[info.ID]
 				pf.conns.add(float64(st.Connections), labels...)
 				pf.refused.add(float64(st.Refused), labels...)
 				pf.inFlight.add(float64(st.InFlight), labels...)
-				if rs := st.Requests; rs.Requests > 0 || rs.Runtime.Known {
-					for i, n := range rs.ByClass {
-						pf.requests.add(float64(n), append(labels[:len(labels):len(labels)], "class", statusClasses[i])...)
-					}
-					pf.duration.hists = append(pf.duration.hists, histSeries{labels: labels, bounds: latencyBoundsSeconds,
-						counts: rs.Latency[:], sum: rs.LatencySumMS / 1000})
+				rs = st.Requests
+			} else {
+				rs, _ = d.forkReq.stats(info.ID, info.PID)
+			}
+			if rs.Requests > 0 || rs.Runtime.Known {
+				for i, n := range rs.ByClass {
+					pf.requests.add(float64(n), append(labels[:len(labels):len(labels)], "class", statusClasses[i])...)
 				}
-				if rt := st.Requests.Runtime; rt.Known && info.PID > 0 {
+				pf.duration.hists = append(pf.duration.hists, histSeries{labels: labels, bounds: latencyBoundsSeconds,
+					counts: rs.Latency[:], sum: rs.LatencySumMS / 1000})
+			}
+			if rt := rs.Runtime; rt.Known && info.PID > 0 {
+				if rt.LoopKnown {
 					pf.loopP99.add(rt.LoopP99MS/1000, labels...)
-					pf.heapUsed.add(float64(rt.HeapUsed), labels...)
 				}
+				pf.heapUsed.add(float64(rt.HeapUsed), labels...)
 			}
 		}
 		desired.add(float64(len(v.procs)), "app", name)

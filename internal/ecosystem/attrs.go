@@ -63,12 +63,14 @@ var attributes = []attribute{
 	{name: "alerts"},
 	// corral's own: how `corral verify` exercises the app (asVerify).
 	{name: "verify"},
+	{name: "pmx"},
+	{name: "automation"},
 }
 
 // unsupportedPM2 are PM2 attributes corral knowingly does not implement: they get a warning of
 // their own so a PM2 user knows the file was understood and the feature is simply absent.
 var unsupportedPM2 = []string{
-	"vizion", "pmx", "automation", "source_map_support", "disable_source_map_support", "trace",
+	"vizion", "source_map_support", "disable_source_map_support", "trace",
 	"disable_trace", "v8", "event_loop_inspector", "deep_monitoring", "io", "windowsHide",
 	"post_update", "treekill", "kill_retry_time", "disable_logs", "uid", "gid",
 	"user", "username", "force", "node_version", "watch_options", "write",

@@ -190,6 +190,12 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "wait_ready", asBool, &app.WaitReady)
 	field(attrs, errs, "listen_timeout", asMillis, &app.ListenTimeout)
 	field(attrs, errs, "health_url", asHealthURL, &app.HealthURL)
+	// PM2 injects its metrics module unless either is false; corral's equivalent is its preload's
+	// request metrics.
+	pmx, automation := true, true
+	field(attrs, errs, "pmx", asBool, &pmx)
+	field(attrs, errs, "automation", asBool, &automation)
+	app.NoPMX = !pmx || !automation
 
 	field(attrs, errs, "out_file", asString, &p.outFile)
 	field(attrs, errs, "error_file", asString, &p.errorFile)

@@ -71,6 +71,21 @@ func TestUnitParsing(t *testing.T) {
 				t.Errorf("got %+v", a)
 			}
 		}},
+		{name: "metrics on by default", raw: map[string]any{}, check: func(t *testing.T, a spec.App, _ string) {
+			if a.NoPMX {
+				t.Errorf("metrics off without pmx or automation")
+			}
+		}},
+		{name: "pmx false", raw: map[string]any{"pmx": false}, check: func(t *testing.T, a spec.App, _ string) {
+			if !a.NoPMX {
+				t.Errorf("pmx: false left the metrics on")
+			}
+		}},
+		{name: "automation false", raw: map[string]any{"automation": "false", "pmx": true}, check: func(t *testing.T, a spec.App, _ string) {
+			if !a.NoPMX {
+				t.Errorf("automation: false left the metrics on")
+			}
+		}},
 		{name: "stop_exit_codes number", raw: map[string]any{"stop_exit_codes": 0}, check: func(t *testing.T, a spec.App, _ string) {
 			if !slices.Equal(a.StopExitCodes, []int{0}) {
 				t.Errorf("stop_exit_codes %v", a.StopExitCodes)

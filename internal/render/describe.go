@@ -75,6 +75,8 @@ func Describe(p api.Process, o Options, revealed bool) string {
 			[]cell{{text: "in flight"}, {text: strconv.Itoa(c.InFlight)}},
 			[]cell{{text: "refused"}, {text: strconv.FormatUint(c.Refused, 10)}},
 		)
+	}
+	if c := p.RequestStats(); c != nil {
 		if c.Requests > 0 || c.Runtime != nil {
 			rows = append(rows,
 				[]cell{{text: "requests"}, {text: fmt.Sprintf("%d (%.1f/s), 4xx %d, 5xx %d", c.Requests, c.ReqPerSec, c.RequestsByClass[3], c.RequestsByClass[4])}},
@@ -82,10 +84,10 @@ func Describe(p api.Process, o Options, revealed bool) string {
 			)
 		}
 		if rt := c.Runtime; rt != nil {
-			rows = append(rows,
-				[]cell{{text: "event loop delay"}, {text: fmt.Sprintf("p50 %s, p99 %s, max %s", formatMS(rt.EventLoopP50MS), formatMS(rt.EventLoopP99MS), formatMS(rt.EventLoopMaxMS))}},
-				[]cell{{text: "heap"}, {text: fmt.Sprintf("%s used of %s", spec.FormatSize(int64(rt.HeapUsed)), spec.FormatSize(int64(rt.HeapTotal)))}},
-			)
+			if rt.EventLoopP50MS != nil && rt.EventLoopP99MS != nil && rt.EventLoopMaxMS != nil {
+				rows = append(rows, []cell{{text: "event loop delay"}, {text: fmt.Sprintf("p50 %s, p99 %s, max %s", formatMS(*rt.EventLoopP50MS), formatMS(*rt.EventLoopP99MS), formatMS(*rt.EventLoopMaxMS))}})
+			}
+			rows = append(rows, []cell{{text: "heap"}, {text: fmt.Sprintf("%s used of %s", spec.FormatSize(int64(rt.HeapUsed)), spec.FormatSize(int64(rt.HeapTotal)))}})
 		}
 	}
 	if p.LastError != "" {

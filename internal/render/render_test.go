@@ -78,7 +78,7 @@ func fixtures() []api.Process {
 			Cluster: &api.WorkerStats{WorkerID: 7, Listening: []string{"0.0.0.0:8080"}, Connections: 15230, ConnPerSec: 41.5, Refused: 2, InFlight: 1,
 				Requests: 120400, RequestsByClass: [5]uint64{0, 120000, 0, 388, 12}, Requests5xx: 12, ReqPerSec: 312.25,
 				LatencyP50MS: 3.2, LatencyP99MS: 48.75,
-				Runtime: &api.WorkerRuntime{EventLoopP50MS: 10.1, EventLoopP99MS: 12.4, EventLoopMaxMS: 30, HeapUsed: 24 << 20, HeapTotal: 32 << 20}},
+				Runtime: &api.WorkerRuntime{EventLoopP50MS: ptr(10.1), EventLoopP99MS: ptr(12.4), EventLoopMaxMS: ptr(30.0), HeapUsed: 24 << 20, HeapTotal: 32 << 20}},
 		},
 		{
 			ID: 2, Name: "web", Namespace: "frontend", Instance: 1, PID: 41301, Status: "launching",
@@ -527,3 +527,5 @@ func TestMonitGolden(t *testing.T) {
 	}
 	checkAligned(t, forkOnly)
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -119,6 +119,11 @@ type App struct {
 	// HealthURL, when set, is asked by /readyz and `corral ping --ready` (a path on the
 	// app's port, or an http:// URL); see docs/containers.md §5.
 	HealthURL string `json:"health_url,omitempty"`
+	// NoPMX is PM2's pmx: false (or automation: false), which turns off PM2's injected metrics
+	// module: here, corral's request metrics (docs/node-cluster-protocol.md §10.1). Fork-mode
+	// Node processes then run without corral's preload; cluster workers keep it for draining,
+	// with the counting off. Negative, so that an app saved before it existed keeps metrics on.
+	NoPMX bool `json:"no_pmx,omitempty"`
 
 	// Log paths are absolute, or "/dev/null" to discard. Merge logs: one file for every
 	// instance; otherwise each file name gets a -<id> suffix.

@@ -15,7 +15,7 @@ import (
 var protocolVars = []string{
 	"NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "NODE_UNIQUE_ID",
 	nodeipc.ChannelFDEnv, nodeipc.WorkerIDEnv,
-	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
+	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", PreloadParentEnv,
 }
 
 // processEnv is the environment of one run: the app's environment, the instance variable, and

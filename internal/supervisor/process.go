@@ -25,6 +25,10 @@ type Hooks struct {
 	Event func(api.Event)
 	// Message receives the user messages a Node process sends with process.send.
 	Message func(id int, m nodeipc.Message)
+	// Internal receives the internal messages (cmd NODE_*) of runs that are no cluster worker,
+	// such as the request metrics of corral's preload in fork mode, with the run's pid. On the
+	// run's IPC reader goroutine; it must not block.
+	Internal func(id, pid int, m nodeipc.Message)
 	// Protocol is the processes' protocol at creation (see SetProtocol).
 	Protocol Protocol
 	// ExecShim is the corral binary: runs with inherited sockets start through it, so that

@@ -78,10 +78,18 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 	env := processEnv(app, info.ID, info.Instance)
 	argv := app.Argv()
 	pr := p.protocol
-	if pr.Worker != nil && app.IsNode() && !app.Shell && pr.NodePreload != nil {
+	if preloads(pr, app) {
 		// Checked at every spawn: the worker must never load a file someone else changed.
 		if preload := pr.NodePreload.Path(); preload != "" {
 			argv = append([]string{argv[0], "--require", preload}, argv[1:]...)
+			if pr.Worker == nil {
+				// The preload acts in the process whose parent this is, and not in the
+				// processes the app forks in turn (they inherit execArgv, so the --require).
+				env[PreloadParentEnv] = strconv.Itoa(os.Getpid())
+			}
+			if app.NoPMX {
+				env["CORRAL_REQUEST_METRICS"] = "0"
+			}
 		}
 	}
 	path, err := startable(app, argv[0], env["PATH"])
@@ -238,6 +246,24 @@ func (p *Process) startRun(app *spec.App) (*run, error) {
 		p.exitAfterOutput(r, code, sig)
 	}()
 	return r, nil
+}
+
+// PreloadParentEnv tells a fork-mode Node process that corral's preload is meant for it: its
+// value is the pid of its parent, the daemon.
+const PreloadParentEnv = "CORRAL_PRELOAD_PARENT"
+
+// preloads reports whether app's runs get the Node preload: Node cluster workers always (it
+// drains them gracefully), fork-mode Node processes for its request metrics unless the app
+// turned them off (pmx: false). Not bun, which has no --require, nor a shell command.
+func preloads(pr Protocol, app *spec.App) bool {
+	if pr.NodePreload == nil || !app.IsNode() || app.Shell {
+		return false
+	}
+	if pr.Worker != nil {
+		return true
+	}
+	base := filepath.Base(app.Interpreter)
+	return !app.NoPMX && (base == "node" || base == "nodejs")
 }
 
 // nextRunSeq numbers a new run. Loop only.
@@ -483,6 +509,10 @@ func (h *runIPC) HandleMessage(m nodeipc.Message) {
 		}
 		if m.Handle != nil {
 			m.Handle.Close() // fork mode has no use for handles
+			m.Handle = nil
+		}
+		if h.p.hooks.Internal != nil {
+			h.p.hooks.Internal(h.p.info.ID, h.r.pid, m)
 		}
 		return
 	}

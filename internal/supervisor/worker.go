@@ -60,7 +60,8 @@ type WorkerControl interface {
 type Protocol struct {
 	// Worker makes every run a worker of the cluster protocol (cluster mode).
 	Worker WorkerProtocol
-	// NodePreload is loaded into Node cluster workers with --require (when it has a path).
+	// NodePreload is loaded into Node processes with --require (when it has a path): cluster
+	// workers, and fork-mode processes unless their app has pmx: false.
 	NodePreload Preload
 	// HandleWindow is how many handles the run's IPC channel may send before their
 	// acknowledgements (nodeipc.Options.HandleWindow): the cluster's hand-off window.

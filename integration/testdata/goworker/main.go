@@ -1,7 +1,7 @@
 // A Go HTTP server written for corral's cluster mode with the worker package: as users write
 // it. Each answer says which process served it. PORT is the port ("0": any, the same for every
 // worker); READY_GATE, when set, names a file whose creation makes the server call
-// worker.Ready (for wait_ready); ?delay=ms delays an answer.
+// worker.Ready (for wait_ready); ?delay=ms delays an answer; ?status=503 answers with that status.
 package main
 
 import (
@@ -45,6 +45,9 @@ func main() {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if status, _ := strconv.Atoi(r.URL.Query().Get("status")); status > 0 {
+			w.WriteHeader(status)
+		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"pid":      os.Getpid(),
 			"instance": os.Getenv("NODE_APP_INSTANCE"),
