@@ -12,8 +12,8 @@ import (
 )
 
 // monitCommand is a live view in the terminal: one table of every process with, for cluster
-// workers, their connections and requests per second (render.Monit), refreshed every interval,
-// above the latest log lines. A thin client like every other command: one GET a refresh, and
+// workers, their connections and requests per second (render.Monit), and the alerts firing
+// (render.MonitAlerts), refreshed every interval, above the latest log lines. A thin client like every other command: one GET a refresh, and
 // the log stream. The full distribution (listening addresses, refusals, p50) stays in
 // `describe`.
 func (c *cli) monitCommand() *cobra.Command {
@@ -22,7 +22,7 @@ func (c *cli) monitCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "monit",
 		Aliases: []string{"dashboard", "dash"},
-		Short:   "live view of every process (cpu, memory, connections, req/s) and the latest log lines",
+		Short:   "live view of every process (cpu, memory, connections, req/s), firing alerts and the latest log lines",
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +64,10 @@ func (c *cli) monitCommand() *cobra.Command {
 				b.WriteString("\x1b[H\x1b[2J") // home, clear
 				fmt.Fprintf(&b, "corral monit — %s — every %v, Ctrl-C to quit\n", o.Now.Format("15:04:05"), interval)
 				b.WriteString(render.Monit(procs, o))
+				// The alerts firing now; a daemon of an older corral has none to tell.
+				if al, err := request(ctx, c, func(cl *api.Client) (api.AlertsResponse, error) { return cl.Alerts(ctx) }); err == nil {
+					b.WriteString(render.MonitAlerts(al.Firing, o))
+				}
 				mu.Lock()
 				fmt.Fprintf(&b, " Latest log lines\n%s\n", strings.Join(recent, "\n"))
 				mu.Unlock()

@@ -27,6 +27,10 @@ func TestAlertsGolden(t *testing.T) {
 		},
 	}
 	goldenPair(t, "alerts", func(o Options) string { return Alerts(resp, o) })
+	goldenPair(t, "monit_alerts", func(o Options) string { return MonitAlerts(resp.Firing, o) })
+	if got := MonitAlerts(nil, Options{Now: now}); got != " Alerts: none firing\n" {
+		t.Errorf("monit with no alert firing: %q", got)
+	}
 	golden(t, "alerts_none.golden", Alerts(api.AlertsResponse{}, Options{Now: now}))
 	test := api.AlertTestResponse{Results: []api.AlertTestResult{
 		{Kind: "log", Target: "/home/deploy/.corral/corral.log"},

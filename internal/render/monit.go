@@ -77,3 +77,19 @@ func monitTraffic(c *api.WorkerStats, totalReqs uint64) []cell {
 	}
 	return []cell{{text: strconv.FormatUint(c.Connections, 10)}, {text: rate}, {text: share}, {text: p99}, {text: fivexx}}
 }
+
+// MonitAlerts is monit's section of the alerts firing now (one row each, with its value and
+// how long it has fired), or one line saying none is. `corral alerts` has the history and the
+// sinks.
+func MonitAlerts(firing []api.Alert, o Options) string {
+	if len(firing) == 0 {
+		return " Alerts: " + o.paint(ansiGreen, "none firing") + "\n"
+	}
+	rows := make([][]cell, 0, len(firing))
+	for _, a := range firing {
+		rows = append(rows, []cell{{text: a.App}, {text: alertID(a)}, {text: a.Rule, color: ansiRed},
+			{text: alertValue(a)}, {text: a.Spec}, {text: FormatUptime(o.Now.Sub(a.Since))}})
+	}
+	return fmt.Sprintf(" Alerts firing: %d (corral alerts for more)\n", len(firing)) +
+		box(o, []string{"app", "id", "rule", "value", "threshold", "for"}, rows)
+}
