@@ -126,9 +126,14 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		switch {
 		case reuse:
 			// The first socket of the group, for the first slot that asks (reuseport.go).
+			fd, err := detach(sock)
+			if err != nil {
+				delete(g.handles, key)
+				return nil, err
+			}
 			h.sock, h.reuse, h.ls = nil, true, ls
 			h.mu.Lock()
-			h.addSlotSockLocked(sock, noSlot)
+			h.addSlotSockLocked(fd, noSlot)
 			h.mu.Unlock()
 		case !shared:
 			if policy != spec.PolicyRoundRobin {
@@ -145,7 +150,7 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 				g.keepSlotSockLocked(h, h.socks[0])
 				h.mu.Unlock()
 			} else {
-				g.keeper.KeepSocket(handleKeptName(key), h.keptMeta(), sock.f)
+				g.keeper.KeepSocket(handleKeptName(key), h.keptMeta(), sock.fd())
 			}
 		}
 	}

@@ -168,6 +168,9 @@ func (h *handle) acceptFrom(sock *socketFile, s *slotSock) {
 		// Accept only what a worker can take at once (see maxPending): while every window is
 		// full, clients wait in the backlog.
 		for !h.closed && (s != nil && len(s.owners) > 0 || len(h.workers) == 0 || len(h.pending) >= maxPending || h.pickLocked(time.Now()) < 0) {
+			if s != nil && len(s.owners) > 0 {
+				s.idleLocked() // a worker accepts on it: out of the daemon's poller
+			}
 			h.cond.Wait()
 		}
 		if h.closed {
@@ -175,6 +178,14 @@ func (h *handle) acceptFrom(sock *socketFile, s *slotSock) {
 			return
 		}
 		if s != nil {
+			acc, err := s.accepterLocked()
+			if err != nil {
+				h.mu.Unlock()
+				h.g.logThrottled("accept on %s: %v", h.addr, err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			sock = acc
 			// Under h.mu: a worker taking the socket over sets the deadline after this,
 			// which wakes the accept below (reuseport.go).
 			_ = sock.f.SetReadDeadline(time.Time{})
@@ -290,6 +301,8 @@ func (h *handle) close() {
 		h.sock.close()
 	}
 	for _, s := range socks {
-		s.sock.close()
+		h.mu.Lock()
+		s.close()
+		h.mu.Unlock()
 	}
 }

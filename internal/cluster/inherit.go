@@ -55,7 +55,7 @@ func (s *Sockets) openLocked() error {
 	s.files = files
 	if s.keeper != nil {
 		for i, sf := range files {
-			s.keeper.KeepSocket(listenKeptName(i), listenMeta{Index: i, Spec: s.specs[i].String()}, sf.f)
+			s.keeper.KeepSocket(listenKeptName(i), listenMeta{Index: i, Spec: s.specs[i].String()}, sf.fd())
 		}
 	}
 	return nil

@@ -19,7 +19,8 @@ import (
 // SocketKeeper keeps an app's sockets for the next daemon (the daemon's keeper). name is
 // unique within the app; meta describes the socket for RestoreHandle/RestoreSockets.
 type SocketKeeper interface {
-	KeepSocket(name string, meta any, f *os.File)
+	// KeepSocket hands the keeper a copy of fd (the caller's stays open and its own).
+	KeepSocket(name string, meta any, fd int)
 	DropSocket(name string)
 }
 
@@ -67,7 +68,7 @@ func (g *Group) keepSlotSockLocked(h *handle, s *slotSock) {
 	if g.keeper == nil {
 		return
 	}
-	g.keeper.KeepSocket(slotSockKeptName(h.key, s.index), h.slotMetaLocked(s), s.sock.f)
+	g.keeper.KeepSocket(slotSockKeptName(h.key, s.index), h.slotMetaLocked(s), s.fd)
 }
 
 // slotMetaLocked describes a reuseport socket for the keeper. h.mu held.
@@ -99,7 +100,7 @@ func (g *Group) keepHandle(h *handle) {
 		h.mu.Unlock()
 		return
 	}
-	k.KeepSocket(handleKeptName(h.key), h.keptMeta(), h.sock.f)
+	k.KeepSocket(handleKeptName(h.key), h.keptMeta(), h.sock.fd())
 }
 
 // keptMeta describes h for the keeper (RestoreHandle reads it back).
@@ -168,7 +169,11 @@ func (g *Group) restoreSlotSock(m handleMeta, sock *socketFile) error {
 			return fmt.Errorf("kept socket %s of %s: socket %d of key %s is open already", m.Addr, g.app, m.Index, m.Key)
 		}
 	}
-	s := h.addSlotSockLocked(sock, m.Slot)
+	fd, err := detach(sock)
+	if err != nil {
+		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
+	}
+	s := h.addSlotSockLocked(fd, m.Slot)
 	s.index = m.Index // as the keeper names it: later sockets of this key follow on
 	return nil
 }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"fmt"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The reuseport policy (docs/node-cluster-protocol.md §6.6): every process slot gets its own
@@ -21,10 +23,15 @@ import (
 //   - A socket whose slot was deleted is given to the next new slot (scale back up), so the
 //     app never has more sockets than it had slots at once. Sockets close with the app.
 
-// slotSock is one reuseport socket of a key.
+// slotSock is one reuseport socket of a key. The daemon holds it as a raw fd, outside Go's
+// poller: a listening socket in the poller wakes the daemon at every connection that arrives
+// on it (edge-triggered readiness), though a worker accepts it, which costs the daemon a
+// wake-up per connection for nothing. Only while the daemon accepts on it (no worker does)
+// is a duplicate, acc, in the poller.
 type slotSock struct {
 	index int // its place in handle.socks, and in its keeper name
-	sock  *socketFile
+	fd    int // the daemon's copy: close-on-exec, non-blocking, not in the poller
+	acc   *socketFile
 	// slot is the process slot whose workers it is handed to; noSlot until one asks.
 	slot int
 	// owners are the workers it was handed to that still accept on it (a reload's old and
@@ -62,22 +69,26 @@ func (h *handle) socketForLocked(w *worker, live map[int]bool) (*slotSock, error
 	if err != nil {
 		return nil, err
 	}
-	s := h.addSlotSockLocked(sock, w.procID)
+	fd, err := detach(sock)
+	if err != nil {
+		return nil, err
+	}
+	s := h.addSlotSockLocked(fd, w.procID)
 	h.g.keepSlotSockLocked(h, s)
 	return s, nil
 }
 
-// addSlotSockLocked adds a reuseport socket to h and starts the daemon's accept loop on it,
-// which runs whenever no worker owns the socket. h.mu held.
-func (h *handle) addSlotSockLocked(sock *socketFile, slot int) *slotSock {
+// addSlotSockLocked adds a reuseport socket (fd, now h's) to h and starts the daemon's accept
+// loop on it, which runs whenever no worker owns the socket. h.mu held.
+func (h *handle) addSlotSockLocked(fd int, slot int) *slotSock {
 	index := 0
 	for _, o := range h.socks {
 		index = max(index, o.index+1)
 	}
-	s := &slotSock{index: index, sock: sock, slot: slot, owners: map[*worker]bool{}}
+	s := &slotSock{index: index, fd: fd, slot: slot, owners: map[*worker]bool{}}
 	h.socks = append(h.socks, s)
 	h.g.wg.Add(1)
-	go h.acceptFrom(sock, s)
+	go h.acceptFrom(nil, s)
 	return s
 }
 
@@ -85,7 +96,51 @@ func (h *handle) addSlotSockLocked(sock *socketFile, slot int) *slotSock {
 // blocked in accept now is woken by the deadline. h.mu held.
 func (h *handle) ownLocked(s *slotSock, w *worker) {
 	s.owners[w] = true
-	_ = s.sock.f.SetReadDeadline(time.Now())
+	if s.acc != nil {
+		_ = s.acc.f.SetReadDeadline(time.Now())
+	}
+}
+
+// accepterLocked is the polled duplicate the daemon accepts s on, made when first needed.
+// h.mu held.
+func (s *slotSock) accepterLocked() (*socketFile, error) {
+	if s.acc == nil {
+		dup, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("duplicate a reuseport socket to accept on: %w", err)
+		}
+		if s.acc, err = newSocketFile(dup, "reuseport", ""); err != nil {
+			return nil, err
+		}
+	}
+	return s.acc, nil
+}
+
+// idleLocked takes s's polled duplicate out of the poller: a worker accepts on s now.
+// h.mu held.
+func (s *slotSock) idleLocked() {
+	if s.acc != nil {
+		s.acc.close()
+		s.acc = nil
+	}
+}
+
+// close releases the daemon's copies of s (its accept loop, if blocked, returns).
+func (s *slotSock) close() {
+	if s.acc != nil {
+		s.acc.close()
+	}
+	unix.Close(s.fd)
+}
+
+// detach turns a socket the daemon opened (in the poller) into a raw fd outside it.
+func detach(sf *socketFile) (int, error) {
+	fd, err := unix.FcntlInt(uintptr(sf.fd()), unix.F_DUPFD_CLOEXEC, 0)
+	sf.f.Close()
+	if err != nil {
+		return -1, fmt.Errorf("detach a reuseport socket: %w", err)
+	}
+	return fd, nil
 }
 
 // disownLocked drops w from the sockets it accepted on; one that no worker accepts on any
@@ -156,7 +211,7 @@ func (h *handle) moreLocked() (listenSpec, error) {
 			return ls, fmt.Errorf("%s: no socket to copy", h.addr)
 		}
 		var err error
-		if ls, err = listenSpecOf(h.socks[0].sock); err != nil {
+		if ls, err = listenSpecOf(h.socks[0].fd); err != nil {
 			return ls, err
 		}
 		h.ls = ls

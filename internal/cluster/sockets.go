@@ -332,8 +332,10 @@ type sockname struct {
 	Port    int    `json:"port"`
 }
 
-func socknameOf(sf *socketFile) (*sockname, error) {
-	sa, err := unix.Getsockname(sf.fd())
+func socknameOf(sf *socketFile) (*sockname, error) { return socknameOfFD(sf.fd()) }
+
+func socknameOfFD(fd int) (*sockname, error) {
+	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		return nil, fmt.Errorf("getsockname: %w", err)
 	}
@@ -357,19 +359,19 @@ func errnoOf(err error) int {
 
 // listenSpecOf reads back how a TCP listening socket was bound: its address, port, family and
 // IPV6_V6ONLY (the reuseport policy opens more sockets like one an earlier daemon made).
-func listenSpecOf(sf *socketFile) (listenSpec, error) {
+func listenSpecOf(fd int) (listenSpec, error) {
 	ls := listenSpec{network: "tcp"}
-	name, err := socknameOf(sf)
+	name, err := socknameOfFD(fd)
 	if err != nil {
 		return ls, err
 	}
 	if name == nil {
-		return ls, fmt.Errorf("%s is not an IP socket", sf.f.Name())
+		return ls, fmt.Errorf("fd %d is not an IP socket", fd)
 	}
 	ls.address, ls.port = name.Address, name.Port
 	if name.Family == "IPv6" {
 		ls.ip6 = true
-		v6only, err := unix.GetsockoptInt(sf.fd(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		v6only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 		if err != nil {
 			return ls, fmt.Errorf("getsockopt IPV6_V6ONLY: %w", err)
 		}

@@ -248,7 +248,7 @@ func (w *worker) handOwnSocket(h *handle, base reply) {
 		undo()
 		return
 	}
-	if err := ch.SendHandle("net.Native", clusterReply(base), s.sock.fd(), nil); err != nil {
+	if err := ch.SendHandle("net.Native", clusterReply(base), s.fd, nil); err != nil {
 		undo()
 		w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
 		return

@@ -175,10 +175,10 @@ type appSockets struct {
 	app string
 }
 
-func (k appSockets) KeepSocket(name string, meta any, f *os.File) {
+func (k appSockets) KeepSocket(name string, meta any, fd int) {
 	raw, err := json.Marshal(meta)
 	if err == nil {
-		err = k.d.keeper.Put(sockKeptName(k.app, name), keptSocket{App: k.app, Name: name, Meta: raw}, f)
+		err = k.d.keeper.PutFDs(sockKeptName(k.app, name), keptSocket{App: k.app, Name: name, Meta: raw}, fd)
 	}
 	if err != nil {
 		k.d.keeperFailed(err)

@@ -262,6 +262,31 @@ func (c *Client) Put(name string, meta any, files ...*os.File) error {
 	return c.send(header{Op: opPut, Name: name}, body, fds...)
 }
 
+// PutFDs is Put for descriptors the caller holds as raw fds (a socket the daemon keeps out of
+// its poller): each is duplicated for the keeper; the caller's stay open.
+func (c *Client) PutFDs(name string, meta any, fds ...int) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if len(fds) > MaxFilesPerEntry {
+		return fmt.Errorf("keeper: %s: %d fds, at most %d per entry", name, len(fds), MaxFilesPerEntry)
+	}
+	body, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("keeper: %s: %w", name, err)
+	}
+	dups := make([]int, 0, len(fds))
+	defer func() { closeAll(dups) }()
+	for _, fd := range fds {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("keeper: %s: duplicate fd %d: %w", name, fd, err)
+		}
+		dups = append(dups, dup)
+	}
+	return c.send(header{Op: opPut, Name: name}, body, dups...)
+}
+
 // dupFile duplicates f's fd (close-on-exec) without f.Fd, which would make a non-blocking fd
 // blocking under the caller's feet.
 func dupFile(f *os.File) (int, error) {
