@@ -83,27 +83,7 @@ func TestReuseportScaleUnderLoad(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "cluster_http.js")
 	url := startReuseport(t, e, 2)
-	conns := startLoad(url, 3, false)
-	keep := startLoadMethod(url, 3, true, "POST")
-	defer conns.stop()
-	defer keep.stop()
-	conns.waitOK(e, 100)
-	keep.waitOK(e, 100)
-	e.ok("scale", "cluster_http", "1")
-	conns.waitOK(e, 200)
-	keep.waitOK(e, 200)
-	if handedOff(e) == 0 {
-		t.Fatalf("after scale 1, nobody accepts on the second socket: the daemon handed off nothing")
-	}
-	e.ok("scale", "cluster_http", "2")
-	waitServing(t, e, url, 2)
-	conns.waitOK(e, 200)
-	keep.waitOK(e, 200)
-	conns.stop()
-	keep.stop()
-	if conns.failed.Load() != 0 || keep.failed.Load() != 0 {
-		t.Fatalf("scaling dropped requests: new connections: %s; keep-alive: %s", conns, keep)
-	}
+	scaleDownUpUnderLoad(t, e, url, "cluster_http", nil)
 	// The new slot took the old socket over: the daemon hands off nothing any more (once the
 	// answers to its last hand-offs are in).
 	waitQuiet(t, e)
@@ -116,6 +96,39 @@ func TestReuseportScaleUnderLoad(t *testing.T) {
 	}
 	if h := handedOff(e); h != last {
 		t.Fatalf("after scaling back to 2, the daemon still hands off connections (%d, then %d)", last, h)
+	}
+}
+
+// scaleDownUpUnderLoad scales app 2 -> 1 -> 2 (then runs then, if any) under new-connection
+// and keep-alive load at once, and fails the test if a request failed. After scale 1 the
+// daemon must be accepting on the socket scaled away (it hands connections off).
+func scaleDownUpUnderLoad(t *testing.T, e *env, url, app string, then func()) {
+	t.Helper()
+	conns := startLoad(url, 3, false)
+	keep := startLoadMethod(url, 3, true, "POST")
+	defer conns.stop()
+	defer keep.stop()
+	conns.waitOK(e, 100)
+	keep.waitOK(e, 100)
+	e.ok("scale", app, "1")
+	conns.waitOK(e, 200)
+	keep.waitOK(e, 200)
+	if handedOff(e) == 0 {
+		t.Fatalf("after scale 1, nobody accepts on the second socket: the daemon handed off nothing")
+	}
+	e.ok("scale", app, "2")
+	waitServing(t, e, url, 2)
+	conns.waitOK(e, 200)
+	keep.waitOK(e, 200)
+	if then != nil {
+		then()
+		conns.waitOK(e, 200)
+		keep.waitOK(e, 200)
+	}
+	conns.stop()
+	keep.stop()
+	if conns.failed.Load() != 0 || keep.failed.Load() != 0 {
+		t.Fatalf("requests failed: new connections: %s; keep-alive: %s", conns, keep)
 	}
 }
 
@@ -185,28 +198,5 @@ func TestReuseportGoWorker(t *testing.T) {
 	t.Parallel()
 	e := newGoEnv(t)
 	url := startGoCluster(t, e, 2, "sched_policy: 'reuseport'")
-	conns := startLoad(url, 3, false)
-	keep := startLoadMethod(url, 3, true, "POST")
-	defer conns.stop()
-	defer keep.stop()
-	conns.waitOK(e, 100)
-	keep.waitOK(e, 100)
-	e.ok("scale", "gow", "1")
-	conns.waitOK(e, 200)
-	keep.waitOK(e, 200)
-	if handedOff(e) == 0 {
-		t.Fatalf("after scale 1, nobody accepts on the second socket: the daemon handed off nothing")
-	}
-	e.ok("scale", "gow", "2")
-	waitServing(t, e, url, 2)
-	conns.waitOK(e, 200)
-	keep.waitOK(e, 200)
-	e.ok("reload", "gow")
-	conns.waitOK(e, 200)
-	keep.waitOK(e, 200)
-	conns.stop()
-	keep.stop()
-	if conns.failed.Load() != 0 || keep.failed.Load() != 0 {
-		t.Fatalf("requests failed: new connections: %s; keep-alive: %s", conns, keep)
-	}
+	scaleDownUpUnderLoad(t, e, url, "gow", func() { e.ok("reload", "gow") })
 }

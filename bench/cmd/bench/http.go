@@ -427,6 +427,31 @@ func prepareHTTP(b *Bench, scenario string, scripts map[string]string) (dir stri
 	return dir, port, nil
 }
 
+// prepareCorralHTTP is the set-up of the scenarios that measure corral alone on the http
+// scenario's app: corral's tool (nil, with a note, when corral is not a contender), the app's
+// directory and port, and autogroup scheduling turned off until restore.
+func prepareCorralHTTP(b *Bench, scenario string) (corral *Tool, dir string, port int, restore func(), err error) {
+	for _, t := range b.Tools {
+		if t.Name == Baseline {
+			corral = t
+		}
+	}
+	if corral == nil {
+		b.Note("%s: corral is not among the contenders: nothing to measure", scenario)
+		return nil, "", 0, nil, nil
+	}
+	if dir, port, err = prepareHTTP(b, scenario, map[string]string{"app.js": httpAppScript}); err != nil {
+		return nil, "", 0, nil, err
+	}
+	restoreAutogroup := disableAutogroup(b)
+	restore = func() {
+		if err := restoreAutogroup(); err != nil {
+			b.Log.Printf("%s: turning autogroup scheduling back on: %v", scenario, err)
+		}
+	}
+	return corral, dir, port, restore, nil
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():

@@ -27,27 +27,12 @@ const countingOff = "corral, counting off"
 
 func (s requestsScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	o := b.Opts
-	var corral *Tool
-	for _, t := range b.Tools {
-		if t.Name == Baseline {
-			corral = t
-		}
-	}
-	if corral == nil {
-		b.Note("requests: corral is not among the contenders: nothing to measure")
-		return nil, nil
-	}
-	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": httpAppScript})
-	if err != nil {
+	corral, dir, port, restore, err := prepareCorralHTTP(b, s.Name())
+	if corral == nil || err != nil {
 		return nil, err
 	}
+	defer restore()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	restoreAutogroup := disableAutogroup(b)
-	defer func() {
-		if err := restoreAutogroup(); err != nil {
-			b.Log.Printf("requests: turning autogroup scheduling back on: %v", err)
-		}
-	}()
 	b.Note("requests: the http scenario's app and load (%d connections, %s per run after %s of warm-up), corral with request counting on (the default) and off (CORRAL_REQUEST_METRICS=0), %d alternating runs each; the ratio is on/off: 1.00x is no cost",
 		o.HTTPConns, o.HTTPDuration, o.HTTPWarmup, o.HTTPRuns)
 

@@ -29,20 +29,11 @@ var sharesWorkers = []int{2, 4}
 
 func (s sharesScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	o := b.Opts
-	var corral *Tool
-	for _, t := range b.Tools {
-		if t.Name == Baseline {
-			corral = t
-		}
-	}
-	if corral == nil {
-		b.Note("shares: corral is not among the contenders: nothing to measure")
-		return nil, nil
-	}
-	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": httpAppScript})
-	if err != nil {
+	corral, dir, port, restore, err := prepareCorralHTTP(b, s.Name())
+	if corral == nil || err != nil {
 		return nil, err
 	}
+	defer restore()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	b.Note("shares: the http scenario's app under corral, %d clients with a new connection per request for %s after %s of warm-up, %d runs each for 2 and 4 workers; a worker's share is its requests (counted in the worker) over all; the figure is the largest distance of a share from the fair share, in %% of the fair share (0 is perfectly even)",
 		o.HTTPConns, o.HTTPDuration, o.HTTPWarmup, o.HTTPRuns)
