@@ -97,19 +97,7 @@ func TestPID1(t *testing.T) {
 	}
 
 	// Kill the grandchild that lives on (from outside, as an OOM kill would) and a worker.
-	var sleeper int
-	e.waitFor("the long-lived orphan re-parented to corral", 10*time.Second, func() bool {
-		for _, c := range childrenOf(pid1) {
-			if cmdline(c) == "sleep 100000" {
-				sleeper = c
-				return true
-			}
-		}
-		return false
-	})
-	if err := syscall.Kill(sleeper, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	sleeper := killOrphanSleeper(t, e, pid1, "corral", 10*time.Second)
 	worker := e.waitStatus(0, "online", 10*time.Second)
 	hostWorker := hostPID(e.home, worker.PID)
 	if hostWorker == 0 {
@@ -413,19 +401,7 @@ func TestRunSubreaper(t *testing.T) {
 	}
 	run := e.background("run", "orphans.sh")
 	self := run.cmd.Process.Pid
-	var sleeper int
-	e.waitFor("the long-lived orphan re-parented to corral run", 20*time.Second, func() bool {
-		for _, c := range childrenOf(self) {
-			if cmdline(c) == "sleep 100000" {
-				sleeper = c
-				return true
-			}
-		}
-		return false
-	})
-	if err := syscall.Kill(sleeper, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	sleeper := killOrphanSleeper(t, e, self, "corral run", 20*time.Second)
 	e.waitFor("no zombie among corral run's children", 20*time.Second, func() bool {
 		if _, err := procstat.ReadStat(sleeper); err == nil {
 			return false
@@ -442,4 +418,25 @@ func TestRunSubreaper(t *testing.T) {
 	if code := run.wait(30 * time.Second); code != 0 {
 		t.Fatalf("run exited %d on SIGQUIT, want 0\nstderr:\n%s", code, run.stderr)
 	}
+}
+
+// killOrphanSleeper waits until the fixtures' long-lived orphan (`sleep 100000`) is a child of
+// parent (re-parented to it, named who in the message), then kills it from outside, as an OOM
+// kill would, and returns its pid.
+func killOrphanSleeper(t *testing.T, e *env, parent int, who string, timeout time.Duration) int {
+	t.Helper()
+	var sleeper int
+	e.waitFor("the long-lived orphan re-parented to "+who, timeout, func() bool {
+		for _, c := range childrenOf(parent) {
+			if cmdline(c) == "sleep 100000" {
+				sleeper = c
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(sleeper, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	return sleeper
 }
