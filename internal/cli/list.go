@@ -92,32 +92,20 @@ func sortProcesses(procs []api.Process, by string) error {
 }
 
 func (c *cli) jlistCommand() *cobra.Command {
-	var reveal bool
-	cmd := &cobra.Command{
-		Use:     "jlist",
-		Short:   "print every process as JSON, in pm2 jlist's shape (secrets masked)",
-		GroupID: "info",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			out, err := request(ctx, c, func(cl *api.Client) ([]byte, error) { return cl.JList(ctx, reveal) })
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "%s\n", out)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&reveal, "reveal", false, "print secret values in clear")
-	return cmd
+	return c.jsonListCommand("jlist", "print every process as JSON, in pm2 jlist's shape (secrets masked)", false)
 }
 
 // prettylistCommand is PM2's prettylist: jlist, indented for people.
 func (c *cli) prettylistCommand() *cobra.Command {
+	return c.jsonListCommand("prettylist", "print every process as indented JSON (jlist for people)", true)
+}
+
+// jsonListCommand prints the daemon's jlist as it comes, or indented.
+func (c *cli) jsonListCommand(use, short string, indent bool) *cobra.Command {
 	var reveal bool
 	cmd := &cobra.Command{
-		Use:     "prettylist",
-		Short:   "print every process as indented JSON (jlist for people)",
+		Use:     use,
+		Short:   short,
 		GroupID: "info",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -126,11 +114,14 @@ func (c *cli) prettylistCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, out, "", "  "); err != nil {
-				return fmt.Errorf("indent the daemon's list: %w", err)
+			if indent {
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, out, "", "  "); err != nil {
+					return fmt.Errorf("indent the daemon's list: %w", err)
+				}
+				out = buf.Bytes()
 			}
-			fmt.Fprintf(c.stdout, "%s\n", buf.Bytes())
+			fmt.Fprintf(c.stdout, "%s\n", out)
 			return nil
 		},
 	}
