@@ -324,27 +324,17 @@ async function stream() {
       if (!res.ok) throw new Error(res.statusText);
       setLive(true);
       delay = 1000;
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          let name = '', data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event: ')) name = line.slice(7);
-            else if (line.startsWith('data: ')) data += line.slice(6);
-          }
-          if (!name) continue;
-          const v = JSON.parse(data);
-          if (name === 'state') { S.procs = v; addSample(v); render(); }
-          else if (name === 'event') onEvent(v);
+      await readParts(res, '\n\n', (block) => {
+        let name = '', data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) name = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
         }
-      }
+        if (!name) return;
+        const v = JSON.parse(data);
+        if (name === 'state') { S.procs = v; addSample(v); render(); }
+        else if (name === 'event') onEvent(v);
+      });
     } catch (e) {
       if (e.message === 'unauthorized') { setLive(false); return; }
     }
@@ -522,28 +512,37 @@ async function followLogs() {
   try {
     const res = await api('/web/api/logs?' + q, { signal: ctl.signal });
     if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error || res.statusText);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.trim()) continue;
-        const l = JSON.parse(line);
-        const who = l.process_id >= 0 ? `${l.process_id}|${l.app_name}` : 'corral';
-        S.logLines.push({ text: `${who} | ${l.message}`, cls: l.type });
-        if (S.logLines.length > LOG_KEEP) S.logLines.splice(0, S.logLines.length - LOG_KEEP);
-      }
-      queueLogRender();
-    }
+    await readParts(res, '\n', (line) => {
+      if (!line.trim()) return;
+      const l = JSON.parse(line);
+      const who = l.process_id >= 0 ? `${l.process_id}|${l.app_name}` : 'corral';
+      S.logLines.push({ text: `${who} | ${l.message}`, cls: l.type });
+      if (S.logLines.length > LOG_KEEP) S.logLines.splice(0, S.logLines.length - LOG_KEEP);
+    }, queueLogRender);
   } catch (e) {
     if (ctl.signal.aborted) return;
   }
   if (S.logAbort === ctl) setTimeout(() => { if (S.logAbort === ctl) followLogs(); }, 3000);
+}
+
+// readParts reads a streamed response to its end, calling onPart with each part of the text
+// between separators (sep: '\n\n' for server-sent events, '\n' for JSON lines), and then, if
+// given, afterChunk once per chunk read (one render for however many parts came at once).
+async function readParts(res, sep, onPart, afterChunk) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let i;
+    while ((i = buf.indexOf(sep)) >= 0) {
+      const part = buf.slice(0, i);
+      buf = buf.slice(i + sep.length);
+      onPart(part);
+    }
+    if (afterChunk) afterChunk();
+  }
 }
 
 // ---- start
