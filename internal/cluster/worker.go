@@ -46,6 +46,9 @@ type inflightConn struct {
 	h     *handle
 	c     *pendingConn
 	acked bool // the worker received the fd (NODE_HANDLE_ACK)
+	// probe is set for the daemon's own connection to this worker (dial.go), and gets its
+	// fate; c is nil then: the channel sent a copy of the fd, which is not the daemon's to keep.
+	probe chan error
 }
 
 var _ supervisor.Worker = (*worker)(nil)
@@ -343,13 +346,19 @@ func (w *worker) onHandleResult(seq int64, acked bool) {
 	delete(w.inflight, seq)
 	gone := w.gone
 	w.mu.Unlock()
-	w.stats.inflight.Add(-1)
+	if ic.probe == nil {
+		w.stats.inflight.Add(-1)
+	}
 	if !gone {
 		// Ask it to leave: it drains and exits, and the supervisor starts a healthy one.
 		w.g.logThrottled("%s worker %d: refused a connection handle (NACK): its channel cannot take handles any more; replacing it", w.g.app, w.id)
 		w.Disconnect()
 	}
 	w.leaveRotation()
+	if ic.probe != nil {
+		ic.settleProbe(ErrNotTaken)
+		return
+	}
 	ic.h.requeue(ic.c)
 }
 
@@ -360,6 +369,15 @@ func (w *worker) onAccepted(seq int64, accepted bool) {
 	delete(w.inflight, seq)
 	w.mu.Unlock()
 	if ic == nil {
+		return
+	}
+	if ic.probe != nil {
+		// Not a client's connection: it takes no place in the window and counts nowhere.
+		if accepted {
+			ic.settleProbe(nil)
+		} else {
+			ic.settleProbe(ErrRefused)
+		}
 		return
 	}
 	if accepted {
@@ -434,6 +452,10 @@ func (w *worker) finish() {
 	w.mu.Unlock()
 	w.leaveRotation()
 	for _, ic := range lost {
+		if ic.probe != nil {
+			ic.settleProbe(ErrWorkerGone)
+			continue
+		}
 		w.stats.inflight.Add(-1)
 		if ic.acked {
 			unix.Close(ic.c.fd)
