@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -69,6 +70,21 @@ func (g *Group) DialWorker(ctx context.Context, procID, port int) (net.Conn, err
 		client.Close()
 		return nil, fmt.Errorf("the worker did not accept the connection: %w", ctx.Err())
 	}
+}
+
+// TCPPorts lists the ports of the app's TCP keys, ascending: where DialWorker can reach a
+// worker. Unix paths and datagram sockets are not among them.
+func (g *Group) TCPPorts() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []int
+	for _, h := range g.handles {
+		if !h.udp && h.name != nil && !slices.Contains(out, h.name.Port) {
+			out = append(out, h.name.Port)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // workerOn finds the newest run of slot procID in rotation on the TCP key bound to port, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/spec"
 	cortest "github.com/corral-pm/corral/internal/testutil"
 )
 
@@ -148,4 +150,104 @@ const t = setInterval(() => {
 	cortest.WaitFor(t, "slow ready once it listens", 20*time.Second, func() bool {
 		return td.d.Readiness(context.Background()).Ready
 	})
+}
+
+// TestProbeReadyAsksEachWorker: with health_url, /readyz asks every worker on its own: a
+// cluster worker through a connection handed to it alone, under every sched_policy; a
+// fork-mode process on its own port (increment_var). A worker that is up but answers 503
+// keeps the daemon not ready, named with its pid, every time (not only when the rotation
+// happens to reach it), and the healthy one is not named; once it heals, ready.
+func TestProbeReadyAsksEachWorker(t *testing.T) {
+	path := func(int) string { return "/healthz" }
+	fullURL := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/healthz", port) }
+	for _, tc := range []struct {
+		name, mode, policy string
+		healthURL          func(port int) string // health_url, for the app's port
+		shown              func(port int) string // the health_url in worker 1's reason
+	}{
+		{"cluster rr", spec.ModeCluster, spec.PolicyRoundRobin, path, path},
+		{"cluster rr, a full URL on the app's port", spec.ModeCluster, spec.PolicyRoundRobin, fullURL, fullURL},
+		{"cluster shared", spec.ModeCluster, spec.PolicyShared, path, path},
+		{"cluster reuseport", spec.ModeCluster, spec.PolicyReuseport, path, path},
+		{"fork increment_var", spec.ModeFork, "", path, func(port int) string { return fmt.Sprintf("http://localhost:%d/healthz", port+1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td := metricsDaemon(t)
+			addr := td.d.HTTPAddr()
+			port := freePortPair(t)
+			web := td.nodeServer("web", port)
+			// Instance 1 is sick until the file exists.
+			healed := filepath.Join(td.dir, "healed")
+			if err := os.WriteFile(web.Script, []byte(`const fs = require('fs');
+require('http').createServer((q, s) => {
+  const sick = process.env.NODE_APP_INSTANCE === '1' && !fs.existsSync(`+strconv.Quote(healed)+`);
+  s.statusCode = q.url === '/healthz' && sick ? 503 : 200;
+  s.end(String(process.pid));
+}).listen(Number(process.env.PORT));
+`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			web.Instances = 2
+			web.HealthURL = tc.healthURL(port)
+			web.ExecMode = tc.mode
+			web.SchedPolicy = tc.policy
+			if tc.mode == spec.ModeFork {
+				web.IncrementVar = "PORT"
+			}
+			td.mustStart(web)
+			td.waitStatus("web", 2, "online")
+			sick := 0
+			for _, p := range td.list() {
+				if p.Name == "web" && p.ID == 1 {
+					sick = p.PID
+				}
+			}
+			want := fmt.Sprintf("app web: worker 1 (pid %d): health_url %s: 503 Service Unavailable", sick, tc.shown(port))
+			// A fork-mode process is ready once it runs; both must listen before the question.
+			cortest.WaitFor(t, "both workers listening, worker 1 sick", 20*time.Second, func() bool {
+				rd := td.d.Readiness(context.Background())
+				return len(rd.Reasons) == 1 && rd.Reasons[0] == want
+			})
+			for i := range 8 {
+				code, body := probe(t, addr, "/readyz")
+				if code != 503 || body != "not ready:\n  "+want+"\n" {
+					t.Fatalf("/readyz %d with worker 1 sick = %d %q, want 503 naming worker 1 alone: %q", i, code, body, want)
+				}
+			}
+			rd, err := td.cl.Ready(context.Background())
+			if err != nil || rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != want {
+				t.Fatalf("control API readiness = %+v, %v", rd, err)
+			}
+
+			if err := os.WriteFile(healed, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				if code, body := probe(t, addr, "/readyz"); code != 200 || body != "ready\n" {
+					t.Fatalf("/readyz %d with both workers healthy = %d %q", i, code, body)
+				}
+			}
+		})
+	}
+}
+
+// freePortPair returns a port p such that p and p+1 were both free a moment ago (for
+// increment_var: instance 0 on p, instance 1 on p+1).
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		a, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp", ":"+strconv.Itoa(p+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			return p
+		}
+	}
+	t.Fatal("no two consecutive free ports")
+	return 0
 }
