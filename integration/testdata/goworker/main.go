@@ -2,6 +2,8 @@
 // it. Each answer says which process served it. PORT is the port ("0": any, the same for every
 // worker); READY_GATE, when set, names a file whose creation makes the server call
 // worker.Ready (for wait_ready); ?delay=ms delays an answer; ?status=503 answers with that status.
+// The worker whose NODE_APP_INSTANCE is SICK_INSTANCE answers /healthz with 503 until the file
+// HEALED_IF names exists (for /readyz's per-worker checks).
 package main
 
 import (
@@ -47,6 +49,8 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		if status, _ := strconv.Atoi(r.URL.Query().Get("status")); status > 0 {
 			w.WriteHeader(status)
+		} else if r.URL.Path == "/healthz" && sick() {
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"pid":      os.Getpid(),
@@ -59,4 +63,18 @@ func main() {
 	if err != nil {
 		os.Exit(1)
 	}
+}
+
+// sick reports whether this worker answers /healthz with 503: it is the SICK_INSTANCE, and
+// the HEALED_IF file does not exist (yet).
+func sick() bool {
+	if i := os.Getenv("SICK_INSTANCE"); i == "" || i != os.Getenv("NODE_APP_INSTANCE") {
+		return false
+	}
+	if f := os.Getenv("HEALED_IF"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			return false
+		}
+	}
+	return true
 }
