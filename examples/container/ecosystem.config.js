@@ -13,7 +13,7 @@ module.exports = {
     exec_mode: 'cluster',
     instances: 'max',
     env: { PORT: 5000, SQLITE_PATH: '/home/nonroot/refapp.db' },
-    // /readyz asks this on port 5000 (a worker answers); the app pings its database there.
+    // /readyz asks this of every worker, on port 5000; the app pings its database there.
     health_url: '/api/health',
     // The app drains in-flight requests for up to 8 s on SIGINT; corral run's --grace (25 s)
     // bounds the whole stop.

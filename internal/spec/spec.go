@@ -117,7 +117,8 @@ type App struct {
 	WaitReady           bool   `json:"wait_ready,omitempty"`
 	ListenTimeout       Millis `json:"listen_timeout"`
 	// HealthURL, when set, is asked by /readyz and `corral ping --ready` (a path on the
-	// app's port, or an http:// URL); see docs/containers.md §5.
+	// app's port, or an http:// URL), of each worker where one can be reached alone; see
+	// docs/containers.md §5.
 	HealthURL string `json:"health_url,omitempty"`
 	// NoPMX is PM2's pmx: false (or automation: false), which turns off PM2's injected metrics
 	// module: here, corral's request metrics (docs/node-cluster-protocol.md §10.1). Fork-mode
