@@ -38,12 +38,21 @@ var (
 	ErrWorkerGone = errors.New("the worker ended before it answered")
 )
 
+// dialWorkerTimeout bounds DialWorker when its context has no deadline: a worker whose event
+// loop is stuck never answers a newconn.
+const dialWorkerTimeout = 5 * time.Second
+
 // DialWorker connects to the current run of process slot procID through its server on TCP
-// port (one of the app's keys, Listeners). The run must be in rotation there: a worker that
+// port (one of TCPPorts). The run must be in rotation there: a worker that
 // is leaving (told to disconnect, or disconnecting on its own) or gone is not dialed; during a
 // reload's overlap the newer run is. It returns once the worker has accepted the connection,
-// or ctx ends. The caller closes the connection.
+// or ctx ends (dialWorkerTimeout if it has no deadline). The caller closes the connection.
 func (g *Group) DialWorker(ctx context.Context, procID, port int) (net.Conn, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, dialWorkerTimeout)
+		defer cancel()
+	}
 	h, w := g.workerOn(procID, port)
 	if h == nil {
 		return nil, fmt.Errorf("port %d: %w", port, ErrNoWorker)
@@ -190,7 +199,7 @@ func loopbackPair(ctx context.Context) (client net.Conn, server *net.TCPConn, er
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(5 * time.Second)
+		deadline = time.Now().Add(dialWorkerTimeout)
 	}
 	_ = ln.SetDeadline(deadline)
 	for {
