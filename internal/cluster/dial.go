@@ -28,7 +28,7 @@ import (
 var (
 	// ErrNoWorker: no run of the process slot is in rotation on the port (it does not
 	// listen there, has not yet, or is leaving).
-	ErrNoWorker = errors.New("no worker of the process accepts connections there")
+	ErrNoWorker = errors.New("the worker does not accept connections there (it does not listen there, or is leaving)")
 	// ErrRefused: the worker answered accepted:false (its server for the key is closed, or at
 	// server.maxConnections).
 	ErrRefused = errors.New("the worker refused the connection (server closed, or at maxConnections)")
