@@ -1,7 +1,9 @@
 // Package container holds the example image (Dockerfile) and the ecosystem file it runs. Its
-// tests check the Dockerfile without building it (stages, the paths it copies and builds, the
-// user, the entrypoint, the ports), load the ecosystem file with corral's own loader, and,
-// where a Docker daemon answers (and not with -short), build the image.
+// tests check the Dockerfile's shape (stages, the paths it copies and builds, the user, the
+// entrypoint, the ports), load the ecosystem file with corral's own loader, carry the
+// Dockerfile out without a container engine and run the result as a container would
+// (TestImageRun, image_run_test.go; as root), and, where a Docker daemon answers, build the
+// image. docs/containers.md §8.1 says what each proves.
 package container
 
 import (
