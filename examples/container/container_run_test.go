@@ -150,17 +150,21 @@ func (c *container) dial(ctx context.Context, network, addr string) (net.Conn, e
 		runtime.LockOSThread()
 		own, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: err}
-			return // still locked: the thread is discarded
+			return
 		}
 		defer own.Close()
 		if err := unix.Setns(int(c.netNS.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("joining the container's network namespace: %w", err)}
 			return
 		}
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, network, addr)
-		// A thread that cannot go back stays locked, and ends with this goroutine.
+		// A thread that cannot go back stays locked, and ends with this goroutine. (Threads
+		// are otherwise kept: the container's parent-death signal follows the thread that
+		// started it.)
 		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}

@@ -253,6 +253,9 @@ func splitStages(ins []instruction) ([]stage, error) {
 	for _, in := range ins {
 		if in.cmd == "FROM" {
 			f := strings.Fields(in.args)
+			if len(f) == 0 {
+				return nil, fmt.Errorf("%s: no image", in)
+			}
 			st := stage{base: f[0], name: fmt.Sprint(len(out)), from: in}
 			switch {
 			case len(f) == 3 && strings.EqualFold(f[1], "AS"):

@@ -138,7 +138,13 @@ func redirectedPaths(stages []stage, i int) []string {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) }) // the longest first
+	// The longest first, so that /src/app is rewritten before /src; equal ones adjacent.
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
 	return slices.Compact(out)
 }
 
