@@ -49,6 +49,18 @@ func runtimeFiles(hostname string) map[string]string {
 	}
 }
 
+// containerCloneFlags are the namespaces a container gets (a cgroup namespace aside: cgroups
+// are not emulated).
+const containerCloneFlags = unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+
+// namespacesWork runs true(1) in new namespaces of each kind a container gets: root in a
+// container without CAP_SYS_ADMIN, or under a seccomp profile, cannot make them.
+func namespacesWork() error {
+	cmd := exec.Command("true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: containerCloneFlags}
+	return cmd.Run()
+}
+
 // startContainer starts the image. Every process of the container is killed, and waited
 // for, when the test ends, whatever its outcome.
 func startContainer(t *testing.T, image *builtStage) *container {
@@ -85,7 +97,7 @@ func startContainer(t *testing.T, image *builtStage) *container {
 	c.cmd.Env = []string{containerInitEnv + "=" + string(spec)}
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		Cloneflags: containerCloneFlags,
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	if err := c.cmd.Start(); err != nil {
