@@ -227,6 +227,30 @@ func (c *container) processes() []int {
 	return out
 }
 
+// listenAddrs lists the local addresses of the TCP sockets listening on port in the
+// container's network namespace (/proc/<pid>/net/tcp and tcp6, in the kernel's hex form:
+// "00000000" is 0.0.0.0, 32 zeros are ::).
+func (c *container) listenAddrs(port int) ([]string, error) {
+	var out []string
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", c.pid, name))
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" { // TCP_LISTEN
+				continue
+			}
+			addr, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(p) == port {
+				out = append(out, addr)
+			}
+		}
+	}
+	return out, nil
+}
+
 // statusIDs reads a process's real and effective uid and gid from /proc/<pid>/status.
 func statusIDs(pid int) (uids, gids []string, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

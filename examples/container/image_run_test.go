@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,8 +108,7 @@ func TestImageRun(t *testing.T) {
 		}
 	}
 
-	// The probes: the corral HTTP listener is the one CORRAL_HTTP_LISTEN names; the
-	// orchestrator reaches it on the pod's address, which is 127.0.0.1 here.
+	// The probes, on the corral HTTP listener CORRAL_HTTP_LISTEN names.
 	_, corralPort, err := net.SplitHostPort(envValue(c.env, "CORRAL_HTTP_LISTEN"))
 	if err != nil {
 		t.Fatalf("CORRAL_HTTP_LISTEN %q: %v", envValue(c.env, "CORRAL_HTTP_LISTEN"), err)
@@ -119,7 +119,9 @@ func TestImageRun(t *testing.T) {
 	waitFor("/readyz to answer 200", 60*time.Second, answers(probe+"/readyz"))
 	t.Logf("ready %s after the start", time.Since(started).Round(time.Millisecond))
 
-	// The app, on the port that is EXPOSEd and is not corral's.
+	// Every EXPOSEd port accepts connections, on every address of the container: the probes
+	// and the Service come to the pod's address, not to its loopback (which is all this
+	// namespace has), so the listening socket must be on the wildcard address.
 	var appPorts []string
 	for _, p := range image.config.exposed {
 		port, proto, _ := strings.Cut(p, "/")
@@ -132,6 +134,14 @@ func TestImageRun(t *testing.T) {
 			continue
 		}
 		conn.Close()
+		n, _ := strconv.Atoi(port)
+		addrs, err := c.listenAddrs(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(addrs, func(a string) bool { return strings.Trim(a, "0") == "" }) {
+			t.Errorf("EXPOSEd port %s listens on %v only (hex, as /proc/net/tcp has them), not on every address: unreachable from outside the container", p, addrs)
+		}
 		if port != corralPort {
 			appPorts = append(appPorts, port)
 		}
