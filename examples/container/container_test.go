@@ -1,7 +1,9 @@
 // Package container holds the example image (Dockerfile) and the ecosystem file it runs. Its
-// tests check the Dockerfile without building it (stages, the paths it copies and builds, the
-// user, the entrypoint, the ports), load the ecosystem file with corral's own loader, and,
-// where a Docker daemon answers (and not with -short), build the image.
+// tests check the Dockerfile's shape (stages, the paths it copies and builds, the user, the
+// entrypoint, the ports), load the ecosystem file with corral's own loader, carry the
+// Dockerfile out without a container engine and run the result as a container would
+// (TestImageRun, image_run_test.go; as root), and, where a Docker daemon answers, build the
+// image. docs/containers.md §8.1 says what each proves.
 package container
 
 import (
@@ -24,49 +26,15 @@ import (
 // repoRoot is the build context the Dockerfile expects.
 const repoRoot = "../.."
 
-// instruction is one Dockerfile instruction, continuation lines joined.
-type instruction struct {
-	cmd  string // upper case
-	args string
-	line int
-}
-
-func parseDockerfile(t *testing.T) []instruction {
+// readDockerfile parses the Dockerfile with the parser TestImageRun carries it out with
+// (dockerfile_parse_test.go): an instruction it does not know fails both tests.
+func readDockerfile(t *testing.T) []instruction {
 	t.Helper()
-	b, err := os.ReadFile("Dockerfile")
+	ins, err := parseDockerfile("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []instruction
-	var cur strings.Builder
-	start := 0
-	for i, line := range strings.Split(string(b), "\n") {
-		trimmed := strings.TrimSpace(line)
-		if cur.Len() == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "#")) {
-			continue
-		}
-		if cur.Len() == 0 {
-			start = i + 1
-		}
-		if cont, ok := strings.CutSuffix(trimmed, "\\"); ok {
-			cur.WriteString(cont + " ")
-			continue
-		}
-		cur.WriteString(trimmed)
-		cmd, args, _ := strings.Cut(cur.String(), " ")
-		out = append(out, instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start})
-		cur.Reset()
-	}
-	if cur.Len() > 0 {
-		t.Fatalf("Dockerfile ends in a continuation line")
-	}
-	known := []string{"FROM", "WORKDIR", "COPY", "RUN", "ENV", "USER", "EXPOSE", "HEALTHCHECK", "STOPSIGNAL", "ENTRYPOINT", "CMD", "ARG", "LABEL"}
-	for _, in := range out {
-		if !slices.Contains(known, in.cmd) {
-			t.Errorf("Dockerfile line %d: unknown instruction %s", in.line, in.cmd)
-		}
-	}
-	return out
+	return ins
 }
 
 // stages splits the instructions at each FROM.
@@ -97,7 +65,7 @@ func jsonArgs(t *testing.T, in instruction) []string {
 }
 
 func TestDockerfile(t *testing.T) {
-	ins := parseDockerfile(t)
+	ins := readDockerfile(t)
 	st := stages(ins)
 	if len(st) < 2 {
 		t.Fatalf("want a multi-stage build (a build stage and a runtime stage), got %d stages", len(st))
@@ -135,10 +103,7 @@ func TestDockerfile(t *testing.T) {
 		switch in.cmd {
 		case "COPY":
 			f := strings.Fields(in.args)
-			from := ""
-			if strings.HasPrefix(f[0], "--from=") {
-				from, f = strings.TrimPrefix(f[0], "--from="), f[1:]
-			}
+			from := in.flags["from"]
 			if len(f) != 2 {
 				t.Errorf("Dockerfile line %d: COPY %s: want one source and a destination", in.line, in.args)
 				continue
@@ -254,40 +219,46 @@ func TestDockerBuild(t *testing.T) {
 }
 
 // TestDockerignore: the build context's exclusions keep out what is not needed (the
-// repository's history, node_modules, build output) and nothing the build reads.
+// repository's history, node_modules, build output) and nothing the build reads. The matcher
+// is the one TestImageRun copies the context with (build_context_test.go).
 func TestDockerignore(t *testing.T) {
-	b, err := os.ReadFile("Dockerfile.dockerignore")
+	file, patterns, err := dockerignoreFor("Dockerfile", repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var patterns []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			patterns = append(patterns, line)
+	if filepath.Base(file) != "Dockerfile.dockerignore" {
+		t.Fatalf("the build reads its exclusions from %q, want Dockerfile.dockerignore beside the Dockerfile", file)
+	}
+	for _, out := range []string{".git", "node_modules", "integration/testdata/node_modules/express/index.js",
+		"bin/corral", "examples/refapp/bin/refapp", "examples/refapp/refapp.db", "refapp.db-wal", "bench/results/x.json"} {
+		if !ignored(patterns, out) {
+			t.Errorf("%s is not excluded from the build context", out)
 		}
 	}
-	for _, want := range []string{".git", "**/node_modules"} {
-		if !slices.Contains(patterns, want) {
-			t.Errorf("%s is not excluded from the build context", want)
+	// Every path the build reads must be sent.
+	for _, in := range []string{"go.mod", "go.sum", "cmd/corral/main.go", "internal/daemon/daemon.go", "worker",
+		"examples/refapp/main.go", "examples/container/ecosystem.config.js", "internal/cli/run.go"} {
+		if ignored(patterns, in) {
+			t.Errorf("%s is excluded from the build context, and the build needs it", in)
 		}
 	}
-	// Every path the build reads, and each of its parents, must match no pattern (a
-	// pattern "**/x" matches x at any depth).
-	needed := []string{"go.mod", "go.sum", "cmd/corral/main.go", "internal/daemon/daemon.go", "worker",
-		"examples/refapp/main.go", "examples/container/ecosystem.config.js"}
-	for _, path := range needed {
-		parts := strings.Split(path, "/")
-		for i := range parts {
-			prefix := strings.Join(parts[:i+1], "/")
-			for _, p := range patterns {
-				rest, deep := strings.CutPrefix(p, "**/")
-				if m, _ := filepath.Match(p, prefix); m {
-					t.Errorf("%q excludes %s, which the build needs", p, prefix)
-				}
-				if m, _ := filepath.Match(rest, parts[i]); deep && m {
-					t.Errorf("%q excludes %s, which the build needs", p, prefix)
-				}
-			}
+}
+
+// TestDockerignoreMatcher: the matcher follows Docker's rules for the patterns it meets.
+func TestDockerignoreMatcher(t *testing.T) {
+	patterns, err := parseDockerignore("# comment\n/docs/*.md\n**/tmp\na/**/z\n*.log\n!keep.log\nsrc/[ab]?.go\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"docs/x.md": true, "docs/sub/x.md": false, "x.md": false,
+		"tmp": true, "a/b/tmp/f": true,
+		"a/z": true, "a/b/c/z": true, "a/z/f": true, "b/a/z": false,
+		"x.log": true, "keep.log": false, "d/x.log": false,
+		"src/a1.go": true, "src/c1.go": false, "src/a12.go": false,
+	} {
+		if got := ignored(patterns, path); got != want {
+			t.Errorf("%s: ignored %v, want %v", path, got, want)
 		}
 	}
 }
