@@ -144,3 +144,25 @@ func TestMonitInTerminal(t *testing.T) {
 		t.Errorf("monit left the terminal in the alternate screen")
 	}
 }
+
+// TestMonitCtrlCInTerminal: Ctrl-C quits monit as q does: exit code 0, the terminal given back.
+func TestMonitCtrlCInTerminal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write("idle.sh", "#!/bin/sh\nexec sleep 100000\n")
+	if err := os.Chmod(e.dir+"/idle.sh", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", "idle.sh")
+	term := e.runInTerminal("monit")
+	term.waitScreen("the app", 60*time.Second, func(s string) bool {
+		return strings.Contains(s, "idle") && strings.Contains(s, "1/1 online")
+	})
+	term.press("\x03")
+	if code := term.wait(30 * time.Second); code != 0 {
+		t.Errorf("monit ended by Ctrl-C with exit code %d, want 0; the screen:\n%s", code, term.text())
+	}
+	if term.altScreen() {
+		t.Errorf("monit left the terminal in the alternate screen")
+	}
+}

@@ -56,8 +56,8 @@ func Run(ctx context.Context, o Options) error {
 	if m.stream != nil {
 		m.stream.cancel()
 	}
-	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil // SIGTERM or SIGINT from outside: a normal end
+	if errors.Is(err, tea.ErrInterrupted) || (errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {
+		return nil // SIGINT or SIGTERM from outside: a normal end, as q is
 	}
 	if err != nil {
 		return fmt.Errorf("monit: %w", err)
