@@ -27,6 +27,7 @@ type model struct {
 	polled  time.Time
 	pollErr error
 	hist    history
+	ticking bool // a tick is pending: the next poll is scheduled
 
 	rows   []row
 	sel    int
@@ -83,9 +84,14 @@ func (m *model) Init() tea.Cmd {
 	return tea.Batch(m.schedule(), m.follow())
 }
 
-// schedule asks for the next poll one interval from now: polls do not overlap, however slow
-// the daemon answers.
+// schedule asks for the next poll one interval from now, unless it is asked for already: one
+// poll at a time on the interval, however slow the daemon answers and however many extra polls
+// actions ask for.
 func (m *model) schedule() tea.Cmd {
+	if m.ticking {
+		return nil
+	}
+	m.ticking = true
 	return tea.Tick(m.interval, func(time.Time) tea.Msg { return tickMsg{} })
 }
 
@@ -126,10 +132,10 @@ func (m *model) follow() tea.Cmd {
 	if m.stream != nil && key == m.selKey {
 		return nil
 	}
-	m.selKey = key
 	if m.stream != nil {
 		m.stream.cancel()
 	}
+	m.selKey = key
 	m.logGen++
 	m.logs, m.logsEnd = nil, ""
 	m.stream = openLogs(m.ctx, m.src, m.logGen, target, m.logLines)
@@ -163,9 +169,14 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 	case tickMsg:
+		m.ticking = false
 		return m, m.poll()
 	case pollMsg:
 		m.apply(msg)
+		if msg.err == nil && m.logsEnd != "" {
+			m.stream.cancel()
+			m.stream = nil // the daemon answers again: follow the logs again
+		}
 		return m, tea.Batch(m.schedule(), m.follow())
 	case logBatchMsg:
 		return m, m.addLogs(msg)

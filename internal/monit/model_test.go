@@ -164,3 +164,35 @@ func TestTermRestored(t *testing.T) {
 		t.Errorf("TERM is %q (set: %v), want the initial %q (set: %v)", got, gotSet, want, set)
 	}
 }
+
+// TestOnePollChain: the polls an action asks for do not add a second chain of ticks: one tick
+// is pending at a time.
+func TestOnePollChain(t *testing.T) {
+	procs := []api.Process{{ID: 0, Name: "web", Status: "online"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &model{ctx: ctx, src: &recorder{procs: procs}, interval: time.Millisecond, st: newStyles(io.Discard, false),
+		now: time.Now, hist: history{}}
+	ticks := func(cmd tea.Cmd) (n int) {
+		for _, msg := range run(cmd) {
+			if _, ok := msg.(tickMsg); ok {
+				n++
+			}
+		}
+		return n
+	}
+	_, cmd := m.Update(pollMsg{at: time.Now(), procs: procs})
+	if n := ticks(cmd); n != 1 {
+		t.Fatalf("the first poll schedules %d ticks, want 1", n)
+	}
+	// An action's poll answers before the tick fires.
+	_, cmd = m.Update(pollMsg{at: time.Now(), procs: procs})
+	if n := ticks(cmd); n != 0 {
+		t.Errorf("a poll while a tick is pending schedules %d more", n)
+	}
+	m.Update(tickMsg{})
+	_, cmd = m.Update(pollMsg{at: time.Now(), procs: procs})
+	if n := ticks(cmd); n != 1 {
+		t.Errorf("the poll after the tick schedules %d ticks, want 1", n)
+	}
+}
