@@ -73,26 +73,33 @@ func (h history) record(procs []api.Process) {
 // sparkBlocks are the eight heights of a sparkline's bars.
 var sparkBlocks = []rune("▁▂▃▄▅▆▇█")
 
-// sparkline draws the newest width values as bars scaled to the largest of them (at least
-// floor, so that an idle process's noise does not fill the bars), right-aligned: fewer values
-// than width leave blanks on the left.
-func sparkline(values []float64, width int, floor float64) string {
+// sparkline draws the newest width values as bars, right-aligned: fewer values than width
+// leave blanks on the left. The bars span from 0 to the largest value, or, fromMin, from the
+// smallest: memory is never near 0, and its growth is what matters. The span is floor at
+// least, so that an idle process's noise does not fill the bars.
+func sparkline(values []float64, width int, floor float64, fromMin bool) string {
 	if width <= 0 {
 		return ""
 	}
 	if len(values) > width {
 		values = values[len(values)-width:]
 	}
-	top := floor
-	for _, v := range values {
-		top = math.Max(top, v)
+	lo, hi := 0.0, 0.0
+	for i, v := range values {
+		if i == 0 || v > hi {
+			hi = v
+		}
+		if fromMin && (i == 0 || v < lo) {
+			lo = v
+		}
 	}
+	span := math.Max(hi-lo, floor)
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", width-len(values)))
 	for _, v := range values {
 		i := 0
-		if top > 0 && v > 0 {
-			i = int(math.Ceil(v/top*float64(len(sparkBlocks)))) - 1
+		if span > 0 && v > lo {
+			i = int(math.Ceil((v-lo)/span*float64(len(sparkBlocks)))) - 1
 			i = min(max(i, 0), len(sparkBlocks)-1)
 		}
 		b.WriteRune(sparkBlocks[i])

@@ -6,26 +6,30 @@ import (
 	"github.com/corral-pm/corral/internal/api"
 )
 
-// TestSparkline: bars scaled to the largest value (or the floor), the newest on the right,
-// blanks on the left while there are fewer values than the width.
+// TestSparkline: bars scaled to the largest value (or the floor), from 0 or from the smallest,
+// the newest on the right, blanks on the left while there are fewer values than the width.
 func TestSparkline(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		values []float64
-		width  int
-		floor  float64
-		want   string
+		name    string
+		values  []float64
+		width   int
+		floor   float64
+		fromMin bool
+		want    string
 	}{
-		{"no values", nil, 4, 1, "    "},
-		{"fewer values than the width", []float64{1, 2}, 4, 0, "  ▄█"},
-		{"scaled to the largest", []float64{0, 25, 50, 100}, 4, 1, "▁▂▄█"},
-		{"the newest width values", []float64{100, 0, 0, 0, 100}, 3, 1, "▁▁█"},
-		{"idle under the floor", []float64{0.1, 0.2}, 2, 100, "▁▁"},
-		{"zero width", []float64{1}, 0, 1, ""},
+		{"no values", nil, 4, 1, false, "    "},
+		{"fewer values than the width", []float64{1, 2}, 4, 0, false, "  ▄█"},
+		{"scaled to the largest", []float64{0, 25, 50, 100}, 4, 1, false, "▁▂▄█"},
+		{"the newest width values", []float64{100, 0, 0, 0, 100}, 3, 1, false, "▁▁█"},
+		{"idle under the floor", []float64{0.1, 0.2}, 2, 100, false, "▁▁"},
+		{"zero width", []float64{1}, 0, 1, false, ""},
+		{"memory flat: low bars", []float64{50 << 20, 50 << 20}, 2, 1 << 20, true, "▁▁"},
+		{"memory growing from its smallest", []float64{50 << 20, 52 << 20, 54 << 20, 58 << 20}, 4, 1 << 20, true, "▁▂▄█"},
+		{"memory noise under the floor", []float64{100, 200, 150}, 3, 1 << 20, true, "▁▁▁"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sparkline(tc.values, tc.width, tc.floor); got != tc.want {
-				t.Errorf("sparkline(%v, %d, %v) = %q, want %q", tc.values, tc.width, tc.floor, got, tc.want)
+			if got := sparkline(tc.values, tc.width, tc.floor, tc.fromMin); got != tc.want {
+				t.Errorf("sparkline(%v, %d, %v, %v) = %q, want %q", tc.values, tc.width, tc.floor, tc.fromMin, got, tc.want)
 			}
 		})
 	}

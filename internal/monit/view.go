@@ -181,9 +181,9 @@ func (m *model) metricLines(procs []api.Process, w, limit int) []string {
 			ph = &procHistory{}
 		}
 		out = append(out, fmt.Sprintf("%-4d cpu %s %6s  mem %s %7s  req/s %s %6s", p.ID,
-			m.st.online.Render(sparkline(ph.cpu.values, sw, 1)), render.FormatCPU(ph.cpu.last()),
-			m.st.info.Render(sparkline(ph.mem.values, sw, 1<<20)), spec.FormatSize(int64(ph.mem.last())),
-			m.st.warn.Render(sparkline(ph.req.values, sw, 1)), fmt.Sprintf("%.1f", ph.req.last())))
+			m.st.online.Render(sparkline(ph.cpu.values, sw, 1, false)), render.FormatCPU(ph.cpu.last()),
+			m.st.info.Render(sparkline(ph.mem.values, sw, 1<<20, true)), spec.FormatSize(int64(ph.mem.last())),
+			m.st.warn.Render(sparkline(ph.req.values, sw, 1, false)), fmt.Sprintf("%.1f", ph.req.last())))
 	}
 	return out
 }
