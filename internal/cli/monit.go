@@ -55,9 +55,6 @@ process table, the distribution, the alerts, the latest log lines) and exits.`,
 			if !terminal || !isTerminal(out) {
 				return c.monitSnapshot(ctx, procs, logLines)
 			}
-			// From here on the UI calls the client from several goroutines: no daemon is started
-			// behind its back (retryDial), and a daemon gone shows on the screen.
-			c.spawn = false
 			return monit.Run(ctx, monit.Options{
 				Source:    monitSource{c.client},
 				Interval:  interval,
@@ -102,8 +99,10 @@ func (c *cli) monitSnapshot(ctx context.Context, procs []api.Process, logLines i
 	return err
 }
 
-// monitSource is the UI's access to the daemon: the CLI's API client, as the other verbs use
-// it.
+// monitSource is the UI's access to the daemon: the CLI's API client, which the other verbs
+// use. It calls the client directly rather than through request: the UI calls from several
+// goroutines, and a daemon gone while it runs shows on the screen rather than being started
+// again behind it.
 type monitSource struct{ cl *api.Client }
 
 func (s monitSource) Processes(ctx context.Context) ([]api.Process, error) {
