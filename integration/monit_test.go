@@ -143,6 +143,10 @@ func TestMonitInTerminal(t *testing.T) {
 	if term.altScreen() {
 		t.Errorf("monit left the terminal in the alternate screen")
 	}
+	// Fixed colours only: nothing asks the terminal for its background.
+	if out := term.output(); strings.Contains(string(out), "\x1b]11;?") {
+		t.Errorf("monit queried the terminal's background colour")
+	}
 }
 
 // TestMonitCtrlCInTerminal: Ctrl-C quits monit as q does: exit code 0, the terminal given back.
