@@ -322,6 +322,7 @@ func helpLines(st styles) []string {
 	keys := [][2]string{
 		{"↑ ↓ / k j", "select an app or one of its processes"},
 		{"g G / Home End", "first, last row"},
+		{"PgUp PgDn", "ten rows up, down"},
 		{"r", "restart the selection (asks y/n)"},
 		{"l", "reload: rolling, no downtime in cluster mode (asks y/n)"},
 		{"s", "stop (asks y/n)"},
