@@ -34,7 +34,7 @@ func (m *model) View() string {
 	w, h = max(w, minWidth), max(h, minHeight)
 	alerts := m.alertLines(w)
 	mainH := max(h-2-len(alerts), 4)
-	leftW := min(max(w*2/5, 30), 48)
+	leftW := min(max(w*2/5, 36), 48)
 	if w-leftW < 30 {
 		leftW = w / 2
 	}
@@ -117,8 +117,8 @@ func rowText(r row, w int, st *styles) string {
 	if p.PID > 0 {
 		cpu, mem = render.FormatCPU(p.CPU), spec.FormatSize(p.Memory)
 	}
-	status := fmt.Sprintf("%-9s", p.Status)
-	return fmt.Sprintf("   %-3d %s ↺%-3d %6s %7s", p.ID,
+	status := fmt.Sprintf("%-8s", p.Status)
+	return fmt.Sprintf("  %-3d %s ↺%-2d %5s %7s", p.ID,
 		paint(status, func(s styles) string { return s.status(p.Status).Render(status) }), p.Restarts, cpu, mem)
 }
 
@@ -166,24 +166,40 @@ func (m *model) panelTitle(r row) string {
 }
 
 // metricLines are a line per process: its cpu, memory and request-rate sparklines, each
-// followed by the latest figure; at most limit lines.
+// followed by the latest figure; a line per figure when w is too narrow for the three; at most
+// limit lines.
 func (m *model) metricLines(procs []api.Process, w, limit int) []string {
-	const fixed = 4 + 5 + 7 + 6 + 8 + 8 + 7 // labels, figures and gaps
-	sw := min(max((w-fixed)/3, 4), 40)
+	const fixed = 4 + 5 + 7 + 6 + 8 + 8 + 7 // labels, figures and gaps of a line of three
+	narrow := (w-fixed)/3 < 8
+	per := 1
+	if narrow {
+		per = 3
+	}
+	shown := max(limit/per, 1)
 	var out []string
 	for i, p := range procs {
-		if i == limit && len(procs) > limit {
-			out = append(out, m.st.dim.Render(fmt.Sprintf(" … %d more: select one", len(procs)-limit)))
+		if i == shown && len(procs) > shown {
+			out = append(out, m.st.dim.Render(fmt.Sprintf(" … %d more: select one", len(procs)-shown)))
 			break
 		}
 		ph := m.hist[p.ID]
 		if ph == nil {
 			ph = &procHistory{}
 		}
+		cpu, mem, req := render.FormatCPU(ph.cpu.last()), spec.FormatSize(int64(ph.mem.last())), fmt.Sprintf("%.1f", ph.req.last())
+		if narrow {
+			sw := min(max(w-4-7-8, 4), 40)
+			out = append(out,
+				fmt.Sprintf("%-4d cpu   %s %7s", p.ID, m.st.online.Render(sparkline(ph.cpu.values, sw, 1, false)), cpu),
+				fmt.Sprintf("     mem   %s %7s", m.st.info.Render(sparkline(ph.mem.values, sw, 1<<20, true)), mem),
+				fmt.Sprintf("     req/s %s %7s", m.st.warn.Render(sparkline(ph.req.values, sw, 1, false)), req))
+			continue
+		}
+		sw := min(max((w-fixed)/3, 4), 40)
 		out = append(out, fmt.Sprintf("%-4d cpu %s %6s  mem %s %7s  req/s %s %6s", p.ID,
-			m.st.online.Render(sparkline(ph.cpu.values, sw, 1, false)), render.FormatCPU(ph.cpu.last()),
-			m.st.info.Render(sparkline(ph.mem.values, sw, 1<<20, true)), spec.FormatSize(int64(ph.mem.last())),
-			m.st.warn.Render(sparkline(ph.req.values, sw, 1, false)), fmt.Sprintf("%.1f", ph.req.last())))
+			m.st.online.Render(sparkline(ph.cpu.values, sw, 1, false)), cpu,
+			m.st.info.Render(sparkline(ph.mem.values, sw, 1<<20, true)), mem,
+			m.st.warn.Render(sparkline(ph.req.values, sw, 1, false)), req))
 	}
 	return out
 }

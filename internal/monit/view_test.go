@@ -81,7 +81,7 @@ func TestViewPanel(t *testing.T) {
 		"1|api | live red line    with a tab",
 		"Alerts firing: 1",
 		"crash_rate api · 3 crashes (threshold 2/1m) · for 60s",
-		marker + "   1",
+		marker + "  1   online",
 	} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the screen lacks %q:\n%s", want, v)
