@@ -378,22 +378,34 @@ func TestLogsAndFlush(t *testing.T) {
 	}
 }
 
-// TestMonit: monit draws the table until its context ends (Ctrl-C), then exits 0.
-func TestMonit(t *testing.T) {
+// TestMonitSnapshot: with its output not a terminal, monit prints one plain snapshot (the
+// table, the alerts, the apps' latest log lines, no escape code at all) and exits 0, without
+// waiting for an interval or a Ctrl-C.
+func TestMonitSnapshot(t *testing.T) {
 	e := newEnv(t)
-	e.sleeper("script.sh")
-	e.ok("start", "script.sh", "--name", "web")
-	e.waitOnline("web", 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	monit := e.background(ctx, "monit", "--interval", "50ms")
-	testutil.WaitFor(t, "monit to draw the table twice", 30*time.Second, func() bool {
-		out := monit.out.String()
-		return strings.Count(out, "corral monit — ") >= 2 && strings.Contains(out, "│ web ")
+	// An app's colours and cursor moves must not reach the snapshot either.
+	e.write("talk.sh", "#!/bin/sh\nprintf 'hello from %s \\033[32mgreen\\033[0m\\033[2J\\n' \"$pm_id\"\necho \"warning $pm_id\" >&2\nexec sleep 100000\n", 0o755)
+	e.ok("start", "talk.sh", "--name", "talk", "-i", "2")
+	procs := e.waitOnline("talk", 2)
+	testutil.WaitFor(t, "both processes' lines in their log files", 30*time.Second, func() bool {
+		for _, p := range procs {
+			out, _ := os.ReadFile(p.OutLog)
+			errs, _ := os.ReadFile(p.ErrLog)
+			if !strings.HasPrefix(string(out), "hello from") || !strings.HasPrefix(string(errs), "warning") {
+				return false
+			}
+		}
+		return true
 	})
-	cancel()
-	if code := monit.wait(t, 30*time.Second); code != 0 {
-		t.Errorf("monit ended by Ctrl-C: exit %d", code)
+	r := e.ok("monit", "--interval", "1h")
+	if strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("the snapshot holds escape codes:\n%q", r.stdout)
+	}
+	golden(t, "monit_snapshot.golden", e.normalize(r.String()))
+	for _, args := range [][]string{{"monit", "--interval", "0s"}, {"monit", "--log-lines", "-1"}} {
+		if r := e.run(args...); r.code != 1 || !strings.HasPrefix(r.stderr, "[corral] error: --") {
+			t.Errorf("a bad flag value:\n%s", r)
+		}
 	}
 }
 

@@ -142,9 +142,11 @@ func (c *cli) color() bool {
 		return false
 	}
 	f, ok := c.stdout.(*os.File)
-	if !ok {
-		return false
-	}
+	return ok && isTerminal(f)
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }

@@ -18,8 +18,8 @@ func Alerts(r api.AlertsResponse, o Options) string {
 	} else {
 		var rows [][]cell
 		for _, a := range r.Firing {
-			rows = append(rows, []cell{{text: a.App}, {text: alertID(a)}, {text: a.Rule, color: ansiRed},
-				{text: alertValue(a)}, {text: a.Spec}, {text: "for " + FormatUptime(o.Now.Sub(a.Since))}, {text: a.Text}})
+			rows = append(rows, []cell{{text: a.App}, {text: AlertID(a)}, {text: a.Rule, color: ansiRed},
+				{text: AlertValue(a)}, {text: a.Spec}, {text: "for " + FormatUptime(o.Now.Sub(a.Since))}, {text: a.Text}})
 		}
 		b.WriteString(box(o, []string{"app", "id", "rule", "value", "threshold", "since", "text"}, rows))
 	}
@@ -32,7 +32,7 @@ func Alerts(r api.AlertsResponse, o Options) string {
 				color = ansiGreen
 			}
 			rows = append(rows, []cell{{text: a.Time.UTC().Format(time.RFC3339)}, {text: a.State, color: color},
-				{text: a.App}, {text: alertID(a)}, {text: a.Rule}, {text: a.Text}})
+				{text: a.App}, {text: AlertID(a)}, {text: a.Rule}, {text: a.Text}})
 		}
 		b.WriteString(box(o, []string{"time", "state", "app", "id", "rule", "text"}, rows))
 	}
@@ -77,15 +77,16 @@ func AlertTest(r api.AlertTestResponse, o Options) string {
 	return b.String()
 }
 
-func alertID(a api.Alert) string {
+// AlertID is the process id an alert is about, or "-" for an alert about the whole app.
+func AlertID(a api.Alert) string {
 	if a.ID == nil {
 		return "-"
 	}
 	return strconv.Itoa(*a.ID)
 }
 
-// alertValue writes an alert's value in its unit.
-func alertValue(a api.Alert) string {
+// AlertValue writes an alert's value in its unit (monit shows it too).
+func AlertValue(a api.Alert) string {
 	switch a.Unit {
 	case "bytes":
 		return formatBytes(a.Value)

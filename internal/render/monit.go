@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/spec"
@@ -87,9 +88,39 @@ func MonitAlerts(firing []api.Alert, o Options) string {
 	}
 	rows := make([][]cell, 0, len(firing))
 	for _, a := range firing {
-		rows = append(rows, []cell{{text: a.App}, {text: alertID(a)}, {text: a.Rule, color: ansiRed},
-			{text: alertValue(a)}, {text: a.Spec}, {text: FormatUptime(o.Now.Sub(a.Since))}})
+		rows = append(rows, []cell{{text: a.App}, {text: AlertID(a)}, {text: a.Rule, color: ansiRed},
+			{text: AlertValue(a)}, {text: a.Spec}, {text: FormatUptime(o.Now.Sub(a.Since))}})
 	}
 	return fmt.Sprintf(" Alerts firing: %d (corral alerts for more)\n", len(firing)) +
 		box(o, []string{"app", "id", "rule", "value", "threshold", "for"}, rows)
+}
+
+// MonitSnapshot is what `corral monit` prints when its output is not a terminal (a pipe, a
+// file, a CI log): one plain picture of the live view instead of a screen redrawn every
+// second: the process table, how cluster apps' traffic spreads over their workers, the firing
+// alerts, and the apps' latest log lines (lines, as the logs API gave them: history first).
+func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine, o Options) string {
+	var b strings.Builder
+	b.WriteString(Monit(procs, o))
+	if d := Distribution(procs, o); d != "" {
+		b.WriteString(d)
+	}
+	b.WriteString(MonitAlerts(firing, o))
+	if len(lines) == 0 {
+		b.WriteString(" Latest log lines: none\n")
+		return b.String()
+	}
+	b.WriteString(" Latest log lines\n")
+	for _, l := range lines {
+		who := "corral"
+		if l.ProcID >= 0 {
+			who = strconv.Itoa(l.ProcID) + "|" + l.App
+		}
+		ts := ""
+		if !l.Time.IsZero() && !l.History {
+			ts = l.Time.Format("15:04:05") + " "
+		}
+		fmt.Fprintf(&b, "%s%s | %s\n", ts, who, PlainText(l.Message))
+	}
+	return b.String()
 }
