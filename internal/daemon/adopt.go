@@ -192,6 +192,19 @@ func (d *Daemon) adoptApp(s *spec.App, ha handoverApp, runs map[int][]keptRun, e
 			if a.st.group != nil {
 				a.st.group.RestoreStats(hp.ID, hp.Conns, hp.Refused)
 			}
+			if k, ok := d.keptRequests[hp.ID]; ok {
+				// Before the process's runs are adopted: the run the counts name goes on
+				// from its last report (cluster.KeptRequests).
+				var err error
+				if a.st.group != nil {
+					err = a.st.group.RestoreRequests(hp.ID, k)
+				} else {
+					err = d.forkReq.counter(hp.ID).Restore(k)
+				}
+				if err != nil {
+					note("process %d: %v: its request counts start afresh", hp.ID, err)
+				}
+			}
 			a.st.procs = append(a.st.procs, supervisor.Restore(hp.ID, hp.Instance, s, hooks, hp.State))
 		}
 		slices.SortFunc(a.st.procs, func(x, y *supervisor.Process) int { return x.ID() - y.ID() })

@@ -122,6 +122,9 @@ type Daemon struct {
 	samples        int
 	historyMu      sync.Mutex
 	historyTrimmed sync.Once
+	// keptRequests are the previous daemon's request counts by process id, for adoptApp
+	// (written by takeHistory before any app is adopted, then only read).
+	keptRequests map[int]cluster.KeptRequests
 	// keptWeb is the previous daemon's dashboard history, until the dashboard takes it (webInit).
 	keptWeb     atomic.Pointer[map[int][]web.Point]
 	keeperOnce  sync.Once

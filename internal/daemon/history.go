@@ -8,6 +8,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/buildinfo"
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/web"
 )
 
@@ -53,7 +54,14 @@ type keptHistory struct {
 	Web map[int][][5]float64 `json:"web,omitempty"`
 	// CPU is each process's CPU seconds (corral_process_cpu_seconds_total).
 	CPU map[int]float64 `json:"cpu,omitempty"`
+	// Requests are each process's request counts (corral_process_requests_total and the
+	// latency histogram), cluster worker or fork mode, with the last report of its current run.
+	Requests map[int]cluster.KeptRequests `json:"requests,omitempty"`
 }
+
+// maxKeptProcesses bounds the processes the entry describes (charts, CPU, requests), on
+// reading: more than a daemon runs.
+const maxKeptProcesses = 100_000
 
 // historyChanged asks historyLoop for a write soon (one for however many asks came meanwhile).
 func (d *Daemon) historyChanged() {
@@ -147,6 +155,17 @@ func (d *Daemon) collectHistory(now time.Time) keptHistory {
 	if ws := d.web.Load(); ws != nil {
 		h.Web = encodeWeb(ws.hist.Snapshot(now))
 	}
+	h.Requests = d.forkReq.kept()
+	for _, a := range d.tbl.appsSorted() {
+		if v := a.snapshot(); v != nil && v.group != nil {
+			for id, k := range v.group.KeptRequests() {
+				if h.Requests == nil {
+					h.Requests = map[int]cluster.KeptRequests{}
+				}
+				h.Requests[id] = k
+			}
+		}
+	}
 	return h
 }
 
@@ -201,8 +220,8 @@ func readHistory(meta []byte) (keptHistory, error) {
 	if err := json.Unmarshal(meta, &h); err != nil {
 		return h, fmt.Errorf("unreadable (%w)", err)
 	}
-	if len(h.Web) > maxKeptWebPoints || len(h.CPU) > maxKeptWebPoints {
-		return h, fmt.Errorf("of %d charts and %d CPU counts, more than a daemon keeps", len(h.Web), len(h.CPU))
+	if max(len(h.Web), len(h.CPU), len(h.Requests)) > maxKeptProcesses {
+		return h, fmt.Errorf("of %d charts, %d CPU counts and %d request counts, for more processes than a daemon keeps", len(h.Web), len(h.CPU), len(h.Requests))
 	}
 	return h, nil
 }
@@ -256,5 +275,7 @@ func (d *Daemon) takeHistory(entry []byte, found, marked bool) {
 		}
 		d.keptWeb.Store(&dec)
 	}
+	// Given to each process as its app is adopted (adoptApp: a cluster app's group exists only then).
+	d.keptRequests = h.Requests
 	d.logf("took over the metrics history of corral %s (written %s): %d firing alerts, %d chart points", h.Corral, h.Written.Format(time.RFC3339), firing, points)
 }

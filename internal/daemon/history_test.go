@@ -10,6 +10,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/cluster"
 	"github.com/corral-pm/corral/internal/web"
 )
 
@@ -28,7 +29,9 @@ func sampleHistory(t *testing.T, now time.Time) keptHistory {
 		}
 	}
 	return keptHistory{Version: historyVersion, Corral: "test", Written: now.UTC(), Alerts: &st,
-		Web: encodeWeb(series), CPU: map[int]float64{0: 1.25, 1: 0, 2: 3}}
+		Web: encodeWeb(series), CPU: map[int]float64{0: 1.25, 1: 0, 2: 3},
+		Requests: map[int]cluster.KeptRequests{1: {Requests: 5, ByClass: [5]uint64{0, 5}, Latency: make([]uint64, 13), LatencySum: 2.5,
+			Run: 4, Last: json.RawMessage(`{"requests":5}`)}}}
 }
 
 // TestHistoryRoundTrip: what a daemon writes, the next reads back as it was, charts included.
@@ -131,7 +134,7 @@ func TestHistoryToTake(t *testing.T) {
 		t.Fatal(err)
 	}
 	many := map[int][][5]float64{}
-	for id := range maxKeptWebPoints + 1 {
+	for id := range maxKeptProcesses + 1 {
 		many[id] = nil
 	}
 	tooMany, _ := json.Marshal(keptHistory{Version: historyVersion, Web: many})
@@ -151,7 +154,7 @@ func TestHistoryToTake(t *testing.T) {
 		{"garbage", `{"version":1,`, true, true, false, "unreadable"},
 		{"wrong types", `{"version":1,"web":{"0":"x"}}`, true, true, false, "unreadable"},
 		{"over the size bound", `{"version":1,"corral":"` + strings.Repeat("x", maxHistoryBytes) + `"}`, true, true, false, "over the bound"},
-		{"more charts than processes kept", string(tooMany), true, true, false, "more than a daemon keeps"},
+		{"more charts than processes kept", string(tooMany), true, true, false, "for more processes than a daemon keeps"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

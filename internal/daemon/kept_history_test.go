@@ -153,3 +153,56 @@ func pointT(pts []web.Point) int64 {
 	}
 	return pts[0].T
 }
+
+// TestKeptDaemonKeepsRequestCounts: a cluster app's request counts go on across a SIGKILL of
+// the daemon: the next daemon shows them at once, and the workers' next reports add only what
+// they answered since (nothing counted twice).
+func TestKeptDaemonKeepsRequestCounts(t *testing.T) {
+	kd := startKept(t)
+	port := freePort(t)
+	app := kd.nodeServer("web", port)
+	app.Instances = 2
+	kd.mustStart(app)
+	first := kd.waitStatus("web", 2, "online")[0].ID
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	get := func(n int) {
+		for range n {
+			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	total := func() uint64 {
+		var n uint64
+		for _, p := range kd.list() {
+			if rs := p.RequestStats(); p.Name == "web" && rs != nil {
+				n += rs.Requests
+			}
+		}
+		return n
+	}
+	get(30)
+	testutil.WaitFor(t, "the workers to report 30 requests", 30*time.Second, func() bool { return total() == 30 })
+	// Enough samples for a periodic write of the history after the reports.
+	samplesThen := len(kd.webHistory(first))
+	testutil.WaitFor(t, "samples for a periodic write of the history", 30*time.Second, func() bool {
+		return len(kd.webHistory(first)) >= samplesThen+2*historyEvery
+	})
+
+	v := kd.waitDaemon(0)
+	if err := syscall.Kill(v.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	kd.waitDaemon(v.PID)
+	if n := total(); n != 30 {
+		t.Fatalf("after the kill, %d requests; before, 30", n)
+	}
+	get(20)
+	testutil.WaitFor(t, "the workers to report 20 more", 30*time.Second, func() bool { return total() >= 50 })
+	if n := total(); n != 50 {
+		t.Fatalf("after 20 more requests, %d; want 50", n)
+	}
+}
