@@ -277,5 +277,9 @@ func (d *Daemon) takeHistory(entry []byte, found, marked bool) {
 	}
 	// Given to each process as its app is adopted (adoptApp: a cluster app's group exists only then).
 	d.keptRequests = h.Requests
-	d.logf("took over the metrics history of corral %s (written %s): %d firing alerts, %d chart points", h.Corral, h.Written.Format(time.RFC3339), firing, points)
+	if firing > 0 {
+		d.logf("alerts: %d firing alerts taken over from the previous daemon", firing) // as seedAlerts says it
+	}
+	d.logf("took over the metrics history of corral %s (written %s): %d chart points, the request counts of %d processes",
+		h.Corral, h.Written.Format(time.RFC3339), points, len(h.Requests))
 }
