@@ -119,13 +119,16 @@ func (d *Daemon) saveHistory() {
 	}
 }
 
-// encodeHistory is h in JSON within limit bytes: without the charts if need be, then without
-// the alert windows too (dropped says what went). The firing alerts, their clocks and the
-// transitions are what must not be lost; they are bounded by the engine.
+// encodeHistory is h in JSON within limit bytes: with the charts' older halves dropped, then
+// the charts, then the alert windows too, if need be (dropped says what went). The firing
+// alerts, their clocks and the transitions are what must not be lost; the engine bounds them.
 func encodeHistory(h keptHistory, limit int) (body []byte, dropped string, err error) {
 	body, err = json.Marshal(h)
-	if err == nil && len(body) > limit {
-		h.Web, dropped = nil, "the dashboard's charts"
+	for err == nil && len(body) > limit && len(h.Web) > 0 {
+		h.Web, dropped = halveCharts(h.Web), "the older part of the dashboard's charts"
+		if h.Web == nil {
+			dropped = "the dashboard's charts"
+		}
 		body, err = json.Marshal(h)
 	}
 	if err == nil && len(body) > limit && h.Alerts != nil {
@@ -138,6 +141,20 @@ func encodeHistory(h keptHistory, limit int) (body []byte, dropped string, err e
 		err = fmt.Errorf("%d bytes even without the charts and the alert windows, over the bound of %d", len(body), limit)
 	}
 	return body, dropped, err
+}
+
+// halveCharts keeps the newer half of each chart (nil once they are down to a point each).
+func halveCharts(charts map[int][][5]float64) map[int][][5]float64 {
+	out := make(map[int][][5]float64, len(charts))
+	longest := 0
+	for id, pts := range charts {
+		out[id] = pts[len(pts)/2:]
+		longest = max(longest, len(pts))
+	}
+	if longest <= 1 {
+		return nil
+	}
+	return out
 }
 
 // collectHistory gathers the history from its owners (each copies under its own lock).

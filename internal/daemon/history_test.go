@@ -61,7 +61,8 @@ func TestHistoryRoundTrip(t *testing.T) {
 }
 
 // TestHistoryBounds: the charts keep their newest points within maxKeptWebPoints together;
-// an entry over its limit loses the charts, then the alert windows, never the firing alerts.
+// an entry over its limit loses the charts' older halves, then the charts, then the alert
+// windows, never the firing alerts.
 func TestHistoryBounds(t *testing.T) {
 	now := time.Now()
 	series := map[int][]web.Point{}
@@ -90,16 +91,18 @@ func TestHistoryBounds(t *testing.T) {
 	noCharts.Web = nil
 	withoutCharts, _ := json.Marshal(noCharts)
 	cases := []struct {
-		name        string
-		limit       int
-		dropped     string
-		wantErr     bool
-		charts, win bool
+		name    string
+		limit   int
+		dropped string
+		wantErr bool
+		points  int // each chart's points (0: no charts)
+		windows bool
 	}{
-		{"within", len(full), "", false, true, true},
-		{"charts dropped", len(full) - 1, "the dashboard's charts", false, false, true},
-		{"windows dropped", len(withoutCharts) - 1, "the dashboard's charts and the alert windows", false, false, false},
-		{"nothing fits", 10, "the dashboard's charts and the alert windows", true, false, false},
+		{"within", len(full), "", false, 10, true},
+		{"the charts' older halves dropped", len(full) - 1, "the older part of the dashboard's charts", false, 5, true},
+		{"charts dropped", len(withoutCharts), "the dashboard's charts", false, 0, true},
+		{"windows dropped", len(withoutCharts) - 1, "the dashboard's charts and the alert windows", false, 0, false},
+		{"nothing fits", 10, "the dashboard's charts and the alert windows", true, 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,8 +120,14 @@ func TestHistoryBounds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (got.Web != nil) != c.charts || (got.Alerts.Apps != nil) != c.win || len(got.Alerts.Active) != 1 {
-				t.Fatalf("charts %v, windows %v, firing %d", got.Web != nil, got.Alerts.Apps != nil, len(got.Alerts.Active))
+			points := 0
+			for _, pts := range got.Web {
+				if points = len(pts); pts[len(pts)-1][0] != h.Web[0][9][0] {
+					t.Fatalf("the newest point was dropped")
+				}
+			}
+			if points != c.points || (got.Alerts.Apps != nil) != c.windows || len(got.Alerts.Active) != 1 {
+				t.Fatalf("charts of %d points, windows %v, firing %d", points, got.Alerts.Apps != nil, len(got.Alerts.Active))
 			}
 		})
 	}
