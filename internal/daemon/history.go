@@ -14,7 +14,8 @@ import (
 
 // The metrics history the next daemon carries on with (docs/daemon-survival.md §4.1): the
 // alert engine's state (firing alerts and their notification clock, the transitions, each
-// app's windows), the dashboard's charts, and each process's CPU seconds. It is the keeper's
+// app's windows), the dashboard's charts, and each process's CPU seconds and request counts
+// (cluster.KeptRequests: the runs' next reports add what they answered since). It is the keeper's
 // "history" entry, apart from the app table ("state", keep.go): it is larger (a window of
 // samples per process) and changes at every sample, and the table is written after every
 // operation. So it is written every historyEvery samples, at once after an alert was sent (a
@@ -39,7 +40,7 @@ const historyEvery = 10
 // memory, within keeper.MaxMetaBytes together.
 const maxHistoryBytes = 8 << 20
 
-// maxKeptWebPoints bounds the charts' points in the entry (about 35 bytes each): with many
+// maxKeptWebPoints bounds the charts' points in the entry (about 45 bytes each): with many
 // processes each keeps its newest maxKeptWebPoints/N.
 const maxKeptWebPoints = 100_000
 
