@@ -52,6 +52,9 @@ type slotStats struct {
 	serving atomic.Pointer[worker]
 	// req are the requests its runs answered, as their preload reports them (metrics.go).
 	req slotRequests
+	// resumeFrom is the last report of the run an earlier daemon had counted last (g.mu):
+	// AdoptWorker gives it back to that run (keptrequests.go).
+	resumeFrom *runReport
 }
 
 // NewGroup creates the primary for app. policy is spec.PolicyRoundRobin (or "") or

@@ -162,8 +162,10 @@ func (w *worker) onMetrics(raw json.RawMessage) {
 		return
 	}
 	w.lastReport = r
-	w.mu.Unlock()
+	// Added under w.mu, so that the report kept for the next daemon (KeptRequests) and the
+	// totals always go together.
 	w.stats.req.add(prev, r, w, time.Now())
+	w.mu.Unlock()
 }
 
 // add adds what a run counted between its reports prev (nil: none yet) and r to the slot, and

@@ -233,6 +233,10 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 		stats.serving.Store(w)
 		stats.workerID.Store(int64(w.id))
 	}
+	if rr := stats.resumeFrom; rr != nil && rr.run == st.ID {
+		// Its next report adds what it counted since this one (RestoreRequests).
+		w.lastReport, stats.resumeFrom = rr.report, nil
+	}
 	return w, nil
 }
 

@@ -33,6 +33,8 @@ func (d *Daemon) adopt() {
 		exited[ex.PID] = ex.Status
 	}
 	var state *keeper.Entry
+	var history []byte
+	historyFound := false
 	runs := map[int][]keptRun{} // by process id
 	sockets := map[string][]keeptSocketFile{}
 	var stray []string
@@ -41,6 +43,8 @@ func (d *Daemon) adopt() {
 		switch {
 		case e.Name == handoverName:
 			state = &entries[i]
+		case e.Name == historyName:
+			history, historyFound = e.Meta, true
 		case strings.HasPrefix(e.Name, "run:"):
 			var rec supervisor.RunRecord
 			if err := json.Unmarshal(e.Meta, &rec); err != nil || rec.PID <= 0 || runKeptName(rec.PID) != e.Name {
@@ -90,6 +94,7 @@ func (d *Daemon) adopt() {
 		d.logf("%s", d.unadoptable)
 		return
 	}
+	d.takeHistory(history, historyFound, h.History)
 	adopted, notes := 0, []string(nil)
 	for _, ha := range h.Apps {
 		s := ha.Spec.Clone()
@@ -186,6 +191,19 @@ func (d *Daemon) adoptApp(s *spec.App, ha handoverApp, runs map[int][]keptRun, e
 		for _, hp := range procs {
 			if a.st.group != nil {
 				a.st.group.RestoreStats(hp.ID, hp.Conns, hp.Refused)
+			}
+			if k, ok := d.keptRequests[hp.ID]; ok {
+				// Before the process's runs are adopted: the run the counts name goes on
+				// from its last report (cluster.KeptRequests).
+				var err error
+				if a.st.group != nil {
+					err = a.st.group.RestoreRequests(hp.ID, k)
+				} else {
+					err = d.forkReq.counter(hp.ID).Restore(k)
+				}
+				if err != nil {
+					note("process %d: %v: its request counts start afresh", hp.ID, err)
+				}
 			}
 			a.st.procs = append(a.st.procs, supervisor.Restore(hp.ID, hp.Instance, s, hooks, hp.State))
 		}

@@ -39,6 +39,9 @@ type alerting struct {
 	// send them again.
 	statePath string
 	saveMu    sync.Mutex
+	// restored: the engine took the previous daemon's state from the keeper (history.go), which
+	// has all alerts.json has and more. Set while adopting, before seedAlerts.
+	restored bool
 }
 
 func newAlerting(d *Daemon) *alerting {
@@ -58,6 +61,9 @@ type alertsFile struct {
 
 // seedAlerts takes over the previous daemon's firing alerts (adoption, hot upgrade).
 func (d *Daemon) seedAlerts() {
+	if d.alerting.restored {
+		return
+	}
 	f, err := safefs.Open(d.alerting.statePath, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
@@ -151,6 +157,7 @@ func (d *Daemon) evaluateAlerts(usage map[int]procstat.Usage, now time.Time) {
 		}
 	}
 	d.saveAlerts()
+	d.historyChanged() // the notification clocks, for a daemon that takes over
 }
 
 // globalSinks are the daemon-wide sinks, read now from the settings file.

@@ -218,19 +218,6 @@ func (d *Daemon) newApp(s *spec.App) *app {
 	return a
 }
 
-// onPanic handles an op that panicked: a bug. Under a keeper the daemon logs the stack and
-// exits, and the keeper starts a fresh one that takes every app over (the apps do not notice);
-// that is safer than carrying on with state the panic may have left half-changed. Without a
-// keeper, exiting would take every app down with it, so it carries on.
-func (d *Daemon) onPanic(err error, stack []byte) {
-	d.logf("%v\n%s", err, stack)
-	if d.keeper != nil {
-		d.logf("exiting after an internal error: the keeper starts a new daemon, which takes every app over")
-		d.logFile.Close()
-		os.Exit(70)
-	}
-}
-
 // fillDefaults sets what only the daemon knows: default log and pid paths in its home.
 func (d *Daemon) fillDefaults(s *spec.App) {
 	safe := spec.SafeFileName(s.Name)

@@ -35,6 +35,7 @@ import (
 	"github.com/corral-pm/corral/internal/sdnotify"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/web"
 	"github.com/robfig/cron/v3"
 	"golang.org/x/sys/unix"
 )
@@ -115,8 +116,19 @@ type Daemon struct {
 	handoverMu sync.Mutex
 	// handoverDirty (capacity 1) wakes handoverLoop: the table changed since its last write.
 	handoverDirty chan struct{}
-	keeperOnce    sync.Once
-	unadoptable   string // why the previous daemon's apps could not be taken over, if so
+	// historyDirty (capacity 1) wakes historyLoop (history.go); samples counts the sampler's
+	// samples (sampler only); historyMu serialises the writes.
+	historyDirty   chan struct{}
+	samples        int
+	historyMu      sync.Mutex
+	historyTrimmed sync.Once
+	// keptRequests are the previous daemon's request counts by process id, for adoptApp
+	// (written by takeHistory before any app is adopted, then only read).
+	keptRequests map[int]cluster.KeptRequests
+	// keptWeb is the previous daemon's dashboard history, until the dashboard takes it (webInit).
+	keptWeb     atomic.Pointer[map[int][]web.Point]
+	keeperOnce  sync.Once
+	unadoptable string // why the previous daemon's apps could not be taken over, if so
 	// upgrading: the daemon leaves for a new binary (Upgrade): Run returns without stopping
 	// the apps.
 	upgrading atomic.Bool
@@ -180,6 +192,7 @@ func New(opt Options) (*Daemon, error) {
 		lock:           lock,
 		quit:           make(chan struct{}),
 		handoverDirty:  make(chan struct{}, 1),
+		historyDirty:   make(chan struct{}, 1),
 		ready:          make(chan struct{}),
 		resurrect:      opt.Resurrect,
 		cron:           cron.New(cron.WithParser(cronParser)),
@@ -262,6 +275,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.adopting.Store(false)
 		d.saveHandover()
 		go d.handoverLoop()
+		go d.historyLoop()
 		go func() {
 			<-d.keeper.Closed()
 			if !d.upgrading.Load() {
@@ -493,6 +507,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.sampleClusters()
 	d.evaluateAlerts(byID, now)
 	d.webSample(now)
+	d.historySampled()
 }
 
 // memoryExceeded queues a graceful restart of process id of a, over max_memory_restart with

@@ -85,11 +85,11 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+p+"/events", d.handleEvents)
 	mux.HandleFunc("GET "+p+"/alerts", d.handleAlerts)
 	mux.HandleFunc("POST "+p+"/alerts/test", d.handleAlertsTest)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return recoverHandler("API", d.onPanic, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderVersion, buildinfo.Version)
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

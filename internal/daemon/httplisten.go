@@ -52,7 +52,7 @@ func (d *Daemon) startHTTP(addr, source string) (*httpListener, error) {
 		ln:   ln,
 		done: make(chan struct{}),
 		server: &http.Server{
-			Handler:           d.httpRoutes(),
+			Handler:           recoverHandler("HTTP listener", d.onPanic, d.httpRoutes()),
 			ReadHeaderTimeout: apiReadHeaderTimeout,
 			ReadTimeout:       apiReadTimeout,
 			WriteTimeout:      apiReadTimeout,

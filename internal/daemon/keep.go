@@ -37,6 +37,10 @@ type handover struct {
 	Corral  string        `json:"corral"` // the version of the daemon that wrote it
 	Written time.Time     `json:"written"`
 	Apps    []handoverApp `json:"apps"`
+	// History says this daemon keeps its metrics history in the keeper's "history" entry
+	// (history.go). Optional: a daemon of an older corral writes tables without it, and the
+	// entry it left untouched is then known stale.
+	History bool `json:"history,omitempty"`
 }
 
 type handoverApp struct {
@@ -106,7 +110,7 @@ func (d *Daemon) saveHandover() {
 	}
 	d.handoverMu.Lock()
 	defer d.handoverMu.Unlock()
-	h := handover{Version: handoverVersion, Corral: buildinfo.Version, Written: time.Now().UTC()}
+	h := handover{Version: handoverVersion, Corral: buildinfo.Version, Written: time.Now().UTC(), History: true}
 	for _, a := range d.tbl.appsSorted() {
 		v := a.snapshot()
 		ha := handoverApp{Spec: *v.spec, Reloads: a.reloads.done.Load(), ReloadsFailed: a.reloads.failed.Load()}

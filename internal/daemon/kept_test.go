@@ -36,8 +36,14 @@ func keptMain(args []string) int {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "keeper: "+format+"\n", a...)
 	}
+	// The daemons write to corral.log, as under `corral daemon` (cli's keeperLog): a Go
+	// panic's trace lands there.
+	output := func() (*os.File, error) {
+		return os.OpenFile(paths.DaemonLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	}
 	switch {
 	case args[0] == keptDaemonArg:
+		armPanicTriggers(paths)
 		d, err := New(Options{Paths: paths, SampleInterval: 200 * time.Millisecond})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -53,14 +59,14 @@ func keptMain(args []string) int {
 		return 0
 	case len(args) > 2 && args[1] == "--resume-fd":
 		fd, _ := strconv.Atoi(args[2])
-		err := keeper.Run(keeper.Options{Paths: paths, DaemonArgs: []string{keptDaemonArg}, ResumeFD: fd, Logf: logf})
+		err := keeper.Run(keeper.Options{Paths: paths, DaemonArgs: []string{keptDaemonArg}, ResumeFD: fd, Logf: logf, Output: output})
 		if err != nil {
 			logf("%v", err)
 			return 1
 		}
 		return 0
 	}
-	if err := keeper.Run(keeper.Options{Paths: paths, DaemonArgs: []string{keptDaemonArg}, Logf: logf}); err != nil {
+	if err := keeper.Run(keeper.Options{Paths: paths, DaemonArgs: []string{keptDaemonArg}, Logf: logf, Output: output}); err != nil {
 		logf("%v", err)
 		return 1
 	}
@@ -73,7 +79,7 @@ type keptDaemon struct {
 	keeper      *exec.Cmd
 	exited      chan struct{} // closed once the keeper has exited (exitErr is then set)
 	exitErr     error
-	log         string // the keeper's and its daemons' stderr: race reports land there
+	log         string // the keeper's stderr (its daemons' is corral.log): race reports land in either
 	metrics     string // the daemons' HTTP listener (CORRAL_HTTP_LISTEN): each binds it in turn
 }
 
@@ -115,8 +121,10 @@ func (kd *keptDaemon) cleanup() {
 	for range 3 {
 		killMarked(kd.home)
 	}
-	if b, _ := os.ReadFile(kd.log); strings.Contains(string(b), "DATA RACE") {
-		kd.t.Errorf("a daemon hit a data race:\n%s", b)
+	for _, log := range []string{kd.log, filepath.Join(kd.home, "corral.log")} {
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "DATA RACE") {
+			kd.t.Errorf("a daemon hit a data race:\n%s", b)
+		}
 	}
 	if kd.t.Failed() {
 		testutil.LogTail(kd.t, "daemon log", filepath.Join(kd.home, "corral.log"), 40)

@@ -271,5 +271,12 @@ func (a *app) runOp(o *op) (err error) {
 			a.onChange()
 		}
 	}()
+	if testHookOp != nil {
+		testHookOp(o.kind, a.name)
+	}
 	return o.run()
 }
+
+// testHookOp, when set, runs before every op. Only this package's tests set it (the kept
+// daemon's tests make an op panic with it, panic_test.go): in any other binary it is nil.
+var testHookOp func(kind opKind, app string)

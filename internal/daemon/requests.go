@@ -73,6 +73,24 @@ func (f *forkRequests) stats(id, pid int) (cluster.RequestStats, bool) {
 	return c.Stats(pid), true
 }
 
+// kept returns every counter's statistics for the next daemon (history.go).
+func (f *forkRequests) kept() map[int]cluster.KeptRequests {
+	f.mu.Lock()
+	counters := make(map[int]*cluster.RequestCounter, len(f.byID))
+	for id, c := range f.byID {
+		counters[id] = c
+	}
+	f.mu.Unlock()
+	if len(counters) == 0 {
+		return nil
+	}
+	out := make(map[int]cluster.KeptRequests, len(counters))
+	for id, c := range counters {
+		out[id] = c.Kept()
+	}
+	return out
+}
+
 // retain forgets the processes that are no longer listed.
 func (f *forkRequests) retain(listed map[int]bool) {
 	f.mu.Lock()

@@ -81,6 +81,7 @@ func (d *Daemon) Upgrade(ctx context.Context, req api.UpdateRequest) (api.Update
 func (d *Daemon) leaveForUpgrade() error {
 	d.cron.Stop()
 	d.saveHandover()
+	d.saveHistory()
 	// The next daemon binds the same HTTP address: free it first.
 	d.closeHTTP()
 	if err := d.keeper.UpgradeTo(d.upgradeTo); err != nil {

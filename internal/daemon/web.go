@@ -131,6 +131,9 @@ func (d *Daemon) webInit() *webState {
 		hist:  web.NewHistory(d.interval),
 		tick:  make(chan struct{}),
 	}
+	if kept := d.keptWeb.Swap(nil); kept != nil {
+		ws.hist.Restore(*kept) // the previous daemon's charts (history.go)
+	}
 	if !d.web.CompareAndSwap(nil, ws) {
 		return d.web.Load()
 	}

@@ -87,3 +87,30 @@ func (h *History) Snapshot(now time.Time) map[int][]Point {
 	}
 	return out
 }
+
+// Restore seeds the history with what a previous daemon kept (the hand-over state, package
+// daemon): each process's points, oldest first, of which the ring keeps the newest. It runs
+// before the first Record. A series whose times do not strictly increase came wrong from the
+// other process: it is dropped, not trusted.
+func (h *History) Restore(series map[int][]Point) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, pts := range series {
+		if len(pts) == 0 || !increasing(pts) {
+			continue
+		}
+		pts = pts[max(len(pts)-h.cap, 0):]
+		r := &ring{buf: make([]Point, h.cap), n: len(pts)}
+		copy(r.buf, pts)
+		h.series[id] = r
+	}
+}
+
+func increasing(pts []Point) bool {
+	for i := 1; i < len(pts); i++ {
+		if pts[i].T <= pts[i-1].T {
+			return false
+		}
+	}
+	return true
+}

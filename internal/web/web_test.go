@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,53 @@ func TestWebHistoryRing(t *testing.T) {
 	}
 	if h := NewHistory(time.Millisecond); h.cap != maxPoints {
 		t.Errorf("capacity at 1 ms: %d, want the bound %d", h.cap, maxPoints)
+	}
+}
+
+// TestWebHistoryRestore: a previous daemon's series seed the rings (the newest the ring holds),
+// a series out of time order is dropped, and sampling goes on after the restored points.
+func TestWebHistoryRestore(t *testing.T) {
+	now := time.Now()
+	pts := func(from, n int) []Point {
+		var out []Point
+		for i := range n {
+			out = append(out, Point{T: now.UnixMilli() - 1000 + int64(from+i), CPU: float64(from + i)})
+		}
+		return out
+	}
+	h := NewHistory(Window / 4) // 5 points
+	h.Restore(map[int][]Point{
+		0: pts(0, 3),
+		1: pts(0, 9),
+		2: append(pts(5, 2), pts(0, 2)...),
+		3: nil,
+	})
+	got := h.Snapshot(now)
+	cases := []struct {
+		id   int
+		want []float64 // CPU of each point
+	}{
+		{0, []float64{0, 1, 2}},
+		{1, []float64{4, 5, 6, 7, 8}},
+	}
+	for _, c := range cases {
+		var cpu []float64
+		for _, p := range got[c.id] {
+			cpu = append(cpu, p.CPU)
+		}
+		if !slices.Equal(cpu, c.want) {
+			t.Errorf("slot %d: CPU %v, want %v", c.id, cpu, c.want)
+		}
+	}
+	if _, ok := got[2]; ok {
+		t.Errorf("a series out of order was restored: %+v", got[2])
+	}
+	if _, ok := got[3]; ok {
+		t.Errorf("an empty series was restored")
+	}
+	h.Record(map[int]Point{0: {T: now.UnixMilli(), CPU: 9}})
+	if got := h.Snapshot(now)[0]; len(got) != 4 || got[3].CPU != 9 || got[0].CPU != 0 {
+		t.Errorf("after a sample: %+v", got)
 	}
 }
 
