@@ -34,6 +34,13 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 	if err != nil {
 		return resp, err
 	}
+	if action == api.ActionStop || action == api.ActionDelete {
+		// A stop does not wait for a build to end: it cancels it (the start it belonged to
+		// then fails, and starts nothing).
+		for _, tg := range sel {
+			d.builds.cancel(tg.app.name)
+		}
+	}
 	type outcome struct {
 		ids     []int
 		reloads []api.ReloadSummary
@@ -86,6 +93,9 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		d.settle(a)
 		return nil, err
 	case api.ActionStart:
+		if err := d.build(a, s, procs); err != nil {
+			return nil, err
+		}
 		var running, stopped []*supervisor.Process
 		for _, p := range procs {
 			switch p.Info().Status {
@@ -109,6 +119,17 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 			n := s.Clone()
 			n.BaseEnv = req.UpdateEnv
 			next = &n
+		}
+		// Built (with the environment it will run with) before anything changes: a build
+		// that fails leaves the app as it was, its processes serving.
+		built := s
+		if next != nil {
+			built = next
+		}
+		if err := d.build(a, built, procs); err != nil {
+			return nil, err
+		}
+		if next != nil {
 			a.st.spec = next
 		}
 		if a.st.ownsPort() {

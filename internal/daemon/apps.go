@@ -286,6 +286,9 @@ func (d *Daemon) create(a *app, instances []int, start []bool) ([]int, error) {
 			toStart = append(toStart, p)
 		}
 	}
+	if err := d.build(a, s, toStart); err != nil {
+		return ids, err
+	}
 	return ids, forEach(toStart, func(p *supervisor.Process) error { return p.Start() })
 }
 
@@ -300,6 +303,11 @@ func (d *Daemon) update(a *app, s *spec.App) ([]int, error) {
 	}
 	if err := forkRollbackProblem(a.st.spec, s, want, a.st.group); err != nil {
 		return nil, err
+	}
+	// Built before anything changes: a new configuration that does not build leaves the app
+	// as it was.
+	if err := d.build(a, s, a.st.procs); err != nil {
+		return procIDsList(a.st.procs), err
 	}
 	d.disarmTriggers(a)
 	old := a.st.spec
