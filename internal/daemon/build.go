@@ -119,7 +119,7 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	if s.Build == "" || len(procs) == 0 {
 		return nil
 	}
-	afterwards := afterFailedBuild(a)
+	running := runningProcs(a)
 	first := procs[0]
 	for _, p := range a.st.procs {
 		if p.ID() < first.ID() {
@@ -149,32 +149,44 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 		d.logFileLine(fmt.Sprintf("app %s: built in %s", s.Name, elapsed.Round(100*time.Millisecond)))
 		return nil
 	}
-	ended := err.Error()
+	ended, cancelled := err.Error(), false
 	switch {
 	case errors.Is(context.Cause(ctx), errBuildTimeout):
 		ended = fmt.Sprintf("timed out: build_timeout is %s", timeout)
 	case ctx.Err() != nil:
-		ended = "cancelled: the app was stopped or deleted, or the daemon is stopping"
+		ended, cancelled = "cancelled: the app was stopped or deleted, or the daemon is stopping", true
 	}
+	afterwards := afterFailedBuild(a.name, running, cancelled)
 	be := &buildError{app: s.Name, command: s.Build, cwd: s.Cwd, ended: ended, elapsed: elapsed, tail: tail.lines(), afterwards: afterwards}
 	errOut.line(fmt.Sprintf("corral: build of %s failed (%s, after %s): %s", s.Name, ended, elapsed.Round(100*time.Millisecond), afterwards))
 	d.logFileLine(fmt.Sprintf("app %s: build failed (%s)", s.Name, ended))
 	return be
 }
 
-// afterFailedBuild says what a failed build leaves of app a, for its error. Loop only.
-func afterFailedBuild(a *app) string {
-	running := 0
+// runningProcs counts app a's processes that run now. Loop only.
+func runningProcs(a *app) int {
+	n := 0
 	for _, p := range a.st.procs {
 		switch p.Info().Status {
 		case supervisor.StatusOnline, supervisor.StatusLaunching:
-			running++
+			n++
 		}
 	}
-	if running > 0 {
+	return n
+}
+
+// afterFailedBuild says what a failed build leaves of app name, which had running processes,
+// and what to do next, for its error.
+func afterFailedBuild(name string, running int, cancelled bool) string {
+	switch {
+	case running > 0 && cancelled:
+		return fmt.Sprintf("nothing was changed: its %d running process(es) keep the previous build", running)
+	case running > 0:
 		return fmt.Sprintf("nothing was changed: its %d running process(es) keep serving the previous build; fix the build, then run the command again", running)
+	case cancelled:
+		return "nothing was started"
 	}
-	return fmt.Sprintf("nothing was started: %s stays stopped; fix the build, then `corral restart %s`", a.name, a.name)
+	return fmt.Sprintf("nothing was started: %s stays stopped; fix the build, then `corral restart %s`", name, name)
 }
 
 // runBuild runs the build command under `sh -c` in the app's cwd with its environment, in a
@@ -207,6 +219,11 @@ func runBuild(ctx context.Context, s *spec.App, stdout, stderr io.Writer) error 
 	}
 	err := cmd.Wait()
 	reaper.Release(cmd.Process.Pid)
+	if ctx.Err() != nil {
+		// Cancelled: what is left of its group (a compiler that outlived the shell) goes now,
+		// not buildKillDelay later, when the daemon may have exited already.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
