@@ -1,25 +1,14 @@
 #!/bin/sh
-# Starts one refapp worker from source: the ecosystem file's script (corral runs one per worker,
-# all at once). It builds the app, then becomes it (exec keeps the pid corral started and the
-# channel it passed).
+# Starts one refapp worker: the ecosystem file's script, which corral runs once per worker. The
+# binary is built already: the file's `build` (build.sh) runs once, before any worker starts.
+# exec keeps the pid corral started and the channel it passed.
 #
-# The workers build one at a time, under a lock: the first one compiles (a few minutes for the
-# pure-Go SQLite on a cold cache), the others then find bin/refapp up to date and only link it.
-# Each worker runs its own hard link of the build, taken under the lock, so a later build (an
-# edit, then `corral reload refapp`) never rewrites a binary a worker is about to start.
+# The script is this wrapper rather than bin/refapp itself because an ecosystem file's script
+# must exist when the file is loaded, and bin/refapp does not before the first build.
 set -eu
 cd "$(dirname "$0")"
-mkdir -p bin
-bin="bin/refapp-w${NODE_APP_INSTANCE:-0}"
-if command -v flock >/dev/null 2>&1; then
-	(
-		flock 9
-		go build -o bin/refapp .
-		ln -f bin/refapp "$bin"
-	) 9>bin/.build.lock
-else
-	# No flock (util-linux): every worker builds its own binary, all at once. Slower.
-	echo "refapp: flock not found: the workers build at the same time" >&2
-	go build -o "$bin" .
+if [ ! -x bin/refapp ]; then
+	echo "refapp: bin/refapp is missing: start the app with corral, whose build (build.sh) makes it, or run ./build.sh" >&2
+	exit 1
 fi
-exec "./$bin" "$@"
+exec ./bin/refapp "$@"
