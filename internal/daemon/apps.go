@@ -157,6 +157,13 @@ func (d *Daemon) checkNewSpec(s *spec.App) error {
 	if _, err := instanceCount(s); err != nil {
 		return err
 	}
+	if s.Build != "" {
+		// The program may be the build's output: checked once the build has run (build.go).
+		if st, err := os.Stat(s.Cwd); err != nil || !st.IsDir() {
+			return badRequestError{fmt.Sprintf("app %q cannot start: cwd %s is not a directory", s.Name, s.Cwd)}
+		}
+		return nil
+	}
 	if err := supervisor.Startable(s); err != nil {
 		return badRequestError{fmt.Sprintf("app %q cannot start: %v", s.Name, err)}
 	}

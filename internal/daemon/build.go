@@ -147,6 +147,12 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	if err == nil {
 		out.line(fmt.Sprintf("corral: %s built in %s", s.Name, elapsed.Round(100*time.Millisecond)))
 		d.logFileLine(fmt.Sprintf("app %s: built in %s", s.Name, elapsed.Round(100*time.Millisecond)))
+		// The program may be the build's output: it must be there now.
+		if err := supervisor.Startable(s); err != nil {
+			msg := fmt.Sprintf("%s: built, but it cannot start: %v: the build (`%s`) must make it; %s", s.Name, err, s.Build, afterFailedBuild(s.Name, running, false))
+			errOut.line("corral: " + msg)
+			return errors.New(msg)
+		}
 		return nil
 	}
 	ended, cancelled := err.Error(), false

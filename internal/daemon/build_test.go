@@ -269,6 +269,27 @@ func TestStopCancelsABuild(t *testing.T) {
 	}
 }
 
+// TestBuildMakesTheProgram: the program may be the build's output (it need not exist when the
+// app is started); a build that does not make it fails the start, saying so.
+func TestBuildMakesTheProgram(t *testing.T) {
+	td := newTestDaemon(t, nil)
+	s := td.app("made", filepath.Join(td.dir, "bin", "server"))
+	s.Build = `mkdir -p bin && printf '#!/bin/sh\nexec sleep 100000\n' > bin/server && chmod +x bin/server`
+	td.mustStart(s)
+	td.waitStatus("made", 1, "online")
+
+	missing := td.app("missing", filepath.Join(td.dir, "bin", "other"))
+	missing.Build = "true"
+	resp, err := td.start(missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := strings.Join(resp.Errors, "\n"); !strings.Contains(msg, "missing: built, but it cannot start: ") || !strings.Contains(msg, "the build (`true`) must make it; nothing was started") {
+		t.Fatalf("errors: %q", resp.Errors)
+	}
+	td.waitStatus("missing", 1, "stopped")
+}
+
 // TestBuildTimesOut: build_timeout bounds a build.
 func TestBuildTimesOut(t *testing.T) {
 	td := newTestDaemon(t, nil)

@@ -36,6 +36,18 @@ func TestBuildAttribute(t *testing.T) {
 				t.Errorf("build %q", a.Build)
 			}
 		}},
+		{name: "a script the build makes", raw: map[string]any{"script": "./bin/api", "build": "go build -o bin/api ."}, check: func(t *testing.T, a spec.App, dir string) {
+			if a.Script != filepath.Join(dir, "bin", "api") || a.Interpreter != "none" || a.Shell {
+				t.Errorf("script %q interpreter %q shell %v", a.Script, a.Interpreter, a.Shell)
+			}
+		}},
+		{name: "a script the build makes, by extension", raw: map[string]any{"script": "dist/server.js", "build": "npm run build"}, check: func(t *testing.T, a spec.App, dir string) {
+			if a.Script != filepath.Join(dir, "dist", "server.js") || a.Interpreter != "node" {
+				t.Errorf("script %q interpreter %q", a.Script, a.Interpreter)
+			}
+		}},
+		{name: "a missing script without a build", raw: map[string]any{"script": "dist/server.js"}, wantErr: "script: no file "},
+		{name: "a bare name is still a program in PATH", raw: map[string]any{"script": "no-such-program-xyz", "build": "make"}, wantErr: `no program "no-such-program-xyz" in PATH`},
 		{name: "empty", raw: map[string]any{"build": "  "}, wantErr: `build: is empty: use one shell command line such as "go build -o bin/app ." or "npm run build" (join steps with &&), or leave build out`},
 		{name: "a list", raw: map[string]any{"build": []any{"npm ci", "npm run build"}}, wantErr: `build: expected a string, got an array: use one shell command line`},
 		{name: "true", raw: map[string]any{"build": true}, wantErr: `build: expected a string, got a boolean (true)`},
