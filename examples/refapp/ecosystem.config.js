@@ -6,7 +6,8 @@
 // corral runs `build` (./build.sh: go build -v) once, before any worker starts, its output on
 // the terminal: the first build on a cold Go cache compiles pgx and the pure-Go SQLite (about a
 // minute on two idle cores, several on busy ones), later ones take seconds. Then each worker runs
-// ./run.sh, which execs the built binary. `build` is corral's own attribute (PM2 ignores it). The
+// the built binary, bin/refapp. `build` is corral's own attribute (PM2 ignores it: under PM2, run
+// ./build.sh first). The
 // app listens through corral's worker package (package github.com/corral-pm/corral/worker), so
 // every worker serves the one port, and stops gracefully on `corral reload/stop/scale` and Ctrl-C;
 // `corral reload refapp` after an edit rebuilds first, and a build that fails leaves the running
@@ -21,7 +22,7 @@ module.exports = {
   apps: [{
     name: 'refapp',
     cwd: __dirname,
-    script: './run.sh',
+    script: './bin/refapp', // made by build (it need not exist before)
     build: './build.sh', // once per start, restart or reload, before any worker starts
     interpreter: 'none',
     instances: 'max',

@@ -72,7 +72,7 @@ func TestBuildAttributeIsKnown(t *testing.T) {
 }
 
 // TestRefappEcosystemFile loads the README's first command's file as `corral run` does: it
-// builds with build.sh, and its port is 5000 unless the caller's PORT says otherwise (the
+// builds with build.sh, runs the binary it makes (which need not exist yet), and its port is 5000 unless the caller's PORT says otherwise (the
 // README's `PORT=5050 go run ./cmd/corral run ...`).
 func TestRefappEcosystemFile(t *testing.T) {
 	file, err := filepath.Abs(filepath.Join("..", "..", "examples", "refapp", "ecosystem.config.js"))
@@ -95,7 +95,7 @@ func TestRefappEcosystemFile(t *testing.T) {
 			if got := a.Env["PORT"]; got != tc.want {
 				t.Errorf("PORT %q, want %q", got, tc.want)
 			}
-			if a.Build != "./build.sh" || a.Script != filepath.Join(filepath.Dir(file), "run.sh") {
+			if a.Build != "./build.sh" || a.Script != filepath.Join(filepath.Dir(file), "bin", "refapp") || a.Interpreter != "none" {
 				t.Errorf("build %q, script %q", a.Build, a.Script)
 			}
 		})
