@@ -1,0 +1,51 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStartShowsTheBuild: `corral start <file>` with an app's `build` shows the build's output
+// as it runs (the command would otherwise wait in silence), then starts the app; a build that
+// fails makes the command fail with the build's last lines, and `restart` of the file after a
+// failed build leaves the running processes as they were.
+func TestStartShowsTheBuild(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sleeper.sh")
+	e.write("ecosystem.config.js", `module.exports = { apps: [{
+		name: 'web', script: './sleeper.sh', instances: 2,
+		build: 'if [ -f broken ]; then echo "main.go:3: undefined: x" >&2; exit 2; fi; echo compiling; echo "linked" >&2',
+	}] }`)
+	r := e.ok("start", "ecosystem.config.js")
+	for _, want := range []string{"web | corral: building web: if [ -f broken ]", "web | compiling\n", "web | linked\n", "web | corral: web built in "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("start's output lacks %q:\n%s", want, r)
+		}
+	}
+	if strings.Contains(r.stderr, "started instance=") {
+		t.Errorf("start printed the app's own output:\n%s", r)
+	}
+	before := []int{e.waitStatus(0, "online", 30*time.Second).PID, e.waitStatus(1, "online", 30*time.Second).PID}
+
+	e.write("broken", "")
+	r = e.fails("restart", "ecosystem.config.js")
+	for _, want := range []string{
+		"web | main.go:3: undefined: x",
+		"[corral] error: web: build failed (exit status 2, after ",
+		"[corral] error:     main.go:3: undefined: x",
+		"nothing was changed: its 2 running process(es) keep serving the previous build",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("restart's output lacks %q:\n%s", want, r)
+		}
+	}
+	for i, pid := range before {
+		if p := e.proc(i); p.PID != pid || p.Pm2Env.Status != "online" {
+			t.Errorf("process %d: pid %d %s after a failed build, want %d online", i, p.PID, p.Pm2Env.Status, pid)
+		}
+	}
+	if logs := e.ok("logs", "web", "--lines", "50", "--nostream"); !strings.Contains(logs.stdout, "main.go:3: undefined: x") {
+		t.Errorf("corral logs does not keep the build's output:\n%s", logs)
+	}
+}
