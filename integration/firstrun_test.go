@@ -64,7 +64,9 @@ func TestRunReadmeFirstRun(t *testing.T) {
 		t.Fatalf("a worker started before the build ended (lines %d, %d, %d):\n%s", building[0], built[0], started[0], run.stdout)
 	}
 	// The port: the one PORT gave, not the file's default.
-	if !slices.ContainsFunc(out, func(l string) bool { return strings.Contains(l, "msg=listening") && strings.Contains(l, ":"+strconv.Itoa(port)) }) {
+	if !slices.ContainsFunc(out, func(l string) bool {
+		return strings.Contains(l, "msg=listening") && strings.Contains(l, ":"+strconv.Itoa(port))
+	}) {
 		t.Errorf("no worker says it listens on %d:\n%s", port, run.stdout)
 	}
 
