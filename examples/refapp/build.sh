@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 mkdir -p bin
 if [ ! -e bin/refapp ]; then
 	echo "refapp: first build here: on a cold Go cache it compiles pgx and the pure-Go SQLite," \
-		"about 1 min on an idle 2-core machine and several on a busy one; each package is named as it compiles"
+		"half a minute to a minute on 2 cores; each package is named as it compiles," \
+		"and the largest, modernc.org/sqlite/lib, is one long step without output"
 fi
 go build -v -o bin/refapp.new . 2>&1
 mv -f bin/refapp.new bin/refapp

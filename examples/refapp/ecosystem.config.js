@@ -4,8 +4,8 @@
 //   PORT=5050 go run ./cmd/corral run examples/refapp/ecosystem.config.js     (another port)
 //
 // corral runs `build` (./build.sh: go build -v) once, before any worker starts, its output on
-// the terminal: the first build on a cold Go cache compiles pgx and the pure-Go SQLite (about a
-// minute on two idle cores, several on busy ones), later ones take seconds. Then each worker runs
+// the terminal: the first build on a cold Go cache compiles pgx and the pure-Go SQLite (half a
+// minute to a minute on two cores), later ones take seconds. Then each worker runs
 // the built binary, bin/refapp. `build` is corral's own attribute (PM2 ignores it: under PM2, run
 // ./build.sh first). The
 // app listens through corral's worker package (package github.com/corral-pm/corral/worker), so
