@@ -28,6 +28,13 @@ func TestStartShowsTheBuild(t *testing.T) {
 	}
 	before := []int{e.waitStatus(0, "online", 30*time.Second).PID, e.waitStatus(1, "online", 30*time.Second).PID}
 
+	if d := e.ok("describe", "web"); !strings.Contains(d.stdout, "build") || !strings.Contains(d.stdout, "(at most 15m0s)") {
+		t.Errorf("describe does not show the build:\n%s", d)
+	}
+	if j := e.ok("jlist"); !strings.Contains(j.stdout, `"build_timeout":900000`) {
+		t.Errorf("jlist does not show build_timeout:\n%s", j.stdout)
+	}
+
 	e.write("broken", "")
 	r = e.fails("restart", "ecosystem.config.js")
 	for _, want := range []string{
