@@ -2,6 +2,7 @@ package integration
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,4 +56,28 @@ func TestStartShowsTheBuild(t *testing.T) {
 	if logs := e.ok("logs", "web", "--lines", "50", "--nostream"); !strings.Contains(logs.stdout, "main.go:3: undefined: x") {
 		t.Errorf("corral logs does not keep the build's output:\n%s", logs)
 	}
+}
+
+// TestRunCtrlCDuringTheBuild: Ctrl-C while `corral run` builds ends the build (its whole
+// process group) and the command at once, rather than after the compile or build_timeout.
+func TestRunCtrlCDuringTheBuild(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sleeper.sh")
+	e.write("ecosystem.config.js", `module.exports = { apps: [{
+		name: 'slow', script: './sleeper.sh', build: 'echo compiling; sleep 300 & wait',
+	}] }`)
+	run := e.background("run", "ecosystem.config.js")
+	run.stdout.waitLine(t, "the build's output", 30*time.Second, func(l string) bool { return strings.HasSuffix(l, "| compiling") })
+	begun := time.Now()
+	run.signal(syscall.SIGINT)
+	if code := run.wait(30 * time.Second); code != 0 {
+		t.Fatalf("run exited with %d on Ctrl-C during the build\nstdout:\n%s\nstderr:\n%s", code, run.stdout, run.stderr)
+	}
+	if took := time.Since(begun); took > 15*time.Second {
+		t.Errorf("run took %v to stop during a build", took)
+	}
+	if strings.Contains(run.stderr.String(), "[corral] error") {
+		t.Errorf("run reported an error for the interrupted start:\n%s", run.stderr)
+	}
+	e.waitFor("the build's processes to end", 10*time.Second, func() bool { return len(pidsWithHome(e.home)) == 0 })
 }
