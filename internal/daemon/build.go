@@ -43,20 +43,15 @@ type buildError struct {
 func (e *buildError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: build failed (%s, after %s): `%s` in %s", e.app, e.ended, e.elapsed.Round(100*time.Millisecond), e.command, e.cwd)
-	if len(e.tail) > 0 {
-		b.WriteString("; its last lines:")
-		for _, l := range e.tail {
-			b.WriteString("\n    ")
-			b.WriteString(l)
-		}
-		b.WriteString("\n")
-	} else {
-		b.WriteString(" (it printed nothing); ")
+	if len(e.tail) == 0 {
+		fmt.Fprintf(&b, " (it printed nothing); %s", e.afterwards)
+		return b.String()
 	}
-	if len(e.tail) > 0 {
-		b.WriteString("  ")
+	b.WriteString("; its last lines:\n")
+	for _, l := range e.tail {
+		fmt.Fprintf(&b, "    %s\n", l)
 	}
-	b.WriteString(e.afterwards)
+	fmt.Fprintf(&b, "  %s", e.afterwards)
 	return b.String()
 }
 
@@ -64,9 +59,13 @@ func (e *buildError) Error() string {
 // cancel them instead of waiting for a compile to end.
 type builds struct {
 	mu       sync.Mutex
-	stopping bool                          // the daemon is stopping: no build starts
-	running  map[string]context.CancelFunc // by app name
+	stopping bool                   // the daemon is stopping: no build starts
+	running  map[string]*buildEntry // by app name
 }
+
+// buildEntry is one running build; its own pointer, so that a build's end never forgets a
+// later build of another app of the same name.
+type buildEntry struct{ cancel context.CancelFunc }
 
 // begin registers app's build and returns its context; it is cancelled by cancel(app) or
 // cancelAll, and ends with the returned release.
@@ -79,12 +78,15 @@ func (b *builds) begin(app string, timeout time.Duration) (context.Context, func
 		return ctx, func() {}
 	}
 	if b.running == nil {
-		b.running = map[string]context.CancelFunc{}
+		b.running = map[string]*buildEntry{}
 	}
-	b.running[app] = cancel
+	e := &buildEntry{cancel: cancel}
+	b.running[app] = e
 	return ctx, func() {
 		b.mu.Lock()
-		delete(b.running, app)
+		if b.running[app] == e {
+			delete(b.running, app)
+		}
 		b.mu.Unlock()
 		cancel()
 	}
@@ -94,8 +96,8 @@ func (b *builds) begin(app string, timeout time.Duration) (context.Context, func
 func (b *builds) cancel(app string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := b.running[app]; c != nil {
-		c()
+	if e := b.running[app]; e != nil {
+		e.cancel()
 	}
 }
 
@@ -104,17 +106,19 @@ func (b *builds) cancelAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopping = true
-	for _, c := range b.running {
-		c()
+	for _, e := range b.running {
+		e.cancel()
 	}
 }
 
+// errBuildTimeout is the cause of a build's context that build_timeout ended.
 var errBuildTimeout = errors.New("build_timeout")
 
 // build runs s.Build for app a, whose processes procs are about to start (or be replaced),
-// and returns a *buildError when it fails; the caller then changes nothing. Its output goes to the log files of the
-// app's first process (the per-app files when merge_logs is on), under that process's id.
-// Loop only: no other op of the app runs meanwhile.
+// and returns an error when it fails (a *buildError), or when the program it should have made
+// is not there; the caller then changes nothing. Its output goes to the log files of the app's
+// first process (the per-app files when merge_logs is on), under that process's id. Loop
+// only: no other op of the app runs meanwhile.
 func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	if s.Build == "" || len(procs) == 0 {
 		return nil
@@ -208,12 +212,16 @@ func runBuild(ctx context.Context, s *spec.App, stdout, stderr io.Writer) error 
 	// A session of its own, as the app's runs: no terminal signal reaches it, and the whole
 	// group can be signalled.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	exited := make(chan struct{}) // closed once the shell is reaped: its pid may be reused then
 	cmd.Cancel = func() error {
 		pid := cmd.Process.Pid
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		go func() {
-			time.Sleep(buildKillDelay)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			select {
+			case <-exited: // the group was killed when the shell ended (below)
+			case <-time.After(buildKillDelay):
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
 		}()
 		return nil
 	}
@@ -224,12 +232,14 @@ func runBuild(ctx context.Context, s *spec.App, stdout, stderr io.Writer) error 
 		return fmt.Errorf("cannot run /bin/sh: %w", err)
 	}
 	err := cmd.Wait()
-	reaper.Release(cmd.Process.Pid)
 	if ctx.Err() != nil {
 		// Cancelled: what is left of its group (a compiler that outlived the shell) goes now,
-		// not buildKillDelay later, when the daemon may have exited already.
+		// not buildKillDelay later, when the daemon may have exited already. (A group that
+		// still has members keeps its id from being reused.)
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	close(exited)
+	reaper.Release(cmd.Process.Pid)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
