@@ -16,5 +16,7 @@ if [ ! -e bin/refapp ]; then
 		"half a minute to a minute on 2 cores; each package is named as it compiles," \
 		"and the largest, modernc.org/sqlite/lib, is one long step without output"
 fi
-go build -v -o bin/refapp.new . 2>&1
-mv -f bin/refapp.new bin/refapp
+tmp="bin/.refapp.$$" # this build's own: two builds at once (two checkouts' demos) do not mix
+trap 'rm -f "$tmp"' EXIT
+go build -v -o "$tmp" . 2>&1
+mv -f "$tmp" bin/refapp
