@@ -16,7 +16,7 @@ if [ ! -e bin/refapp ]; then
 		"half a minute to a minute on 2 cores; each package is named as it compiles," \
 		"and the largest, modernc.org/sqlite/lib, is one long step without output"
 fi
-tmp="bin/.refapp.$$" # this build's own: two builds at once (two checkouts' demos) do not mix
+tmp="bin/.refapp.$$" # this build's own: two demos of one checkout building at once do not mix
 trap 'rm -f "$tmp"' EXIT
 go build -v -o "$tmp" . 2>&1
 mv -f "$tmp" bin/refapp
