@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +18,7 @@ func TestStartShowsTheBuild(t *testing.T) {
 	e := newEnv(t, "sleeper.sh")
 	e.write("ecosystem.config.js", `module.exports = { apps: [{
 		name: 'web', script: './sleeper.sh', instances: 2,
-		build: 'if [ -f broken ]; then echo "main.go:3: undefined: x" >&2; exit 2; fi; echo compiling; echo "linked" >&2',
+		build: 'if [ -f broken ]; then echo "main.go:3: undefined: x" >&2; exit 2; fi; echo compiling; sleep 0.3; echo "linked" >&2',
 	}] }`)
 	r := e.ok("start", "ecosystem.config.js")
 	for _, want := range []string{"web | corral: building web: if [ -f broken ]", "web | compiling\n", "web | linked\n", "web | corral: web built in "} {
@@ -55,6 +57,18 @@ func TestStartShowsTheBuild(t *testing.T) {
 	}
 	if logs := e.ok("logs", "web", "--lines", "50", "--nostream"); !strings.Contains(logs.stdout, "main.go:3: undefined: x") {
 		t.Errorf("corral logs does not keep the build's output:\n%s", logs)
+	}
+
+	// A reload by name says that it builds, and where the output is (the build takes long
+	// enough that its start is seen before the request returns).
+	if err := os.Remove(filepath.Join(e.dir, "broken")); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok("reload", "web")
+	for _, want := range []string{"[corral] web: building: if [ -f broken ]", "(its output: `corral logs web`)", "[corral] web: built in "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("reload's output lacks %q:\n%s", want, r)
+		}
 	}
 }
 

@@ -30,13 +30,10 @@ func (c *cli) followBuilds(ctx context.Context, apps []spec.App) (stop func()) {
 	var wg sync.WaitGroup
 	ready := make(chan struct{})
 	var once sync.Once
-	var mu sync.Mutex
-	open := 0                       // builds begun and not ended, under mu
-	ended := make(chan struct{}, 1) // a build ended
+	var open openBuilds
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		building := map[string]bool{}
 		_ = c.run(ctx, func(cl *api.Client) error {
 			q := api.LogsQuery{Targets: []string{"all"}, Follow: true}
 			return cl.FollowLogs(ctx, q, func() { once.Do(func() { close(ready) }) }, func(l api.LogLine) error {
@@ -44,24 +41,14 @@ func (c *cli) followBuilds(ctx context.Context, apps []spec.App) (stop func()) {
 					return nil
 				}
 				first, last := buildBoundary(l.App, l.Message)
-				if first && !building[l.App] {
-					building[l.App] = true
-					mu.Lock()
-					open++
-					mu.Unlock()
+				if first {
+					open.begin(l.App)
 				}
-				if building[l.App] {
+				if open.running(l.App) {
 					fmt.Fprintf(c.stderr, "%s | %s\n", l.App, l.Message)
 				}
-				if last && building[l.App] {
-					building[l.App] = false
-					mu.Lock()
-					open--
-					mu.Unlock()
-					select {
-					case ended <- struct{}{}:
-					default:
-					}
+				if last {
+					open.end(l.App)
 				}
 				return nil
 			})
@@ -71,24 +58,70 @@ func (c *cli) followBuilds(ctx context.Context, apps []spec.App) (stop func()) {
 	// Wait until the subscription is live, so the build's first lines are not missed.
 	<-ready
 	return func() {
-		// The request has returned: the last lines of a build may still be on their way.
-		deadline := time.After(time.Second)
-	drain:
-		for {
-			mu.Lock()
-			n := open
-			mu.Unlock()
-			if n == 0 {
-				break
-			}
-			select {
-			case <-ended:
-			case <-deadline:
-				break drain
-			}
-		}
+		open.wait(time.Second)
 		cancel()
 		wg.Wait()
+	}
+}
+
+// openBuilds are the builds whose first line (or event) a command has printed and not yet
+// their last. When the request returns, the last lines may still be on their way on the
+// stream: the command waits a little for them rather than cut a build's story short.
+type openBuilds struct {
+	mu    sync.Mutex
+	apps  map[string]bool
+	ended chan struct{} // capacity 1: a build ended
+}
+
+func (o *openBuilds) init() {
+	if o.apps == nil {
+		o.apps = map[string]bool{}
+		o.ended = make(chan struct{}, 1)
+	}
+}
+
+func (o *openBuilds) begin(app string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.init()
+	o.apps[app] = true
+}
+
+func (o *openBuilds) running(app string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.apps[app]
+}
+
+func (o *openBuilds) end(app string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.init()
+	if o.apps[app] {
+		delete(o.apps, app)
+		select {
+		case o.ended <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait waits, at most timeout, until every build begun has ended.
+func (o *openBuilds) wait(timeout time.Duration) {
+	deadline := time.After(timeout)
+	for {
+		o.mu.Lock()
+		o.init()
+		n, ended := len(o.apps), o.ended
+		o.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ended:
+		case <-deadline:
+			return
+		}
 	}
 }
 

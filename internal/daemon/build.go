@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/logs"
 	"github.com/corral-pm/corral/internal/reaper"
 	"github.com/corral-pm/corral/internal/spec"
@@ -138,6 +139,12 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	timeout := s.BuildTimeoutD()
 	out.line(fmt.Sprintf("corral: building %s: %s (in %s; its processes start once it succeeds, at most %s from now)", s.Name, s.Build, s.Cwd, timeout))
 	d.logFileLine(fmt.Sprintf("app %s: build started: %s", s.Name, s.Build))
+	// On the event stream too, for the commands that wait on it (`corral reload <app>`).
+	// Published directly, not through onEvent: the lines above already reach the hub.
+	event := func(msg string) {
+		d.events.publish(api.Event{Time: time.Now(), ID: first.ID(), Name: s.Name, Kind: api.EventBuild, Message: msg})
+	}
+	event(fmt.Sprintf("%s%s (its output: `corral logs %s`)", api.BuildStartedPrefix, s.Build, s.Name))
 
 	ctx, release := d.builds.begin(s.Name, timeout)
 	defer release()
@@ -151,6 +158,7 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	if err == nil {
 		out.line(fmt.Sprintf("corral: %s built in %s", s.Name, elapsed.Round(100*time.Millisecond)))
 		d.logFileLine(fmt.Sprintf("app %s: built in %s", s.Name, elapsed.Round(100*time.Millisecond)))
+		event(fmt.Sprintf("built in %s", elapsed.Round(100*time.Millisecond)))
 		// The program may be the build's output: it must be there now.
 		if err := supervisor.Startable(s); err != nil {
 			msg := fmt.Sprintf("%s: built, but it cannot start: %v: the build (`%s`) must make it; %s", s.Name, err, s.Build, afterFailedBuild(s.Name, running, false))
@@ -170,6 +178,7 @@ func (d *Daemon) build(a *app, s *spec.App, procs []*supervisor.Process) error {
 	be := &buildError{app: s.Name, command: s.Build, cwd: s.Cwd, ended: ended, elapsed: elapsed, tail: tail.lines(), afterwards: afterwards}
 	errOut.line(fmt.Sprintf("corral: build of %s failed (%s, after %s): %s", s.Name, ended, elapsed.Round(100*time.Millisecond), afterwards))
 	d.logFileLine(fmt.Sprintf("app %s: build failed (%s)", s.Name, ended))
+	event(fmt.Sprintf("build failed (%s)", ended))
 	return be
 }
 
