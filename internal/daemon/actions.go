@@ -85,6 +85,25 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 // actOnApp carries out action on procs of a, and says what a rolling reload did. Loop only.
 func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal) ([]api.ReloadSummary, error) {
 	s := a.st.spec
+	var next *spec.App // restart and reload with --update-env: the spec they run with
+	if (action == api.ActionRestart || action == api.ActionReload) && req.UpdateEnv != nil {
+		n := s.Clone()
+		n.BaseEnv = req.UpdateEnv
+		next = &n
+	}
+	switch action {
+	case api.ActionStart, api.ActionRestart, api.ActionReload:
+		// Built (with the environment it will run with) before anything changes, and before
+		// the operation's own time starts: a build that fails leaves the app as it was, its
+		// processes serving.
+		built := s
+		if next != nil {
+			built = next
+		}
+		if err := d.build(a, built, procs); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
 	defer cancel()
 	switch action {
@@ -93,9 +112,6 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		d.settle(a)
 		return nil, err
 	case api.ActionStart:
-		if err := d.build(a, s, procs); err != nil {
-			return nil, err
-		}
 		var running, stopped []*supervisor.Process
 		for _, p := range procs {
 			switch p.Info().Status {
@@ -114,21 +130,6 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		}
 		return nil, errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
 	case api.ActionRestart, api.ActionReload:
-		var next *spec.App
-		if req.UpdateEnv != nil {
-			n := s.Clone()
-			n.BaseEnv = req.UpdateEnv
-			next = &n
-		}
-		// Built (with the environment it will run with) before anything changes: a build
-		// that fails leaves the app as it was, its processes serving.
-		built := s
-		if next != nil {
-			built = next
-		}
-		if err := d.build(a, built, procs); err != nil {
-			return nil, err
-		}
 		if next != nil {
 			a.st.spec = next
 		}
