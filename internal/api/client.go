@@ -283,7 +283,13 @@ func (q LogsQuery) encode() string {
 
 // Logs streams log lines to fn until the history ends (or, following, until ctx ends).
 func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(LogLine) error) error {
-	return c.stream(ctx, "/logs?"+q.encode(), nil, func(b []byte) error {
+	return c.FollowLogs(ctx, q, nil, fn)
+}
+
+// FollowLogs is Logs with opened (if not nil) called once the daemon has subscribed to the live
+// output, so a caller can act knowing it will see the lines that follow.
+func (c *Client) FollowLogs(ctx context.Context, q LogsQuery, opened func(), fn func(LogLine) error) error {
+	return c.stream(ctx, "/logs?"+q.encode(), opened, func(b []byte) error {
 		var l LogLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return fmt.Errorf("bad log line from the daemon: %w", err)

@@ -25,7 +25,12 @@ const (
 	EventLogError       EventKind = "log error"       // a log file could not be opened (or was refused), or the pid file written
 	EventOutputLost     EventKind = "output lost"     // output a log file did not take (rate limited: the first loss, then a summary a minute)
 	EventAdopted        EventKind = "adopted"         // a daemon that started after another took over the run (PID)
+	EventBuild          EventKind = "build"           // the app's build began, ended or failed (Message; ID is the process whose log has its output)
 )
+
+// BuildStartedPrefix begins the Message of the EventBuild that says a build began (the others
+// say how it ended).
+const BuildStartedPrefix = "building: "
 
 // Event is something that happened to a process: a line of GET /v1/events.
 type Event struct {

@@ -102,6 +102,10 @@ func jlistEntry(p Process) map[string]any {
 	if a.CronRestart != "" {
 		pm2env["cron_restart"] = a.CronRestart
 	}
+	if a.Build != "" {
+		pm2env["build"] = a.Build
+		pm2env["build_timeout"] = int64(a.BuildTimeoutD() / time.Millisecond)
+	}
 	if len(a.StopExitCodes) > 0 {
 		pm2env["stop_exit_codes"] = a.StopExitCodes
 	}

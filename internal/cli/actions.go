@@ -149,9 +149,11 @@ func (c *cli) restartLike(action api.Action, short string) *cobra.Command {
 			}
 			var errs []string
 			if len(apps) > 0 {
+				stopBuilds := c.followBuilds(ctx, apps)
 				resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
 					return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: api.ModeFile})
 				})
+				stopBuilds()
 				if err != nil {
 					return err
 				}

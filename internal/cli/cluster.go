@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/spf13/cobra"
@@ -74,8 +75,9 @@ func isSignedNumber(s string) bool {
 	return err == nil
 }
 
-// progress prints reload events while an action runs, so a rolling reload of many workers
-// shows where it is. It stops when the returned function is called.
+// progress prints reload and build events while an action runs, so a rolling reload of many
+// workers shows where it is, and a build before it is not waited for in silence. It stops
+// when the returned function is called (after the end of a build it has shown the start of).
 func (c *cli) progress(ctx context.Context) (stop func()) {
 	if c.silent {
 		return func() {}
@@ -83,6 +85,7 @@ func (c *cli) progress(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	ready := make(chan struct{})
+	var builds openBuilds
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -100,6 +103,13 @@ func (c *cli) progress(ctx context.Context) (stop func()) {
 					c.infof("%s[%d]: old pid %d drained and exited", ev.Name, ev.ID, ev.PID)
 				case ev.Kind == api.EventReloadFailed:
 					c.infof("%s[%d]: replacement pid %d failed: %s", ev.Name, ev.ID, ev.PID, ev.Message)
+				case ev.Kind == api.EventBuild:
+					c.infof("%s: %s", ev.Name, ev.Message)
+					if strings.HasPrefix(ev.Message, api.BuildStartedPrefix) {
+						builds.begin(ev.Name)
+					} else {
+						builds.end(ev.Name)
+					}
 				}
 				if ev.Kind == api.EventOnline && ev.OldPID != 0 {
 					oldPIDs[ev.ID] = ev.OldPID
@@ -112,6 +122,7 @@ func (c *cli) progress(ctx context.Context) (stop func()) {
 	// Wait until the subscription is live, so the first events of the action are not missed.
 	<-ready
 	return func() {
+		builds.wait(time.Second)
 		cancel()
 		wg.Wait()
 	}

@@ -128,8 +128,11 @@ func (c *cli) runForeground(ctx context.Context, fs *pflag.FlagSet, f *appFlags,
 		<-printed
 		return err
 	}
-	for _, e := range resp.Errors {
-		fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+	if runCtx.Err() == nil {
+		// (After a Ctrl-C during the start, its errors only say that it was interrupted.)
+		for _, e := range resp.Errors {
+			fmt.Fprintf(c.stderr, "[corral] error: %s\n", e)
+		}
 	}
 
 	nothingRunning := false

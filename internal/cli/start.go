@@ -299,11 +299,13 @@ func (c *cli) start(ctx context.Context, fs *pflag.FlagSet, f *appFlags, args, s
 				existing[p.Name] = true
 			}
 		}
+		stopBuilds := c.followBuilds(ctx, apps)
 		stopNote := c.listenWaitNote(apps, existing)
 		resp, err := request(ctx, c, func(cl *api.Client) (api.ActionResponse, error) {
 			return cl.Start(ctx, api.StartRequest{Apps: apps, Mode: api.ModeFile})
 		})
 		stopNote()
+		stopBuilds()
 		if err != nil {
 			return err // the daemon checks the whole request first: nothing was started
 		}

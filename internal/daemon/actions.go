@@ -34,6 +34,13 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 	if err != nil {
 		return resp, err
 	}
+	if action == api.ActionStop || action == api.ActionDelete {
+		// A stop does not wait for a build to end: it cancels it (the start it belonged to
+		// then fails, and starts nothing).
+		for _, tg := range sel {
+			d.builds.cancel(tg.app.name)
+		}
+	}
 	type outcome struct {
 		ids     []int
 		reloads []api.ReloadSummary
@@ -78,6 +85,25 @@ func (d *Daemon) Act(ctx context.Context, action api.Action, req api.ActionReque
 // actOnApp carries out action on procs of a, and says what a rolling reload did. Loop only.
 func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process, req api.ActionRequest, sig syscall.Signal) ([]api.ReloadSummary, error) {
 	s := a.st.spec
+	var next *spec.App // restart and reload with --update-env: the spec they run with
+	if (action == api.ActionRestart || action == api.ActionReload) && req.UpdateEnv != nil {
+		n := s.Clone()
+		n.BaseEnv = req.UpdateEnv
+		next = &n
+	}
+	switch action {
+	case api.ActionStart, api.ActionRestart, api.ActionReload:
+		// Built (with the environment it will run with) before anything changes, and before
+		// the operation's own time starts: a build that fails leaves the app as it was, its
+		// processes serving.
+		built := s
+		if next != nil {
+			built = next
+		}
+		if err := d.build(a, built, procs); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout(s))
 	defer cancel()
 	switch action {
@@ -104,11 +130,7 @@ func (d *Daemon) actOnApp(action api.Action, a *app, procs []*supervisor.Process
 		}
 		return nil, errors.Join(err, forEach(running, func(p *supervisor.Process) error { return p.Restart(ctx, nil) }))
 	case api.ActionRestart, api.ActionReload:
-		var next *spec.App
-		if req.UpdateEnv != nil {
-			n := s.Clone()
-			n.BaseEnv = req.UpdateEnv
-			next = &n
+		if next != nil {
 			a.st.spec = next
 		}
 		if a.st.ownsPort() {

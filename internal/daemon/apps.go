@@ -157,6 +157,13 @@ func (d *Daemon) checkNewSpec(s *spec.App) error {
 	if _, err := instanceCount(s); err != nil {
 		return err
 	}
+	if s.Build != "" {
+		// The program may be the build's output: checked once the build has run (build.go).
+		if st, err := os.Stat(s.Cwd); err != nil || !st.IsDir() {
+			return badRequestError{fmt.Sprintf("app %q cannot start: cwd %s is not a directory", s.Name, s.Cwd)}
+		}
+		return nil
+	}
 	if err := supervisor.Startable(s); err != nil {
 		return badRequestError{fmt.Sprintf("app %q cannot start: %v", s.Name, err)}
 	}
@@ -273,6 +280,9 @@ func (d *Daemon) create(a *app, instances []int, start []bool) ([]int, error) {
 			toStart = append(toStart, p)
 		}
 	}
+	if err := d.build(a, s, toStart); err != nil {
+		return ids, err
+	}
 	return ids, forEach(toStart, func(p *supervisor.Process) error { return p.Start() })
 }
 
@@ -287,6 +297,11 @@ func (d *Daemon) update(a *app, s *spec.App) ([]int, error) {
 	}
 	if err := forkRollbackProblem(a.st.spec, s, want, a.st.group); err != nil {
 		return nil, err
+	}
+	// Built before anything changes: a new configuration that does not build leaves the app
+	// as it was.
+	if err := d.build(a, s, a.st.procs); err != nil {
+		return procIDsList(a.st.procs), err
 	}
 	d.disarmTriggers(a)
 	old := a.st.spec

@@ -78,6 +78,8 @@ type Daemon struct {
 
 	// forkReq: request metrics of fork-mode Node processes (cluster workers' are the group's).
 	forkReq forkRequests
+	// builds are the apps' builds running now, to cancel on stop (build.go).
+	builds builds
 
 	usageMu sync.Mutex
 	usage   map[int]procstat.Usage

@@ -73,6 +73,7 @@ func (d *Daemon) forwardSignal(sig syscall.Signal) bool {
 // errored process now are noted for the report. sig is the signal that asked for it, if any.
 // Only the first call counts (`corral kill` stops the apps before Run's own stop).
 func (d *Daemon) beginDrain(sig string) {
+	d.builds.cancelAll() // a build would hold its app's stop up until it ended
 	if d.fg.draining.Load() {
 		return
 	}

@@ -63,6 +63,9 @@ var attributes = []attribute{
 	{name: "alerts"},
 	// corral's own: how `corral verify` exercises the app (asVerify).
 	{name: "verify"},
+	// corral's own: a command run once before the app's processes start (asBuild).
+	{name: "build"},
+	{name: "build_timeout"},
 	{name: "pmx"},
 	{name: "automation"},
 }

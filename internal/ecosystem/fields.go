@@ -310,3 +310,22 @@ func asLogType(v any) (string, error) {
 	}
 	return "", fmt.Errorf(`%q is not a log type: use "json" (a JSON object per line) or leave it out`, s)
 }
+
+// asBuild reads build: one shell command line, run with `sh -c` in the app's cwd before its
+// processes start. A list is refused rather than joined: whether its items should run with
+// "&&" or ";" between them is the user's call ("a && b" says it).
+func asBuild(v any) (string, error) {
+	const hint = `use one shell command line such as "go build -o bin/app ." or "npm run build" (join steps with &&), or leave build out`
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("expected a string, got %s: %s", typeName(v), hint)
+	}
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", fmt.Errorf("is empty: %s", hint)
+	case strings.ContainsRune(s, 0):
+		return "", fmt.Errorf("contains a NUL byte: %s", hint)
+	}
+	return s, nil
+}

@@ -153,6 +153,8 @@ func decode(attrs attrSet, opt Options, app *spec.App, errs *problems) *pending 
 	field(attrs, errs, "interpreter", asString, &p.interpreter)
 	field(attrs, errs, "interpreter_args", asWords, &p.interpreterArgs)
 	field(attrs, errs, "cwd", asString, &p.cwd)
+	field(attrs, errs, "build", asBuild, &app.Build)
+	field(attrs, errs, "build_timeout", asMillis, &app.BuildTimeout)
 
 	field(attrs, errs, "exec_mode", asExecMode, &p.execMode)
 	p.instancesGiven = field(attrs, errs, "instances", asInstances, &app.Instances)

@@ -172,6 +172,17 @@ func resolveScript(app *spec.App, p *pending, pathEnv string, errs *problems) []
 			errs.addf(key, "%s is not executable and its extension does not say what runs it: set \"interpreter\" (for example \"node\", \"python3\" or \"bash\") or make it executable", file)
 		}
 
+	case app.Build != "" && builtFile(p.script):
+		// Not there yet: the app's build makes it (the daemon checks once the build has run).
+		app.Script = file
+		app.Interpreter = p.interpreter
+		if app.Interpreter == "" {
+			app.Interpreter = interpreterByExt[strings.ToLower(filepath.Ext(file))]
+		}
+		if app.Interpreter == "" {
+			app.Interpreter = "none" // a built program
+		}
+
 	case strings.ContainsAny(p.script, " \t\n"):
 		// A command line: sh -c runs it, so it can use pipes, variables and PATH lookup.
 		app.Shell = true
@@ -210,6 +221,16 @@ func resolveScript(app *spec.App, p *pending, pathEnv string, errs *problems) []
 		}
 	}
 	return warnings
+}
+
+// builtFile reports whether a script that does not exist yet may be the output of the app's
+// build: a path ("dist/server.js", "./bin/app") or a file name with a known extension
+// ("server.js"); not a command line, and not a bare name, which is a program in PATH.
+func builtFile(script string) bool {
+	if strings.ContainsAny(script, " \t\n") {
+		return false
+	}
+	return strings.Contains(script, "/") || interpreterByExt[strings.ToLower(filepath.Ext(script))] != ""
 }
 
 // lookPath finds an executable in a PATH list. Relative entries are taken from the app's cwd;

@@ -63,6 +63,9 @@ func Describe(p api.Process, o Options, revealed bool) string {
 		[]cell{{text: "last exit"}, {text: lastExit(p)}},
 		[]cell{{text: "created at"}, {text: p.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")}},
 	)
+	if a.Build != "" {
+		rows = append(rows, []cell{{text: "build"}, {text: fmt.Sprintf("%s (at most %v)", a.Build, a.BuildTimeoutD())}})
+	}
 	if c := p.Cluster; c != nil {
 		listening := "not yet"
 		if len(c.Listening) > 0 {

@@ -52,6 +52,10 @@ const (
 	MaxBackoffDelay = 15 * time.Second
 	// BackoffResetAfter: an app that stays up this long has its backoff delay reset.
 	BackoffResetAfter = 30 * time.Second
+	// DefaultBuildTimeout bounds an app's build (corral's own attribute, no PM2 default): long
+	// enough for a first Go or TypeScript build on a cold cache on a small, busy machine, short
+	// enough that a build stuck on a prompt or a lock does not hold a start for ever.
+	DefaultBuildTimeout = Millis(15 * 60 * 1000)
 )
 
 // Millis is a duration in whole milliseconds, PM2's unit for every time attribute.
@@ -73,6 +77,15 @@ type App struct {
 	Interpreter     string   `json:"exec_interpreter"` // "none" when Script is run directly
 	InterpreterArgs []string `json:"node_args,omitempty"`
 	Cwd             string   `json:"cwd"`
+	// Build is a shell command (`sh -c`) the daemon runs once, in Cwd with the app's
+	// environment, before it starts the app's processes on start, restart and reload (never
+	// before a crash restart, which must be quick and must not rebuild what runs): "go build -o
+	// bin/app .", "npm run build". Its output goes to the app's logs; a failed build starts
+	// nothing, and leaves a reloaded app's old processes serving. corral's own attribute: PM2
+	// ignores it. "": no build.
+	Build string `json:"build,omitempty"`
+	// BuildTimeout bounds Build; 0 is DefaultBuildTimeout (specs saved before it existed).
+	BuildTimeout Millis `json:"build_timeout,omitempty"`
 
 	ExecMode    string `json:"exec_mode"`
 	Instances   int    `json:"instances"` // as declared: N > 0, 0 = max, -N = max - N
@@ -167,6 +180,14 @@ func Defaults() App {
 		LogMaxSize:    DefaultLogMaxSize,
 		LogRetain:     DefaultLogRetain,
 	}
+}
+
+// BuildTimeoutD is how long the app's build may run.
+func (a *App) BuildTimeoutD() time.Duration {
+	if a.BuildTimeout <= 0 {
+		return DefaultBuildTimeout.D()
+	}
+	return a.BuildTimeout.D()
 }
 
 // IsNode reports whether the app runs under Node.js, which decides whether it gets Node's IPC
@@ -277,7 +298,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("app %q: exec_mode %q is neither %q nor %q", a.Name, a.ExecMode, ModeFork, ModeCluster)
 	case !filepath.IsAbs(a.Cwd):
 		return fmt.Errorf("app %q: cwd %q is not absolute", a.Name, a.Cwd)
-	case a.KillTimeout < 0 || a.ListenTimeout < 0 || a.MinUptime < 0 || a.RestartDelay < 0:
+	case a.KillTimeout < 0 || a.ListenTimeout < 0 || a.MinUptime < 0 || a.RestartDelay < 0 || a.BuildTimeout < 0:
 		return fmt.Errorf("app %q: negative durations are not allowed", a.Name)
 	}
 	switch a.SchedPolicy {
