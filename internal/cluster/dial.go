@@ -18,7 +18,7 @@ import (
 // worker package accept it as they accept any other; the daemon then speaks on the client
 // side. This works under every policy: a worker on a shared or reuseport key takes a newconn
 // on the real handle it holds, as it takes the connections of a socket no worker accepts on
-// (§6.6).
+// (docs/node-cluster-protocol.md §6.6).
 //
 // Such a connection is not a client's: it never enters the rotation, does not count in the
 // worker's window or its connection counts, and is never given to another worker. Refused,

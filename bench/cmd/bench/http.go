@@ -37,6 +37,9 @@ const httpAppStack = "stack"
 // corralReuseport is corral with sched_policy reuseport, a contender of the http scenario.
 const corralReuseport = "corral reuseport"
 
+// corralShared is corral with sched_policy shared (-http-corral-shared).
+const corralShared = "corral shared"
+
 // nodeClusterShared is Node's own primary with its shared-socket policy (SCHED_NONE).
 const nodeClusterShared = "node-cluster shared"
 
@@ -128,6 +131,12 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
 					args: []string{"--sched-policy", "reuseport"}, env: appEnv}
 			}})
+			if o.HTTPCorralShared {
+				makers = append(makers, maker{corralShared, func(label string) httpServer {
+					return &toolServer{b: b, tool: t, dir: dir, port: port, label: "shared-" + label, name: corralShared,
+						args: []string{"--sched-policy", "shared"}, env: appEnv}
+				}})
+			}
 		}
 	}
 	if b.NodeCluster {

@@ -100,6 +100,11 @@ type Options struct {
 	// server the stack's database is created on.
 	HTTPApp string `json:"http_app"`
 	PGURL   string `json:"pg_url,omitempty"`
+	// HTTPCorralShared adds corral's shared-socket policy to the http scenario: the same
+	// accept path as Node's SCHED_NONE (one queue, every worker accepting), so that the gap
+	// between reuseport and Node's shared socket can be split into what the per-worker queues
+	// cost and what corral's workers cost per request.
+	HTTPCorralShared bool `json:"http_corral_shared,omitempty"`
 }
 
 // Bench is one run: the tools, the temporary directory, the homes to clean up.
