@@ -112,7 +112,9 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		var sock *socketFile
 		switch {
 		case shared:
-			sock, err = openBound(ls)
+			if sock, err = openBound(ls); err == nil {
+				sock, err = held(sock)
+			}
 		case reuse:
 			sock, err = openReuseGroup(ls)
 		default:

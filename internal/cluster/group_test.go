@@ -908,6 +908,14 @@ func TestSharedPolicy(t *testing.T) {
 			if infos[0] != infos[1] {
 				t.Errorf("the workers got different sockets: %+v, %+v", infos[0], infos[1])
 			}
+			if tc.policy == spec.PolicyShared {
+				g.mu.Lock()
+				h := g.handles[tc.key]
+				g.mu.Unlock()
+				if fd := h.sock.fd(); pollerWatches(t, fd) {
+					t.Errorf("the daemon's poller watches the shared socket (fd %d): every connection would wake the daemon", fd)
+				}
+			}
 			port := infos[0].port
 			if tc.sockType == unix.SOCK_STREAM {
 				// A worker listens on it itself and accepts.
@@ -1257,4 +1265,29 @@ func TestQueryServerSockname(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pollerWatches reports whether fd is in one of this process's epoll sets (Go's poller), read
+// from /proc/self/fdinfo: each epoll fd lists the fds it watches as "tfd: N".
+func pollerWatches(t *testing.T, fd int) bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "tfd:" && f[1] == strconv.Itoa(fd) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -127,12 +127,18 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 	if m.Reuse {
 		return g.restoreSlotSock(m, sock)
 	}
+	if m.Shared {
+		if sock, err = held(sock); err != nil {
+			return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
+		}
+	}
 	h := newHandle(g, m.Key, sock, m.Shared, m.UDP)
 	h.name, h.addr, h.data = m.Name, m.Addr, m.Data
 	g.mu.Lock()
 	if old := g.handles[m.Key]; old != nil {
 		g.mu.Unlock()
-		sock.f.Close() // not h.close: the path belongs to the one kept already
+		sock.path = "" // not removed: the path belongs to the one kept already
+		sock.close()
 		return fmt.Errorf("kept socket %s of %s: key %s is open already", m.Addr, g.app, m.Key)
 	}
 	g.handles[m.Key] = h
