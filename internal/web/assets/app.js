@@ -388,14 +388,31 @@ async function loadState() {
 
 // ---- actions, each behind a confirmation
 
+// The dialog's close event comes in a task of its own, after the dialog has closed: a question
+// asked again before it comes (Cancel, then at once another action's button) must not take that
+// event, and its empty returnValue, as its own answer, nor may it lose the previous answer (an
+// action confirmed, then another button clicked at once). So the answer is read from the closed
+// dialog by whichever comes first, its close event or the next question, and a close event that
+// finds the dialog open again is an earlier question's, already answered.
+let confirmAnswer = null; // gives the asked question its answer (the dialog's returnValue)
+
+function answerConfirm() {
+  const d = $('confirm');
+  if (!confirmAnswer || d.open) return;
+  const answer = confirmAnswer;
+  confirmAnswer = null;
+  answer(d.returnValue);
+}
+
 function confirmDialog(text, count) {
+  answerConfirm(); // the previous question, closed, its close event still to come
+  const d = $('confirm');
+  $('confirm-text').textContent = text;
+  $('confirm-count-label').hidden = count === undefined;
+  if (count !== undefined) $('confirm-count').value = count;
+  d.returnValue = '';
   return new Promise((resolve) => {
-    const d = $('confirm');
-    $('confirm-text').textContent = text;
-    $('confirm-count-label').hidden = count === undefined;
-    if (count !== undefined) $('confirm-count').value = count;
-    d.returnValue = '';
-    d.addEventListener('close', () => resolve(d.returnValue === 'ok' ? (count === undefined ? true : $('confirm-count').value) : null), { once: true });
+    confirmAnswer = (rv) => resolve(rv === 'ok' ? (count === undefined ? true : $('confirm-count').value) : null);
     d.showModal();
   });
 }
@@ -564,6 +581,7 @@ function main() {
     const b = e.target.closest('button[data-action]');
     if (b && !b.disabled) act(b.dataset.action, b.dataset.app);
   });
+  $('confirm').addEventListener('close', answerConfirm);
   $('log-app').addEventListener('change', followLogs);
   $('log-filter').addEventListener('input', queueLogRender);
   loadState().then(() => {
