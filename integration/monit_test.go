@@ -136,13 +136,7 @@ func TestMonitInTerminal(t *testing.T) {
 		return strings.Contains(s, "restart beta[2]: done") && strings.Contains(s, "↺ 1")
 	})
 
-	term.press("q")
-	if code := term.wait(30 * time.Second); code != 0 {
-		t.Errorf("monit quit with exit code %d, want 0; the screen:\n%s", code, term.text())
-	}
-	if term.altScreen() {
-		t.Errorf("monit left the terminal in the alternate screen")
-	}
+	term.quit("q", "monit quit with q")
 	// Fixed colours only: nothing asks the terminal for its background.
 	if out := term.output(); strings.Contains(string(out), "\x1b]11;?") {
 		t.Errorf("monit queried the terminal's background colour")
@@ -162,11 +156,5 @@ func TestMonitCtrlCInTerminal(t *testing.T) {
 	term.waitScreen("the app", 60*time.Second, func(s string) bool {
 		return strings.Contains(s, "idle") && strings.Contains(s, "1/1 online")
 	})
-	term.press("\x03")
-	if code := term.wait(30 * time.Second); code != 0 {
-		t.Errorf("monit ended by Ctrl-C with exit code %d, want 0; the screen:\n%s", code, term.text())
-	}
-	if term.altScreen() {
-		t.Errorf("monit left the terminal in the alternate screen")
-	}
+	term.quit("\x03", "monit ended by Ctrl-C")
 }

@@ -170,6 +170,19 @@ func (term *terminal) wait(timeout time.Duration) int {
 	}
 }
 
+// quit types keys that should end the program (named how, for the messages) and checks it
+// then exits 0 and gives the terminal back: the alternate screen off.
+func (term *terminal) quit(keys, how string) {
+	term.t.Helper()
+	term.press(keys)
+	if code := term.wait(30 * time.Second); code != 0 {
+		term.t.Errorf("%s: exit code %d, want 0; the screen:\n%s", how, code, term.text())
+	}
+	if term.altScreen() {
+		term.t.Errorf("%s: the terminal was left in the alternate screen", how)
+	}
+}
+
 // output is every byte the program wrote so far.
 func (term *terminal) output() []byte {
 	term.mu.Lock()
