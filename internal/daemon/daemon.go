@@ -177,7 +177,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("another corral daemon is already running for %s (its pid is in %s)", p.Home, p.PidFile)
+		return nil, fmt.Errorf("another corral daemon is already running for %s (its pid is in %s): stop it with `corral kill`, or give this one a home of its own with CORRAL_HOME=<dir>", p.Home, p.PidFile)
 	}
 	d := &Daemon{
 		paths:          p,
