@@ -11,6 +11,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/alerts"
 	"github.com/corral-pm/corral/internal/api"
+	"github.com/corral-pm/corral/internal/spec"
 )
 
 // The alerts check asks the daemon's alerts engine (GET /v1/alerts, POST /v1/alerts/test) for
@@ -34,7 +35,8 @@ type AlertSink struct {
 
 // AlertsSource reads the alerts engine. ok is false when the daemon has none.
 type AlertsSource interface {
-	State(ctx context.Context, app string) (st AlertsState, ok bool, err error)
+	// State takes the app's spec as the runner read it (any of its processes' App).
+	State(ctx context.Context, app string, appSpec *spec.App) (st AlertsState, ok bool, err error)
 	// SendTest fires a test notification through every sink of the app and returns each
 	// sink's error ("" when delivered).
 	SendTest(ctx context.Context, app string) (map[string]string, error)
@@ -51,7 +53,7 @@ func notFound(err error) bool {
 	return errors.As(err, &se) && se.Status == http.StatusNotFound
 }
 
-func (a clientAlerts) State(ctx context.Context, app string) (AlertsState, bool, error) {
+func (a clientAlerts) State(ctx context.Context, app string, appSpec *spec.App) (AlertsState, bool, error) {
 	var st AlertsState
 	resp, err := a.c.Alerts(ctx)
 	if notFound(err) {
@@ -60,10 +62,6 @@ func (a clientAlerts) State(ctx context.Context, app string) (AlertsState, bool,
 	if err != nil {
 		return st, true, fmt.Errorf("ask the daemon for its alerts: %w", err)
 	}
-	procs, err := a.c.Processes(ctx, false, app)
-	if err != nil {
-		return st, true, fmt.Errorf("ask the daemon for %s: %w", app, err)
-	}
 	seen := map[string]bool{}
 	for _, s := range resp.Sinks {
 		if (s.App == "" || s.App == app) && notifies(s.Kind) {
@@ -71,27 +69,21 @@ func (a clientAlerts) State(ctx context.Context, app string) (AlertsState, bool,
 			st.Sinks = append(st.Sinks, AlertSink{Kind: s.Kind, Target: s.Target, Sent: s.Sent, Failed: s.Failed, LastError: s.LastError})
 		}
 	}
-	for _, p := range procs {
-		if p.Name != app {
-			continue
+	eff := alerts.Effective(appSpec)
+	if !eff.Off {
+		st.Rules = slices.Sorted(maps.Keys(eff.Rules))
+	}
+	// The app's own sinks, even before the engine has used them.
+	for _, n := range eff.Notify {
+		kind, target := alerts.KindWebhook, n.Webhook
+		if n.Command != "" {
+			kind, target = alerts.KindCommand, n.Command
 		}
-		eff := alerts.Effective(&p.App)
-		if !eff.Off {
-			st.Rules = slices.Sorted(maps.Keys(eff.Rules))
+		target = alerts.MaskTarget(kind, target)
+		if !seen[kind+" "+target] {
+			seen[kind+" "+target] = true
+			st.Sinks = append(st.Sinks, AlertSink{Kind: kind, Target: target})
 		}
-		// The app's own sinks, even before the engine has used them.
-		for _, n := range eff.Notify {
-			kind, target := alerts.KindWebhook, n.Webhook
-			if n.Command != "" {
-				kind, target = alerts.KindCommand, n.Command
-			}
-			target = alerts.MaskTarget(kind, target)
-			if !seen[kind+" "+target] {
-				seen[kind+" "+target] = true
-				st.Sinks = append(st.Sinks, AlertSink{Kind: kind, Target: target})
-			}
-		}
-		break
 	}
 	return st, true, nil
 }
@@ -116,14 +108,15 @@ func (a clientAlerts) SendTest(ctx context.Context, app string) (map[string]stri
 
 // checkAlerts: a crash-rate and a memory rule are active for the app, and at least one sink
 // works (delivered the test notification with --send-test; else has not failed its last).
-func (x *run) checkAlerts(ctx context.Context) {
+// appSpec is the app's spec, as the runner read it.
+func (x *run) checkAlerts(ctx context.Context, appSpec *spec.App) {
 	c := x.rep.check(CheckAlerts)
 	c.Threshold = "crash-rate and memory alerts active, at least one working sink"
 	if x.r.Alerts == nil {
 		c.Status, c.Reason = Skip, "this daemon has no alerts engine"
 		return
 	}
-	st, ok, err := x.r.Alerts.State(ctx, x.o.App)
+	st, ok, err := x.r.Alerts.State(ctx, x.o.App, appSpec)
 	if err != nil {
 		c.Status, c.Reason = Fail, err.Error()
 		return

@@ -126,7 +126,7 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if !o.Skip[CheckAlerts] {
 		x.progress("checking the alerts")
-		x.checkAlerts(ctx)
+		x.checkAlerts(ctx, &procs[0].App)
 	}
 	x.progress("steady load: %s", x.rep.Load)
 	if err := x.steady(ctx); err != nil {
