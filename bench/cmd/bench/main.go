@@ -122,7 +122,7 @@ func run() int {
 			}
 			b.Tools = append(b.Tools, t)
 		case "pm2":
-			t, err := setupPM2(ctx, root, work, *cache, logger.Printf)
+			t, err := setupPM2(ctx, work, b.Cache, logger.Printf)
 			if err != nil {
 				fail(fmt.Errorf("pm2: %w", err))
 				continue
@@ -228,14 +228,11 @@ func cacheDir(root, cache string) (string, error) {
 	return abs, nil
 }
 
-func setupPM2(ctx context.Context, root, work, cache string, logf func(string, ...any)) (*Tool, error) {
+// setupPM2 installs PM2 under work, or under cache (b.Cache: already checked by cacheDir).
+func setupPM2(ctx context.Context, work, cache string, logf func(string, ...any)) (*Tool, error) {
 	dir := filepath.Join(work, "pm2")
 	if cache != "" {
-		abs, err := cacheDir(root, cache)
-		if err != nil {
-			return nil, err
-		}
-		dir = filepath.Join(abs, "pm2")
+		dir = filepath.Join(cache, "pm2")
 	}
 	bin, v, err := installPM2(ctx, dir, logf)
 	if err != nil {
