@@ -108,15 +108,14 @@ func (a clientAlerts) SendTest(ctx context.Context, app string) (map[string]stri
 
 // checkAlerts: a crash-rate and a memory rule are active for the app, and at least one sink
 // works (delivered the test notification with --send-test; else has not failed its last).
-// appSpec is the app's spec, as the runner read it.
-func (x *run) checkAlerts(ctx context.Context, appSpec *spec.App) {
+func (x *run) checkAlerts(ctx context.Context) {
 	c := x.rep.check(CheckAlerts)
 	c.Threshold = "crash-rate and memory alerts active, at least one working sink"
 	if x.r.Alerts == nil {
 		c.Status, c.Reason = Skip, "this daemon has no alerts engine"
 		return
 	}
-	st, ok, err := x.r.Alerts.State(ctx, x.o.App, appSpec)
+	st, ok, err := x.r.Alerts.State(ctx, x.o.App, &x.app)
 	if err != nil {
 		c.Status, c.Reason = Fail, err.Error()
 		return

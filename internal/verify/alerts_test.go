@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/corral-pm/corral/internal/api"
-	"github.com/corral-pm/corral/internal/spec"
 )
 
 // alertsDaemon serves /v1/alerts, /v1/alerts/test and /v1/processes on a unix socket as a
@@ -46,11 +45,10 @@ func alertsCheck(t *testing.T, sock string, sendTest bool) Check {
 	c := api.NewClient(sock)
 	x := &run{r: &Runner{D: ClientDaemon{C: c}, Alerts: NewAlertsSource(c)}, o: Options{App: "web", SendTest: sendTest}, rep: &Report{}}
 	// The app's spec as Run reads it (none when the fake daemon serves no processes).
-	var appSpec spec.App
 	if procs, err := x.r.procs(context.Background(), "web"); err == nil {
-		appSpec = procs[0].App
+		x.app = procs[0].App
 	}
-	x.checkAlerts(context.Background(), &appSpec)
+	x.checkAlerts(context.Background())
 	return *x.rep.check(CheckAlerts)
 }
 

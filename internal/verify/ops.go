@@ -45,7 +45,7 @@ func (x *run) reload(ctx context.Context) {
 	case res.Failed() > 0:
 		c.Status = Fail
 		c.Reason = fmt.Sprintf("%d requests failed during the rolling reload (%s): the old workers dropped requests in flight; an app must finish its requests before it exits on %s (close its server, then exit once it has closed)",
-			res.Failed(), res.ErrorSummary(), x.killSignal(ctx))
+			res.Failed(), res.ErrorSummary(), x.killSignal())
 	case res.Requests == 0:
 		c.Status, c.Reason = Fail, "no request completed during the reload"
 	default:
@@ -67,11 +67,7 @@ func (x *run) unpaced(ctx context.Context) loadgen.Result {
 // waitServing waits until the app runs n workers, every one online and listening: scaling up
 // returns once the new workers have started, and what follows must see them serve.
 func (x *run) waitServing(ctx context.Context, n int) error {
-	timeout := 30 * time.Second
-	procs, err := x.r.procs(ctx, x.o.App)
-	if err == nil && len(procs) > 0 {
-		timeout = max(timeout, procs[0].App.ListenTimeout.D()+10*time.Second)
-	}
+	timeout := max(30*time.Second, x.app.ListenTimeout.D()+10*time.Second)
 	deadline := time.Now().Add(timeout)
 	for {
 		procs, err := x.r.procs(ctx, x.o.App)
@@ -98,12 +94,11 @@ func (x *run) waitServing(ctx context.Context, n int) error {
 }
 
 // killSignal is the signal corral stops the app's workers with.
-func (x *run) killSignal(ctx context.Context) string {
-	procs, err := x.r.procs(ctx, x.o.App)
-	if err != nil || len(procs) == 0 || procs[0].App.KillSignal == "" {
+func (x *run) killSignal() string {
+	if x.app.KillSignal == "" {
 		return "SIGINT"
 	}
-	return procs[0].App.KillSignal
+	return x.app.KillSignal
 }
 
 func (x *run) rollback(ctx context.Context) {

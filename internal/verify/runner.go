@@ -83,7 +83,9 @@ type run struct {
 	t0      time.Time
 	workers int
 	target  string
-	mem     *memSampler
+	// app is the app's spec as read at the start (a reload or scaling does not change it).
+	app spec.App
+	mem *memSampler
 	// steady is the window of the steady load, and the workers that served it.
 	steadyFrom, steadyTo float64
 	steadyPIDs           map[int]int // pm_id -> pid
@@ -113,7 +115,7 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Rate > 0 {
 		rate = fmt.Sprintf(", at most %g req/s", o.Rate)
 	}
-	x := &run{r: r, o: o, workers: len(procs), target: target, t0: time.Now()}
+	x := &run{r: r, o: o, workers: len(procs), target: target, app: procs[0].App, t0: time.Now()}
 	x.rep = &Report{App: o.App, Started: x.t0, Workers: len(procs), Target: target,
 		Load: fmt.Sprintf("GET %s, %d clients, %s%s, %s per phase", o.Path, o.Concurrency, mode, rate, o.Duration)}
 	x.mem = startMemSampler(ctx, r.D, o.App, x.t0)
@@ -126,7 +128,7 @@ func (r *Runner) Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if !o.Skip[CheckAlerts] {
 		x.progress("checking the alerts")
-		x.checkAlerts(ctx, &procs[0].App)
+		x.checkAlerts(ctx)
 	}
 	x.progress("steady load: %s", x.rep.Load)
 	if err := x.steady(ctx); err != nil {
