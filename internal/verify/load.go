@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,15 +236,5 @@ func (x *run) judgeDistribution(before, after map[int]counters) {
 	c.Status = Pass
 }
 
-func sortedIDs[V any](m map[int]V) []int {
-	ids := make([]int, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
-			ids[j], ids[j-1] = ids[j-1], ids[j]
-		}
-	}
-	return ids
-}
+// sortedIDs are m's keys (pm_ids) in order.
+func sortedIDs[V any](m map[int]V) []int { return slices.Sorted(maps.Keys(m)) }
