@@ -105,15 +105,13 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var stack *stackApp // nil: the bare app
+	var appEnv []string
 	if o.HTTPApp == httpAppStack {
 		if stack, err = setupStack(ctx, b, dir, b.Cache, o.PGURL); err != nil {
 			return nil, err
 		}
-		b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
-	}
-	var appEnv []string
-	if stack != nil {
 		appEnv = stack.env
+		b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
 	}
 
 	type maker struct {
