@@ -99,12 +99,7 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 	}
 	if _, err := c.applyHTTPListen(ctx); err != nil {
 		// The daemon kept its listener off: so does the file, or the next daemon would not start.
-		if had {
-			values[settings.HTTPListen] = prev
-		} else {
-			delete(values, settings.HTTPListen)
-		}
-		if serr := settings.Save(c.paths.Settings, values); serr != nil {
+		if serr := restoreSetting(c.paths.Settings, values, settings.HTTPListen, prev, had); serr != nil {
 			return info, fmt.Errorf("turn the HTTP listener on at %s: %w; and %s could not be restored: %v", webDefaultListen, err, settings.HTTPListen, serr)
 		}
 		return info, fmt.Errorf("cannot turn the HTTP listener on at %s: %w; pick a free port with `corral set %s 127.0.0.1:PORT`", webDefaultListen, err, settings.HTTPListen)
