@@ -335,16 +335,12 @@ func (c *cli) actionTargets(args, only []string) ([]string, error) {
 // noSuchFile explains an argument that is neither a file nor an app, file first: most often a
 // path was mistyped.
 func noSuchFile(arg string) error {
-	if ecosystem.IsConfigFile(arg) {
-		abs, err := filepath.Abs(arg)
-		if err != nil {
-			abs = arg
-		}
-		return fmt.Errorf("%s: no such file (%s): check the ecosystem file's path", arg, abs)
-	}
 	abs, err := filepath.Abs(arg)
 	if err != nil {
 		abs = arg
+	}
+	if ecosystem.IsConfigFile(arg) {
+		return fmt.Errorf("%s: no such file (%s): check the ecosystem file's path", arg, abs)
 	}
 	return fmt.Errorf("%s: no such file (%s), and no app, id or namespace of that name (`corral ls` lists the apps)", arg, abs)
 }

@@ -180,12 +180,7 @@ func (c *cli) editSettings(ctx context.Context, key, value string) error {
 		return nil
 	case err != nil:
 		// The daemon kept its listener: so does the file, or the next daemon would not start.
-		if had {
-			values[key] = prev
-		} else {
-			delete(values, key)
-		}
-		if serr := settings.Save(paths.Settings, values); serr != nil {
+		if serr := restoreSetting(paths.Settings, values, key, prev, had); serr != nil {
 			return fmt.Errorf("%s not applied: %w; and the previous value could not be restored: %v", key, err, serr)
 		}
 		left := "unset"
@@ -216,6 +211,17 @@ func (c *cli) applyHTTPListen(ctx context.Context) (api.HTTPListenResponse, erro
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return request(rctx, c, func(cl *api.Client) (api.HTTPListenResponse, error) { return cl.ApplyHTTPListen(rctx) })
+}
+
+// restoreSetting puts key back in values as it was (prev, or unset when it had none) and saves
+// the file: a change the daemon refused must not stay for the next daemon start.
+func restoreSetting(path string, values map[string]string, key, prev string, had bool) error {
+	if had {
+		values[key] = prev
+	} else {
+		delete(values, key)
+	}
+	return settings.Save(path, values)
 }
 
 // listenerState describes the HTTP listener at addr for a message.

@@ -13,7 +13,6 @@ import (
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/settings"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 )
 
 // webDefaultListen is where `corral web` turns the listener on when it is off: loopback only,
@@ -80,7 +79,7 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 			settings.EnvHTTPListen, settings.HTTPListen, settings.EnvHTTPListen, webDefaultListen)
 	}
 	if !yes {
-		if !stdinIsTerminal() {
+		if !isTerminal(os.Stdin) { // can the command ask a question?
 			return info, fmt.Errorf("the dashboard is served on the daemon's HTTP listener, which is off: %s", how)
 		}
 		fmt.Fprintf(c.stderr, "The dashboard is served on the daemon's HTTP listener, which is off.\nTurn it on at %s (this machine only)? It applies at once; the apps are not touched. [y/N] ", webDefaultListen)
@@ -100,12 +99,7 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 	}
 	if _, err := c.applyHTTPListen(ctx); err != nil {
 		// The daemon kept its listener off: so does the file, or the next daemon would not start.
-		if had {
-			values[settings.HTTPListen] = prev
-		} else {
-			delete(values, settings.HTTPListen)
-		}
-		if serr := settings.Save(c.paths.Settings, values); serr != nil {
+		if serr := restoreSetting(c.paths.Settings, values, settings.HTTPListen, prev, had); serr != nil {
 			return info, fmt.Errorf("turn the HTTP listener on at %s: %w; and %s could not be restored: %v", webDefaultListen, err, settings.HTTPListen, serr)
 		}
 		return info, fmt.Errorf("cannot turn the HTTP listener on at %s: %w; pick a free port with `corral set %s 127.0.0.1:PORT`", webDefaultListen, err, settings.HTTPListen)
@@ -117,12 +111,6 @@ func (c *cli) enableWeb(ctx context.Context, info api.WebInfo, yes bool) (api.We
 		err = errors.New("the daemon still has no HTTP listener: see " + c.paths.DaemonLog)
 	}
 	return info, err
-}
-
-// stdinIsTerminal reports whether the command can ask a question.
-func stdinIsTerminal() bool {
-	_, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // openBrowser runs xdg-open on url. xdg-open hands the URL to the browser and returns; a

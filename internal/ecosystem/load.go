@@ -3,6 +3,7 @@ package ecosystem
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -71,8 +72,7 @@ func loadSource(file string, kind int, src []byte, opt Options) (*Result, error)
 		return nil, err
 	}
 	deployed := applyDeployEnv(plainRoot, entries, opt.EnvName)
-	res, err := resolveFile(file, entries, warnings, baseEnv, opt, deployed)
-	return res, err
+	return resolveFile(file, entries, warnings, baseEnv, opt, deployed)
 }
 
 // applyDeployEnv gives every app the env of the file's deploy.<envName> section, under the
@@ -90,14 +90,9 @@ func applyDeployEnv(root any, entries []appEntry, envName string) bool {
 		return false
 	}
 	for _, e := range entries {
-		merged := map[string]any{}
-		for k, v := range denv {
-			merged[k] = v
-		}
+		merged := maps.Clone(denv)
 		if own, ok := e.raw["env"].(map[string]any); ok {
-			for k, v := range own {
-				merged[k] = v
-			}
+			maps.Copy(merged, own)
 		}
 		e.raw["env"] = merged
 	}

@@ -76,16 +76,11 @@ func (m *model) listLines(w, h int) []string {
 	var out []string
 	for i := start; i < len(m.rows) && len(out) < h; i++ {
 		r := m.rows[i]
-		sel := i == m.sel
-		mark := " "
-		if sel {
-			mark = marker
-		}
-		if sel {
-			out = append(out, m.st.selected.Render(pad(mark+rowText(r, w-1, nil), w)))
+		if i == m.sel {
+			out = append(out, m.st.selected.Render(pad(marker+rowText(r, w-1, nil), w)))
 			continue
 		}
-		out = append(out, mark+rowText(r, w-1, &m.st))
+		out = append(out, " "+rowText(r, w-1, &m.st))
 	}
 	return out
 }

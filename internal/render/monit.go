@@ -102,9 +102,7 @@ func MonitAlerts(firing []api.Alert, o Options) string {
 func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine, o Options) string {
 	var b strings.Builder
 	b.WriteString(Monit(procs, o))
-	if d := Distribution(procs, o); d != "" {
-		b.WriteString(d)
-	}
+	b.WriteString(Distribution(procs, o))
 	b.WriteString(MonitAlerts(firing, o))
 	if len(lines) == 0 {
 		b.WriteString(" Latest log lines: none\n")

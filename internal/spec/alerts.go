@@ -1,5 +1,7 @@
 package spec
 
+import "maps"
+
 // Alerts are an app's alert rules as corral evaluates them (the `alerts` attribute, resolved by
 // package alerts: units parsed, defaults filled in, relative commands made absolute). A nil
 // *Alerts in an App means "the defaults": apps started from the command line, and apps saved
@@ -36,12 +38,7 @@ func (a *Alerts) Clone() *Alerts {
 		return nil
 	}
 	out := *a
-	if a.Rules != nil {
-		out.Rules = make(map[string]AlertRule, len(a.Rules))
-		for k, v := range a.Rules {
-			out.Rules[k] = v
-		}
-	}
+	out.Rules = maps.Clone(a.Rules) // nil stays nil
 	out.Notify = cloneSlice(a.Notify)
 	return &out
 }
