@@ -136,7 +136,7 @@ func Parse(v any, opt ParseOptions) (spec.Alerts, error) {
 		sort.Strings(keys)
 		var problems []string
 		for _, raw := range keys {
-			key := snake(raw)
+			key := spec.SnakeCase(raw)
 			val := x[raw]
 			if val == nil {
 				continue
@@ -369,19 +369,6 @@ func describe(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("a %T", v)
-}
-
-// snake turns crashRate into crash_rate, as the ecosystem loader accepts camelCase names.
-func snake(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // FormatThreshold renders a rule's threshold and window as the attribute writes them.

@@ -38,7 +38,7 @@ func asVerify(v any) (*spec.Verify, error) {
 		if val == nil {
 			continue
 		}
-		key := snakeCase(raw)
+		key := spec.SnakeCase(raw)
 		switch key {
 		case "path":
 			p, err := asURLPath(val)
@@ -134,7 +134,7 @@ func asVerifyRequest(name string, v any) (*spec.VerifyRequest, []string) {
 		if val == nil {
 			continue
 		}
-		switch snakeCase(raw) {
+		switch spec.SnakeCase(raw) {
 		case "method":
 			s, err := asString(val)
 			if err == nil && (s == "" || strings.ContainsAny(s, " \t\r\n")) {
@@ -177,7 +177,7 @@ func asVerifyRequest(name string, v any) (*spec.VerifyRequest, []string) {
 			if err != nil {
 				bad(raw, err)
 			}
-			if snakeCase(raw) == "status" {
+			if spec.SnakeCase(raw) == "status" {
 				r.Status = int(n)
 			} else {
 				r.LoggedOutStatus = int(n)
@@ -202,17 +202,4 @@ func asURLPath(v any) (string, error) {
 		return "", fmt.Errorf("%q is not a request path: start it with / (e.g. \"/api/health\")", s)
 	}
 	return s, nil
-}
-
-// snakeCase turns camelCase into snake_case: keepAlive -> keep_alive.
-func snakeCase(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
