@@ -163,15 +163,11 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		base["data"] = nil
 	}
 	if err != nil {
-		base["errno"] = errnoOf(err)
 		reason := err.Error()
 		if ls, lerr := m.listenSpec(); lerr == nil {
 			reason = listenFailure(ls, err)
 		}
-		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
-		// Before the answer: the process learns of the failure before the worker can exit of it.
-		w.ctl.ListenFailed(reason)
-		_ = w.send(base)
+		w.refuseListen(base, err, reason)
 		return
 	}
 	// The first worker's data (TLS session ticket keys) is every worker's
@@ -228,18 +224,22 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	w.ctl.StateChanged()
 }
 
+// refuseListen answers a queryServer with err's errno, after logging reason and telling the
+// process (before the answer: it learns of the failure before the worker can exit of it).
+func (w *worker) refuseListen(base reply, err error, reason string) {
+	base["errno"] = errnoOf(err)
+	w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
+	w.ctl.ListenFailed(reason)
+	_ = w.send(base)
+}
+
 // handOwnSocket answers a queryServer on a reuseport key (reuseport.go) with the worker's own
 // listening socket: its slot's. It is also in the key's rotation, for the connections the
 // daemon accepts on sockets no worker listens on.
 func (w *worker) handOwnSocket(h *handle, base reply) {
 	s, undo, err := h.takeSlotSock(w, w.g.liveSlots())
 	if err != nil {
-		base["errno"] = errnoOf(err)
-		reason := fmt.Sprintf("listen on %s failed: %v", h.addr, err)
-		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
-		// Before the answer: the process learns of the failure before the worker can exit of it.
-		w.ctl.ListenFailed(reason)
-		_ = w.send(base)
+		w.refuseListen(base, err, fmt.Sprintf("listen on %s failed: %v", h.addr, err))
 		return
 	}
 	base["errno"] = 0
