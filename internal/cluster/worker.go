@@ -192,24 +192,11 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		return
 	}
 	if h.shared {
-		base["errno"] = 0
 		typ := "net.Native"
 		if h.udp {
 			typ = "dgram.Native"
 		}
-		w.mu.Lock()
-		ch := w.ch
-		base["seq"] = w.nextSeqLocked()
-		w.mu.Unlock()
-		if ch == nil {
-			return
-		}
-		if err := ch.SendHandle(typ, clusterReply(base), h.sock.fd(), nil); err != nil {
-			w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
-			return
-		}
-		h.add(w)
-		w.ctl.StateChanged()
+		w.handSocket(h, base, typ, h.sock.fd())
 		return
 	}
 	base["errno"] = nil
@@ -242,22 +229,29 @@ func (w *worker) handOwnSocket(h *handle, base reply) {
 		w.refuseListen(base, err, fmt.Sprintf("listen on %s failed: %v", h.addr, err))
 		return
 	}
+	if !w.handSocket(h, base, "net.Native", s.fd) {
+		undo()
+	}
+}
+
+// handSocket answers a queryServer on h with the socket fd itself (typ: its handle type), and
+// puts w in h's rotation once it is sent. It reports whether it was.
+func (w *worker) handSocket(h *handle, base reply, typ string, fd int) bool {
 	base["errno"] = 0
 	w.mu.Lock()
 	ch := w.ch
 	base["seq"] = w.nextSeqLocked()
 	w.mu.Unlock()
 	if ch == nil {
-		undo()
-		return
+		return false
 	}
-	if err := ch.SendHandle("net.Native", clusterReply(base), s.fd, nil); err != nil {
-		undo()
+	if err := ch.SendHandle(typ, clusterReply(base), fd, nil); err != nil {
 		w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
-		return
+		return false
 	}
 	h.add(w)
 	w.ctl.StateChanged()
+	return true
 }
 
 func (w *worker) onListening(m *clusterMsg) {
