@@ -133,16 +133,6 @@ func (s *slotSock) close() {
 	unix.Close(s.fd)
 }
 
-// detach turns a socket the daemon opened (in the poller) into a raw fd outside it.
-func detach(sf *socketFile) (int, error) {
-	fd, err := unix.FcntlInt(uintptr(sf.fd()), unix.F_DUPFD_CLOEXEC, 0)
-	sf.f.Close()
-	if err != nil {
-		return -1, fmt.Errorf("detach a reuseport socket: %w", err)
-	}
-	return fd, nil
-}
-
 // disownLocked drops w from the sockets it accepted on; one that no worker accepts on any
 // more is accepted on by the daemon. h.mu held.
 func (h *handle) disownLocked(w *worker) {

@@ -72,17 +72,27 @@ func (s *socketFile) close() error {
 // held takes sf out of Go's poller: a socket of the shared policy, which the workers accept on
 // and the daemon never does. Left in the poller, the socket would wake the daemon (an epoll
 // event) for every connection a worker accepts: about 10 µs of the daemon's CPU per connection,
-// measured on a 2-core machine, taken from the workers. The fd is duplicated through
-// SyscallConn, not f.Fd(), which would make the socket blocking for every holder.
+// measured on a 2-core machine, taken from the workers.
 func held(sf *socketFile) (*socketFile, error) {
+	fd, err := detach(sf)
+	if err != nil {
+		return nil, fmt.Errorf("hold a shared socket: %w", err)
+	}
+	return &socketFile{raw: fd, path: sf.path}, nil
+}
+
+// detach turns a socket the daemon opened (in the poller) into a raw fd outside it; sf is
+// closed. The fd is duplicated through SyscallConn, not f.Fd(), which would make the socket
+// blocking for every holder.
+func detach(sf *socketFile) (int, error) {
 	fd := -1
 	var dupErr error
 	err := sf.rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
 	sf.f.Close()
 	if err = errors.Join(err, dupErr); err != nil {
-		return nil, fmt.Errorf("hold a shared socket: %w", err)
+		return -1, fmt.Errorf("detach a socket from the poller: %w", err)
 	}
-	return &socketFile{raw: fd, path: sf.path}, nil
+	return fd, nil
 }
 
 // accept waits for one connection and returns its fd, close-on-exec and non-blocking, as

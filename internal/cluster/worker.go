@@ -163,15 +163,11 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		base["data"] = nil
 	}
 	if err != nil {
-		base["errno"] = errnoOf(err)
 		reason := err.Error()
 		if ls, lerr := m.listenSpec(); lerr == nil {
 			reason = listenFailure(ls, err)
 		}
-		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
-		// Before the answer: the process learns of the failure before the worker can exit of it.
-		w.ctl.ListenFailed(reason)
-		_ = w.send(base)
+		w.refuseListen(base, err, reason)
 		return
 	}
 	// The first worker's data (TLS session ticket keys) is every worker's
@@ -196,24 +192,11 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 		return
 	}
 	if h.shared {
-		base["errno"] = 0
 		typ := "net.Native"
 		if h.udp {
 			typ = "dgram.Native"
 		}
-		w.mu.Lock()
-		ch := w.ch
-		base["seq"] = w.nextSeqLocked()
-		w.mu.Unlock()
-		if ch == nil {
-			return
-		}
-		if err := ch.SendHandle(typ, clusterReply(base), h.sock.fd(), nil); err != nil {
-			w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
-			return
-		}
-		h.add(w)
-		w.ctl.StateChanged()
+		w.handSocket(h, base, typ, h.sock.fd())
 		return
 	}
 	base["errno"] = nil
@@ -228,36 +211,47 @@ func (w *worker) onQueryServer(m *clusterMsg) {
 	w.ctl.StateChanged()
 }
 
+// refuseListen answers a queryServer with err's errno, after logging reason and telling the
+// process (before the answer: it learns of the failure before the worker can exit of it).
+func (w *worker) refuseListen(base reply, err error, reason string) {
+	base["errno"] = errnoOf(err)
+	w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
+	w.ctl.ListenFailed(reason)
+	_ = w.send(base)
+}
+
 // handOwnSocket answers a queryServer on a reuseport key (reuseport.go) with the worker's own
 // listening socket: its slot's. It is also in the key's rotation, for the connections the
 // daemon accepts on sockets no worker listens on.
 func (w *worker) handOwnSocket(h *handle, base reply) {
 	s, undo, err := h.takeSlotSock(w, w.g.liveSlots())
 	if err != nil {
-		base["errno"] = errnoOf(err)
-		reason := fmt.Sprintf("listen on %s failed: %v", h.addr, err)
-		w.g.logf("%s worker %d: %s", w.g.app, w.id, reason)
-		// Before the answer: the process learns of the failure before the worker can exit of it.
-		w.ctl.ListenFailed(reason)
-		_ = w.send(base)
+		w.refuseListen(base, err, fmt.Sprintf("listen on %s failed: %v", h.addr, err))
 		return
 	}
+	if !w.handSocket(h, base, "net.Native", s.fd) {
+		undo()
+	}
+}
+
+// handSocket answers a queryServer on h with the socket fd itself (typ: its handle type), and
+// puts w in h's rotation once it is sent. It reports whether it was.
+func (w *worker) handSocket(h *handle, base reply, typ string, fd int) bool {
 	base["errno"] = 0
 	w.mu.Lock()
 	ch := w.ch
 	base["seq"] = w.nextSeqLocked()
 	w.mu.Unlock()
 	if ch == nil {
-		undo()
-		return
+		return false
 	}
-	if err := ch.SendHandle("net.Native", clusterReply(base), s.fd, nil); err != nil {
-		undo()
+	if err := ch.SendHandle(typ, clusterReply(base), fd, nil); err != nil {
 		w.g.logf("%s worker %d: cannot hand over %s: %v", w.g.app, w.id, h.addr, err)
-		return
+		return false
 	}
 	h.add(w)
 	w.ctl.StateChanged()
+	return true
 }
 
 func (w *worker) onListening(m *clusterMsg) {

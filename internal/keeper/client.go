@@ -240,51 +240,43 @@ func (c *Client) Load() (entries []Entry, exits []Exit, info Info, err error) {
 // entry's fds). meta is marshalled to JSON (a json.RawMessage passes through). The caller
 // keeps its own files open: the keeper gets duplicates.
 func (c *Client) Put(name string, meta any, files ...*os.File) error {
+	return c.put(name, meta, len(files), func(i int) (int, error) { return dupFile(files[i]) })
+}
+
+// PutFDs is Put for descriptors the caller holds as raw fds (a socket the daemon keeps out of
+// its poller): each is duplicated for the keeper; the caller's stay open.
+func (c *Client) PutFDs(name string, meta any, fds ...int) error {
+	return c.put(name, meta, len(fds), func(i int) (int, error) {
+		dup, err := unix.FcntlInt(uintptr(fds[i]), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("duplicate fd %d: %w", fds[i], err)
+		}
+		return dup, nil
+	})
+}
+
+// put sends the entry name with the n fds dup makes for the keeper (closed once sent).
+func (c *Client) put(name string, meta any, n int, dup func(i int) (int, error)) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	if len(files) > MaxFilesPerEntry {
-		return fmt.Errorf("keeper: %s: %d fds, at most %d per entry", name, len(files), MaxFilesPerEntry)
+	if n > MaxFilesPerEntry {
+		return fmt.Errorf("keeper: %s: %d fds, at most %d per entry", name, n, MaxFilesPerEntry)
 	}
 	body, err := json.Marshal(meta)
 	if err != nil {
 		return fmt.Errorf("keeper: %s: %w", name, err)
 	}
-	fds := make([]int, 0, len(files))
+	fds := make([]int, 0, n)
 	defer func() { closeAll(fds) }()
-	for _, f := range files {
-		fd, err := dupFile(f)
+	for i := range n {
+		fd, err := dup(i)
 		if err != nil {
 			return fmt.Errorf("keeper: %s: %w", name, err)
 		}
 		fds = append(fds, fd)
 	}
 	return c.send(header{Op: opPut, Name: name}, body, fds...)
-}
-
-// PutFDs is Put for descriptors the caller holds as raw fds (a socket the daemon keeps out of
-// its poller): each is duplicated for the keeper; the caller's stay open.
-func (c *Client) PutFDs(name string, meta any, fds ...int) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if len(fds) > MaxFilesPerEntry {
-		return fmt.Errorf("keeper: %s: %d fds, at most %d per entry", name, len(fds), MaxFilesPerEntry)
-	}
-	body, err := json.Marshal(meta)
-	if err != nil {
-		return fmt.Errorf("keeper: %s: %w", name, err)
-	}
-	dups := make([]int, 0, len(fds))
-	defer func() { closeAll(dups) }()
-	for _, fd := range fds {
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("keeper: %s: duplicate fd %d: %w", name, fd, err)
-		}
-		dups = append(dups, dup)
-	}
-	return c.send(header{Op: opPut, Name: name}, body, dups...)
 }
 
 // dupFile duplicates f's fd (close-on-exec) without f.Fd, which would make a non-blocking fd

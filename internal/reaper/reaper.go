@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corral-pm/corral/internal/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,24 +147,10 @@ func childrenByScan() ([]int, error) {
 	return pids, nil
 }
 
-// parentOf reads the parent pid from /proc/<pid>/stat (after the command's closing paren,
-// which may itself contain spaces and parens).
+// parentOf reads the parent pid from /proc/<pid>/stat.
 func parentOf(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
+	st, err := procstat.ReadStat(pid)
+	return st.PPid, err == nil
 }
 
 // SetSubreaper makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphans of its

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/corral-pm/corral/internal/procstat"
 )
 
 // TestMain makes the test binary a subreaper, as `corral run` is: the grandchildren the tests
@@ -126,13 +126,8 @@ func TestReaperCollectsOrphansNotOwnChildren(t *testing.T) {
 
 // zombie reports whether pid is a zombie, or gone.
 func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] == "Z"
+	st, err := procstat.ReadStat(pid)
+	return err != nil || st.Exited
 }
 
 // zombies lists this process's children that are zombies.
@@ -144,12 +139,7 @@ func zombies(t *testing.T) []int {
 	}
 	var z []int
 	for _, pid := range kids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
+		if st, err := procstat.ReadStat(pid); err == nil && st.Exited {
 			z = append(z, pid)
 		}
 	}

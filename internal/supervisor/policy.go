@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"slices"
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
@@ -41,7 +40,7 @@ func decide(app *spec.App, f exitFacts, st policyState) decision {
 	if !app.Autorestart {
 		return decision{Reason: "autorestart is off", Next: next}
 	}
-	if !f.Signaled && slices.Contains(app.StopExitCodes, f.Code) {
+	if !f.Signaled && isStopExitCode(app, f.Code) {
 		return decision{Reason: "exit code is in stop_exit_codes", Next: next}
 	}
 	if f.Uptime < app.MinUptime.D() {

@@ -459,7 +459,7 @@ func (p *Process) spawn() error {
 	// own field (Info.Ready, jlist's pm2_env.corral.ready). With wait_ready, or inherited
 	// sockets that must answer first, it is launching until then.
 	status := StatusLaunching
-	if p.protocol.Worker != nil && p.protocol.Sockets == nil && !app.WaitReady {
+	if p.readyOnListen(app) {
 		status = StatusOnline
 	}
 	p.update(func(i *Info) {
@@ -785,4 +785,10 @@ func (p *Process) WaitStarted(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// readyOnListen reports whether a run of app is ready once its cluster worker listens: a
+// cluster worker with no inherited sockets to probe and no wait_ready.
+func (p *Process) readyOnListen(app *spec.App) bool {
+	return p.protocol.Worker != nil && p.protocol.Sockets == nil && !app.WaitReady
 }

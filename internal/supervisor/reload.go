@@ -122,7 +122,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 				reason = "was killed by " + r.exitSignal + " before it was ready"
 			case r.exited:
 				reason = fmt.Sprintf("exited with code %d before it was ready", r.exitCode)
-			case p.protocol.Worker != nil && p.protocol.Sockets == nil && !cfg.WaitReady:
+			case p.readyOnListen(cfg):
 				reason += ": it never called listen()"
 			case p.protocol.Sockets != nil && !cfg.WaitReady:
 				reason += ": its port did not answer"
@@ -140,7 +140,7 @@ func (p *Process) Reload(ctx context.Context, app *spec.App) (ReloadResult, erro
 			done <- &ReloadError{ID: p.info.ID, NewPID: r.pid, Reason: reason}
 		})
 		p.awaitReady(r)
-		if p.protocol.Worker != nil && p.protocol.Sockets == nil && !cfg.WaitReady && !old.listened {
+		if p.readyOnListen(cfg) && !old.listened {
 			// The app never called listen() (a cluster worker with no server): there is no
 			// port to keep serving, so its replacement is judged as in fork mode, by staying
 			// up min_uptime (at most listen_timeout) without exiting. PM2 restarts such apps.
