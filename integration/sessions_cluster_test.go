@@ -32,12 +32,7 @@ func sessionScenarios(t *testing.T, stack string) {
 	d := newSessionDB(t)
 	users := migrateSessionDB(t, d)
 	e := newEnv(t)
-	var a *sessApp
-	if stack == "go" {
-		a = newGoApp(t, e, d, "refapp", 4)
-	} else {
-		a = newNodeApp(t, e, d, "refapp", 4)
-	}
+	a := newStackApp(t, e, d, stack, "refapp", 4)
 	startSessionApps(t, e, a)
 	if !t.Run("AnyWorker", func(t *testing.T) { sessAnyWorker(t, a, d, users[0]) }) {
 		return

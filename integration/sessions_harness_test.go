@@ -194,6 +194,14 @@ func newGoApp(t *testing.T, e *env, d *sessDB, name string, n int) *sessApp {
 		}}
 }
 
+// newStackApp is the reference app of stack ("go": newGoApp, otherwise newNodeApp) on d.
+func newStackApp(t *testing.T, e *env, d *sessDB, stack, name string, n int) *sessApp {
+	if stack == "go" {
+		return newGoApp(t, e, d, name, n)
+	}
+	return newNodeApp(t, e, d, name, n)
+}
+
 // newNodeApp is examples/refapp-node, unmodified, on d: n workers, the given port. Its npm
 // packages were installed by TestMain.
 func newNodeApp(t *testing.T, e *env, d *sessDB, name string, n int) *sessApp {

@@ -163,12 +163,7 @@ func testVerifyRefapp(t *testing.T, stack string) {
 	d := newSessionDB(t)
 	users := migrateSessionDB(t, d)
 	e := newEnv(t)
-	var a *sessApp
-	if stack == "go" {
-		a = newGoApp(t, e, d, "refapp", 2)
-	} else {
-		a = newNodeApp(t, e, d, "refapp", 2)
-	}
+	a := newStackApp(t, e, d, stack, "refapp", 2)
 	a.entry["verify"] = verifySection(users[0])
 	var hooks atomic.Int64
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -165,6 +165,13 @@ func TestImageRun(t *testing.T) {
 		t.Errorf("HEALTHCHECK %q: exit %d, %v\nstdout: %s\nstderr: %s", h.cmd, code, err, out, errOut)
 	}
 
+	// The ecosystem file's max_memory_restart (a share of the container's memory limit) is
+	// taken: describe, in the container, shows it.
+	out, errOut, code, err = c.exec(ctx, image.config.entrypoint[0], "describe", "refapp")
+	if err != nil || code != 0 || !strings.Contains(out, "max memory restart") {
+		t.Errorf("describe refapp: exit %d, %v; want a max memory restart row\nstdout: %s\nstderr: %s", code, err, out, errOut)
+	}
+
 	// Every process of the container runs as the image's user; corral is PID 1.
 	procs := c.processes()
 	if len(procs) < 2 {

@@ -257,7 +257,7 @@ func TestMetricNamesExist(t *testing.T) {
 	// Some series appear with the workers' first reports (about a second): scrape until all
 	// are there, or the deadline, then name each one missing and where it is used.
 	var missing []string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testutil.Eventually(30*time.Second, 100*time.Millisecond, func() bool {
 		exposed := exposedNames(t, addr)
 		missing = missing[:0]
 		for name := range used {
@@ -265,10 +265,8 @@ func TestMetricNamesExist(t *testing.T) {
 				missing = append(missing, name)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return len(missing) == 0
+	})
 	sort.Strings(missing)
 	for _, name := range missing {
 		slices.Sort(used[name])
