@@ -293,7 +293,7 @@ func (d *Daemon) buildStream(s *spec.App, id int, name string) *buildStream {
 		OnError: func(err error) { d.logf("app %s: build output: %v", s.Name, err) }}}
 }
 
-// line writes one line of corral's own.
+// line writes one line: corral's own, or one of the build's (writer).
 func (b *buildStream) line(msg string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -305,9 +305,7 @@ func (b *buildStream) line(msg string) {
 func (b *buildStream) writer(tail *lineTail) *lineWriter {
 	return &lineWriter{flush: func(line []byte) {
 		tail.add(string(line))
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		_ = b.stream.Pump(strings.NewReader(string(line) + "\n"))
+		b.line(string(line))
 	}}
 }
 

@@ -59,14 +59,20 @@ func (d *Daemon) forwardSignal(sig syscall.Signal) bool {
 	if !d.foregroundOptions().ForwardSignals {
 		return false
 	}
+	n := d.signalRunning(sig)
+	d.logf("received %s: forwarded to %d processes", supervisor.SignalName(sig), n)
+	return true
+}
+
+// signalRunning sends sig to every process that runs now and says to how many it went.
+func (d *Daemon) signalRunning(sig syscall.Signal) int {
 	n := 0
 	for _, l := range d.listing() {
 		if l.p.Info().PID > 0 && l.p.Signal(sig) == nil {
 			n++
 		}
 	}
-	d.logf("received %s: forwarded to %d processes", supervisor.SignalName(sig), n)
-	return true
+	return n
 }
 
 // beginDrain marks the start of a stop: readiness drops at once, and the apps that have an
@@ -120,12 +126,7 @@ func (d *Daemon) stopAllWithin() {
 		return
 	case <-t.C:
 	}
-	n := 0
-	for _, l := range d.listing() {
-		if l.p.Info().PID > 0 && l.p.Signal(syscall.SIGKILL) == nil {
-			n++
-		}
-	}
+	n := d.signalRunning(syscall.SIGKILL)
 	d.fg.killed.Add(int64(n))
 	d.logf("the grace period (%v) ran out: killed %d processes still running", grace, n)
 	<-done

@@ -109,7 +109,7 @@ func (d *Daemon) webRoutes(mux *http.ServeMux) {
 	guarded("GET /web/api/state", d.webState)
 	guarded("GET /web/api/stream", d.webStream)
 	guarded("GET /web/api/logs", d.webLogs)
-	guarded("GET /web/api/alerts", d.webAlerts)
+	guarded("GET /web/api/alerts", d.handleAlerts) // firing and recent alerts, the sinks' counters (masked)
 	guarded("POST /web/api/actions/{action}", d.webAct)
 	guarded("POST /web/api/scale", d.webScale)
 }
@@ -314,12 +314,6 @@ func (d *Daemon) webLogs(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := d.web.Load().streamContext(r)
 	defer cancel()
 	d.handleLogs(newStreamWriter(w), r.WithContext(ctx))
-}
-
-// webAlerts is GET /v1/alerts for the page: firing and recent alerts, and the sinks' counters
-// (their targets' secret parts masked, as the CLI shows them).
-func (d *Daemon) webAlerts(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, d.Alerts())
 }
 
 // WebActionRequest is the body of the page's actions.
