@@ -61,6 +61,7 @@ type Daemon struct {
 	started  time.Time
 	username string
 	interval time.Duration
+	memLimit memLimit // the container's memory limit, read at most once a second (memlimit.go)
 
 	logs    *logs.Manager
 	hub     *logs.Hub

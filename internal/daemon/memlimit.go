@@ -12,24 +12,27 @@ import (
 // max_memory_restart given as a share of it ('80%'; docs/containers.md §6). It is read again
 // at most once a second: a pod resized in place is seen at the next check.
 
-var memLimitCache struct {
+// memLimit is the daemon's last reading of the limit, and the apps it told it found none.
+type memLimit struct {
 	mu    sync.Mutex
 	at    time.Time
 	bytes int64
+	noted map[string]bool // app names: "no limit" logged once per app
 }
 
 // containerMemory is the cgroup memory limit that applies to the daemon and its apps, 0 if none.
 func (d *Daemon) containerMemory() int64 {
-	memLimitCache.mu.Lock()
-	defer memLimitCache.mu.Unlock()
-	if time.Since(memLimitCache.at) < time.Second {
-		return memLimitCache.bytes
+	c := &d.memLimit
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) < time.Second {
+		return c.bytes
 	}
 	n, ok := cpus.MemoryLimit()
 	if !ok {
 		n = 0
 	}
-	memLimitCache.at, memLimitCache.bytes = time.Now(), n
+	c.at, c.bytes = time.Now(), n
 	return n
 }
 
@@ -50,10 +53,18 @@ func (d *Daemon) memoryRestartLimit(app *spec.App) int64 {
 	return int64(float64(limit) * app.MaxMemoryRestartPercent / 100)
 }
 
-var noLimitNoted sync.Map // app name -> true
-
 func (d *Daemon) noteNoMemoryLimit(name string) {
-	if _, loaded := noLimitNoted.LoadOrStore(name, true); !loaded {
+	c := &d.memLimit
+	c.mu.Lock()
+	first := !c.noted[name]
+	if first {
+		if c.noted == nil {
+			c.noted = map[string]bool{}
+		}
+		c.noted[name] = true
+	}
+	c.mu.Unlock()
+	if first {
 		d.logf("app %s: max_memory_restart is a share of the container's memory limit, and no limit is set (cgroup memory.max): it is off", name)
 	}
 }
