@@ -161,6 +161,46 @@ func TestReuseportWorkerKilled(t *testing.T) {
 	}
 }
 
+// TestReuseportStalledWorker: while one worker runs nothing at all (SIGSTOP, as a blocked
+// event loop looks from outside), every new connection is answered by the other worker: the
+// connections the kernel put in the stopped worker's queue do not wait for it (the daemon's
+// rescue, docs/node-cluster-protocol.md §6.6). Once it runs again, it serves its own queue.
+func TestReuseportStalledWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "cluster_http.js")
+	url := startReuseport(t, e, 2)
+	victim, other := e.proc(0).PID, e.proc(1).PID
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			_ = syscall.Kill(victim, syscall.SIGCONT)
+		}
+	})
+	// A client gives up on a request after 30 s; without the rescue, half of them would wait
+	// for the stopped worker, that is for ever.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	for i := range 40 {
+		pid, err := get(t.Context(), client, url)
+		if err != nil {
+			t.Fatalf("request %d with worker %d stopped: %v", i+1, victim, err)
+		}
+		if pid != other {
+			t.Fatalf("request %d answered by pid %d, want the running worker %d", i+1, pid, other)
+		}
+	}
+	if err := syscall.Kill(victim, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	e.waitFor("the worker that was stopped to answer again", 30*time.Second, func() bool {
+		pid, err := get(t.Context(), client, url)
+		return err == nil && pid == victim
+	})
+}
+
 // TestReuseportOutlivesDaemon: the keeper keeps every worker's socket; with the daemon killed
 // the workers go on accepting on their own, and the next daemon takes the sockets over so that
 // a reload after it still fails nothing.

@@ -27,6 +27,8 @@ type Group struct {
 	policy     string
 	logf       func(format string, args ...any)
 	staleAfter time.Duration // staleHandoff, but for tests
+	// rescueTick and rescueAfter pace the reuseport rescue (rescue.go); tests change them.
+	rescueTick, rescueAfter time.Duration
 
 	wg sync.WaitGroup // accept loops
 
@@ -63,7 +65,7 @@ func NewGroup(app, policy string, logf func(format string, args ...any)) *Group 
 	if policy == "" {
 		policy = spec.PolicyRoundRobin
 	}
-	return &Group{app: app, policy: policy, logf: logf, staleAfter: staleHandoff, handles: map[string]*handle{}, slots: map[int]*slotStats{}}
+	return &Group{app: app, policy: policy, logf: logf, staleAfter: staleHandoff, rescueTick: rescueTick, rescueAfter: rescueAfter, handles: map[string]*handle{}, slots: map[int]*slotStats{}}
 }
 
 var _ supervisor.WorkerProtocol = (*Group)(nil)

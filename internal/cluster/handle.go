@@ -65,8 +65,10 @@ type handle struct {
 	next    int       // where the round-robin scan starts in ring
 	pending []*pendingConn
 	socks   []*slotSock // reuseport only
-	closed  bool
-	dropped uint64 // connections closed because every worker refused them
+	// stopWatch ends the reuseport queue watcher (rescue.go); nil until the first socket.
+	stopWatch chan struct{}
+	closed    bool
+	dropped   uint64 // connections closed because every worker refused them
 }
 
 // pendingConn is an accepted connection on its way to a worker.
@@ -123,11 +125,17 @@ func (h *handle) removeLocked(w *worker) {
 
 // pickLocked chooses the worker for the next connection (see HandoffWindow) and returns its
 // index in ring, or -1 when every worker has a full window or a stale hand-off.
-func (h *handle) pickLocked(now time.Time) int {
+func (h *handle) pickLocked(now time.Time) int { return h.pickExceptLocked(now, nil) }
+
+// pickExceptLocked is pickLocked among the workers not in except.
+func (h *handle) pickExceptLocked(now time.Time, except map[*worker]bool) int {
 	best := -1
 	var bestOut []time.Time
 	for k := range h.ring {
 		i := (h.next + k) % len(h.ring)
+		if except[h.ring[i]] {
+			continue
+		}
 		out := h.workers[h.ring[i]]
 		if len(out) >= HandoffWindow || len(out) > 0 && now.Sub(out[0]) >= h.g.staleAfter {
 			continue
@@ -232,23 +240,28 @@ func (h *handle) dispatchLocked() {
 		if i < 0 {
 			break
 		}
-		w := h.ring[i]
 		c := h.pending[0]
 		h.pending = h.pending[1:]
-		if err := w.sendConn(h, c); err != nil {
-			// The worker cannot take it (channel closed or its queue is full): it leaves the
-			// rotation of this key, and the connection goes to the next one.
-			h.pending = append([]*pendingConn{c}, h.pending...)
-			h.removeLocked(w)
-			h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
-			continue
-		}
-		h.workers[w] = append(h.workers[w], now)
-		h.next = (i + 1) % len(h.ring)
+		h.handLocked(i, c, now)
 	}
 	if len(h.pending) < maxPending {
 		h.cond.Broadcast()
 	}
+}
+
+// handLocked sends c to the worker at ring[i]. A worker that cannot take it (its channel
+// closed, or its queue is full) leaves the rotation of this key, and c goes back to the front
+// of the line for the next one. h.mu held.
+func (h *handle) handLocked(i int, c *pendingConn, now time.Time) {
+	w := h.ring[i]
+	if err := w.sendConn(h, c); err != nil {
+		h.pending = append([]*pendingConn{c}, h.pending...)
+		h.removeLocked(w)
+		h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
+		return
+	}
+	h.workers[w] = append(h.workers[w], now)
+	h.next = (i + 1) % len(h.ring)
 }
 
 // requeue puts a connection a worker did not take (refused it, NACKed it, or died before
@@ -288,6 +301,9 @@ func (h *handle) close() {
 		return
 	}
 	h.closed = true
+	if h.stopWatch != nil {
+		close(h.stopWatch)
+	}
 	pending := h.pending
 	h.pending = nil
 	h.ring, h.next, h.workers = nil, 0, map[*worker][]time.Time{}

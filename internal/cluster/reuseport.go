@@ -37,6 +37,7 @@ type slotSock struct {
 	// owners are the workers it was handed to that still accept on it (a reload's old and
 	// new run overlap); while there are none, the daemon accepts on it.
 	owners map[*worker]bool
+	watch  queueWatch // the rescue's view of its queue (rescue.go)
 }
 
 const noSlot = -1
@@ -89,6 +90,11 @@ func (h *handle) addSlotSockLocked(fd int, slot int) *slotSock {
 	h.socks = append(h.socks, s)
 	h.g.wg.Add(1)
 	go h.acceptFrom(nil, s)
+	if h.stopWatch == nil {
+		h.stopWatch = make(chan struct{})
+		h.g.wg.Add(1)
+		go h.watchQueues(h.stopWatch)
+	}
 	return s
 }
 

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/corral-pm/corral/internal/spec"
@@ -101,4 +103,89 @@ func TestReuseportRefusesTakenPort(t *testing.T) {
 		t.Fatalf("a port taken by another reuseport listener was handed over: %s", r.Raw)
 	}
 	rawEq(t, "errno", r.Errno, strconv.Itoa(-int(unix.EADDRINUSE)))
+}
+
+// acceptOwn accepts on a worker's own reuseport socket for the rest of the test, answering
+// each client with name, as a worker that keeps up does.
+func acceptOwn(t *testing.T, sock *os.File, name string) {
+	t.Helper()
+	ln, err := net.FileListener(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(name + "\n"))
+			c.Close()
+		}
+	}()
+}
+
+// TestReuseportRescuesStalledQueue: while one worker accepts nothing on its own socket (its
+// event loop is blocked) and the other keeps up, the connections the kernel puts in the
+// stalled worker's queue are not left waiting for it: the daemon drains that queue and hands
+// them to the worker that keeps up. Without the rescue about half the clients would wait
+// until the stalled worker came back (here: never, so the reads below would time out).
+func TestReuseportRescuesStalledQueue(t *testing.T) {
+	checkLeaks(t)
+	g := newTestGroup(t, spec.PolicyReuseport)
+	stalled := newFake(t, g, 1, "stalled", fakeOpts{})
+	keeper := newFake(t, g, 2, "keeper", fakeOpts{})
+	stalled.online()
+	keeper.online()
+	_, ss := queryOwnSocket(t, stalled, 0)
+	own, _ := queryOwnSocket(t, keeper, 0)
+	acceptOwn(t, own, "keeper")
+	const n = 24
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialTCP(t, ss.port)
+	}
+	for i, c := range conns {
+		s, err := readAnswer(t, c)
+		if strings.TrimSpace(s) != "keeper" {
+			t.Fatalf("client %d of %d got %q (%v), want the answer of the worker that keeps up", i+1, n, s, err)
+		}
+	}
+	if got := stalled.stats().Connections; got != 0 {
+		t.Fatalf("the stalled worker was handed %d connections, want none", got)
+	}
+	if got := keeper.stats().Connections; got == 0 {
+		t.Fatalf("the daemon handed the keeper nothing: no client's connection landed in the stalled queue? (a hash over %d connections)", n)
+	}
+}
+
+// TestReuseportLeavesWorkersThatKeepUp: while every worker accepts on its own socket, the
+// daemon hands off nothing, bursts included: the rescue is for stalled queues only.
+func TestReuseportLeavesWorkersThatKeepUp(t *testing.T) {
+	checkLeaks(t)
+	g := newTestGroup(t, spec.PolicyReuseport)
+	a := newFake(t, g, 1, "a", fakeOpts{})
+	b := newFake(t, g, 2, "b", fakeOpts{})
+	a.online()
+	b.online()
+	sockA, sa := queryOwnSocket(t, a, 0)
+	sockB, _ := queryOwnSocket(t, b, 0)
+	acceptOwn(t, sockA, "a")
+	acceptOwn(t, sockB, "b")
+	for range 10 {
+		var conns []net.Conn
+		for range 20 {
+			conns = append(conns, dialTCP(t, sa.port))
+		}
+		for _, c := range conns {
+			if s, err := readAnswer(t, c); s == "" {
+				t.Fatalf("no answer: %v", err)
+			}
+			c.Close()
+		}
+	}
+	if got := a.stats().Connections + b.stats().Connections; got != 0 {
+		t.Fatalf("the daemon handed off %d connections though both workers keep up", got)
+	}
 }
