@@ -57,6 +57,9 @@ type Config struct {
 	// Rate caps the requests sent per second, over all clients (0: as fast as they answer).
 	// Requests are paced evenly from the start; a client that falls behind catches up.
 	Rate float64
+	// Slow, when above 0, counts the served requests that took longer (Result.Slow): the
+	// requests that waited, where a percentile would hide how many did.
+	Slow time.Duration
 }
 
 // Second is one second of a load, counted by when requests completed.
@@ -81,7 +84,10 @@ type Result struct {
 	// Stale counts the failures on a reused keep-alive connection before any byte of the
 	// response came (the request could not be written, or the connection closed or was
 	// reset while waiting): the race HTTP clients retry idempotent requests for.
-	Stale   int64
+	Stale int64
+	// Slow counts the served requests that took longer than Config.Slow (every one, however
+	// many latencies are kept for the percentiles); 0 when Config.Slow is 0.
+	Slow    int64
 	Errors  map[string]int64 // failed requests by kind
 	Samples map[string]string
 	Elapsed time.Duration
@@ -136,6 +142,7 @@ func (r *Result) Add(o Result) {
 	r.Conns += o.Conns
 	r.Connect += o.Connect
 	r.Stale += o.Stale
+	r.Slow += o.Slow
 	r.Elapsed += o.Elapsed
 	for k, v := range o.Errors {
 		if r.Errors == nil {
@@ -170,9 +177,9 @@ type Load struct {
 }
 
 type client struct {
-	requests, conns, connect, stale int64
-	errors                          map[string]int64
-	samples                         map[string]string
+	requests, conns, connect, stale, slow int64
+	errors                                map[string]int64
+	samples                               map[string]string
 	// per second since the start: latencies (µs) of served requests, and failures
 	lat    [][]uint32
 	errsAt []int64
@@ -233,7 +240,7 @@ func (l *Load) Stop() Result {
 	errsAt := make([]int64, secs)
 	var all []uint32
 	for _, c := range l.clients {
-		r.Add(Result{Requests: c.requests, Conns: c.conns, Connect: c.connect, Stale: c.stale, Errors: c.errors, Samples: c.samples})
+		r.Add(Result{Requests: c.requests, Conns: c.conns, Connect: c.connect, Stale: c.stale, Slow: c.slow, Errors: c.errors, Samples: c.samples})
 		for s, lat := range c.lat {
 			if s < secs {
 				perSec[s] = append(perSec[s], lat...)
@@ -338,6 +345,9 @@ func (l *Load) second(t time.Time) int {
 // served notes one served request's latency.
 func (l *Load) served(c *client, began, done time.Time) {
 	c.requests++
+	if l.cfg.Slow > 0 && done.Sub(began) > l.cfg.Slow {
+		c.slow++
+	}
 	c.seen++
 	if c.seen%c.every != 0 {
 		return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -153,6 +154,45 @@ func TestLoadRateAndSeries(t *testing.T) {
 	r = Run(context.Background(), Config{Addr: addr, Path: "/nope", Conns: 1, Rate: 50, Timeout: time.Second}, 500*time.Millisecond)
 	if r.Requests != 0 || r.Errors[KindStatus] == 0 || r.Series[0].Errors != r.Errors[KindStatus] {
 		t.Errorf("404s: %d requests, %s, series %+v", r.Requests, r.ErrorSummary(), r.Series)
+	}
+}
+
+// Slow counts the served requests that took longer than Config.Slow, every one of them, and
+// only when asked.
+func TestLoadSlow(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 1 { // every other request, the first included, waits
+			time.Sleep(150 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	// One client: the server sees the requests in the order the client sends them, so of the
+	// served ones, the odd-numbered (at least half, rounded up) took 150 ms or more.
+	cfg := Config{Addr: addr, Conns: 1, Timeout: time.Second, Slow: 50 * time.Millisecond}
+	r := Run(context.Background(), cfg, 700*time.Millisecond)
+	if r.Failed() != 0 || r.Requests < 2 {
+		t.Fatalf("%d requests, failed: %s", r.Requests, r.ErrorSummary())
+	}
+	if r.Slow < (r.Requests+1)/2 || r.Slow >= r.Requests {
+		t.Errorf("%d slow of %d requests, half of them (rounded up) waited 150 ms", r.Slow, r.Requests)
+	}
+	if r.MaxMS < 150 {
+		t.Errorf("max %.1f ms, some requests waited 150 ms", r.MaxMS)
+	}
+	// Merged results add their counts up.
+	var sum Result
+	sum.Add(r)
+	sum.Add(r)
+	if sum.Slow != 2*r.Slow {
+		t.Errorf("merged: %d slow, want %d", sum.Slow, 2*r.Slow)
+	}
+	// Not asked, not counted.
+	cfg.Slow = 0
+	if r := Run(context.Background(), cfg, 400*time.Millisecond); r.Requests == 0 || r.Slow != 0 {
+		t.Errorf("without Slow: %d slow of %d requests", r.Slow, r.Requests)
 	}
 }
 

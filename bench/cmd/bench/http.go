@@ -114,40 +114,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
 	}
 
-	type maker struct {
-		name string
-		make func(label string) httpServer
-	}
-	var makers []maker
-	for _, t := range b.Tools {
-		makers = append(makers, maker{t.Name, func(label string) httpServer {
-			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label, env: appEnv}
-		}})
-		if t.Name == Baseline {
-			// corral's other TCP policy: a listening socket per worker (issue 12).
-			makers = append(makers, maker{corralReuseport, func(label string) httpServer {
-				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
-					args: []string{"--sched-policy", "reuseport"}, env: appEnv}
-			}})
-			if o.HTTPCorralShared {
-				makers = append(makers, maker{corralShared, func(label string) httpServer {
-					return &toolServer{b: b, tool: t, dir: dir, port: port, label: "shared-" + label, name: corralShared,
-						args: []string{"--sched-policy", "shared"}, env: appEnv}
-				}})
-			}
-		}
-	}
-	if b.NodeCluster {
-		makers = append(makers, maker{nodeClusterName, func(label string) httpServer {
-			return &nodeServer{b: b, dir: dir, port: port, label: label, env: appEnv}
-		}})
-		// Node's other policy: one shared socket, each worker accepting on it (SCHED_NONE),
-		// the fastest and least fair way to share a port.
-		makers = append(makers, maker{nodeClusterShared, func(label string) httpServer {
-			return &nodeServer{b: b, dir: dir, port: port, label: label, name: nodeClusterShared,
-				env: append([]string{"NODE_CLUSTER_SCHED_POLICY=none"}, appEnv...)}
-		}})
-	}
+	makers := httpContenders(b, dir, port, appEnv, o.HTTPCorralShared)
 	var order []string
 	for _, m := range makers {
 		order = append(order, m.name)
@@ -183,10 +150,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	}
 	// begin starts a contender alone on the port; end stops it and waits for the port.
 	begin := func(srv httpServer) error {
-		if err := waitPortFree(ctx, port, 15*time.Second); err != nil {
-			return fmt.Errorf("before starting %s: %w", srv.Name(), err)
-		}
-		if err := srv.Start(ctx); err != nil {
+		if err := startAlone(ctx, srv, port); err != nil {
 			return err
 		}
 		if stack != nil && stack.cookie == "" {
@@ -194,13 +158,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		}
 		return nil
 	}
-	end := func(srv httpServer) error {
-		err := srv.Stop()
-		if perr := waitPortFree(ctx, port, 15*time.Second); perr != nil {
-			err = errors.Join(err, fmt.Errorf("after stopping %s: %w", srv.Name(), perr))
-		}
-		return err
-	}
+	end := func(srv httpServer) error { return stopAlone(ctx, srv, port) }
 
 	rpsNew, rpsKA, cpu := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	failNew, failKA := map[string][]float64{}, map[string][]float64{}
@@ -412,6 +370,71 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	add("reload command, 2 workers, under load", "ms", "lower", "",
 		"wall time of `<tool> reload app`, each of the reloads above", reloadMS, nil, na)
 	return metrics, errors.Join(errs...)
+}
+
+// httpContender is a contender of the scenarios that run an app with 2 workers behind one
+// port (http, stall): its name, and how to make a server of it, fresh for each run (label
+// names its home).
+type httpContender struct {
+	name string
+	make func(label string) httpServer
+}
+
+// httpContenders lists the contenders in the order they take turns: each tool, corral followed
+// by its other TCP policies (reuseport; shared too when withShared), then, when b.NodeCluster,
+// Node's own primary with its default scheduling and with its shared socket. dir holds the
+// app (app.js) and Node's primary (primaryScript as primary.js); env is more of the app's
+// environment.
+func httpContenders(b *Bench, dir string, port int, env []string, withShared bool) []httpContender {
+	var cs []httpContender
+	for _, t := range b.Tools {
+		cs = append(cs, httpContender{t.Name, func(label string) httpServer {
+			return &toolServer{b: b, tool: t, dir: dir, port: port, label: label, env: env}
+		}})
+		if t.Name == Baseline {
+			// corral's other TCP policy: a listening socket per worker (issue 12).
+			cs = append(cs, httpContender{corralReuseport, func(label string) httpServer {
+				return &toolServer{b: b, tool: t, dir: dir, port: port, label: "reuseport-" + label, name: corralReuseport,
+					args: []string{"--sched-policy", "reuseport"}, env: env}
+			}})
+			if withShared {
+				cs = append(cs, httpContender{corralShared, func(label string) httpServer {
+					return &toolServer{b: b, tool: t, dir: dir, port: port, label: "shared-" + label, name: corralShared,
+						args: []string{"--sched-policy", "shared"}, env: env}
+				}})
+			}
+		}
+	}
+	if b.NodeCluster {
+		cs = append(cs, httpContender{nodeClusterName, func(label string) httpServer {
+			return &nodeServer{b: b, dir: dir, port: port, label: label, env: env}
+		}})
+		// Node's other policy: one shared socket, each worker accepting on it (SCHED_NONE),
+		// the fastest and least fair way to share a port.
+		cs = append(cs, httpContender{nodeClusterShared, func(label string) httpServer {
+			return &nodeServer{b: b, dir: dir, port: port, label: label, name: nodeClusterShared,
+				env: append([]string{"NODE_CLUSTER_SCHED_POLICY=none"}, env...)}
+		}})
+	}
+	return cs
+}
+
+// startAlone starts srv once the port is free: the previous contender gone, nothing
+// listening.
+func startAlone(ctx context.Context, srv httpServer, port int) error {
+	if err := waitPortFree(ctx, port, 15*time.Second); err != nil {
+		return fmt.Errorf("before starting %s: %w", srv.Name(), err)
+	}
+	return srv.Start(ctx)
+}
+
+// stopAlone stops srv and waits until the port is free again.
+func stopAlone(ctx context.Context, srv httpServer, port int) error {
+	err := srv.Stop()
+	if perr := waitPortFree(ctx, port, 15*time.Second); perr != nil {
+		err = errors.Join(err, fmt.Errorf("after stopping %s: %w", srv.Name(), perr))
+	}
+	return err
 }
 
 // prepareHTTP writes an HTTP scenario's scripts into a directory of its own (named after the

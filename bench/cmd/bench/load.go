@@ -30,14 +30,21 @@ func RunLoad(ctx context.Context, cfg LoadConfig, d time.Duration) LoadResult {
 
 // probe sends one request on a new connection and reports whether a 200 came back.
 func probe(ctx context.Context, addr string, timeout time.Duration) error {
-	d := net.Dialer{Timeout: timeout}
+	return get(ctx, addr, "/", timeout)
+}
+
+// get sends one GET for path on a new connection (`Connection: close`) and reports whether a
+// 2xx came back within timeout, connect included.
+func get(ctx context.Context, addr, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	d := net.Dialer{Deadline: deadline}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write(loadgen.BuildRequest(addr, "/", false)); err != nil {
+	_ = conn.SetDeadline(deadline)
+	if _, err := conn.Write(loadgen.BuildRequest(addr, path, false)); err != nil {
 		return err
 	}
 	_, err = loadgen.ReadResponse(bufio.NewReader(conn))

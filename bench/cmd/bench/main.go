@@ -32,7 +32,7 @@ func run() int {
 		jsonOut    = flag.String("json", "", "also write the results as JSON to `file`")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (homes, daemon logs) for inspection")
 		corralBin  = flag.String("corral", "", "use this corral `binary` instead of building ./cmd/corral")
-		contenders = flag.String("contenders", "corral,pm2,"+nodeClusterName, "comma-separated `list` of contenders: corral, pm2, "+nodeClusterName+" (Node's own cluster primary, http scenario only)")
+		contenders = flag.String("contenders", "corral,pm2,"+nodeClusterName, "comma-separated `list` of contenders: corral, pm2, "+nodeClusterName+" (Node's own cluster primary: http and stall scenarios)")
 		only       = flag.String("scenarios", "", "comma-separated `list` of scenarios to run (default all: "+scenarioNames()+")")
 	)
 	flag.IntVar(&opts.N, "n", 30, "measured runs of each timed command")

@@ -22,7 +22,7 @@ type Scenario interface {
 }
 
 // scenarios in the order they run.
-var scenarios = []Scenario{cliScenario{}, httpScenario{}, requestsScenario{}, sharesScenario{}, survivalScenario{}}
+var scenarios = []Scenario{cliScenario{}, httpScenario{}, requestsScenario{}, sharesScenario{}, stallScenario{}, survivalScenario{}}
 
 // Baseline is the contender the ratios are taken against.
 const Baseline = "corral"

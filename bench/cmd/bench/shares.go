@@ -12,16 +12,17 @@ import (
 	"time"
 )
 
-// sharesScenario measures how evenly corral's two TCP policies spread new connections over
-// the workers: round-robin (the daemon hands each connection to the next worker) and reuseport
-// (each worker accepts on its own socket; the kernel picks one by a hash of the connection).
+// sharesScenario measures how evenly corral's three TCP policies spread new connections over
+// the workers: round-robin (the daemon hands each connection to the next worker), reuseport
+// (each worker accepts on its own socket; the kernel picks one by a hash of the connection)
+// and shared (every worker accepts on one socket; whichever asks first gets the connection).
 // The workers count what they answer (corral's preload), so the shares come from jlist.
 type sharesScenario struct{}
 
 func (sharesScenario) Name() string { return "shares" }
 
 func (sharesScenario) Describe() string {
-	return "how evenly corral's round-robin and reuseport policies spread new connections over 2 and 4 workers"
+	return "how evenly corral's round-robin, reuseport and shared policies spread new connections over 2 and 4 workers"
 }
 
 // sharesWorkers are the app sizes measured.
@@ -40,8 +41,12 @@ func (s sharesScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	variants := []struct {
 		name string
 		args []string
-	}{{Baseline, nil}, {corralReuseport, []string{"--sched-policy", "reuseport"}}}
-	order := []string{Baseline, corralReuseport}
+	}{
+		{Baseline, nil},
+		{corralReuseport, []string{"--sched-policy", "reuseport"}},
+		{corralShared, []string{"--sched-policy", "shared"}},
+	}
+	order := []string{Baseline, corralReuseport, corralShared}
 	var metrics []Metric
 	var errs []error
 	for _, n := range sharesWorkers {
