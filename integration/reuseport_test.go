@@ -2,6 +2,8 @@ package integration
 
 import (
 	"net/http"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -173,7 +175,7 @@ func TestReuseportStalledWorker(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	stopped := true
+	stopped, stoppedAt := true, time.Now()
 	t.Cleanup(func() {
 		if stopped {
 			_ = syscall.Kill(victim, syscall.SIGCONT)
@@ -182,7 +184,8 @@ func TestReuseportStalledWorker(t *testing.T) {
 	// A client gives up on a request after 30 s; without the rescue, half of them would wait
 	// for the stopped worker, that is for ever.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
-	for i := range 40 {
+	// At least 40 requests, over 2 s at least: the daemon logs a stall of a second or more.
+	for i := 0; i < 40 || time.Since(stoppedAt) < 2*time.Second; i++ {
 		pid, err := get(t.Context(), client, url)
 		if err != nil {
 			t.Fatalf("request %d with worker %d stopped: %v", i+1, victim, err)
@@ -198,6 +201,10 @@ func TestReuseportStalledWorker(t *testing.T) {
 	e.waitFor("the worker that was stopped to answer again", 30*time.Second, func() bool {
 		pid, err := get(t.Context(), client, url)
 		return err == nil && pid == victim
+	})
+	// The operator learns of a stall that long, once it is over.
+	e.waitFor("the daemon log to tell of the stall", 30*time.Second, func() bool {
+		return strings.Contains(readFile(filepath.Join(e.home, "corral.log")), "a worker accepted nothing on its socket")
 	})
 }
 

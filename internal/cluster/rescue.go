@@ -23,10 +23,10 @@ import (
 
 const (
 	// rescueTick is how often the queues are read.
-	rescueTick = 20 * time.Millisecond
+	rescueTick = 10 * time.Millisecond
 	// rescueAfter is how long a queue may wait on its worker before the daemon steps in:
 	// the longest a connection waits behind a blocked worker, give or take a tick.
-	rescueAfter = 100 * time.Millisecond
+	rescueAfter = 50 * time.Millisecond
 )
 
 // queueWatch is what the watcher knows of one reuseport socket's queue. h.mu held.
@@ -35,8 +35,16 @@ type queueWatch struct {
 	// stuckSince is when the queue last was empty or shrank (its worker accepted); zero
 	// while it is empty.
 	stuckSince time.Time
-	rescuing   bool // the daemon drains it: its worker accepts nothing
+	// A stall: the rescues of this socket with less than rescueLogAfter between them, from
+	// when the first one's queue got stuck to the last one, and the connections handed.
+	stallFrom, stallTo time.Time
+	handed             uint64
 }
+
+// rescueLogAfter: a stall this long is logged once it is over (no rescue for as long). Single
+// rescues happen now and then on a saturated machine, where a worker may not run for a few
+// ticks; the log is for the workers that stop for real.
+const rescueLogAfter = time.Second
 
 // acceptQueue is how many connections wait in listening socket fd's accept queue: for a
 // listener, Linux reports it in TCP_INFO's unacked field.
@@ -88,16 +96,18 @@ func (h *handle) rescueLocked(now time.Time) {
 		w := &s.watch
 		switch {
 		case q == 0:
-			*w = queueWatch{}
+			w.stuckSince = time.Time{}
 			keepingUp = true
 		case q < w.last:
-			// Its worker accepted since the last look: it is not stalled (any more).
-			w.stuckSince, w.rescuing = now, false
+			w.stuckSince = now // its worker accepted since the last look
 			keepingUp = true
 		case w.stuckSince.IsZero():
 			w.stuckSince = now
 		}
 		w.last = q
+		if !w.stallTo.IsZero() && now.Sub(w.stallTo) >= rescueLogAfter {
+			h.endStallLocked(w)
+		}
 		looks = append(looks, look{s, q})
 	}
 	if len(looks) < 2 || !keepingUp {
@@ -105,16 +115,31 @@ func (h *handle) rescueLocked(now time.Time) {
 	}
 	for _, l := range looks {
 		w := &l.s.watch
-		if l.q == 0 || !w.rescuing && (w.stuckSince.IsZero() || now.Sub(w.stuckSince) < h.g.rescueAfter) {
+		if l.q == 0 || w.stuckSince.IsZero() || now.Sub(w.stuckSince) < h.g.rescueAfter {
 			continue
 		}
-		if !w.rescuing {
-			w.rescuing = true
-			h.g.logThrottled("%s: a worker has accepted nothing on its socket of %s for %s (%d connections waiting; its event loop is blocked?): the others take them",
-				h.g.app, h.addr, now.Sub(w.stuckSince).Round(time.Millisecond), l.q)
+		// Still stuck at the next look (the queue did not shrink below what is left), it is
+		// drained again then, without waiting anew.
+		took := h.drainLocked(l.s, l.q, now)
+		w.last = l.q - took
+		if took > 0 {
+			if w.stallFrom.IsZero() {
+				w.stallFrom = w.stuckSince
+			}
+			w.stallTo = now
+			w.handed += uint64(took)
 		}
-		w.last = l.q - h.drainLocked(l.s, l.q, now)
 	}
+}
+
+// endStallLocked logs a stall of w's socket that lasted rescueLogAfter or more, now that it
+// is over, and forgets it. h.mu held.
+func (h *handle) endStallLocked(w *queueWatch) {
+	if d := w.stallTo.Sub(w.stallFrom); d >= rescueLogAfter {
+		h.g.logf("%s: a worker accepted nothing on its socket of %s for about %s (its event loop was blocked?); the others took the %d connections that waited for it",
+			h.g.app, h.addr, d.Round(10*time.Millisecond), w.handed)
+	}
+	w.stallFrom, w.stallTo, w.handed = time.Time{}, time.Time{}, 0
 }
 
 // drainLocked accepts up to n connections waiting on s and hands each to a worker that does
