@@ -105,6 +105,20 @@ func TestReuseportRefusesTakenPort(t *testing.T) {
 	rawEq(t, "errno", r.Errno, strconv.Itoa(-int(unix.EADDRINUSE)))
 }
 
+// twoOnOwnSockets starts a reuseport group with two online fake workers, each handed its own
+// socket, and returns them, their sockets and the port.
+func twoOnOwnSockets(t *testing.T, nameA, nameB string) (a, b *fakeWorker, sockA, sockB *os.File, port int) {
+	t.Helper()
+	g := newTestGroup(t, spec.PolicyReuseport)
+	a = newFake(t, g, 1, nameA, fakeOpts{})
+	b = newFake(t, g, 2, nameB, fakeOpts{})
+	a.online()
+	b.online()
+	sockA, sa := queryOwnSocket(t, a, 0)
+	sockB, _ = queryOwnSocket(t, b, 0)
+	return a, b, sockA, sockB, sa.port
+}
+
 // acceptOwn accepts on a worker's own reuseport socket for the rest of the test, answering
 // each client with name, as a worker that keeps up does.
 func acceptOwn(t *testing.T, sock *os.File, name string) {
@@ -133,18 +147,12 @@ func acceptOwn(t *testing.T, sock *os.File, name string) {
 // until the stalled worker came back (here: never, so the reads below would time out).
 func TestReuseportRescuesStalledQueue(t *testing.T) {
 	checkLeaks(t)
-	g := newTestGroup(t, spec.PolicyReuseport)
-	stalled := newFake(t, g, 1, "stalled", fakeOpts{})
-	keeper := newFake(t, g, 2, "keeper", fakeOpts{})
-	stalled.online()
-	keeper.online()
-	_, ss := queryOwnSocket(t, stalled, 0)
-	own, _ := queryOwnSocket(t, keeper, 0)
+	stalled, keeper, _, own, port := twoOnOwnSockets(t, "stalled", "keeper")
 	acceptOwn(t, own, "keeper")
 	const n = 24
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		conns[i] = dialTCP(t, ss.port)
+		conns[i] = dialTCP(t, port)
 	}
 	for i, c := range conns {
 		s, err := readAnswer(t, c)
@@ -164,19 +172,13 @@ func TestReuseportRescuesStalledQueue(t *testing.T) {
 // daemon hands off nothing, bursts included: the rescue is for stalled queues only.
 func TestReuseportLeavesWorkersThatKeepUp(t *testing.T) {
 	checkLeaks(t)
-	g := newTestGroup(t, spec.PolicyReuseport)
-	a := newFake(t, g, 1, "a", fakeOpts{})
-	b := newFake(t, g, 2, "b", fakeOpts{})
-	a.online()
-	b.online()
-	sockA, sa := queryOwnSocket(t, a, 0)
-	sockB, _ := queryOwnSocket(t, b, 0)
+	a, b, sockA, sockB, port := twoOnOwnSockets(t, "a", "b")
 	acceptOwn(t, sockA, "a")
 	acceptOwn(t, sockB, "b")
 	for range 10 {
 		var conns []net.Conn
 		for range 20 {
-			conns = append(conns, dialTCP(t, sa.port))
+			conns = append(conns, dialTCP(t, port))
 		}
 		for _, c := range conns {
 			if s, err := readAnswer(t, c); s == "" {
