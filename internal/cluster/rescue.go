@@ -146,21 +146,28 @@ func (h *handle) endStallLocked(w *queueWatch) {
 // not own s, while one has room (pickLocked); it returns how many it took. h.mu held.
 func (h *handle) drainLocked(s *slotSock, n uint32, now time.Time) uint32 {
 	var took uint32
+drain:
 	for took < n {
 		i := h.pickExceptLocked(now, s.owners)
 		if i < 0 {
 			break
 		}
 		fd, err := rawAccept(s.fd)
-		if err == unix.ECONNABORTED || err == unix.EINTR {
+		switch err {
+		case nil:
+		case unix.EINTR:
+			continue
+		case unix.ECONNABORTED: // the client gave up: one fewer waiting
 			took++
 			continue
-		}
-		if err != nil {
-			break // EAGAIN: its worker took the rest; anything else: the next look retries
+		default:
+			break drain // EAGAIN: its worker took the rest; anything else: the next look retries
 		}
 		took++
 		h.handLocked(i, &pendingConn{fd: fd}, now)
+	}
+	if len(h.pending) > 0 {
+		h.dispatchLocked() // a worker could not take one: it went back in line
 	}
 	return took
 }
