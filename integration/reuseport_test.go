@@ -31,7 +31,7 @@ func handedOff(e *env) uint64 {
 }
 
 // TestReuseportSpreadsConnections: the kernel spreads new connections over both workers'
-// sockets, the daemon hands off none, and the workers' own request counts show the
+// sockets, the daemon hands off (nearly) none, and the workers' own request counts show the
 // distribution in jlist.
 func TestReuseportSpreadsConnections(t *testing.T) {
 	t.Parallel()
@@ -57,8 +57,10 @@ func TestReuseportSpreadsConnections(t *testing.T) {
 			t.Fatalf("worker pid %d answered %d of %d connections: %v", pid, c, n, byPID)
 		}
 	}
-	if h := handedOff(e); h != 0 {
-		t.Fatalf("the daemon handed off %d connections: every worker has its own socket, it should hand off none", h)
+	// Every worker has its own socket, so the daemon hands off nothing, but for its rescue
+	// of a worker that did not run for 50 ms (on a loaded machine, now and then: a few).
+	if h := handedOff(e); h > n/10 {
+		t.Fatalf("the daemon handed off %d of %d connections: every worker has its own socket, it should hand off (nearly) none", h, n)
 	}
 	// The workers count what they answer (waitServing's probes too): at least the 400.
 	e.waitFor("the workers' reports of 400 requests", 30*time.Second, func() bool {
@@ -87,7 +89,8 @@ func TestReuseportScaleUnderLoad(t *testing.T) {
 	url := startReuseport(t, e, 2)
 	scaleDownUpUnderLoad(t, e, url, "cluster_http", nil)
 	// The new slot took the old socket over: the daemon hands off nothing any more (once the
-	// answers to its last hand-offs are in).
+	// answers to its last hand-offs are in), but for its rescue of a worker that did not run
+	// for 50 ms, a few at most; a socket still orphaned would make it about half.
 	waitQuiet(t, e)
 	last := handedOff(e)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
@@ -96,8 +99,8 @@ func TestReuseportScaleUnderLoad(t *testing.T) {
 			t.Fatalf("request failed: %v", err)
 		}
 	}
-	if h := handedOff(e); h != last {
-		t.Fatalf("after scaling back to 2, the daemon still hands off connections (%d, then %d)", last, h)
+	if h := handedOff(e); h-last >= 10 {
+		t.Fatalf("after scaling back to 2, the daemon still hands off connections (%d, then %d, over 50 requests)", last, h)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
 	"golang.org/x/sys/unix"
@@ -105,11 +106,13 @@ func TestReuseportRefusesTakenPort(t *testing.T) {
 	rawEq(t, "errno", r.Errno, strconv.Itoa(-int(unix.EADDRINUSE)))
 }
 
-// twoOnOwnSockets starts a reuseport group with two online fake workers, each handed its own
-// socket, and returns them, their sockets and the port.
-func twoOnOwnSockets(t *testing.T, nameA, nameB string) (a, b *fakeWorker, sockA, sockB *os.File, port int) {
+// twoOnOwnSockets starts a reuseport group whose rescue steps in after rescueAfter, with two
+// online fake workers, each handed its own socket, and returns them, their sockets and the
+// port.
+func twoOnOwnSockets(t *testing.T, nameA, nameB string, rescueAfter time.Duration) (a, b *fakeWorker, sockA, sockB *os.File, port int) {
 	t.Helper()
 	g := newTestGroup(t, spec.PolicyReuseport)
+	g.rescueAfter = rescueAfter
 	a = newFake(t, g, 1, nameA, fakeOpts{})
 	b = newFake(t, g, 2, nameB, fakeOpts{})
 	a.online()
@@ -147,7 +150,7 @@ func acceptOwn(t *testing.T, sock *os.File, name string) {
 // until the stalled worker came back (here: never, so the reads below would time out).
 func TestReuseportRescuesStalledQueue(t *testing.T) {
 	checkLeaks(t)
-	stalled, keeper, _, own, port := twoOnOwnSockets(t, "stalled", "keeper")
+	stalled, keeper, _, own, port := twoOnOwnSockets(t, "stalled", "keeper", rescueAfter)
 	acceptOwn(t, own, "keeper")
 	const n = 24
 	conns := make([]net.Conn, n)
@@ -169,13 +172,15 @@ func TestReuseportRescuesStalledQueue(t *testing.T) {
 }
 
 // TestReuseportLeavesWorkersThatKeepUp: while every worker accepts on its own socket, the
-// daemon hands off nothing, bursts included: the rescue is for stalled queues only.
+// daemon hands off nothing, bursts included, for a second and more: the rescue is for stalled
+// queues only. (The rescue waits 200 ms here, not 50: a goroutine of this test that does not
+// run for 50 ms on a loaded machine would be a stalled worker.)
 func TestReuseportLeavesWorkersThatKeepUp(t *testing.T) {
 	checkLeaks(t)
-	a, b, sockA, sockB, port := twoOnOwnSockets(t, "a", "b")
+	a, b, sockA, sockB, port := twoOnOwnSockets(t, "a", "b", 200*time.Millisecond)
 	acceptOwn(t, sockA, "a")
 	acceptOwn(t, sockB, "b")
-	for range 10 {
+	for start := time.Now(); time.Since(start) < time.Second; {
 		var conns []net.Conn
 		for range 20 {
 			conns = append(conns, dialTCP(t, port))
