@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/corral-pm/corral/internal/supervisor"
+	"github.com/corral-pm/corral/internal/typo"
 )
 
 // table is the daemon's set of apps: which names exist and which app owns each process id.
@@ -218,38 +219,12 @@ func closest(target string, apps []*app) string {
 				continue
 			}
 			seen[cand] = true
-			if d := editDistance(target, cand); d < bestD && 2*d < len([]rune(target)) {
+			if d := typo.Distance(target, cand); d < bestD && 2*d < len([]rune(target)) {
 				best, bestD = cand, d
 			}
 		}
 	}
 	return best
-}
-
-// editDistance is the Damerau-Levenshtein distance (a swap of two letters is one edit: "wbe").
-func editDistance(a, b string) int {
-	x, y := []rune(a), []rune(b)
-	d := make([][]int, len(x)+1)
-	for i := range d {
-		d[i] = make([]int, len(y)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(x); i++ {
-		for j := 1; j <= len(y); j++ {
-			cost := 1
-			if x[i-1] == y[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(x)][len(y)]
 }
 
 func (e notFoundError) Is(target error) bool { return e.gone && target == errAppGone }

@@ -3,6 +3,8 @@ package ecosystem
 import (
 	"fmt"
 	"strings"
+
+	"github.com/corral-pm/corral/internal/typo"
 )
 
 // attribute is one app attribute corral understands, under its PM2 name, with the other
@@ -184,32 +186,10 @@ func suggest(key string) string {
 		}
 	}
 	for _, c := range candidates {
-		d := editDistance(lower, strings.ToLower(c))
+		d := typo.Distance(lower, strings.ToLower(c))
 		if d < bestDist && d < len([]rune(key)) {
 			best, bestDist = c, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
