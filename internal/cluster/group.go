@@ -30,7 +30,7 @@ type Group struct {
 	// rescueTick and rescueAfter pace the reuseport rescue (rescue.go); tests change them.
 	rescueTick, rescueAfter time.Duration
 
-	wg sync.WaitGroup // accept loops
+	wg sync.WaitGroup // accept loops, and the reuseport queue watchers (rescue.go)
 
 	mu           sync.Mutex
 	handles      map[string]*handle

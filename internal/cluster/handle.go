@@ -66,7 +66,9 @@ type handle struct {
 	pending []*pendingConn
 	socks   []*slotSock // reuseport only
 	// stopWatch ends the reuseport queue watcher (rescue.go); nil until the first socket.
+	// lookedAt is the time of its last look.
 	stopWatch chan struct{}
+	lookedAt  time.Time
 	closed    bool
 	dropped   uint64 // connections closed because every worker refused them
 }
@@ -125,15 +127,24 @@ func (h *handle) removeLocked(w *worker) {
 
 // pickLocked chooses the worker for the next connection (see HandoffWindow) and returns its
 // index in ring, or -1 when every worker has a full window or a stale hand-off.
-func (h *handle) pickLocked(now time.Time) int { return h.pickExceptLocked(now, nil) }
+// Under reuseport a worker whose queue has stalled (rescue.go) gets a connection only when no
+// other worker can take one.
+func (h *handle) pickLocked(now time.Time) int {
+	if h.reuse {
+		if i := h.pickExceptLocked(now, h.stalledLocked); i >= 0 {
+			return i
+		}
+	}
+	return h.pickExceptLocked(now, nil)
+}
 
-// pickExceptLocked is pickLocked among the workers not in except.
-func (h *handle) pickExceptLocked(now time.Time, except map[*worker]bool) int {
+// pickExceptLocked is pickLocked among the workers for which skip (if not nil) is false.
+func (h *handle) pickExceptLocked(now time.Time, skip func(*worker) bool) int {
 	best := -1
 	var bestOut []time.Time
 	for k := range h.ring {
 		i := (h.next + k) % len(h.ring)
-		if except[h.ring[i]] {
+		if skip != nil && skip(h.ring[i]) {
 			continue
 		}
 		out := h.workers[h.ring[i]]
@@ -242,26 +253,28 @@ func (h *handle) dispatchLocked() {
 		}
 		c := h.pending[0]
 		h.pending = h.pending[1:]
-		h.handLocked(i, c, now)
+		if !h.handLocked(i, c, now) {
+			h.pending = append([]*pendingConn{c}, h.pending...) // for the next worker
+		}
 	}
 	if len(h.pending) < maxPending {
 		h.cond.Broadcast()
 	}
 }
 
-// handLocked sends c to the worker at ring[i]. A worker that cannot take it (its channel
-// closed, or its queue is full) leaves the rotation of this key, and c goes back to the front
-// of the line for the next one. h.mu held.
-func (h *handle) handLocked(i int, c *pendingConn, now time.Time) {
+// handLocked sends c to the worker at ring[i] and reports whether it went. A worker that
+// cannot take it (its channel closed, or its queue is full) leaves the rotation of this key;
+// c is still the caller's, for the next one. h.mu held.
+func (h *handle) handLocked(i int, c *pendingConn, now time.Time) bool {
 	w := h.ring[i]
 	if err := w.sendConn(h, c); err != nil {
-		h.pending = append([]*pendingConn{c}, h.pending...)
 		h.removeLocked(w)
 		h.g.logThrottled("worker %d (%s) cannot take connections on %s: %v", w.id, h.g.app, h.addr, err)
-		return
+		return false
 	}
 	h.workers[w] = append(h.workers[w], now)
 	h.next = (i + 1) % len(h.ring)
+	return true
 }
 
 // requeue puts a connection a worker did not take (refused it, NACKed it, or died before
@@ -303,6 +316,9 @@ func (h *handle) close() {
 	h.closed = true
 	if h.stopWatch != nil {
 		close(h.stopWatch)
+	}
+	for _, s := range h.socks {
+		h.endStallLocked(&s.watch)
 	}
 	pending := h.pending
 	h.pending = nil

@@ -16,7 +16,10 @@ import (
 // another worker's queue empties or shrinks (that one keeps up), is drained by the daemon,
 // which hands the connections to the other workers as round-robin does, until the worker
 // accepts again. A worker that keeps up is never touched, and when every queue grows (the
-// whole app is saturated) there is nobody to hand to, so nothing is done either.
+// whole app is saturated) there is nobody to hand to, so nothing is done either. A worker whose
+// queue stalled is given no connection by the daemon (a rescue, an orphaned socket's, a
+// refused one's) while another can take it, until it is seen accepting again or stalledFor
+// passes without a stall.
 //
 // Watching costs a wake-up every rescueTick and one getsockopt per socket that has a worker;
 // nothing per connection.
@@ -35,16 +38,30 @@ type queueWatch struct {
 	// stuckSince is when the queue last was empty or shrank (its worker accepted); zero
 	// while it is empty.
 	stuckSince time.Time
-	// A stall: the rescues of this socket with less than rescueLogAfter between them, from
-	// when the first one's queue got stuck to the last one, and the connections handed.
+	// stalledAt is the last look that found it stuck for rescueAfter; zero once its worker
+	// is seen accepting (its queue shrank by itself).
+	stalledAt time.Time
+	// keepingUp: at the last look its queue was empty or had shrunk, and it had not stalled
+	// lately. Only such workers are handed what the daemon drains.
+	keepingUp bool
+	// A stall episode, for the log: the rescues of this socket with less than rescueLogAfter
+	// between them and no accept by its worker seen, from when the first one's queue got
+	// stuck to the last one, how many, and the connections handed.
 	stallFrom, stallTo time.Time
+	rescues            int
 	handed             uint64
 }
 
-// rescueLogAfter: a stall this long is logged once it is over (no rescue for as long). Single
-// rescues happen now and then on a saturated machine, where a worker may not run for a few
-// ticks; the log is for the workers that stop for real.
-const rescueLogAfter = time.Second
+const (
+	// stalledFor is how long a stalled worker gets no connection from the daemon while no
+	// look finds it stalled again and it is not seen accepting.
+	stalledFor = time.Second
+	// rescueLogAfter: an episode this long is logged once it is over (no rescue for as long,
+	// its worker seen accepting, gone, or the socket closed). Single rescues happen now and
+	// then on a saturated machine, where a worker may not run for a few ticks; the log is for
+	// the workers that stop for real.
+	rescueLogAfter = time.Second
+)
 
 // acceptQueue is how many connections wait in listening socket fd's accept queue: for a
 // listener, Linux reports it in TCP_INFO's unacked field.
@@ -66,18 +83,31 @@ func (h *handle) watchQueues(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
 			h.mu.Lock()
 			if !h.closed {
-				h.rescueLocked(now)
+				// Not the tick's time: a late tick's would be in the past, and hand-off
+				// times must follow one another (pickLocked).
+				h.rescueLocked(time.Now())
 			}
 			h.mu.Unlock()
 		}
 	}
 }
 
+// stalledLocked reports whether w accepts on a socket whose queue stalled lately. h.mu held.
+func (h *handle) stalledLocked(w *worker) bool {
+	for _, s := range h.socks {
+		if s.owners[w] && !s.watch.stalledAt.IsZero() && h.lookedAt.Sub(s.watch.stalledAt) < stalledFor {
+			return true
+		}
+	}
+	return false
+}
+
 // rescueLocked looks at every queue once and drains those whose worker has stalled. h.mu held.
 func (h *handle) rescueLocked(now time.Time) {
+	h.lookedAt = now
 	type look struct {
 		s *slotSock
 		q uint32
@@ -85,29 +115,41 @@ func (h *handle) rescueLocked(now time.Time) {
 	var looks []look
 	keepingUp := false
 	for _, s := range h.socks {
+		w := &s.watch
 		if len(s.owners) == 0 {
-			s.watch = queueWatch{} // the daemon's own accept loop serves it
+			h.endStallLocked(w) // its worker is gone; the daemon's own accept loop serves it
+			*w = queueWatch{}
 			continue
 		}
 		q, err := acceptQueue(s.fd)
 		if err != nil {
+			w.keepingUp = false
 			continue
 		}
-		w := &s.watch
+		accepted := q < w.last // its queue shrank by itself: its worker accepts
 		switch {
 		case q == 0:
 			w.stuckSince = time.Time{}
-			keepingUp = true
-		case q < w.last:
-			w.stuckSince = now // its worker accepted since the last look
-			keepingUp = true
+		case accepted:
+			w.stuckSince = now
 		case w.stuckSince.IsZero():
 			w.stuckSince = now
 		}
 		w.last = q
+		if accepted {
+			w.stalledAt = time.Time{}
+			h.endStallLocked(w)
+		}
+		if q > 0 && now.Sub(w.stuckSince) >= h.g.rescueAfter {
+			w.stalledAt = now
+		}
 		if !w.stallTo.IsZero() && now.Sub(w.stallTo) >= rescueLogAfter {
 			h.endStallLocked(w)
 		}
+		// A worker keeps up when its queue is empty or shrinking, unless it stalled lately:
+		// an empty queue the daemon drained says nothing of its worker.
+		w.keepingUp = (q == 0 || accepted) && (w.stalledAt.IsZero() || now.Sub(w.stalledAt) >= stalledFor)
+		keepingUp = keepingUp || w.keepingUp
 		looks = append(looks, look{s, q})
 	}
 	if len(looks) < 2 || !keepingUp {
@@ -115,7 +157,7 @@ func (h *handle) rescueLocked(now time.Time) {
 	}
 	for _, l := range looks {
 		w := &l.s.watch
-		if l.q == 0 || w.stuckSince.IsZero() || now.Sub(w.stuckSince) < h.g.rescueAfter {
+		if l.q == 0 || !w.stalledAt.Equal(now) {
 			continue
 		}
 		// Still stuck at the next look (the queue did not shrink below what is left), it is
@@ -127,28 +169,45 @@ func (h *handle) rescueLocked(now time.Time) {
 				w.stallFrom = w.stuckSince
 			}
 			w.stallTo = now
+			w.rescues++
 			w.handed += uint64(took)
 		}
 	}
 }
 
-// endStallLocked logs a stall of w's socket that lasted rescueLogAfter or more, now that it
-// is over, and forgets it. h.mu held.
+// endStallLocked logs w's stall episode if it lasted rescueLogAfter or more, and forgets it.
+// h.mu held.
 func (h *handle) endStallLocked(w *queueWatch) {
-	if d := w.stallTo.Sub(w.stallFrom); d >= rescueLogAfter {
-		h.g.logf("%s: a worker accepted nothing on its socket of %s for about %s (its event loop was blocked?); the others took the %d connections that waited for it",
-			h.g.app, h.addr, d.Round(10*time.Millisecond), w.handed)
+	if w.stallFrom.IsZero() {
+		return
 	}
-	w.stallFrom, w.stallTo, w.handed = time.Time{}, time.Time{}, 0
+	if d := w.stallTo.Sub(w.stallFrom); d >= rescueLogAfter {
+		h.g.logf("%s: a worker accepted nothing on its socket of %s for %d stretches of %s or more over %s (its event loop blocked?); the daemon handed the %d connections that waited to the other workers",
+			h.g.app, h.addr, w.rescues, h.g.rescueAfter, d.Round(10*time.Millisecond), w.handed)
+	}
+	w.stallFrom, w.stallTo, w.rescues, w.handed = time.Time{}, time.Time{}, 0, 0
+}
+
+// keepsUpLocked reports whether every socket w accepts on was found keeping up at the last
+// look (a worker on none, between its start and its listen, does too). h.mu held.
+func (h *handle) keepsUpLocked(w *worker) bool {
+	for _, s := range h.socks {
+		if s.owners[w] && !s.watch.keepingUp {
+			return false
+		}
+	}
+	return true
 }
 
 // drainLocked accepts up to n connections waiting on s and hands each to a worker that does
-// not own s, while one has room (pickLocked); it returns how many it took. h.mu held.
+// not accept on s and keeps up with its own socket, while one has room (pickExceptLocked);
+// it returns how many it took. h.mu held.
 func (h *handle) drainLocked(s *slotSock, n uint32, now time.Time) uint32 {
+	skip := func(w *worker) bool { return s.owners[w] || !h.keepsUpLocked(w) }
 	var took uint32
 drain:
 	for took < n {
-		i := h.pickExceptLocked(now, s.owners)
+		i := h.pickExceptLocked(now, skip)
 		if i < 0 {
 			break
 		}
@@ -160,14 +219,21 @@ drain:
 		case unix.ECONNABORTED: // the client gave up: one fewer waiting
 			took++
 			continue
-		default:
-			break drain // EAGAIN: its worker took the rest; anything else: the next look retries
+		case unix.EAGAIN: // its worker took the rest
+			break drain
+		default: // EMFILE, ENFILE, ENOBUFS...: the connection stays queued; the next look retries
+			h.g.logThrottled("accept on %s: %v", h.addr, err)
+			break drain
 		}
 		took++
-		h.handLocked(i, &pendingConn{fd: fd}, now)
-	}
-	if len(h.pending) > 0 {
-		h.dispatchLocked() // a worker could not take one: it went back in line
+		c := &pendingConn{fd: fd}
+		for !h.handLocked(i, c, now) { // that worker left the rotation: the next one
+			if i = h.pickExceptLocked(now, skip); i < 0 {
+				h.pending = append([]*pendingConn{c}, h.pending...)
+				h.dispatchLocked()
+				break drain
+			}
+		}
 	}
 	return took
 }

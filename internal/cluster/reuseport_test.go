@@ -1,14 +1,17 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/corral-pm/corral/internal/spec"
+	"github.com/corral-pm/corral/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,20 +109,63 @@ func TestReuseportRefusesTakenPort(t *testing.T) {
 	rawEq(t, "errno", r.Errno, strconv.Itoa(-int(unix.EADDRINUSE)))
 }
 
-// twoOnOwnSockets starts a reuseport group whose rescue steps in after rescueAfter, with two
-// online fake workers, each handed its own socket, and returns them, their sockets and the
-// port.
-func twoOnOwnSockets(t *testing.T, nameA, nameB string, rescueAfter time.Duration) (a, b *fakeWorker, sockA, sockB *os.File, port int) {
+// onOwnSockets starts a reuseport group whose rescue steps in after rescueAfter, with an
+// online fake worker for each name, each handed its own socket, and returns them, their
+// sockets, the port and what the group logs.
+func onOwnSockets(t *testing.T, rescueAfter time.Duration, names ...string) ([]*fakeWorker, []*os.File, int, *logCapture) {
 	t.Helper()
 	g := newTestGroup(t, spec.PolicyReuseport)
 	g.rescueAfter = rescueAfter
-	a = newFake(t, g, 1, nameA, fakeOpts{})
-	b = newFake(t, g, 2, nameB, fakeOpts{})
-	a.online()
-	b.online()
-	sockA, sa := queryOwnSocket(t, a, 0)
-	sockB, _ = queryOwnSocket(t, b, 0)
-	return a, b, sockA, sockB, sa.port
+	logs := &logCapture{}
+	g.logf = logs.logf // before any socket: the watcher reads it
+	var fakes []*fakeWorker
+	var socks []*os.File
+	port := 0
+	for i, name := range names {
+		f := newFake(t, g, i+1, name, fakeOpts{})
+		f.online()
+		sock, si := queryOwnSocket(t, f, 0)
+		fakes, socks, port = append(fakes, f), append(socks, sock), si.port
+	}
+	return fakes, socks, port, logs
+}
+
+// logCapture keeps what a group logs.
+type logCapture struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logCapture) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logCapture) find(sub string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}
+
+// answeredBy dials n connections to port at once and checks that want answers each of them.
+func answeredBy(t *testing.T, port, n int, want string) {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialTCP(t, port)
+	}
+	for i, c := range conns {
+		s, err := readAnswer(t, c)
+		if strings.TrimSpace(s) != want {
+			t.Fatalf("client %d of %d got %q (%v), want the answer of %s, the worker that keeps up", i+1, n, s, err, want)
+		}
+	}
 }
 
 // acceptOwn accepts on a worker's own reuseport socket for the rest of the test, answering
@@ -150,25 +196,47 @@ func acceptOwn(t *testing.T, sock *os.File, name string) {
 // until the stalled worker came back (here: never, so the reads below would time out).
 func TestReuseportRescuesStalledQueue(t *testing.T) {
 	checkLeaks(t)
-	stalled, keeper, _, own, port := twoOnOwnSockets(t, "stalled", "keeper", rescueAfter)
-	acceptOwn(t, own, "keeper")
-	const n = 24
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		conns[i] = dialTCP(t, port)
-	}
-	for i, c := range conns {
-		s, err := readAnswer(t, c)
-		if strings.TrimSpace(s) != "keeper" {
-			t.Fatalf("client %d of %d got %q (%v), want the answer of the worker that keeps up", i+1, n, s, err)
-		}
-	}
+	fakes, socks, port, _ := onOwnSockets(t, rescueAfter, "stalled", "keeper")
+	stalled, keeper := fakes[0], fakes[1]
+	acceptOwn(t, socks[1], "keeper")
+	answeredBy(t, port, 24, "keeper")
 	if got := stalled.stats().Connections; got != 0 {
 		t.Fatalf("the stalled worker was handed %d connections, want none", got)
 	}
 	if got := keeper.stats().Connections; got == 0 {
-		t.Fatalf("the daemon handed the keeper nothing: no client's connection landed in the stalled queue? (a hash over %d connections)", n)
+		t.Fatalf("the daemon handed the keeper nothing: no client's connection landed in the stalled queue? (a hash over 24 connections)")
 	}
+}
+
+// TestReuseportRescueSkipsStalledWorkers: with two of three workers stalled, what waits on
+// either stalled socket goes to the one that keeps up, never to the other stalled worker.
+func TestReuseportRescueSkipsStalledWorkers(t *testing.T) {
+	checkLeaks(t)
+	fakes, socks, port, _ := onOwnSockets(t, rescueAfter, "stalled1", "stalled2", "keeper")
+	acceptOwn(t, socks[2], "keeper")
+	answeredBy(t, port, 36, "keeper")
+	for _, f := range fakes[:2] {
+		if got := f.stats().Connections; got != 0 {
+			t.Fatalf("%s was handed %d connections, want none", f.name, got)
+		}
+	}
+}
+
+// TestReuseportStallLogged: a stall of a second or more is logged once it is over, here when
+// the stalled worker dies.
+func TestReuseportStallLogged(t *testing.T) {
+	checkLeaks(t)
+	fakes, socks, port, logs := onOwnSockets(t, rescueAfter, "stalled", "keeper")
+	acceptOwn(t, socks[1], "keeper")
+	for start := time.Now(); time.Since(start) < rescueLogAfter+200*time.Millisecond; {
+		answeredBy(t, port, 4, "keeper")
+	}
+	if line := logs.find("accepted nothing"); line != "" {
+		t.Fatalf("a stall was logged before it was over: %s", line)
+	}
+	fakes[0].die()
+	testutil.WaitFor(t, "the stall in the log", waitTimeout, func() bool { return logs.find("accepted nothing") != "" })
+	t.Log(logs.find("accepted nothing"))
 }
 
 // TestReuseportLeavesWorkersThatKeepUp: while every worker accepts on its own socket, the
@@ -177,9 +245,10 @@ func TestReuseportRescuesStalledQueue(t *testing.T) {
 // run for 50 ms on a loaded machine would be a stalled worker.)
 func TestReuseportLeavesWorkersThatKeepUp(t *testing.T) {
 	checkLeaks(t)
-	a, b, sockA, sockB, port := twoOnOwnSockets(t, "a", "b", 200*time.Millisecond)
-	acceptOwn(t, sockA, "a")
-	acceptOwn(t, sockB, "b")
+	fakes, socks, port, _ := onOwnSockets(t, 200*time.Millisecond, "a", "b")
+	a, b := fakes[0], fakes[1]
+	acceptOwn(t, socks[0], "a")
+	acceptOwn(t, socks[1], "b")
 	for start := time.Now(); time.Since(start) < time.Second; {
 		var conns []net.Conn
 		for range 20 {
