@@ -220,15 +220,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 					}
 					x.tot[m.name].Add(x.res)
 				}
-				// The figures mean little if a worker died and was replaced meanwhile.
-				after, err := srv.WorkerPIDs(ctx)
-				if err != nil {
-					return err
-				}
-				if !slices.Equal(before, after) {
-					return fmt.Errorf("%s: workers changed under load (pids %v, then %v): one crashed or was restarted", m.name, before, after)
-				}
-				return nil
+				return sameWorkers(ctx, srv, before)
 			}()
 			if err != nil {
 				broken[m.name] = true
@@ -334,16 +326,10 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 			metrics = append(metrics, m)
 		}
 	}
-	runs := func(c string) string {
-		if n := len(rpsNew[c]); n != 1 {
-			return fmt.Sprintf("the %d runs", n)
-		}
-		return "the 1 run"
-	}
 	sum := func(tot map[string]*LoadResult) map[string]string {
 		out := map[string]string{}
 		for c, r := range tot {
-			out[c] = fmt.Sprintf("over %s: %d failed of %d requests (%s)", runs(c), r.Failed(), r.Requests+r.Failed(), r.ErrorSummary())
+			out[c] = failSummary(len(rpsNew[c]), r)
 		}
 		return out
 	}
@@ -353,7 +339,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		"the primary only hands over each client connection once", rpsKA, nil, nil)
 	cpuDetails := map[string]string{}
 	for c, t := range cpuTotal {
-		cpuDetails[c] = fmt.Sprintf("%.2f CPU s for %d connections over %s", t[0], int64(t[1]), runs(c))
+		cpuDetails[c] = fmt.Sprintf("%.2f CPU s for %d connections over %s", t[0], int64(t[1]), overRuns(len(rpsNew[c])))
 	}
 	add("primary's CPU per 10,000 connections (new-connection runs)", "CPU s", "lower", "",
 		"utime+stime of the primary (corral's daemon, PM2's God daemon, the Node primary) from /proc/<pid>/stat around each run, per 10,000 connections served",
@@ -426,6 +412,32 @@ func startAlone(ctx context.Context, srv httpServer, port int) error {
 		return fmt.Errorf("before starting %s: %w", srv.Name(), err)
 	}
 	return srv.Start(ctx)
+}
+
+// sameWorkers checks that srv runs the workers it ran before (pids): figures taken while a
+// worker died and was replaced mean little.
+func sameWorkers(ctx context.Context, srv httpServer, before []int) error {
+	after, err := srv.WorkerPIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(before, after) {
+		return fmt.Errorf("%s: workers changed under load (pids %v, then %v): one crashed or was restarted", srv.Name(), before, after)
+	}
+	return nil
+}
+
+// failSummary is the details line of a load's failed requests, totalled over runs runs.
+func failSummary(runs int, r *LoadResult) string {
+	return fmt.Sprintf("over %s: %d failed of %d requests (%s)", overRuns(runs), r.Failed(), r.Requests+r.Failed(), r.ErrorSummary())
+}
+
+// overRuns names n runs in a details line: "the 3 runs", "the 1 run".
+func overRuns(n int) string {
+	if n == 1 {
+		return "the 1 run"
+	}
+	return fmt.Sprintf("the %d runs", n)
 }
 
 // stopAlone stops srv and waits until the port is free again.

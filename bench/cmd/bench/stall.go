@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,11 +122,7 @@ func (s stallScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	}
 	failDetails := map[string]string{}
 	for c, t := range total {
-		runs := fmt.Sprintf("the %d runs", len(runDetails[c]))
-		if len(runDetails[c]) == 1 {
-			runs = "the 1 run"
-		}
-		failDetails[c] = fmt.Sprintf("over %s: %d failed of %d requests (%s)", runs, t.Failed(), t.Requests+t.Failed(), t.ErrorSummary())
+		failDetails[c] = failSummary(len(runDetails[c]), t)
 	}
 	var metrics []Metric
 	add := func(name, unit, target, note string, samples map[string][]float64, details map[string]string) {
@@ -186,15 +181,7 @@ func (stallScenario) measure(ctx context.Context, b *Bench, srv httpServer, addr
 		}
 		run.blocks = append(run.blocks, bl.end.Sub(bl.start))
 	}
-	// The figures mean little if a worker died and was replaced meanwhile.
-	after, err := srv.WorkerPIDs(ctx)
-	if err != nil {
-		return run, err
-	}
-	if !slices.Equal(before, after) {
-		return run, fmt.Errorf("workers changed (pids %v, then %v): one crashed or was restarted", before, after)
-	}
-	return run, nil
+	return run, sameWorkers(ctx, srv, before)
 }
 
 // blockResult is one block request: when it was sent, when it was answered, and how it failed.
