@@ -1,8 +1,8 @@
 package alerts
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -79,22 +79,12 @@ func (e *Engine) Export() State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var st State
-	keys := make([]string, 0, len(e.active))
-	for k := range e.active {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.active)) {
 		a := e.active[k]
 		st.Active = append(st.Active, ActiveAlert{Alert: a.alert, NotifiedAt: a.notifiedAt, HoldUntil: a.holdUntil})
 	}
 	st.History = slices.Clone(e.history)
-	names := make([]string, 0, len(e.apps))
-	for name := range e.apps {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(e.apps)) {
 		as := e.apps[name]
 		w := AppWindows{Name: name, SeededText: as.seededText}
 		for _, t := range as.crashes {
@@ -103,12 +93,7 @@ func (e *Engine) Export() State {
 		if ev := as.reloadFailed; ev != nil {
 			w.ReloadFailed = &FailedReload{T: ev.Time.UnixMilli(), ID: ev.ID, Message: ev.Message}
 		}
-		ids := make([]int, 0, len(as.series))
-		for id := range as.series {
-			ids = append(ids, id)
-		}
-		sort.Ints(ids)
-		for _, id := range ids {
+		for _, id := range slices.Sorted(maps.Keys(as.series)) {
 			pw := ProcWindow{ID: id, Points: make([][4]float64, 0, len(as.series[id]))}
 			for _, p := range as.series[id] {
 				loop := -1.0
@@ -132,11 +117,7 @@ func copyCounts(m map[int]uint64) map[int]uint64 {
 	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[int]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m)
 }
 
 // Restore takes over st, a previous daemon's Export, into an engine that has evaluated
