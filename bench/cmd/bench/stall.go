@@ -161,9 +161,7 @@ func (stallScenario) measure(ctx context.Context, b *Bench, srv httpServer, addr
 
 	// The measured load starts with the first block request.
 	l := StartLoad(ctx, cfg)
-	sent := make(chan []blockResult, 1)
-	go func() { sent <- sendBlocks(ctx, addr, l.Began(), o.HTTPTimeout) }()
-	blocks := <-sent
+	blocks := sendBlocks(ctx, addr, l.Began(), o.HTTPTimeout)
 	var last time.Time
 	for _, bl := range blocks {
 		if bl.end.After(last) {
