@@ -23,7 +23,8 @@ type Point struct {
 
 // History keeps the last Window of samples per process slot, in memory: the daemon's sampler
 // adds one point per process per interval, so its size is bounded by the process count times
-// the ring's capacity, and a restart of the daemon starts it over.
+// the ring's capacity. A daemon that takes the apps over seeds it with the previous daemon's
+// (Restore); otherwise a restart of the daemon starts it over.
 type History struct {
 	mu     sync.Mutex
 	cap    int
