@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // TestImageRun proves the example image without a container engine, everything but the base
@@ -87,18 +89,18 @@ func TestImageRun(t *testing.T) {
 	// it does not happen in time or the container exits first.
 	waitFor := func(what string, timeout time.Duration, cond func() (ok bool, state string)) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			ok, state := cond()
-			switch {
-			case ok:
-				return
-			case c.exited():
-				t.Fatalf("waiting for %s: the container exited (code %d); last: %s\nstdout:\n%s\nstderr:\n%s", what, c.exitCode, state, c.stdout, c.stderr)
-			case time.Now().After(deadline):
-				t.Fatalf("%s did not happen within %s; last: %s\nstdout:\n%s\nstderr:\n%s", what, timeout, state, c.stdout, c.stderr)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var ok bool
+		var state string
+		testutil.Eventually(timeout, 100*time.Millisecond, func() bool {
+			ok, state = cond()
+			return ok || c.exited()
+		})
+		switch {
+		case ok:
+		case c.exited():
+			t.Fatalf("waiting for %s: the container exited (code %d); last: %s\nstdout:\n%s\nstderr:\n%s", what, c.exitCode, state, c.stdout, c.stderr)
+		default:
+			t.Fatalf("%s did not happen within %s; last: %s\nstdout:\n%s\nstderr:\n%s", what, timeout, state, c.stdout, c.stderr)
 		}
 	}
 	answers := func(url string) func() (bool, string) {
@@ -215,12 +217,9 @@ func TestImageRun(t *testing.T) {
 	if c.exitCode != 0 || took > grace {
 		t.Errorf("on %s: exit code %d after %s, want 0 within the grace (%s)\nstderr:\n%s", sig, c.exitCode, took, grace, c.stderr)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for left := c.processes(); len(left) > 0; left = c.processes() {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes of the container left after it stopped: %v", left)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var left []int
+	if !testutil.Eventually(10*time.Second, 50*time.Millisecond, func() bool { left = c.processes(); return len(left) == 0 }) {
+		t.Fatalf("processes of the container left after it stopped: %v", left)
 	}
 
 	// --log-format json: every line on stdout and stderr is one JSON object.
