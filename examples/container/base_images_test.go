@@ -61,12 +61,14 @@ func golangBase(st stage, root, tag, contextDir string) (*builtStage, error) {
 	if home, err := os.UserHomeDir(); err == nil {
 		c.setEnv("HOME", home)
 	}
-	out, err := exec.Command(goBin, "env", "GOPATH", "GOCACHE", "GOMODCACHE", "GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE").Output()
+	keys := []string{"GOPATH", "GOCACHE", "GOMODCACHE", "GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE"}
+	out, err := exec.Command(goBin, append([]string{"env"}, keys...)...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("go env: %w", err)
 	}
-	for i, key := range []string{"GOPATH", "GOCACHE", "GOMODCACHE", "GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOINSECURE"} {
-		if v := strings.Split(string(out), "\n")[i]; v != "" {
+	values := strings.Split(string(out), "\n") // one line per key, in order
+	for i, key := range keys {
+		if v := values[i]; v != "" {
 			c.setEnv(key, v)
 		}
 	}

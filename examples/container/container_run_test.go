@@ -1,7 +1,6 @@
 package container
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,23 +250,21 @@ func (c *container) listenAddrs(port int) ([]string, error) {
 	return out, nil
 }
 
-// statusIDs reads a process's real and effective uid and gid from /proc/<pid>/status.
-func statusIDs(pid int) (uids, gids []string, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// procStatus reads /proc/<pid>/status: each field's value split at blanks ("Uid": the real,
+// effective, saved and filesystem uid; "NSpid": the pid in each PID namespace, outermost
+// first).
+func procStatus(pid int) (map[string][]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "Uid:"); ok {
-			uids = strings.Fields(v)
-		}
-		if v, ok := strings.CutPrefix(s.Text(), "Gid:"); ok {
-			gids = strings.Fields(v)
+	out := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok {
+			out[name] = strings.Fields(value)
 		}
 	}
-	return uids, gids, s.Err()
+	return out, nil
 }
 
 // lineLog collects what a process writes, line by line.

@@ -37,20 +37,6 @@ func readDockerfile(t *testing.T) []instruction {
 	return ins
 }
 
-// stages splits the instructions at each FROM.
-func stages(ins []instruction) [][]instruction {
-	var out [][]instruction
-	for _, in := range ins {
-		if in.cmd == "FROM" {
-			out = append(out, nil)
-		}
-		if len(out) > 0 {
-			out[len(out)-1] = append(out[len(out)-1], in)
-		}
-	}
-	return out
-}
-
 func jsonArgs(t *testing.T, in instruction) []string {
 	t.Helper()
 	args := in.args
@@ -65,12 +51,14 @@ func jsonArgs(t *testing.T, in instruction) []string {
 }
 
 func TestDockerfile(t *testing.T) {
-	ins := readDockerfile(t)
-	st := stages(ins)
+	st, err := splitStages(readDockerfile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(st) < 2 {
 		t.Fatalf("want a multi-stage build (a build stage and a runtime stage), got %d stages", len(st))
 	}
-	build, final := st[0], st[len(st)-1]
+	build, final := st[0].body, st[len(st)-1].body
 
 	// The build stage builds static binaries of packages that exist.
 	buildText := ""
@@ -102,7 +90,7 @@ func TestDockerfile(t *testing.T) {
 	for _, in := range final {
 		switch in.cmd {
 		case "COPY":
-			f := strings.Fields(in.args)
+			f := copyArgs(in)
 			from := in.flags["from"]
 			if len(f) != 2 {
 				t.Errorf("Dockerfile line %d: COPY %s: want one source and a destination", in.line, in.args)
@@ -119,9 +107,13 @@ func TestDockerfile(t *testing.T) {
 		case "USER":
 			user = in.args
 		case "ENV":
-			for _, kv := range strings.Fields(in.args) {
-				if v, ok := strings.CutPrefix(kv, "CORRAL_HTTP_LISTEN="); ok {
-					listen = v
+			pairs, err := envPairs(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, kv := range pairs {
+				if kv[0] == "CORRAL_HTTP_LISTEN" {
+					listen = kv[1]
 				}
 			}
 		case "EXPOSE":

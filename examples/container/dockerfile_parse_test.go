@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/corral-pm/corral/internal/ecosystem"
 )
 
 // TestParseDockerfile: continuation lines (with comments between them), options, both
@@ -174,10 +176,11 @@ func command(args string) (argv []string, execForm bool) {
 }
 
 // envPairs parses ENV's arguments: KEY=VALUE pairs separated by blanks, with values quoted
-// ("..." or '...') or backslash-escaped as Docker allows, or the legacy one-pair form
-// ENV KEY value.
+// ("..." or '...') or backslash-escaped as Docker allows, split as a POSIX shell splits words
+// (ecosystem.SplitShellWords; a '$', which would be expanded, never gets here), or the legacy
+// one-pair form ENV KEY value.
 func envPairs(in instruction) ([][2]string, error) {
-	words, err := shellWords(in.args)
+	words, err := ecosystem.SplitShellWords(in.args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in, err)
 	}
@@ -197,46 +200,6 @@ func envPairs(in instruction) ([][2]string, error) {
 		out = append(out, [2]string{k, v})
 	}
 	return out, nil
-}
-
-// shellWords splits s at unquoted blanks, removing quotes and backslash escapes.
-func shellWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote rune
-	escaped := false
-	for _, r := range s {
-		switch {
-		case escaped:
-			cur.WriteRune(r)
-			escaped = false
-		case r == '\\' && quote != '\'':
-			escaped, inWord = true, true
-		case quote != 0 && r == quote:
-			quote = 0
-		case quote != 0:
-			cur.WriteRune(r)
-		case r == '"' || r == '\'':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
-		}
-	}
-	if quote != 0 || escaped {
-		return nil, fmt.Errorf("unterminated quote or escape in %q", s)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }
 
 // stage is one FROM and the instructions up to the next.

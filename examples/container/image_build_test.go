@@ -40,15 +40,6 @@ func (c *imageConfig) setEnv(key, value string) {
 	c.env = append(c.env, key+"="+value)
 }
 
-func (c *imageConfig) getEnv(key string) string {
-	for _, kv := range c.env {
-		if v, ok := strings.CutPrefix(kv, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // builtStage is one stage carried out: its filesystem lives under root (an image path /x is
 // root/x).
 type builtStage struct {
@@ -293,7 +284,7 @@ func (s *builtStage) run(ctx context.Context, in instruction, logf func(string, 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = s.path(s.config.workdir)
 	cmd.Env = s.config.env
-	if p := s.config.getEnv("PATH"); p != "" && !strings.Contains(argv[0], "/") {
+	if p := envValue(s.config.env, "PATH"); p != "" && !strings.Contains(argv[0], "/") {
 		if found, err := lookPathIn(argv[0], p); err == nil {
 			cmd.Path = found
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/corral-pm/corral/internal/testutil"
 )
 
 // TestImageRun proves the example image without a container engine, everything but the base
@@ -87,18 +89,18 @@ func TestImageRun(t *testing.T) {
 	// it does not happen in time or the container exits first.
 	waitFor := func(what string, timeout time.Duration, cond func() (ok bool, state string)) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			ok, state := cond()
-			switch {
-			case ok:
-				return
-			case c.exited():
-				t.Fatalf("waiting for %s: the container exited (code %d); last: %s\nstdout:\n%s\nstderr:\n%s", what, c.exitCode, state, c.stdout, c.stderr)
-			case time.Now().After(deadline):
-				t.Fatalf("%s did not happen within %s; last: %s\nstdout:\n%s\nstderr:\n%s", what, timeout, state, c.stdout, c.stderr)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var ok bool
+		var state string
+		testutil.Eventually(timeout, 100*time.Millisecond, func() bool {
+			ok, state = cond()
+			return ok || c.exited()
+		})
+		switch {
+		case ok:
+		case c.exited():
+			t.Fatalf("waiting for %s: the container exited (code %d); last: %s\nstdout:\n%s\nstderr:\n%s", what, c.exitCode, state, c.stdout, c.stderr)
+		default:
+			t.Fatalf("%s did not happen within %s; last: %s\nstdout:\n%s\nstderr:\n%s", what, timeout, state, c.stdout, c.stderr)
 		}
 	}
 	answers := func(url string) func() (bool, string) {
@@ -178,7 +180,8 @@ func TestImageRun(t *testing.T) {
 		t.Errorf("the container has processes %v: want corral and its workers", procs)
 	}
 	for _, pid := range procs {
-		uids, gids, err := statusIDs(pid)
+		st, err := procStatus(pid)
+		uids, gids := st["Uid"], st["Gid"]
 		if err != nil || len(uids) < 2 || len(gids) < 2 {
 			continue // gone meanwhile
 		}
@@ -186,8 +189,9 @@ func TestImageRun(t *testing.T) {
 			t.Errorf("process %d (%s) runs as uid %v gid %v, want %d:%d", pid, cmdline(pid), uids, gids, c.uid, c.gid)
 		}
 	}
-	if got := nsPID(c.pid); got != "1" {
-		t.Errorf("the entrypoint is pid %s in its namespace, want 1", got)
+	st, err := procStatus(c.pid)
+	if ns := st["NSpid"]; err != nil || len(ns) == 0 || ns[len(ns)-1] != "1" {
+		t.Errorf("the entrypoint's pids (NSpid, outermost first) are %v, want 1 in its own namespace (%v)", ns, err)
 	}
 
 	// The stop: STOPSIGNAL, as `docker stop` and the kubelet send it.
@@ -215,12 +219,9 @@ func TestImageRun(t *testing.T) {
 	if c.exitCode != 0 || took > grace {
 		t.Errorf("on %s: exit code %d after %s, want 0 within the grace (%s)\nstderr:\n%s", sig, c.exitCode, took, grace, c.stderr)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for left := c.processes(); len(left) > 0; left = c.processes() {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes of the container left after it stopped: %v", left)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var left []int
+	if !testutil.Eventually(10*time.Second, 50*time.Millisecond, func() bool { left = c.processes(); return len(left) == 0 }) {
+		t.Fatalf("processes of the container left after it stopped: %v", left)
 	}
 
 	// --log-format json: every line on stdout and stderr is one JSON object.
@@ -291,16 +292,4 @@ func tempDirWithoutMounts(t *testing.T) string {
 func cmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-}
-
-// nsPID is the pid a process has in its own (innermost) PID namespace.
-func nsPID(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
-			f := strings.Fields(rest)
-			return f[len(f)-1]
-		}
-	}
-	return ""
 }

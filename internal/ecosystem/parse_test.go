@@ -43,12 +43,12 @@ func TestSplitShellWords(t *testing.T) {
 		{`a\ b "q\"uote" ''`, []string{"a b", `q"uote`, ""}},
 	}
 	for _, tt := range tests {
-		got, err := splitShellWords(tt.in)
+		got, err := SplitShellWords(tt.in)
 		if err != nil || !slices.Equal(got, tt.want) {
-			t.Errorf("splitShellWords(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("SplitShellWords(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
-	if _, err := splitShellWords(`"open`); err == nil {
+	if _, err := SplitShellWords(`"open`); err == nil {
 		t.Error("unterminated quote accepted")
 	}
 }

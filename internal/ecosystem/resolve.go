@@ -254,7 +254,7 @@ func isExecutable(st os.FileInfo) bool { return st.Mode().Perm()&0o111 != 0 }
 // command line, the base name of its first word.
 func defaultName(app *spec.App, script string) string {
 	if app.Shell || (app.Script == "" && strings.ContainsAny(strings.TrimSpace(script), " \t\n")) {
-		words, err := splitShellWords(script)
+		words, err := SplitShellWords(script)
 		if err != nil || len(words) == 0 {
 			return ""
 		}

@@ -5,11 +5,12 @@ import (
 	"strings"
 )
 
-// splitShellWords splits a string into words the way a POSIX shell would, without expanding
+// SplitShellWords splits a string into words the way a POSIX shell would, without expanding
 // anything: whitespace separates words, single quotes keep everything literally, double quotes
 // keep everything but let a backslash escape " \ $ and `, and a backslash outside quotes
-// escapes the next character. PM2 splits "array" attributes given as strings the same way.
-func splitShellWords(s string) ([]string, error) {
+// escapes the next character. PM2 splits "array" attributes given as strings the same way;
+// examples/container splits a Dockerfile's ENV with it too.
+func SplitShellWords(s string) ([]string, error) {
 	var words []string
 	var word strings.Builder
 	inWord := false

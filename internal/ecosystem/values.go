@@ -254,7 +254,7 @@ func asSize(v any) (int64, error) {
 func asWords(v any) ([]string, error) {
 	switch x := v.(type) {
 	case string:
-		return splitShellWords(x)
+		return SplitShellWords(x)
 	case []any:
 		out := make([]string, 0, len(x))
 		for i, e := range x {
