@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -51,8 +50,7 @@ process table, the distribution, the alerts, the latest log lines) and exits.`,
 			if err != nil {
 				return err
 			}
-			out, terminal := c.stdout.(*os.File)
-			if !terminal || !isTerminal(out) {
+			if !isTerminal(c.stdout) {
 				return c.monitSnapshot(ctx, procs, logLines)
 			}
 			return monit.Run(ctx, monit.Options{
@@ -61,7 +59,7 @@ process table, the distribution, the alerts, the latest log lines) and exits.`,
 				LogLines:  logLines,
 				Color:     c.color(),
 				Processes: procs,
-				Out:       out,
+				Out:       c.stdout,
 			})
 		},
 	}
