@@ -202,7 +202,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // moves, actions, help and quit.
 func (m *model) key(k string) tea.Cmd {
 	if k == "ctrl+c" {
-		return m.quit()
+		return tea.Quit
 	}
 	if m.pending != nil {
 		a := m.pending
@@ -220,7 +220,7 @@ func (m *model) key(k string) tea.Cmd {
 	}
 	switch k {
 	case "q":
-		return m.quit()
+		return tea.Quit
 	case "?":
 		m.help = !m.help
 	case "up", "k":
@@ -253,12 +253,4 @@ func (m *model) move(delta int) {
 		return
 	}
 	m.sel = min(max(m.sel+delta, 0), len(m.rows)-1)
-}
-
-// quit ends the log stream and the program (which restores the terminal).
-func (m *model) quit() tea.Cmd {
-	if m.stream != nil {
-		m.stream.cancel()
-	}
-	return tea.Quit
 }

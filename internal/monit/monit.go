@@ -48,6 +48,7 @@ func Run(ctx context.Context, o Options) error {
 		m.firing = al.Firing
 	}
 	_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(o.Out)).Run()
+	// However the program ended (q, Ctrl-C, ctx), the log stream ends with it.
 	if m.stream != nil {
 		m.stream.cancel()
 	}
