@@ -247,8 +247,9 @@ func (m *model) logLinesView(w, h int, what string) []string {
 	if h <= 1 {
 		return []string{head}
 	}
-	body := make([]string, 0, h-1)
-	for _, ev := range m.logs {
+	body := make([]string, 0, h)
+	// Only the newest lines that fit are drawn: the pane keeps up to maxLogLines.
+	for _, ev := range m.logs[max(len(m.logs)-(h-1), 0):] {
 		body = append(body, m.logLine(ev.line, w))
 	}
 	if m.logsEnd != "" {
