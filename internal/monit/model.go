@@ -158,7 +158,8 @@ func (m *model) addLogs(msg logBatchMsg) tea.Cmd {
 		m.logs = append(m.logs, ev)
 	}
 	if len(m.logs) > maxLogLines {
-		m.logs = append([]logEvent(nil), m.logs[len(m.logs)-maxLogLines:]...)
+		// Resliced, not copied: append moves the kept lines to a new array only when it grows.
+		m.logs = m.logs[len(m.logs)-maxLogLines:]
 	}
 	return m.stream.wait()
 }
