@@ -267,10 +267,7 @@ func (m *model) logLinesView(w, h int, what string) []string {
 // logLine is one line as `corral logs` prints it: the time of a live line (history lines have
 // none), who wrote it, coloured by stream, and the text.
 func (m *model) logLine(l api.LogLine, w int) string {
-	who := "corral"
-	if l.ProcID >= 0 {
-		who = strconv.Itoa(l.ProcID) + "|" + l.App
-	}
+	clock, who := render.LogPrefix(l)
 	style := m.st.online
 	switch l.Stream {
 	case "err":
@@ -279,8 +276,8 @@ func (m *model) logLine(l api.LogLine, w int) string {
 		style = m.st.info
 	}
 	ts := ""
-	if !l.Time.IsZero() && !l.History {
-		ts = m.st.dim.Render(l.Time.Format("15:04:05")) + " "
+	if clock != "" {
+		ts = m.st.dim.Render(clock) + " "
 	}
 	return ansi.Truncate(ts+style.Render(who+" |")+" "+render.PlainText(l.Message), w, "…")
 }

@@ -110,15 +110,23 @@ func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine,
 	}
 	b.WriteString(" Latest log lines\n")
 	for _, l := range lines {
-		who := "corral"
-		if l.ProcID >= 0 {
-			who = strconv.Itoa(l.ProcID) + "|" + l.App
+		clock, who := LogPrefix(l)
+		if clock != "" {
+			clock += " "
 		}
-		ts := ""
-		if !l.Time.IsZero() && !l.History {
-			ts = l.Time.Format("15:04:05") + " "
-		}
-		fmt.Fprintf(&b, "%s%s | %s\n", ts, who, PlainText(l.Message))
+		fmt.Fprintf(&b, "%s%s | %s\n", clock, who, PlainText(l.Message))
 	}
 	return b.String()
+}
+
+// LogPrefix is what monit's snapshot and live view write before a log line: the time of a
+// live line ("" for a history line), and who wrote it, "id|app" or "corral" for the daemon.
+func LogPrefix(l api.LogLine) (clock, who string) {
+	if !l.Time.IsZero() && !l.History {
+		clock = l.Time.Format("15:04:05")
+	}
+	if l.ProcID < 0 {
+		return clock, "corral"
+	}
+	return clock, strconv.Itoa(l.ProcID) + "|" + l.App
 }
