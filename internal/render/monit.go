@@ -9,11 +9,11 @@ import (
 	"github.com/corral-pm/corral/internal/spec"
 )
 
-// Monit renders `corral monit`'s process table: one row per process with what changes from
-// second to second (status, restarts, uptime, cpu, memory) and, for cluster workers, how the
-// traffic spreads over them (connections, requests per second, share of the requests, p99
-// latency, 5xx), so the live view is one table that fits a terminal rather than `ls` (made for
-// reading once, with namespace, version, user and watch) beside the distribution table.
+// Monit renders the process table of `corral monit`'s snapshot (MonitSnapshot): one row per
+// process with what changes from second to second (status, restarts, uptime, cpu, memory)
+// and, for cluster workers, how the traffic spreads over them (connections, requests per
+// second, share of the requests, p99 latency, 5xx), in a table narrower than `ls` (made for
+// reading once, with namespace, version, user and watch).
 // Request figures come from corral's preload in each worker: "-" where a worker has reported
 // none; cells of processes that are not cluster workers are left empty.
 func Monit(procs []api.Process, o Options) string {
