@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/corral-pm/corral/internal/api"
@@ -51,8 +50,7 @@ process table, the distribution, the alerts, the latest log lines) and exits.`,
 			if err != nil {
 				return err
 			}
-			out, terminal := c.stdout.(*os.File)
-			if !terminal || !isTerminal(out) {
+			if !isTerminal(c.stdout) {
 				return c.monitSnapshot(ctx, procs, logLines)
 			}
 			return monit.Run(ctx, monit.Options{
@@ -61,7 +59,7 @@ process table, the distribution, the alerts, the latest log lines) and exits.`,
 				LogLines:  logLines,
 				Color:     c.color(),
 				Processes: procs,
-				Out:       out,
+				Out:       c.stdout,
 			})
 		},
 	}
@@ -100,27 +98,12 @@ func (c *cli) monitSnapshot(ctx context.Context, procs []api.Process, logLines i
 }
 
 // monitSource is the UI's access to the daemon: the CLI's API client, which the other verbs
-// use. It calls the client directly rather than through request: the UI calls from several
-// goroutines, and a daemon gone while it runs shows on the screen rather than being started
-// again behind it.
-type monitSource struct{ cl *api.Client }
+// use, its Alerts, Logs, Act and Scale as they are. It calls the client directly rather than
+// through request: the UI calls from several goroutines, and a daemon gone while it runs shows
+// on the screen rather than being started again behind it.
+type monitSource struct{ *api.Client }
 
+// Processes lists every process, secrets masked.
 func (s monitSource) Processes(ctx context.Context) ([]api.Process, error) {
-	return s.cl.Processes(ctx, false)
-}
-
-func (s monitSource) Alerts(ctx context.Context) (api.AlertsResponse, error) {
-	return s.cl.Alerts(ctx)
-}
-
-func (s monitSource) Logs(ctx context.Context, q api.LogsQuery, fn func(api.LogLine) error) error {
-	return s.cl.Logs(ctx, q, fn)
-}
-
-func (s monitSource) Act(ctx context.Context, action api.Action, req api.ActionRequest) (api.ActionResponse, error) {
-	return s.cl.Act(ctx, action, req)
-}
-
-func (s monitSource) Scale(ctx context.Context, req api.ScaleRequest) (api.ActionResponse, error) {
-	return s.cl.Scale(ctx, req)
+	return s.Client.Processes(ctx, false)
 }

@@ -141,12 +141,15 @@ func (c *cli) color() bool {
 	if c.noColor || os.Getenv("NO_COLOR") != "" {
 		return false
 	}
-	f, ok := c.stdout.(*os.File)
-	return ok && isTerminal(f)
+	return isTerminal(c.stdout)
 }
 
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether stream (c.stdout, os.Stdin) is a terminal: a file, and a tty.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
+	if !ok {
+		return false
+	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }

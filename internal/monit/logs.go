@@ -21,7 +21,6 @@ type logEvent struct {
 // only), then its live lines. gen tells its messages from those of the streams before it.
 type logStream struct {
 	gen    int
-	target string
 	events chan logEvent
 	cancel context.CancelFunc
 }
@@ -36,7 +35,7 @@ type logBatchMsg struct {
 // that reads it until ctx ends and hands its lines to the model through events.
 func openLogs(ctx context.Context, src Source, gen int, target string, lines int) *logStream {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &logStream{gen: gen, target: target, events: make(chan logEvent, 256), cancel: cancel}
+	s := &logStream{gen: gen, events: make(chan logEvent, 256), cancel: cancel}
 	q := api.LogsQuery{Lines: lines, Follow: true}
 	if target != "" {
 		q.Targets = []string{target}

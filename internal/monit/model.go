@@ -158,7 +158,8 @@ func (m *model) addLogs(msg logBatchMsg) tea.Cmd {
 		m.logs = append(m.logs, ev)
 	}
 	if len(m.logs) > maxLogLines {
-		m.logs = append([]logEvent(nil), m.logs[len(m.logs)-maxLogLines:]...)
+		// Resliced, not copied: append moves the kept lines to a new array only when it grows.
+		m.logs = m.logs[len(m.logs)-maxLogLines:]
 	}
 	return m.stream.wait()
 }
@@ -202,7 +203,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // moves, actions, help and quit.
 func (m *model) key(k string) tea.Cmd {
 	if k == "ctrl+c" {
-		return m.quit()
+		return tea.Quit
 	}
 	if m.pending != nil {
 		a := m.pending
@@ -220,7 +221,7 @@ func (m *model) key(k string) tea.Cmd {
 	}
 	switch k {
 	case "q":
-		return m.quit()
+		return tea.Quit
 	case "?":
 		m.help = !m.help
 	case "up", "k":
@@ -253,12 +254,4 @@ func (m *model) move(delta int) {
 		return
 	}
 	m.sel = min(max(m.sel+delta, 0), len(m.rows)-1)
-}
-
-// quit ends the log stream and the program (which restores the terminal).
-func (m *model) quit() tea.Cmd {
-	if m.stream != nil {
-		m.stream.cancel()
-	}
-	return tea.Quit
 }

@@ -29,7 +29,6 @@ type Options struct {
 	// Processes is the first poll's answer, made before the screen is taken (so that a
 	// daemon that does not answer is a plain error, and a version warning prints as usual).
 	Processes []api.Process
-	In        io.Reader // nil: the terminal
 	Out       io.Writer // the terminal
 }
 
@@ -48,11 +47,8 @@ func Run(ctx context.Context, o Options) error {
 	if al, err := o.Source.Alerts(ctx); err == nil {
 		m.firing = al.Firing
 	}
-	opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(o.Out)}
-	if o.In != nil {
-		opts = append(opts, tea.WithInput(o.In))
-	}
-	_, err := tea.NewProgram(m, opts...).Run()
+	_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(o.Out)).Run()
+	// However the program ended (q, Ctrl-C, ctx), the log stream ends with it.
 	if m.stream != nil {
 		m.stream.cancel()
 	}

@@ -247,8 +247,9 @@ func (m *model) logLinesView(w, h int, what string) []string {
 	if h <= 1 {
 		return []string{head}
 	}
-	body := make([]string, 0, h-1)
-	for _, ev := range m.logs {
+	body := make([]string, 0, h)
+	// Only the newest lines that fit are drawn: the pane keeps up to maxLogLines.
+	for _, ev := range m.logs[max(len(m.logs)-(h-1), 0):] {
 		body = append(body, m.logLine(ev.line, w))
 	}
 	if m.logsEnd != "" {
@@ -266,10 +267,7 @@ func (m *model) logLinesView(w, h int, what string) []string {
 // logLine is one line as `corral logs` prints it: the time of a live line (history lines have
 // none), who wrote it, coloured by stream, and the text.
 func (m *model) logLine(l api.LogLine, w int) string {
-	who := "corral"
-	if l.ProcID >= 0 {
-		who = strconv.Itoa(l.ProcID) + "|" + l.App
-	}
+	clock, who := render.LogPrefix(l)
 	style := m.st.online
 	switch l.Stream {
 	case "err":
@@ -278,8 +276,8 @@ func (m *model) logLine(l api.LogLine, w int) string {
 		style = m.st.info
 	}
 	ts := ""
-	if !l.Time.IsZero() && !l.History {
-		ts = m.st.dim.Render(l.Time.Format("15:04:05")) + " "
+	if clock != "" {
+		ts = m.st.dim.Render(clock) + " "
 	}
 	return ansi.Truncate(ts+style.Render(who+" |")+" "+render.PlainText(l.Message), w, "…")
 }

@@ -9,11 +9,11 @@ import (
 	"github.com/corral-pm/corral/internal/spec"
 )
 
-// Monit renders `corral monit`'s process table: one row per process with what changes from
-// second to second (status, restarts, uptime, cpu, memory) and, for cluster workers, how the
-// traffic spreads over them (connections, requests per second, share of the requests, p99
-// latency, 5xx), so the live view is one table that fits a terminal rather than `ls` (made for
-// reading once, with namespace, version, user and watch) beside the distribution table.
+// Monit renders the process table of `corral monit`'s snapshot (MonitSnapshot): one row per
+// process with what changes from second to second (status, restarts, uptime, cpu, memory)
+// and, for cluster workers, how the traffic spreads over them (connections, requests per
+// second, share of the requests, p99 latency, 5xx), in a table narrower than `ls` (made for
+// reading once, with namespace, version, user and watch).
 // Request figures come from corral's preload in each worker: "-" where a worker has reported
 // none; cells of processes that are not cluster workers are left empty.
 func Monit(procs []api.Process, o Options) string {
@@ -110,15 +110,23 @@ func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine,
 	}
 	b.WriteString(" Latest log lines\n")
 	for _, l := range lines {
-		who := "corral"
-		if l.ProcID >= 0 {
-			who = strconv.Itoa(l.ProcID) + "|" + l.App
+		clock, who := LogPrefix(l)
+		if clock != "" {
+			clock += " "
 		}
-		ts := ""
-		if !l.Time.IsZero() && !l.History {
-			ts = l.Time.Format("15:04:05") + " "
-		}
-		fmt.Fprintf(&b, "%s%s | %s\n", ts, who, PlainText(l.Message))
+		fmt.Fprintf(&b, "%s%s | %s\n", clock, who, PlainText(l.Message))
 	}
 	return b.String()
+}
+
+// LogPrefix is what monit's snapshot and live view write before a log line: the time of a
+// live line ("" for a history line), and who wrote it, "id|app" or "corral" for the daemon.
+func LogPrefix(l api.LogLine) (clock, who string) {
+	if !l.Time.IsZero() && !l.History {
+		clock = l.Time.Format("15:04:05")
+	}
+	if l.ProcID < 0 {
+		return clock, "corral"
+	}
+	return clock, strconv.Itoa(l.ProcID) + "|" + l.App
 }
