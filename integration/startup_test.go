@@ -23,14 +23,7 @@ func TestNoTerminalQueryAtStart(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			cmd := exec.Command(e.bin, args...)
 			cmd.Dir = e.dir
-			// termenv never queries under CI=…: a CI run must test what a person gets.
-			var env []string
-			for _, kv := range e.environ() {
-				if !strings.HasPrefix(kv, "CI=") && !strings.HasPrefix(kv, "TERM=") {
-					env = append(env, kv)
-				}
-			}
-			cmd.Env = append(env, "TERM=xterm-256color")
+			cmd.Env = e.terminalEnviron()
 			ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 			if err != nil {
 				t.Fatal(err)

@@ -35,14 +35,27 @@ type terminal struct {
 // Terminal size of the tests: wide enough for monit's two panes.
 const termCols, termRows = 120, 40
 
+// terminalEnviron is the test's environment as a person's terminal has it: TERM set as a
+// terminal emulator sets it, and no CI= (termenv never queries the terminal under CI=…, and a
+// CI run must test what a person gets).
+func (e *env) terminalEnviron() []string {
+	var env []string
+	for _, kv := range e.environ() {
+		if !strings.HasPrefix(kv, "CI=") && !strings.HasPrefix(kv, "TERM=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "TERM=xterm-256color")
+}
+
 // runInTerminal starts corral with args in a new pseudo-terminal of termCols x termRows, with
-// TERM set as a terminal emulator's would be. The program is killed and the terminal closed
-// when the test ends, whatever happened.
+// terminalEnviron. The program is killed and the terminal closed when the test ends, whatever
+// happened.
 func (e *env) runInTerminal(args ...string) *terminal {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = e.dir
-	cmd.Env = append(e.environ(), "TERM=xterm-256color")
+	cmd.Env = e.terminalEnviron()
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: termRows, Cols: termCols})
 	if err != nil {
 		e.t.Fatalf("start corral %s in a pseudo-terminal: %v", strings.Join(args, " "), err)
