@@ -505,7 +505,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	now := time.Now()
 	d.usageMu.Lock()
 	d.usage = byID
-	d.accumulateCPU(byPID, usage, now)
+	d.accumulateCPU(ids, byPID, usage, now)
 	d.usageMu.Unlock()
 	d.sampleClusters()
 	d.evaluateAlerts(byID, now)
@@ -540,8 +540,9 @@ func (d *Daemon) usageOf(id int) procstat.Usage {
 }
 
 // accumulateCPU adds each tree's CPU time since the previous sample (its rate times the
-// interval) to its slot's total; slots no longer listed are forgotten. usageMu held.
-func (d *Daemon) accumulateCPU(byPID map[int]listed, usage map[int]procstat.Usage, now time.Time) {
+// interval) to its slot's total; slots not in the sample's listing (ids) are forgotten.
+// usageMu held.
+func (d *Daemon) accumulateCPU(ids map[int]bool, byPID map[int]listed, usage map[int]procstat.Usage, now time.Time) {
 	elapsed := 0.0
 	if !d.lastSample.IsZero() {
 		elapsed = now.Sub(d.lastSample).Seconds()
@@ -552,10 +553,10 @@ func (d *Daemon) accumulateCPU(byPID map[int]listed, usage map[int]procstat.Usag
 		id := l.p.ID()
 		totals[id] = d.cpuSeconds[id]
 	}
-	for _, l := range d.listing() {
-		if _, ok := totals[l.p.ID()]; !ok {
-			if v, ok := d.cpuSeconds[l.p.ID()]; ok {
-				totals[l.p.ID()] = v
+	for id := range ids {
+		if _, ok := totals[id]; !ok {
+			if v, ok := d.cpuSeconds[id]; ok {
+				totals[id] = v
 			}
 		}
 	}
