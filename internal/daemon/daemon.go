@@ -485,7 +485,8 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	var roots []int
 	byPID := map[int]listed{}
 	ids := map[int]bool{}
-	for _, l := range d.listing() {
+	all := d.listing()
+	for _, l := range all {
 		ids[l.p.ID()] = true
 		if info := l.p.Info(); info.PID > 0 {
 			roots = append(roots, info.PID)
@@ -507,9 +508,10 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	d.usage = byID
 	d.accumulateCPU(ids, byPID, usage, now)
 	d.usageMu.Unlock()
-	d.sampleClusters()
-	d.evaluateAlerts(byID, now)
-	d.webSample(now)
+	stats := groupStats{} // each cluster group's statistics, read once for the whole sample
+	d.sampleClusters(all, stats)
+	d.evaluateAlerts(byID, stats, now)
+	d.webSample(stats, now)
 	d.historySampled()
 }
 
