@@ -117,10 +117,11 @@ type Daemon struct {
 	keeperInfo keeper.Info
 	exits      *exitRouter
 	handoverMu sync.Mutex
-	// handoverDirty (capacity 1) wakes handoverLoop: the table changed since its last write.
+	// handoverDirty (capacity 1) wakes the table's writeLoop: the table changed since its last
+	// write.
 	handoverDirty chan struct{}
-	// historyDirty (capacity 1) wakes historyLoop (history.go); samples counts the sampler's
-	// samples (sampler only); historyMu serialises the writes.
+	// historyDirty (capacity 1) wakes the history's writeLoop (history.go); samples counts the
+	// sampler's samples (sampler only); historyMu serialises the writes.
 	historyDirty   chan struct{}
 	samples        int
 	historyMu      sync.Mutex
@@ -277,8 +278,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.adopt()
 		d.adopting.Store(false)
 		d.saveHandover()
-		go d.handoverLoop()
-		go d.historyLoop()
+		go d.writeLoop(d.handoverDirty, d.saveHandover)
+		go d.writeLoop(d.historyDirty, d.saveHistory)
 		go func() {
 			<-d.keeper.Closed()
 			if !d.upgrading.Load() {
