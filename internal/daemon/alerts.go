@@ -113,9 +113,9 @@ func (d *Daemon) recordAlertEvent(ev api.Event) {
 	d.alerting.engine.Record(alerts.Event{Time: ev.Time, App: ev.Name, ID: ev.ID, Kind: kind, Message: ev.Message})
 }
 
-// evaluateAlerts runs the rules over the sample just taken (usage by process id) and sends
-// what changed. Called by the sampler.
-func (d *Daemon) evaluateAlerts(usage map[int]procstat.Usage, now time.Time) {
+// evaluateAlerts runs the rules over the sample just taken (usage by process id, the cluster
+// groups' statistics) and sends what changed. Called by the sampler.
+func (d *Daemon) evaluateAlerts(usage map[int]procstat.Usage, groups groupStats, now time.Time) {
 	snap := alerts.Snapshot{Time: now}
 	specs := map[string]*spec.App{}
 	for _, a := range d.tbl.appsSorted() {
@@ -127,7 +127,7 @@ func (d *Daemon) evaluateAlerts(usage map[int]procstat.Usage, now time.Time) {
 		as := alerts.AppSample{Name: v.spec.Name, Rules: alerts.Effective(v.spec)}
 		var stats map[int]cluster.Stats
 		if v.group != nil {
-			stats = v.group.Stats()
+			stats = groups.of(v.group)
 		}
 		for _, p := range v.procs {
 			info := p.Info()

@@ -82,19 +82,16 @@ type connRates struct {
 	rate map[int]float64
 }
 
-// sampleClusters updates per-process connection rates; called by the sampler.
-func (d *Daemon) sampleClusters() {
-	var groups []*cluster.Group
-	for _, a := range d.tbl.appsSorted() {
-		if g := a.snapshot().group; g != nil {
-			groups = append(groups, g)
-		}
-	}
+// sampleClusters updates the connection rates of the cluster processes of the sample's listing
+// (all); called by the sampler.
+func (d *Daemon) sampleClusters(all []listed, stats groupStats) {
 	now := time.Now()
 	counts := map[int]uint64{}
-	for _, g := range groups {
-		for id, st := range g.Stats() {
-			counts[id] = st.Connections
+	for _, l := range all {
+		if g := l.view.group; g != nil {
+			if st, ok := stats.of(g)[l.p.ID()]; ok {
+				counts[l.p.ID()] = st.Connections
+			}
 		}
 	}
 	d.usageMu.Lock()
@@ -110,8 +107,9 @@ func (d *Daemon) sampleClusters() {
 	d.conns = connRates{last: counts, at: now, rate: rates}
 }
 
-// groupStats keeps each cluster group's statistics for one listing: Group.Stats reads every
-// worker of the group at once, so a listing reads it once per app, not once per process.
+// groupStats keeps each cluster group's statistics for one listing (or one sample): Group.Stats
+// reads every worker of the group at once, so a listing reads it once per app, not once per
+// process.
 type groupStats map[*cluster.Group]map[int]cluster.Stats
 
 func (gs groupStats) of(g *cluster.Group) map[int]cluster.Stats {

@@ -117,10 +117,11 @@ type Daemon struct {
 	keeperInfo keeper.Info
 	exits      *exitRouter
 	handoverMu sync.Mutex
-	// handoverDirty (capacity 1) wakes handoverLoop: the table changed since its last write.
+	// handoverDirty (capacity 1) wakes the table's writeLoop: the table changed since its last
+	// write.
 	handoverDirty chan struct{}
-	// historyDirty (capacity 1) wakes historyLoop (history.go); samples counts the sampler's
-	// samples (sampler only); historyMu serialises the writes.
+	// historyDirty (capacity 1) wakes the history's writeLoop (history.go); samples counts the
+	// sampler's samples (sampler only); historyMu serialises the writes.
 	historyDirty   chan struct{}
 	samples        int
 	historyMu      sync.Mutex
@@ -277,8 +278,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.adopt()
 		d.adopting.Store(false)
 		d.saveHandover()
-		go d.handoverLoop()
-		go d.historyLoop()
+		go d.writeLoop(d.handoverDirty, d.saveHandover)
+		go d.writeLoop(d.historyDirty, d.saveHistory)
 		go func() {
 			<-d.keeper.Closed()
 			if !d.upgrading.Load() {
@@ -485,7 +486,8 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	var roots []int
 	byPID := map[int]listed{}
 	ids := map[int]bool{}
-	for _, l := range d.listing() {
+	all := d.listing()
+	for _, l := range all {
 		ids[l.p.ID()] = true
 		if info := l.p.Info(); info.PID > 0 {
 			roots = append(roots, info.PID)
@@ -505,11 +507,12 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	now := time.Now()
 	d.usageMu.Lock()
 	d.usage = byID
-	d.accumulateCPU(byPID, usage, now)
+	d.accumulateCPU(ids, byPID, usage, now)
 	d.usageMu.Unlock()
-	d.sampleClusters()
-	d.evaluateAlerts(byID, now)
-	d.webSample(now)
+	stats := groupStats{} // each cluster group's statistics, read once for the whole sample
+	d.sampleClusters(all, stats)
+	d.evaluateAlerts(byID, stats, now)
+	d.webSample(stats, now)
 	d.historySampled()
 }
 
@@ -540,8 +543,9 @@ func (d *Daemon) usageOf(id int) procstat.Usage {
 }
 
 // accumulateCPU adds each tree's CPU time since the previous sample (its rate times the
-// interval) to its slot's total; slots no longer listed are forgotten. usageMu held.
-func (d *Daemon) accumulateCPU(byPID map[int]listed, usage map[int]procstat.Usage, now time.Time) {
+// interval) to its slot's total; slots not in the sample's listing (ids) are forgotten.
+// usageMu held.
+func (d *Daemon) accumulateCPU(ids map[int]bool, byPID map[int]listed, usage map[int]procstat.Usage, now time.Time) {
 	elapsed := 0.0
 	if !d.lastSample.IsZero() {
 		elapsed = now.Sub(d.lastSample).Seconds()
@@ -552,10 +556,10 @@ func (d *Daemon) accumulateCPU(byPID map[int]listed, usage map[int]procstat.Usag
 		id := l.p.ID()
 		totals[id] = d.cpuSeconds[id]
 	}
-	for _, l := range d.listing() {
-		if _, ok := totals[l.p.ID()]; !ok {
-			if v, ok := d.cpuSeconds[l.p.ID()]; ok {
-				totals[l.p.ID()] = v
+	for id := range ids {
+		if _, ok := totals[id]; !ok {
+			if v, ok := d.cpuSeconds[id]; ok {
+				totals[id] = v
 			}
 		}
 	}

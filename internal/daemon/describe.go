@@ -31,9 +31,13 @@ func (d *Daemon) listing() []listed {
 
 // Processes lists every process, by id. Secrets are masked unless reveal.
 func (d *Daemon) Processes(reveal bool) []api.Process {
+	return d.processes(reveal, groupStats{})
+}
+
+// processes is Processes with the cluster statistics read so far (the sampler's).
+func (d *Daemon) processes(reveal bool, stats groupStats) []api.Process {
 	all := d.listing()
 	out := make([]api.Process, 0, len(all))
-	stats := groupStats{}
 	for _, l := range all {
 		out = append(out, d.describe(l, reveal, stats))
 	}

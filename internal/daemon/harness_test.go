@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -227,6 +229,21 @@ func portOpen(port int) bool {
 	}
 	c.Close()
 	return true
+}
+
+// getRoot GETs http://127.0.0.1:port/ n times, each on a connection of its own, and discards
+// the answers.
+func getRoot(t *testing.T, port, n int) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for range n {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
 
 // notifyServer is an app that owns port through the daemon (inherited socket) and is ready

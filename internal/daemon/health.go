@@ -5,11 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -162,13 +162,8 @@ func forkChecks(v *appView, ready []supervisor.Info) []healthCheck {
 		}
 		byPort[port] = append(byPort[port], info)
 	}
-	ports := make([]string, 0, len(byPort))
-	for p := range byPort {
-		ports = append(ports, p)
-	}
-	sort.Strings(ports)
-	checks := make([]healthCheck, 0, len(ports))
-	for _, p := range ports {
+	checks := make([]healthCheck, 0, len(byPort))
+	for _, p := range slices.Sorted(maps.Keys(byPort)) {
 		target := "http://localhost:" + p + v.spec.HealthURL
 		c := healthCheck{shown: target, ask: func(ctx context.Context) error { return askHealth(ctx, target) }}
 		if procs := byPort[p]; len(procs) == 1 {

@@ -64,16 +64,9 @@ type keptHistory struct {
 // reading: more than a daemon runs.
 const maxKeptProcesses = 100_000
 
-// historyChanged asks historyLoop for a write soon (one for however many asks came meanwhile).
-func (d *Daemon) historyChanged() {
-	if d.keeper == nil {
-		return
-	}
-	select {
-	case d.historyDirty <- struct{}{}:
-	default:
-	}
-}
+// historyChanged asks its writeLoop for a write soon (one for however many asks came
+// meanwhile).
+func (d *Daemon) historyChanged() { d.writeSoon(d.historyDirty) }
 
 // historySampled counts the sampler's samples and asks for a write every historyEvery.
 // Sampler only.
@@ -84,19 +77,7 @@ func (d *Daemon) historySampled() {
 	}
 }
 
-// historyLoop writes the history when asked (historyChanged) until the daemon stops.
-func (d *Daemon) historyLoop() {
-	for {
-		select {
-		case <-d.historyDirty:
-			d.saveHistory()
-		case <-d.quit:
-			return
-		}
-	}
-}
-
-// saveHistory sends the history to the keeper now: from historyLoop, and before an upgrade.
+// saveHistory sends the history to the keeper now: from its writeLoop, and before an upgrade.
 // Writes are serialised. An entry over maxHistoryBytes loses the charts, then the alert
 // windows, and says so once: the firing alerts and their clocks are what must not be lost.
 func (d *Daemon) saveHistory() {

@@ -74,24 +74,28 @@ type keptSocket struct {
 }
 
 // handoverChanged says the app table changed (after an operation, on a process event that
-// changes it): handoverLoop writes it soon, once for however many changes came meanwhile. A
+// changes it): its writeLoop writes it soon, once for however many changes came meanwhile. A
 // start of N processes makes 2N events; writing the whole table for each would cost O(N²).
-func (d *Daemon) handoverChanged() {
+func (d *Daemon) handoverChanged() { d.writeSoon(d.handoverDirty) }
+
+// writeSoon wakes the writeLoop that reads dirty (capacity 1), if there is a keeper.
+func (d *Daemon) writeSoon(dirty chan<- struct{}) {
 	if d.keeper == nil {
 		return
 	}
 	select {
-	case d.handoverDirty <- struct{}{}:
+	case dirty <- struct{}{}:
 	default: // a write is pending already: it will see this change too
 	}
 }
 
-// handoverLoop writes the table after changes (handoverChanged) until the daemon stops.
-func (d *Daemon) handoverLoop() {
+// writeLoop calls write each time dirty is signalled (writeSoon) until the daemon stops: one
+// for the app table (saveHandover), one for the metrics history (saveHistory).
+func (d *Daemon) writeLoop(dirty <-chan struct{}, write func()) {
 	for {
 		select {
-		case <-d.handoverDirty:
-			d.saveHandover()
+		case <-dirty:
+			write()
 		case <-d.quit:
 			return
 		}
@@ -100,7 +104,7 @@ func (d *Daemon) handoverLoop() {
 
 // saveHandover sends the app table to the keeper now, if there is one: before a new process's
 // first run starts (so that no run is kept before its process is known), after adoption and
-// before an upgrade; handoverLoop for everything else. The writes are serialised: the keeper
+// before an upgrade; its writeLoop for everything else. The writes are serialised: the keeper
 // always ends up with the latest table.
 func (d *Daemon) saveHandover() {
 	if d.keeper == nil || d.adopting.Load() {

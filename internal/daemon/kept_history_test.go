@@ -164,17 +164,6 @@ func TestKeptDaemonKeepsRequestCounts(t *testing.T) {
 	app.Instances = 2
 	kd.mustStart(app)
 	first := kd.waitStatus("web", 2, "online")[0].ID
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	get := func(n int) {
-		for range n {
-			resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}
 	total := func() uint64 {
 		var n uint64
 		for _, p := range kd.list() {
@@ -184,7 +173,7 @@ func TestKeptDaemonKeepsRequestCounts(t *testing.T) {
 		}
 		return n
 	}
-	get(30)
+	getRoot(t, port, 30)
 	testutil.WaitFor(t, "the workers to report 30 requests", 30*time.Second, func() bool { return total() == 30 })
 	// Enough samples for a periodic write of the history after the reports.
 	samplesThen := len(kd.webHistory(first))
@@ -200,7 +189,7 @@ func TestKeptDaemonKeepsRequestCounts(t *testing.T) {
 	if n := total(); n != 30 {
 		t.Fatalf("after the kill, %d requests; before, 30", n)
 	}
-	get(20)
+	getRoot(t, port, 20)
 	testutil.WaitFor(t, "the workers to report 20 more", 30*time.Second, func() bool { return total() >= 50 })
 	if n := total(); n != 50 {
 		t.Fatalf("after 20 more requests, %d; want 50", n)

@@ -288,15 +288,7 @@ func TestMetricsClusterConnections(t *testing.T) {
 	td.mustStart(app)
 	td.waitStatus("web", 2, "online")
 	const requests = 6
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	for range requests {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	getRoot(t, port, requests)
 	addr := td.d.HTTPAddr()
 	cortest.WaitFor(t, "every connection counted", 10*time.Second, func() bool {
 		f := parseText(t, must(scrape(t, addr, "")))
