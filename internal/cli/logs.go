@@ -11,6 +11,7 @@ import (
 
 	"github.com/corral-pm/corral/internal/api"
 	"github.com/corral-pm/corral/internal/logs"
+	"github.com/corral-pm/corral/internal/render"
 	"github.com/spf13/cobra"
 )
 
@@ -61,13 +62,8 @@ func (lp *logPrinter) print(l api.LogLine) {
 	if !l.History && lp.lastPath != "" {
 		lp.lastPath = ""
 	}
-	var prefix string
-	if l.ProcID < 0 {
-		prefix = "corral" + strings.Repeat(" ", max(0, lp.nameWidth+2-len("corral"))) + " | "
-	} else {
-		who := strconv.Itoa(l.ProcID) + "|" + l.App
-		prefix = who + strings.Repeat(" ", max(0, lp.nameWidth+2-utf8.RuneCountInString(who))) + " | "
-	}
+	_, who := render.LogPrefix(l)
+	prefix := who + strings.Repeat(" ", max(0, lp.nameWidth+2-utf8.RuneCountInString(who))) + " | "
 	color := "\x1b[32m"
 	switch l.Stream {
 	case "err":

@@ -119,8 +119,9 @@ func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine,
 	return b.String()
 }
 
-// LogPrefix is what monit's snapshot and live view write before a log line: the time of a
-// live line ("" for a history line), and who wrote it, "id|app" or "corral" for the daemon.
+// LogPrefix is what `corral logs` and monit (snapshot and live view) write before a log line:
+// the time of a live line ("" for a history line), and who wrote it, "id|app" or "corral" for
+// the daemon.
 func LogPrefix(l api.LogLine) (clock, who string) {
 	if !l.Time.IsZero() && !l.History {
 		clock = l.Time.Format("15:04:05")
