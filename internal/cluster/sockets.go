@@ -82,15 +82,24 @@ func held(sf *socketFile) (*socketFile, error) {
 }
 
 // detach turns a socket the daemon opened (in the poller) into a raw fd outside it; sf is
-// closed. The fd is duplicated through SyscallConn, not f.Fd(), which would make the socket
-// blocking for every holder.
+// closed.
 func detach(sf *socketFile) (int, error) {
+	fd, err := dupCloexec(sf.rc)
+	sf.f.Close()
+	if err != nil {
+		return -1, fmt.Errorf("detach a socket from the poller: %w", err)
+	}
+	return fd, nil
+}
+
+// dupCloexec duplicates the fd behind rc, close-on-exec; -1 on error. Through the RawConn, not
+// f.Fd(), which would make the socket blocking for every holder.
+func dupCloexec(rc syscall.RawConn) (int, error) {
 	fd := -1
 	var dupErr error
-	err := sf.rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
-	sf.f.Close()
+	err := rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
 	if err = errors.Join(err, dupErr); err != nil {
-		return -1, fmt.Errorf("detach a socket from the poller: %w", err)
+		return -1, err
 	}
 	return fd, nil
 }
@@ -159,9 +168,7 @@ func socketFileFrom(f *os.File, name, path string, nonblock bool) (*socketFile, 
 	fd := -1
 	rc, err := f.SyscallConn()
 	if err == nil {
-		var dupErr error
-		err = rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
-		err = errors.Join(err, dupErr)
+		fd, err = dupCloexec(rc)
 	}
 	if err == nil && nonblock {
 		err = unix.SetNonblock(fd, true)
