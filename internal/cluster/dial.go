@@ -127,11 +127,11 @@ func (g *Group) workerOn(procID, port int) (*handle, *worker) {
 	return bestH, bestW
 }
 
-// live reports whether the worker can take connections: attached, not leaving, not gone.
+// live reports whether the worker can take connections (liveLocked).
 func (w *worker) live() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ch != nil && !w.gone && !w.disconnecting
+	return w.liveLocked()
 }
 
 // sendProbe hands server (the worker's end of a loopback pair) to w on h's key with newconn.
@@ -152,7 +152,7 @@ func (w *worker) sendProbe(h *handle, server *net.TCPConn) (<-chan error, error)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ch == nil || w.gone || w.disconnecting {
+	if !w.liveLocked() {
 		return nil, fmt.Errorf("port %d: %w", h.name.Port, ErrNoWorker)
 	}
 	seq := w.nextSeqLocked()
