@@ -70,16 +70,22 @@ func NewGroup(app, policy string, logf func(format string, args ...any)) *Group 
 
 var _ supervisor.WorkerProtocol = (*Group)(nil)
 
-// NewWorker prepares the cluster side of a run of process procID.
-func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.Worker, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.nextWorkerID++
+// slotLocked returns slot procID's stats, created on first use. g.mu held.
+func (g *Group) slotLocked(procID int) *slotStats {
 	st := g.slots[procID]
 	if st == nil {
 		st = &slotStats{}
 		g.slots[procID] = st
 	}
+	return st
+}
+
+// NewWorker prepares the cluster side of a run of process procID.
+func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.Worker, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextWorkerID++
+	st := g.slotLocked(procID)
 	if st.serving.Load() == nil {
 		st.workerID.Store(int64(g.nextWorkerID))
 	}

@@ -108,11 +108,7 @@ func (g *Group) RestoreRequests(procID int, k KeptRequests) error {
 		return err
 	}
 	g.mu.Lock()
-	st := g.slots[procID]
-	if st == nil {
-		st = &slotStats{}
-		g.slots[procID] = st
-	}
+	st := g.slotLocked(procID)
 	if last != nil {
 		st.resumeFrom = &runReport{run: k.Run, report: last}
 	}

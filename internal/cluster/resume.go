@@ -216,11 +216,7 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.nextWorkerID = max(g.nextWorkerID, st.ID)
-	stats := g.slots[procID]
-	if stats == nil {
-		stats = &slotStats{}
-		g.slots[procID] = stats
-	}
+	stats := g.slotLocked(procID)
 	w := &worker{
 		g: g, procID: procID, id: st.ID, ctl: ctl, stats: stats,
 		inflight: map[int64]*inflightConn{}, handles: map[*handle]bool{}, listening: map[string]bool{},
@@ -251,11 +247,7 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 func (g *Group) RestoreStats(procID int, conns, refused uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := g.slots[procID]
-	if st == nil {
-		st = &slotStats{}
-		g.slots[procID] = st
-	}
+	st := g.slotLocked(procID)
 	st.conns.Store(conns)
 	st.refused.Store(refused)
 }
