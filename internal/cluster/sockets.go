@@ -159,31 +159,38 @@ func newSocketFile(fd int, name, path string) (*socketFile, error) {
 	return &socketFile{f: f, rc: rc, path: path}, nil
 }
 
-// socketFileFrom takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md):
-// the daemon's own copy, close-on-exec (f is closed: its finalizer would close the fd it wraps),
-// read through SyscallConn rather than f.Fd(), which would make the socket blocking for every
-// holder. nonblock makes sure it is non-blocking, as the daemon's own listeners are created.
+// socketFileFrom takes over f, a socket the daemon's keeper kept for it (keptFD), and waits on
+// it through Go's poller.
 func socketFileFrom(f *os.File, name, path string, nonblock bool) (*socketFile, error) {
-	defer f.Close()
-	fd := -1
-	rc, err := f.SyscallConn()
-	if err == nil {
-		fd, err = dupCloexec(rc)
-	}
-	if err == nil && nonblock {
-		err = unix.SetNonblock(fd, true)
-	}
-	var sf *socketFile
-	if err == nil {
-		sf, err = newSocketFile(fd, name, path)
-	}
+	fd, err := keptFD(f, nonblock)
 	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
 		return nil, err
 	}
-	return sf, nil
+	return newSocketFile(fd, name, path) // which closes fd if it fails
+}
+
+// keptFD takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md): it
+// returns the daemon's own copy as a raw fd, close-on-exec and outside the poller (f is closed:
+// its finalizer would close the fd it wraps), duplicated through SyscallConn rather than f.Fd(),
+// which would make the socket blocking for every holder. nonblock makes sure it is
+// non-blocking, as the daemon's own listeners are created.
+func keptFD(f *os.File, nonblock bool) (int, error) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := dupCloexec(rc)
+	if err != nil {
+		return -1, err
+	}
+	if nonblock {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
 }
 
 // openListener creates what a round-robin key needs: a listening socket (TCP or unix) that the
