@@ -120,13 +120,11 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		var sock *socketFile
 		switch {
 		case shared:
-			if sock, err = openBound(ls); err == nil {
-				sock, err = held(sock)
-			}
+			sock, err = openBound(ls)
 		case reuse:
 			sock, err = openReuseGroup(ls)
 		default:
-			sock, err = openListener(ls)
+			sock, err = openPolledListener(ls)
 		}
 		if err != nil {
 			return nil, err // Node forgets a key whose bind failed; the next query retries
@@ -139,14 +137,9 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		switch {
 		case reuse:
 			// The first socket of the group, for the first slot that asks (reuseport.go).
-			fd, err := detach(sock)
-			if err != nil {
-				delete(g.handles, key)
-				return nil, err
-			}
 			h.sock, h.reuse, h.ls = nil, true, ls
 			h.mu.Lock()
-			h.addSlotSockLocked(fd, noSlot)
+			h.addSlotSockLocked(sock.fd(), noSlot)
 			h.mu.Unlock()
 		case !shared:
 			if policy != spec.PolicyRoundRobin {

@@ -130,7 +130,7 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 	case m.Reuse:
 		return g.restoreSlotSock(m, fd)
 	case m.Shared:
-		sock = &socketFile{raw: fd, path: m.Path} // as held makes one: the workers accept on it
+		sock = &socketFile{raw: fd, path: m.Path} // held: the workers accept on it
 	default:
 		if sock, err = newSocketFile(fd, m.Addr, m.Path); err != nil {
 			return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
