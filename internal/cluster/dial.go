@@ -127,11 +127,11 @@ func (g *Group) workerOn(procID, port int) (*handle, *worker) {
 	return bestH, bestW
 }
 
-// live reports whether the worker can take connections: attached, not leaving, not gone.
+// live reports whether the worker can take connections (liveLocked).
 func (w *worker) live() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ch != nil && !w.gone && !w.disconnecting
+	return w.liveLocked()
 }
 
 // sendProbe hands server (the worker's end of a loopback pair) to w on h's key with newconn.
@@ -152,7 +152,7 @@ func (w *worker) sendProbe(h *handle, server *net.TCPConn) (<-chan error, error)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ch == nil || w.gone || w.disconnecting {
+	if !w.liveLocked() {
 		return nil, fmt.Errorf("port %d: %w", h.name.Port, ErrNoWorker)
 	}
 	seq := w.nextSeqLocked()
@@ -181,9 +181,10 @@ func (ic *inflightConn) settleProbe(err error) {
 	}
 }
 
-// loopbackPair makes a connected TCP pair on 127.0.0.1. The listener lives only for the
-// pair, so no port stays open for other local users to connect to; a stranger that connects
-// in that instant is not taken for the daemon's own dial.
+// loopbackPair makes a connected TCP pair on 127.0.0.1, by ctx's deadline (DialWorker gives
+// it one). The listener lives only for the pair, so no port stays open for other local users
+// to connect to; a stranger that connects in that instant is not taken for the daemon's own
+// dial.
 func loopbackPair(ctx context.Context) (client net.Conn, server *net.TCPConn, err error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
@@ -197,10 +198,7 @@ func loopbackPair(ctx context.Context) (client net.Conn, server *net.TCPConn, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("loopback dial: %w", err)
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(dialWorkerTimeout)
-	}
+	deadline, _ := ctx.Deadline()
 	_ = ln.SetDeadline(deadline)
 	for {
 		c, err := ln.AcceptTCP()

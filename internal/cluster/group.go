@@ -70,16 +70,22 @@ func NewGroup(app, policy string, logf func(format string, args ...any)) *Group 
 
 var _ supervisor.WorkerProtocol = (*Group)(nil)
 
-// NewWorker prepares the cluster side of a run of process procID.
-func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.Worker, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.nextWorkerID++
+// slotLocked returns slot procID's stats, created on first use. g.mu held.
+func (g *Group) slotLocked(procID int) *slotStats {
 	st := g.slots[procID]
 	if st == nil {
 		st = &slotStats{}
 		g.slots[procID] = st
 	}
+	return st
+}
+
+// NewWorker prepares the cluster side of a run of process procID.
+func (g *Group) NewWorker(procID int, ctl supervisor.WorkerControl) (supervisor.Worker, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nextWorkerID++
+	st := g.slotLocked(procID)
 	if st.serving.Load() == nil {
 		st.workerID.Store(int64(g.nextWorkerID))
 	}
@@ -114,13 +120,11 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		var sock *socketFile
 		switch {
 		case shared:
-			if sock, err = openBound(ls); err == nil {
-				sock, err = held(sock)
-			}
+			sock, err = openBound(ls)
 		case reuse:
 			sock, err = openReuseGroup(ls)
 		default:
-			sock, err = openListener(ls)
+			sock, err = openPolledListener(ls)
 		}
 		if err != nil {
 			return nil, err // Node forgets a key whose bind failed; the next query retries
@@ -133,14 +137,9 @@ func (g *Group) handleFor(m *clusterMsg) (*handle, error) {
 		switch {
 		case reuse:
 			// The first socket of the group, for the first slot that asks (reuseport.go).
-			fd, err := detach(sock)
-			if err != nil {
-				delete(g.handles, key)
-				return nil, err
-			}
 			h.sock, h.reuse, h.ls = nil, true, ls
 			h.mu.Lock()
-			h.addSlotSockLocked(fd, noSlot)
+			h.addSlotSockLocked(sock.fd(), noSlot)
 			h.mu.Unlock()
 		case !shared:
 			if policy != spec.PolicyRoundRobin {

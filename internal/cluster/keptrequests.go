@@ -41,9 +41,12 @@ func (k KeptRequests) check() (*metricsReport, error) {
 	if len(k.Last) == 0 {
 		return nil, nil
 	}
+	if k.Run <= 0 {
+		return nil, fmt.Errorf("kept last report of run %d: no run", k.Run)
+	}
 	last, err := parseReport(k.Last, nil)
-	if err != nil || k.Run <= 0 {
-		return nil, fmt.Errorf("kept last report of run %d: %v", k.Run, err)
+	if err != nil {
+		return nil, fmt.Errorf("kept last report of run %d: %w", k.Run, err)
 	}
 	if !totals.grewFrom(last) {
 		return nil, errors.New("kept last report above the totals")
@@ -108,11 +111,7 @@ func (g *Group) RestoreRequests(procID int, k KeptRequests) error {
 		return err
 	}
 	g.mu.Lock()
-	st := g.slots[procID]
-	if st == nil {
-		st = &slotStats{}
-		g.slots[procID] = st
-	}
+	st := g.slotLocked(procID)
 	if last != nil {
 		st.resumeFrom = &runReport{run: k.Run, report: last}
 	}

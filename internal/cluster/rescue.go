@@ -108,11 +108,7 @@ func (h *handle) stalledLocked(w *worker) bool {
 // rescueLocked looks at every queue once and drains those whose worker has stalled. h.mu held.
 func (h *handle) rescueLocked(now time.Time) {
 	h.lookedAt = now
-	type look struct {
-		s *slotSock
-		q uint32
-	}
-	var looks []look
+	var looked []*slotSock
 	keepingUp := false
 	for _, s := range h.socks {
 		w := &s.watch
@@ -150,20 +146,20 @@ func (h *handle) rescueLocked(now time.Time) {
 		// an empty queue the daemon drained says nothing of its worker.
 		w.keepingUp = (q == 0 || accepted) && (w.stalledAt.IsZero() || now.Sub(w.stalledAt) >= stalledFor)
 		keepingUp = keepingUp || w.keepingUp
-		looks = append(looks, look{s, q})
+		looked = append(looked, s)
 	}
-	if len(looks) < 2 || !keepingUp {
+	if len(looked) < 2 || !keepingUp {
 		return
 	}
-	for _, l := range looks {
-		w := &l.s.watch
-		if l.q == 0 || !w.stalledAt.Equal(now) {
+	for _, s := range looked {
+		w := &s.watch
+		if w.last == 0 || !w.stalledAt.Equal(now) {
 			continue
 		}
 		// Still stuck at the next look (the queue did not shrink below what is left), it is
 		// drained again then, without waiting anew.
-		took := h.drainLocked(l.s, l.q, now)
-		w.last = l.q - took
+		took := h.drainLocked(s, w.last, now)
+		w.last -= took
 		if took > 0 {
 			if w.stallFrom.IsZero() {
 				w.stallFrom = w.stuckSince

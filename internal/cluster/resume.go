@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/corral-pm/corral/internal/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // This file lets a cluster outlive the daemon: the app's sockets are kept by the daemon's
@@ -120,15 +121,18 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 	}
 	// Non-blocking, as it was created: the daemon's accept and the workers' (shared policy)
 	// rely on it.
-	sock, err := socketFileFrom(f, m.Addr, m.Path, true)
+	fd, err := keptFD(f, true)
 	if err != nil {
 		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
 	}
-	if m.Reuse {
-		return g.restoreSlotSock(m, sock)
-	}
-	if m.Shared {
-		if sock, err = held(sock); err != nil {
+	var sock *socketFile
+	switch {
+	case m.Reuse:
+		return g.restoreSlotSock(m, fd)
+	case m.Shared:
+		sock = &socketFile{raw: fd, path: m.Path} // held: the workers accept on it
+	default:
+		if sock, err = newSocketFile(fd, m.Addr, m.Path); err != nil {
 			return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
 		}
 	}
@@ -152,8 +156,9 @@ func (g *Group) RestoreHandle(meta json.RawMessage, f *os.File) error {
 }
 
 // restoreSlotSock puts back one reuseport socket of a key (the first one back creates the
-// handle). Its accept loop serves it until the worker of its slot is adopted again.
-func (g *Group) restoreSlotSock(m handleMeta, sock *socketFile) error {
+// handle) from fd, the raw fd keptFD made of it. Its accept loop serves it until the worker of
+// its slot is adopted again.
+func (g *Group) restoreSlotSock(m handleMeta, fd int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	h := g.handles[m.Key]
@@ -164,20 +169,16 @@ func (g *Group) restoreSlotSock(m handleMeta, sock *socketFile) error {
 		g.handles[m.Key] = h
 		g.logf("%s: %s listener on %s taken over", g.app, g.policy, h.addr)
 	} else if !h.reuse {
-		sock.f.Close()
+		unix.Close(fd)
 		return fmt.Errorf("kept socket %s of %s: key %s is open already", m.Addr, g.app, m.Key)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range h.socks {
 		if s.index == m.Index {
-			sock.f.Close()
+			unix.Close(fd)
 			return fmt.Errorf("kept socket %s of %s: socket %d of key %s is open already", m.Addr, g.app, m.Index, m.Key)
 		}
-	}
-	fd, err := detach(sock)
-	if err != nil {
-		return fmt.Errorf("kept socket %s of %s: %w", m.Addr, g.app, err)
 	}
 	s := h.addSlotSockLocked(fd, m.Slot)
 	s.index = m.Index // as the keeper names it: later sockets of this key follow on
@@ -216,11 +217,7 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.nextWorkerID = max(g.nextWorkerID, st.ID)
-	stats := g.slots[procID]
-	if stats == nil {
-		stats = &slotStats{}
-		g.slots[procID] = stats
-	}
+	stats := g.slotLocked(procID)
 	w := &worker{
 		g: g, procID: procID, id: st.ID, ctl: ctl, stats: stats,
 		inflight: map[int64]*inflightConn{}, handles: map[*handle]bool{}, listening: map[string]bool{},
@@ -251,11 +248,7 @@ func (g *Group) AdoptWorker(procID int, raw json.RawMessage, ctl supervisor.Work
 func (g *Group) RestoreStats(procID int, conns, refused uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	st := g.slots[procID]
-	if st == nil {
-		st = &slotStats{}
-		g.slots[procID] = st
-	}
+	st := g.slotLocked(procID)
 	st.conns.Store(conns)
 	st.refused.Store(refused)
 }

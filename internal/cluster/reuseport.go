@@ -70,11 +70,7 @@ func (h *handle) socketForLocked(w *worker, live map[int]bool) (*slotSock, error
 	if err != nil {
 		return nil, err
 	}
-	fd, err := detach(sock)
-	if err != nil {
-		return nil, err
-	}
-	s := h.addSlotSockLocked(fd, w.procID)
+	s := h.addSlotSockLocked(sock.fd(), w.procID)
 	h.g.keepSlotSockLocked(h, s)
 	return s, nil
 }

@@ -38,9 +38,14 @@ type listenSpec struct {
 	reusePort bool
 }
 
-// socketFile is a socket fd owned by the daemon, wrapped in an os.File so that waiting for
-// connections goes through Go's poller; or, held (f nil), a raw fd the daemon only keeps and
-// hands out, never waits on.
+// socketFile is a socket fd owned by the daemon. Held (f nil), as every socket is opened, it
+// is a raw fd the daemon only keeps and hands out, never waits on: a shared policy's socket,
+// which the workers accept on, a reuseport group's, a `listen` socket of the app's. Left in
+// Go's poller, such a socket would wake the daemon (an epoll event) for every connection a
+// worker accepts: about 10 µs of the daemon's CPU per connection, measured on a 2-core
+// machine, taken from the workers. Polled (openPolledListener), it is wrapped in an os.File so
+// that waiting for connections goes through Go's poller: a round-robin key's, which the
+// daemon accepts on.
 type socketFile struct {
 	f    *os.File
 	rc   syscall.RawConn
@@ -69,28 +74,14 @@ func (s *socketFile) close() error {
 	return err
 }
 
-// held takes sf out of Go's poller: a socket of the shared policy, which the workers accept on
-// and the daemon never does. Left in the poller, the socket would wake the daemon (an epoll
-// event) for every connection a worker accepts: about 10 µs of the daemon's CPU per connection,
-// measured on a 2-core machine, taken from the workers.
-func held(sf *socketFile) (*socketFile, error) {
-	fd, err := detach(sf)
-	if err != nil {
-		return nil, fmt.Errorf("hold a shared socket: %w", err)
-	}
-	return &socketFile{raw: fd, path: sf.path}, nil
-}
-
-// detach turns a socket the daemon opened (in the poller) into a raw fd outside it; sf is
-// closed. The fd is duplicated through SyscallConn, not f.Fd(), which would make the socket
-// blocking for every holder.
-func detach(sf *socketFile) (int, error) {
+// dupCloexec duplicates the fd behind rc, close-on-exec; -1 on error. Through the RawConn, not
+// f.Fd(), which would make the socket blocking for every holder.
+func dupCloexec(rc syscall.RawConn) (int, error) {
 	fd := -1
 	var dupErr error
-	err := sf.rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
-	sf.f.Close()
+	err := rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
 	if err = errors.Join(err, dupErr); err != nil {
-		return -1, fmt.Errorf("detach a socket from the poller: %w", err)
+		return -1, err
 	}
 	return fd, nil
 }
@@ -150,37 +141,41 @@ func newSocketFile(fd int, name, path string) (*socketFile, error) {
 	return &socketFile{f: f, rc: rc, path: path}, nil
 }
 
-// socketFileFrom takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md):
-// the daemon's own copy, close-on-exec (f is closed: its finalizer would close the fd it wraps),
-// read through SyscallConn rather than f.Fd(), which would make the socket blocking for every
-// holder. nonblock makes sure it is non-blocking, as the daemon's own listeners are created.
+// socketFileFrom takes over f, a socket the daemon's keeper kept for it (keptFD), in an
+// os.File.
 func socketFileFrom(f *os.File, name, path string, nonblock bool) (*socketFile, error) {
-	defer f.Close()
-	fd := -1
-	rc, err := f.SyscallConn()
-	if err == nil {
-		var dupErr error
-		err = rc.Control(func(raw uintptr) { fd, dupErr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
-		err = errors.Join(err, dupErr)
-	}
-	if err == nil && nonblock {
-		err = unix.SetNonblock(fd, true)
-	}
-	var sf *socketFile
-	if err == nil {
-		sf, err = newSocketFile(fd, name, path)
-	}
+	fd, err := keptFD(f, nonblock)
 	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
 		return nil, err
 	}
-	return sf, nil
+	return newSocketFile(fd, name, path) // which closes fd if it fails
 }
 
-// openListener creates what a round-robin key needs: a listening socket (TCP or unix) that the
-// daemon accepts on.
+// keptFD takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md): it
+// returns the daemon's own copy as a raw fd, close-on-exec and outside the poller (f is closed:
+// its finalizer would close the fd it wraps), duplicated through SyscallConn rather than f.Fd(),
+// which would make the socket blocking for every holder. nonblock makes sure it is
+// non-blocking, as the daemon's own listeners are created.
+func keptFD(f *os.File, nonblock bool) (int, error) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := dupCloexec(rc)
+	if err != nil {
+		return -1, err
+	}
+	if nonblock {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
+}
+
+// openListener creates a listening socket (TCP or unix), held.
 func openListener(ls listenSpec) (*socketFile, error) {
 	sf, err := openBound(ls)
 	if err != nil {
@@ -195,6 +190,20 @@ func openListener(ls listenSpec) (*socketFile, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return sf, nil
+}
+
+// openPolledListener creates what a round-robin key needs: a listening socket that the daemon
+// accepts on, in Go's poller.
+func openPolledListener(ls listenSpec) (*socketFile, error) {
+	sf, err := openListener(ls)
+	if err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("%s:%s:%d", ls.network, ls.address, ls.port)
+	if ls.network == "unix" {
+		name = "unix:" + ls.address
+	}
+	return newSocketFile(sf.raw, name, sf.path)
 }
 
 // openReuseGroup opens the first socket of a reuseport group on ls. SO_REUSEPORT lets any
@@ -216,9 +225,9 @@ func openReuseGroup(ls listenSpec) (*socketFile, error) {
 	return openListener(ls)
 }
 
-// openBound creates a bound socket that is not listening yet: what the shared policy hands to
-// every worker (each worker calls listen itself, docs/node-cluster-protocol.md §6.3), and the
-// first step of openListener.
+// openBound creates a bound socket that is not listening yet, held: what the shared policy
+// hands to every worker (each worker calls listen itself, docs/node-cluster-protocol.md §6.3),
+// and the first step of openListener.
 func openBound(ls listenSpec) (*socketFile, error) {
 	switch ls.network {
 	case "unix":
@@ -309,7 +318,7 @@ func openInetFamily(ls listenSpec, typ, family int, addr netip.Addr) (*socketFil
 	if err := unix.Bind(fd, sa); err != nil {
 		return fail("bind", err)
 	}
-	return newSocketFile(fd, fmt.Sprintf("%s:%s:%d", ls.network, ls.address, ls.port), "")
+	return &socketFile{raw: fd}, nil
 }
 
 func openUnix(ls listenSpec) (*socketFile, error) {
@@ -345,7 +354,7 @@ func openUnix(ls listenSpec) (*socketFile, error) {
 			return nil, fmt.Errorf("chmod: %w", err)
 		}
 	}
-	return newSocketFile(fd, "unix:"+ls.address, ls.address)
+	return &socketFile{raw: fd, path: ls.address}, nil
 }
 
 // staleUnixSocket reports whether path is a unix socket nobody listens on.

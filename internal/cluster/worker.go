@@ -298,11 +298,17 @@ func (w *worker) onExitedAfterDisconnect(m *clusterMsg) {
 	}
 }
 
+// liveLocked reports whether the worker can take connections: attached, not leaving, not
+// gone. w.mu held.
+func (w *worker) liveLocked() bool {
+	return w.ch != nil && !w.gone && !w.disconnecting
+}
+
 // sendConn hands one connection to the worker: newconn with the fd
 // (docs/node-cluster-protocol.md §5.5). Called with h.mu held; it only queues.
 func (w *worker) sendConn(h *handle, c *pendingConn) error {
 	w.mu.Lock()
-	if w.ch == nil || w.gone || w.disconnecting {
+	if !w.liveLocked() {
 		w.mu.Unlock()
 		return nodeipc.ErrClosed
 	}
