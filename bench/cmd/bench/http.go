@@ -31,8 +31,13 @@ func (httpScenario) Describe() string {
 	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
 }
 
-// httpAppStack is -http-app's value for the deployment's stack (stack.go).
-const httpAppStack = "stack"
+// -http-app's values for the deployment's stack (stack.go): httpAppStack's requests carry a
+// logged-in session, so each reads and touches it in PostgreSQL; httpAppStackVisitor's are
+// anonymous visitors, who pass through the session middleware without a database round trip.
+const (
+	httpAppStack        = "stack"
+	httpAppStackVisitor = "stack-visitor"
+)
 
 // corralReuseport is corral with sched_policy reuseport, a contender of the http scenario.
 const corralReuseport = "corral reuseport"
@@ -96,7 +101,8 @@ type httpServer interface {
 func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	o := b.Opts
 	app := httpAppScript
-	if o.HTTPApp == httpAppStack {
+	onStack := o.HTTPApp == httpAppStack || o.HTTPApp == httpAppStackVisitor
+	if onStack {
 		app = stackAppScript
 	}
 	dir, port, err := prepareHTTP(b, s.Name(), map[string]string{"app.js": app, "primary.js": primaryScript})
@@ -106,12 +112,17 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	var stack *stackApp // nil: the bare app
 	var appEnv []string
-	if o.HTTPApp == httpAppStack {
+	if onStack {
 		if stack, err = setupStack(ctx, b, dir, b.Cache, o.PGURL); err != nil {
 			return nil, err
 		}
 		appEnv = stack.env
-		b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
+		if o.HTTPApp == httpAppStackVisitor {
+			stack.visitor = true
+			b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /welcome without a cookie, an anonymous visitor: the session middleware runs, but makes no database round trip (saveUninitialized: false)")
+		} else {
+			b.Note("http: the app is the deployment's stack (Express 5, express-session, connect-pg-simple; sessions in PostgreSQL): every measured request is GET /me with a logged-in session cookie, so it reads the session from PostgreSQL")
+		}
 	}
 
 	makers := httpContenders(b, dir, port, appEnv, o.HTTPCorralShared)
@@ -164,6 +175,19 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	failNew, failKA := map[string][]float64{}, map[string][]float64{}
 	totNew, totKA := map[string]*LoadResult{}, map[string]*LoadResult{}
 	cpuTotal := map[string][2]float64{} // CPU seconds, connections
+	// The servers' CPU per 10,000 requests: the primary and the workers, for each load kind.
+	// With the load generator on the same cores, req/s says how the contenders share the
+	// machine with it; this says what a request costs the host that serves it, which is
+	// what sets req/s when the clients are elsewhere.
+	srvNew, srvKA := map[string][]float64{}, map[string][]float64{}
+	// The machine's idle CPU over each new-connection run: what the contender left unused
+	// although clients were waiting (a queue behind a worker that is not running, while
+	// another worker has nothing to do).
+	idleNew := map[string][]float64{}
+	// The workers' context switches per request over the same runs: how often a worker
+	// stops and is woken again for its work, which one shared queue batches and a queue per
+	// worker spreads.
+	switchesNew := map[string][]float64{}
 	broken := map[string]bool{}
 
 	for r := 1; r <= o.HTTPRuns; r++ {
@@ -186,19 +210,38 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 				if err != nil {
 					return err
 				}
-				c0, err := cpuSeconds(pid)
+				n0, err := readCost(pid, before)
 				if err != nil {
-					return fmt.Errorf("%s primary's CPU: %w", m.name, err)
+					return fmt.Errorf("%s: %w", m.name, err)
 				}
 				nc := RunLoad(ctx, cfg(false), o.HTTPDuration)
-				c1, err := cpuSeconds(pid)
+				n1, err := readCost(pid, before)
 				if err != nil {
-					return fmt.Errorf("%s primary's CPU: %w", m.name, err)
+					return fmt.Errorf("%s: %w", m.name, err)
 				}
 				RunLoad(ctx, cfg(true), o.HTTPWarmup)
+				k0, err := readCost(pid, before)
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
 				ka := RunLoad(ctx, cfg(true), o.HTTPDuration)
+				k1, err := readCost(pid, before)
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				c0, c1 := n0.primary, n1.primary
+				if nc.Requests > 0 {
+					srvNew[m.name] = append(srvNew[m.name], (n1.servers()-n0.servers())/float64(nc.Requests)*10000)
+					switchesNew[m.name] = append(switchesNew[m.name], float64(n1.switches-n0.switches)/float64(nc.Requests))
+				}
+				if n1.ticks > n0.ticks {
+					idleNew[m.name] = append(idleNew[m.name], float64(n1.idle-n0.idle)/float64(n1.ticks-n0.ticks)*100)
+				}
+				if ka.Requests > 0 {
+					srvKA[m.name] = append(srvKA[m.name], (k1.servers()-k0.servers())/float64(ka.Requests)*10000)
 				}
 				b.Log.Printf("http: run %d/%d, %s: new connection %.0f req/s (failed: %s), keep-alive %.0f req/s (failed: %s), primary %.2f CPU s over %d connections",
 					r, o.HTTPRuns, m.name, nc.RPS(), nc.ErrorSummary(), ka.RPS(), ka.ErrorSummary(), c1-c0, nc.Requests)
@@ -344,6 +387,17 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 	add("primary's CPU per 10,000 connections (new-connection runs)", "CPU s", "lower", "",
 		"utime+stime of the primary (corral's daemon, PM2's God daemon, the Node primary) from /proc/<pid>/stat around each run, per 10,000 connections served",
 		cpu, cpuDetails, nil)
+	add("servers' CPU per 10,000 requests, new connection per request", "CPU s", "lower", "",
+		"utime+stime of the primary and the 2 workers over each new-connection run, per 10,000 requests served: what a request costs the host, whoever else runs on it; the ratio is how many more requests the same cores serve when the clients are elsewhere (PostgreSQL's own CPU not included)",
+		srvNew, nil, nil)
+	add("servers' CPU per 10,000 requests, keep-alive", "CPU s", "lower", "",
+		"the same over each keep-alive run", srvKA, nil, nil)
+	add("idle CPU during the new-connection runs", "%", "lower", "",
+		"the machine's idle and iowait time over each new-connection run (/proc/stat), of all its CPUs: with clients always waiting, what the contender left unused",
+		idleNew, nil, nil)
+	add("workers' context switches per request, new connection per request", "switches", "lower", "",
+		"voluntary and not, of the 2 workers over each new-connection run (/proc/<pid>/status), per request served: a worker that finds several connections waiting when it wakes takes them all for one wake-up",
+		switchesNew, nil, nil)
 	add("failed requests per run, new connection per request", "requests", "lower", "0", "", failNew, sum(totNew), nil)
 	add("failed requests per run, keep-alive", "requests", "lower", "0", "", failKA, sum(totKA), nil)
 	add(fmt.Sprintf("failed requests during %d reloads, keep-alive load", reloads), "requests", "lower", "",

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corral-pm/corral/internal/loadgen"
@@ -101,4 +103,90 @@ func cpuSeconds(pid int) (float64, error) {
 		return 0, err
 	}
 	return float64(st.CPU) / float64(procstat.ClockTicks()), nil
+}
+
+// cost is what serving costs, read before and after a run: the CPU time of the primary and
+// of the workers, the workers' context switches, and the machine's idle and total CPU ticks.
+type cost struct {
+	primary, workers float64 // CPU seconds
+	switches         uint64
+	idle, ticks      uint64
+}
+
+// servers is the CPU time of the primary and the workers together.
+func (c cost) servers() float64 { return c.primary + c.workers }
+
+// readCost reads the cost so far of a primary and its workers.
+func readCost(primary int, workers []int) (cost, error) {
+	var c cost
+	var err error
+	if c.primary, err = cpuSeconds(primary); err != nil {
+		return c, fmt.Errorf("primary's CPU: %w", err)
+	}
+	for _, pid := range workers {
+		w, err := cpuSeconds(pid)
+		if err != nil {
+			return c, fmt.Errorf("worker %d's CPU: %w", pid, err)
+		}
+		c.workers += w
+	}
+	if c.switches, err = contextSwitches(workers); err != nil {
+		return c, fmt.Errorf("workers' context switches: %w", err)
+	}
+	if c.idle, c.ticks, err = cpuTimes(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// cpuTimes reads the machine's CPU time from /proc/stat's first line: the idle part (idle and
+// iowait) and the whole, in clock ticks.
+func cpuTimes() (idle, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, v := range f[1:] {
+		if i >= 8 { // guest and guest_nice are already counted in user and nice
+			break
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		total += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return idle, total, nil
+}
+
+// contextSwitches is how many times the processes in pids left a CPU, summed: voluntary (to
+// wait, such as for the next connection) and not (preempted), from /proc/<pid>/status.
+func contextSwitches(pids []int) (uint64, error) {
+	var sum uint64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
+			}
+			sum += n
+		}
+	}
+	return sum, nil
 }

@@ -48,13 +48,13 @@ func run() int {
 	flag.DurationVar(&opts.HTTPTimeout, "http-timeout", 5*time.Second, "http: a request (connect included) taking longer fails as a timeout")
 	flag.DurationVar(&opts.HTTPSettle, "http-settle", 3*time.Second, "http: load kept before the first reload and after the last")
 	flag.IntVar(&opts.HTTPPort, "http-port", 0, "http: the app's port (0: a free one)")
-	flag.StringVar(&opts.HTTPApp, "http-app", "bare", "http: the `app`: bare (node:http answering ok) or stack (Express 5 + express-session + connect-pg-simple, sessions in PostgreSQL; needs npm and -pg)")
-	flag.StringVar(&opts.PGURL, "pg", "postgres:///postgres?host=/var/run/postgresql", "http -http-app stack: a PostgreSQL `URL` allowed to create the bench's database (corral_bench)")
+	flag.StringVar(&opts.HTTPApp, "http-app", "bare", "http: the `app`: bare (node:http answering ok), stack (Express 5 + express-session + connect-pg-simple, sessions in PostgreSQL; every request logged in, so a database round trip each; needs npm and -pg) or stack-visitor (the same app, anonymous visitors: no cookie, no database round trip)")
+	flag.StringVar(&opts.PGURL, "pg", "postgres:///postgres?host=/var/run/postgresql", "http -http-app stack or stack-visitor: a PostgreSQL `URL` allowed to create the bench's database (corral_bench)")
 	flag.BoolVar(&opts.HTTPCorralShared, "http-corral-shared", false, "http: also measure corral with sched_policy shared (one socket every worker accepts on, as Node's SCHED_NONE)")
 	flag.Parse()
 	if flag.NArg() > 0 || opts.N < 1 || opts.Warmup < 0 || opts.Apps < 1 || opts.SpawnRuns < 1 || opts.RSSSamples < 1 ||
 		opts.HTTPConns < 1 || opts.HTTPDuration <= 0 || opts.HTTPRuns < 1 || opts.HTTPWarmup < 0 || opts.HTTPTimeout <= 0 || opts.HTTPSettle < 0 || opts.HTTPPort < 0 || opts.HTTPPort > 65535 ||
-		(opts.HTTPApp != "bare" && opts.HTTPApp != httpAppStack) {
+		(opts.HTTPApp != "bare" && opts.HTTPApp != httpAppStack && opts.HTTPApp != httpAppStackVisitor) {
 		flag.Usage()
 		return 2
 	}

@@ -95,9 +95,10 @@ type Options struct {
 	HTTPTimeout  time.Duration `json:"http_timeout_ns"`
 	HTTPSettle   time.Duration `json:"http_settle_ns"`
 	HTTPPort     int           `json:"http_port"`
-	// HTTPApp is the http scenario's app: "bare" (node:http answering "ok") or "stack" (the
-	// deployment's Express + sessions in PostgreSQL, stack.go); PGURL is the PostgreSQL
-	// server the stack's database is created on.
+	// HTTPApp is the http scenario's app: "bare" (node:http answering "ok"), "stack" (the
+	// deployment's Express + sessions in PostgreSQL, stack.go, logged in) or "stack-visitor"
+	// (the same app, anonymous); PGURL is the PostgreSQL server the stack's database is
+	// created on.
 	HTTPApp string `json:"http_app"`
 	PGURL   string `json:"pg_url,omitempty"`
 	// HTTPCorralShared adds corral's shared-socket policy to the http scenario: the same

@@ -20,6 +20,9 @@ import (
 // express-session and connect-pg-simple, sessions in PostgreSQL. Every measured request carries
 // a logged-in session cookie, so each one reads the session from PostgreSQL (and touches it), as
 // the deployment's requests do: a saving that only shows on a bare server is not its users'.
+// With -http-app stack-visitor the requests are an anonymous visitor's instead (GET /welcome, no
+// cookie): the session middleware runs but, with saveUninitialized false, never calls the
+// store; that is what `wrk` without a cookie measures on this stack.
 
 // stackAppScript is the app, written into the scenario's directory as app.js.
 const stackAppScript = `// Express + express-session + connect-pg-simple, as the deployment runs it.
@@ -37,6 +40,7 @@ app.use(session({
   cookie: { maxAge: 3600 * 1000 },
 }));
 app.post('/login', (req, res) => { req.session.user = 'bench'; res.send('ok'); });
+app.get('/welcome', (req, res) => res.send(req.session.user ? 'welcome back' : 'welcome, visitor'));
 app.get('/me', (req, res) => {
   if (!req.session.user) return res.status(401).send('who?');
   res.json({ user: req.session.user, pid: process.pid });
@@ -51,6 +55,9 @@ var stackPackages = []string{"express@5", "express-session@1", "connect-pg-simpl
 type stackApp struct {
 	env    []string // the app's environment: DATABASE_URL, SESSION_SECRET
 	cookie string   // the logged-in session, once login ran
+	// visitor: the load is anonymous visitors (GET /welcome, no cookie), not the logged-in
+	// session.
+	visitor bool
 }
 
 // setupStack installs the app's packages (into -cache when given, reused across runs), links
@@ -180,9 +187,14 @@ func (s *stackApp) login(ctx context.Context, addr string) error {
 	return nil
 }
 
-// load completes a load's configuration: the session's page, with the cookie.
+// load completes a load's configuration: the session's page, with the cookie, or the visitors'
+// page without one.
 func (s *stackApp) load(cfg LoadConfig) LoadConfig {
 	if s == nil {
+		return cfg
+	}
+	if s.visitor {
+		cfg.Path = "/welcome"
 		return cfg
 	}
 	cfg.Path = "/me"
