@@ -83,21 +83,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes the directory entries created or replaced in dir durable. Filesystems that
-// cannot sync a directory say so with EINVAL; there is nothing more to do on those.
-func syncDir(dir string) error {
-	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
+	return safefs.SyncDir(dir)
 }
 
 // SaveWithBackup keeps the current file (if any) as path+".bak" and then writes data
@@ -245,13 +231,13 @@ func load(path string, valid func([]byte) error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch owner := safefs.Owner(fi); {
-	case !fi.Mode().IsRegular():
+	switch safefs.CheckOwn(fi, 0o022) {
+	case safefs.NotRegular:
 		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("%s is not a regular file (%s)", path, fi.Mode().Type())}
-	case int(owner) != os.Geteuid():
+	case safefs.NotMine:
 		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("refusing to load %s: it is owned by %s, not by %s who runs corral, so someone else may have written it; move it away",
-			path, safefs.Who(owner), safefs.Me())}
-	case fi.Mode().Perm()&0o022 != 0:
+			path, safefs.Who(safefs.Owner(fi)), safefs.Me())}
+	case safefs.OpenToOthers:
 		return nil, &safefs.Error{Path: path, Msg: fmt.Sprintf("refusing to load %s: it has mode %04o, so others may have written it; check it, then: chmod 600 %s",
 			path, fi.Mode().Perm(), path)}
 	}

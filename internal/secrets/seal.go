@@ -7,13 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/corral-pm/corral/internal/safefs"
 )
@@ -66,103 +64,66 @@ func OpenSealer(keyPath string) (*Sealer, error) {
 	return &Sealer{aead: aead, keyPath: keyPath}, nil
 }
 
-// readKey reads and checks an existing key file. Checks are made on the open file, so that
-// what is checked is what is read. The file is opened without following a symbolic link, and
-// must belong to this user: a key someone else wrote (or could read) would let them open
-// every sealed value, and a link could make corral use any file as its key.
+// readKey reads an existing key with safefs.ReadPrivate: a key someone else wrote (or could
+// read) would let them open every sealed value, and a link could make corral use any file as
+// its key.
 func readKey(keyPath string) ([]byte, error) {
-	f, err := safefs.Open(keyPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	key, err := safefs.ReadPrivate(keyPath, KeySize)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("secrets: open key file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("secrets: key file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secrets: key file %s is not a regular file (%s)", keyPath, fi.Mode().Type())
-	}
-	if owner := safefs.Owner(fi); int(owner) != os.Geteuid() {
-		return nil, &safefs.Error{Path: keyPath, Msg: fmt.Sprintf("secrets: key file %s is owned by %s, not by %s who runs corral: whoever made it can open every sealed value; move it away to have a new key created (values sealed with it must then be set again)",
-			keyPath, safefs.Who(owner), safefs.Me())}
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("secrets: key file %s has mode %#o: group and others must have no access; fix it with: chmod 600 %s", keyPath, perm, keyPath)
-	}
-	if fi.Size() != KeySize {
-		return nil, keySizeError(keyPath, fi.Size())
-	}
-	key := make([]byte, KeySize+1) // one spare byte detects a file that grew meanwhile
-	n, err := io.ReadFull(f, key)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("secrets: read key file: %w", err)
-	}
-	if n != KeySize {
-		return nil, keySizeError(keyPath, int64(n))
-	}
-	return key[:KeySize], nil
-}
-
-func keySizeError(keyPath string, size int64) error {
-	return fmt.Errorf("secrets: key file %s is %d bytes, want %d: it is damaged or not a corral key; "+
-		"restore it from a backup, or move it away to have a new key created "+
-		"(values sealed with the old key can then not be opened and must be set again)",
-		keyPath, size, KeySize)
-}
-
-// createKey writes a new random key to a temporary file and links it to keyPath. link(2)
-// fails if keyPath exists, so unlike rename it never replaces a key another process has just
-// created; the file appears complete or not at all.
-func createKey(keyPath string) ([]byte, error) {
-	dir := filepath.Dir(keyPath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("secrets: create key directory: %w", err)
-	}
-	key := make([]byte, KeySize)
-	rand.Read(key) // never fails (crypto/rand crashes the program instead)
-
-	f, err := os.CreateTemp(dir, "."+filepath.Base(keyPath)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("secrets: create key file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful link, keyPath keeps the file
-	err = f.Chmod(0o600) // CreateTemp uses 0600 already; make it independent of that
-	if err == nil {
-		_, err = f.Write(key)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("secrets: write key file: %w", err)
-	}
-	if err := os.Link(tmp, keyPath); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return readKey(keyPath) // another process created it first
-		}
-		return nil, fmt.Errorf("secrets: create key file: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("secrets: create key file: %w", err)
+		return nil, keyError(keyPath, err)
 	}
 	return key, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
+// createKey makes a new random key with safefs.CreatePrivate, which never replaces a key
+// another process has just created.
+func createKey(keyPath string) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return nil, fmt.Errorf("secrets: create key directory: %w", err)
 	}
-	defer d.Close()
-	return d.Sync()
+	key := make([]byte, KeySize)
+	rand.Read(key) // never fails (crypto/rand crashes the program instead)
+	err := safefs.CreatePrivate(keyPath, key)
+	if errors.Is(err, fs.ErrExist) {
+		return readKey(keyPath) // another process created it first
+	}
+	if err != nil {
+		return nil, keyError(keyPath, err)
+	}
+	return key, nil
+}
+
+// keyError words what ReadPrivate or CreatePrivate found. A damaged key is never replaced for
+// the user: values sealed with it could then never be opened.
+func keyError(keyPath string, err error) error {
+	var pe *safefs.PrivateError
+	if !errors.As(err, &pe) { // from opening it
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return fmt.Errorf("secrets: open key file: %w", err)
+	}
+	switch pe.Problem {
+	case safefs.NotRegular:
+		return fmt.Errorf("secrets: key file %s is not a regular file (%s)", keyPath, pe.Info.Mode().Type())
+	case safefs.NotMine:
+		return &safefs.Error{Path: keyPath, Msg: fmt.Sprintf("secrets: key file %s is owned by %s, not by %s who runs corral: whoever made it can open every sealed value; move it away to have a new key created (values sealed with it must then be set again)",
+			keyPath, safefs.Who(safefs.Owner(pe.Info)), safefs.Me())}
+	case safefs.OpenToOthers:
+		return fmt.Errorf("secrets: key file %s has mode %#o: group and others must have no access; fix it with: chmod 600 %s", keyPath, pe.Info.Mode().Perm(), keyPath)
+	case safefs.WrongSize:
+		return fmt.Errorf("secrets: key file %s is %d bytes, want %d: it is damaged or not a corral key; "+
+			"restore it from a backup, or move it away to have a new key created "+
+			"(values sealed with the old key can then not be opened and must be set again)",
+			keyPath, pe.Size, KeySize)
+	case safefs.ReadFailed:
+		return fmt.Errorf("secrets: read key file: %w", err)
+	case safefs.TempFailed, safefs.LinkFailed:
+		return fmt.Errorf("secrets: create key file: %w", err)
+	case safefs.WriteFailed:
+		return fmt.Errorf("secrets: write key file: %w", err)
+	}
+	return fmt.Errorf("secrets: key file: %w", err) // StatFailed
 }
 
 // KeyPath returns the path of the key file the Sealer was opened with.

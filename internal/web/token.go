@@ -9,11 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/corral-pm/corral/internal/safefs"
 )
@@ -39,78 +36,58 @@ func LoadToken(home string) (string, error) {
 }
 
 func readToken(path string) (string, error) {
-	f, err := safefs.Open(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	b, err := safefs.ReadPrivate(path, tokenLen)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		return "", fmt.Errorf("web token: %w", err)
+		return "", tokenError(path, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("web token: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("web token %s is not a regular file (%s): remove it to have a new token made", path, fi.Mode().Type())
-	}
-	if owner := safefs.Owner(fi); int(owner) != os.Geteuid() {
-		return "", &safefs.Error{Path: path, Msg: fmt.Sprintf("web token %s is owned by %s, not by %s who runs corral: whoever made it could drive the dashboard; remove it to have a new token made",
-			path, safefs.Who(owner), safefs.Me())}
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("web token %s has mode %#o: group and others must have no access; remove it to have a new token made (the old one may have been read)", path, perm)
-	}
-	if fi.Size() != tokenLen {
-		return "", tokenDamaged(path, fi.Size())
-	}
-	buf := make([]byte, tokenLen+1) // one spare byte detects a file that grew meanwhile
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return "", fmt.Errorf("web token: read %s: %w", path, err)
-	}
-	if n != tokenLen {
-		return "", tokenDamaged(path, int64(n))
-	}
-	if _, err := hex.DecodeString(string(buf[:n])); err != nil {
+	if _, err := hex.DecodeString(string(b)); err != nil {
 		return "", fmt.Errorf("web token %s is not hex: it is damaged; remove it to have a new token made", path)
 	}
-	return string(buf[:n]), nil
+	return string(b), nil
 }
 
-func tokenDamaged(path string, size int64) error {
-	return fmt.Errorf("web token %s is %d bytes, want %d: it is damaged; remove it to have a new token made", path, size, tokenLen)
-}
-
-// createToken writes a new token to a temporary file and links it into place: link(2) never
-// replaces a token another process made meanwhile (then that one is read), and the file
-// appears whole or not at all.
 func createToken(path string) (string, error) {
 	b := make([]byte, tokenLen/2)
 	rand.Read(b)
 	tok := hex.EncodeToString(b)
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+TokenFile+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("web token: create: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.WriteString(tok)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err := safefs.CreatePrivate(path, []byte(tok))
+	if errors.Is(err, fs.ErrExist) {
+		return readToken(path) // another process made one first
 	}
 	if err != nil {
-		return "", fmt.Errorf("web token: write: %w", err)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return readToken(path)
-		}
-		return "", fmt.Errorf("web token: create %s: %w", path, err)
+		return "", tokenError(path, err)
 	}
 	return tok, nil
+}
+
+// tokenError words what ReadPrivate or CreatePrivate found: every refusal ends with the fix,
+// which for a token is always to have a new one made.
+func tokenError(path string, err error) error {
+	var pe *safefs.PrivateError
+	if !errors.As(err, &pe) { // from opening it
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return fmt.Errorf("web token: %w", err)
+	}
+	switch pe.Problem {
+	case safefs.NotRegular:
+		return fmt.Errorf("web token %s is not a regular file (%s): remove it to have a new token made", path, pe.Info.Mode().Type())
+	case safefs.NotMine:
+		return &safefs.Error{Path: path, Msg: fmt.Sprintf("web token %s is owned by %s, not by %s who runs corral: whoever made it could drive the dashboard; remove it to have a new token made",
+			path, safefs.Who(safefs.Owner(pe.Info)), safefs.Me())}
+	case safefs.OpenToOthers:
+		return fmt.Errorf("web token %s has mode %#o: group and others must have no access; remove it to have a new token made (the old one may have been read)", path, pe.Info.Mode().Perm())
+	case safefs.WrongSize:
+		return fmt.Errorf("web token %s is %d bytes, want %d: it is damaged; remove it to have a new token made", path, pe.Size, tokenLen)
+	case safefs.ReadFailed:
+		return fmt.Errorf("web token: read %s: %w", path, err)
+	case safefs.TempFailed:
+		return fmt.Errorf("web token: create: %w", err)
+	case safefs.WriteFailed:
+		return fmt.Errorf("web token: write: %w", err)
+	case safefs.LinkFailed:
+		return fmt.Errorf("web token: create %s: %w", path, err)
+	}
+	return fmt.Errorf("web token: %w", err) // StatFailed
 }
