@@ -57,26 +57,12 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPattern(path))
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
+	tmp, err := safefs.WriteTemp(dir, tempPattern(path), mode.Perm(), data)
 	defer func() {
-		if err != nil {
+		if err != nil && tmp != "" {
 			os.Remove(tmp)
 		}
 	}()
-	err = f.Chmod(mode.Perm())
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}

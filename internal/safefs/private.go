@@ -118,22 +118,11 @@ func ReadPrivate(path string, size int) ([]byte, error) {
 // Errors are *PrivateError (TempFailed, WriteFailed, LinkFailed).
 func CreatePrivate(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	tmp, err := WriteTemp(dir, "."+filepath.Base(path)+".tmp-*", 0o600, data)
+	if tmp == "" {
 		return &PrivateError{Path: path, Problem: TempFailed, Err: err}
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp) // after the link, path keeps the file
-	err = f.Chmod(0o600) // CreateTemp uses 0600 already; do not depend on that
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return &PrivateError{Path: path, Problem: WriteFailed, Err: err}
 	}
@@ -144,6 +133,28 @@ func CreatePrivate(path string, data []byte) error {
 		return &PrivateError{Path: path, Problem: LinkFailed, Err: err}
 	}
 	return nil
+}
+
+// WriteTemp writes data to a new temporary file in dir (os.CreateTemp's pattern), with exactly
+// perm whatever the umask, synced and closed, for a caller to move into place whole. It returns
+// the file's name, also on an error after the file was made ("" if it could not be made): the
+// caller removes it.
+func WriteTemp(dir, pattern string, perm fs.FileMode, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	err = f.Chmod(perm) // CreateTemp uses 0600; do not depend on that, nor on the umask
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return f.Name(), err
 }
 
 // SyncDir makes the directory entries created or replaced in dir durable. Filesystems that

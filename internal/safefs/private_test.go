@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -187,5 +188,34 @@ func TestCreatePrivate(t *testing.T) {
 				t.Errorf("the link's target was made: %v", err)
 			}
 		})
+	}
+}
+
+// WriteTemp's file has exactly the asked mode whatever the umask, holds the data, and is named
+// even when a later step fails, so that the caller can remove it; a directory that does not
+// exist gives no name.
+func TestWriteTemp(t *testing.T) {
+	dir := t.TempDir()
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	tmp, err := WriteTemp(dir, ".state.tmp-*", 0o644, []byte("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(tmp) != dir || !strings.HasPrefix(filepath.Base(tmp), ".state.tmp-") {
+		t.Errorf("temporary file %s, want .state.tmp-* in %s", tmp, dir)
+	}
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %04o, want 0644 under umask 077", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(tmp); string(b) != "data" {
+		t.Errorf("content %q", b)
+	}
+	if tmp, err := WriteTemp(filepath.Join(dir, "missing"), "x-*", 0o600, nil); err == nil || tmp != "" {
+		t.Errorf("in a missing directory: %q, %v; want no name and an error", tmp, err)
 	}
 }
