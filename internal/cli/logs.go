@@ -62,7 +62,7 @@ func (lp *logPrinter) print(l api.LogLine) {
 	if !l.History && lp.lastPath != "" {
 		lp.lastPath = ""
 	}
-	_, who := render.LogPrefix(l)
+	who := render.LogWho(l)
 	prefix := who + strings.Repeat(" ", max(0, lp.nameWidth+2-utf8.RuneCountInString(who))) + " | "
 	color := "\x1b[32m"
 	switch l.Stream {

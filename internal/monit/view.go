@@ -264,10 +264,10 @@ func (m *model) logLinesView(w, h int, what string) []string {
 	return append([]string{head}, body...)
 }
 
-// logLine is one line as `corral logs` prints it: the time of a live line (history lines have
-// none), who wrote it, coloured by stream, and the text.
+// logLine is one line as monit's snapshot prints it (render.MonitSnapshot): the time of a live
+// line (history lines have none), who wrote it, coloured by stream as `corral logs` colours it,
+// and the text.
 func (m *model) logLine(l api.LogLine, w int) string {
-	clock, who := render.LogPrefix(l)
 	style := m.st.online
 	switch l.Stream {
 	case "err":
@@ -276,10 +276,10 @@ func (m *model) logLine(l api.LogLine, w int) string {
 		style = m.st.info
 	}
 	ts := ""
-	if clock != "" {
+	if clock := render.LogClock(l); clock != "" {
 		ts = m.st.dim.Render(clock) + " "
 	}
-	return ansi.Truncate(ts+style.Render(who+" |")+" "+render.PlainText(l.Message), w, "…")
+	return ansi.Truncate(ts+style.Render(render.LogWho(l)+" |")+" "+render.PlainText(l.Message), w, "…")
 }
 
 // alertLines are the firing alerts, at most three and how many more; a line saying none fires

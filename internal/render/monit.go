@@ -110,24 +110,29 @@ func MonitSnapshot(procs []api.Process, firing []api.Alert, lines []api.LogLine,
 	}
 	b.WriteString(" Latest log lines\n")
 	for _, l := range lines {
-		clock, who := LogPrefix(l)
+		clock := LogClock(l)
 		if clock != "" {
 			clock += " "
 		}
-		fmt.Fprintf(&b, "%s%s | %s\n", clock, who, PlainText(l.Message))
+		fmt.Fprintf(&b, "%s%s | %s\n", clock, LogWho(l), PlainText(l.Message))
 	}
 	return b.String()
 }
 
-// LogPrefix is what `corral logs` and monit (snapshot and live view) write before a log line:
-// the time of a live line ("" for a history line), and who wrote it, "id|app" or "corral" for
-// the daemon.
-func LogPrefix(l api.LogLine) (clock, who string) {
-	if !l.Time.IsZero() && !l.History {
-		clock = l.Time.Format("15:04:05")
-	}
+// LogWho is who wrote a log line, as `corral logs` and monit show it: "id|app", or "corral"
+// for the daemon's own lines.
+func LogWho(l api.LogLine) string {
 	if l.ProcID < 0 {
-		return clock, "corral"
+		return "corral"
 	}
-	return clock, strconv.Itoa(l.ProcID) + "|" + l.App
+	return strconv.Itoa(l.ProcID) + "|" + l.App
+}
+
+// LogClock is the time monit (snapshot and live view) shows before a log line: its time of day
+// for a live line, "" for a line of history (its file does not say when it was written).
+func LogClock(l api.LogLine) string {
+	if l.Time.IsZero() || l.History {
+		return ""
+	}
+	return l.Time.Format("15:04:05")
 }
