@@ -105,8 +105,9 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(st.CPU) / float64(procstat.ClockTicks()), nil
 }
 
-// cost is what serving costs, read before and after a run: the CPU time of the primary and
-// of the workers, the workers' context switches, and the machine's idle and total CPU ticks.
+// cost is what serving costs: the CPU time of the primary and of the workers, the workers'
+// context switches, and the machine's idle and total CPU ticks; the totals so far (readCost),
+// or what a run spent (since).
 type cost struct {
 	primary, workers float64 // CPU seconds
 	switches         uint64
@@ -115,6 +116,17 @@ type cost struct {
 
 // servers is the CPU time of the primary and the workers together.
 func (c cost) servers() float64 { return c.primary + c.workers }
+
+// since is what was spent between an earlier reading and c.
+func (c cost) since(earlier cost) cost {
+	return cost{
+		primary:  c.primary - earlier.primary,
+		workers:  c.workers - earlier.workers,
+		switches: c.switches - earlier.switches,
+		idle:     c.idle - earlier.idle,
+		ticks:    c.ticks - earlier.ticks,
+	}
+}
 
 // readCost reads the cost so far of a primary and its workers.
 func readCost(primary int, workers []int) (cost, error) {
