@@ -184,18 +184,14 @@ func cpuTimes() (idle, total uint64, err error) {
 func contextSwitches(pids []int) (uint64, error) {
 	var sum uint64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		st, err := procStatus(pid, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 		if err != nil {
 			return 0, err
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
-				continue
-			}
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		for k, v := range st {
+			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
+				return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
 			}
 			sum += n
 		}
