@@ -163,10 +163,9 @@ func cpuTimes() (idle, total uint64, err error) {
 	if len(f) < 6 || f[0] != "cpu" {
 		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
-	for i, v := range f[1:] {
-		if i >= 8 { // guest and guest_nice are already counted in user and nice
-			break
-		}
+	// user nice system idle iowait irq softirq steal; guest and guest_nice, after them, are
+	// already counted in user and nice.
+	for i, v := range f[1:min(len(f), 9)] {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
