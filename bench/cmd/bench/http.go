@@ -28,7 +28,7 @@ type httpScenario struct{}
 func (httpScenario) Name() string { return "http" }
 
 func (httpScenario) Describe() string {
-	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
+	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, the servers' CPU per 10k requests, idle CPU and the workers' context switches per request, failed requests during 2 reloads under load"
 }
 
 // -http-app's values for the deployment's stack (stack.go): httpAppStack's requests carry a
