@@ -396,7 +396,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		"the machine's idle and iowait time over each new-connection run (/proc/stat), of all its CPUs: with clients always waiting, what the contender left unused",
 		idleNew, nil, nil)
 	add("workers' context switches per request, new connection per request", "switches", "lower", "",
-		"voluntary and not, of the 2 workers over each new-connection run (/proc/<pid>/status), per request served: a worker that finds several connections waiting when it wakes takes them all for one wake-up",
+		"voluntary and not, of the 2 workers' main threads (the event loops) over each new-connection run (/proc/<pid>/status), per request served: a worker that finds several connections waiting when it wakes takes them all for one wake-up",
 		switchesNew, nil, nil)
 	add("failed requests per run, new connection per request", "requests", "lower", "0", "", failNew, sum(totNew), nil)
 	add("failed requests per run, keep-alive", "requests", "lower", "0", "", failKA, sum(totKA), nil)

@@ -179,7 +179,8 @@ func cpuTimes() (idle, total uint64, err error) {
 }
 
 // contextSwitches is how many times the processes in pids left a CPU, summed: voluntary (to
-// wait, such as for the next connection) and not (preempted), from /proc/<pid>/status.
+// wait, such as for the next connection) and not (preempted), from /proc/<pid>/status, which
+// counts the main thread only (a Node worker's event loop), not the process's other threads.
 func contextSwitches(pids []int) (uint64, error) {
 	var sum uint64
 	for _, pid := range pids {
