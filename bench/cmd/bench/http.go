@@ -28,7 +28,7 @@ type httpScenario struct{}
 func (httpScenario) Name() string { return "http" }
 
 func (httpScenario) Describe() string {
-	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, failed requests during 2 reloads under load"
+	return "cluster mode, 2 workers of a trivial Node HTTP app: req/s (new connection per request, keep-alive), primary's CPU per 10k connections, the servers' CPU per 10k requests, idle CPU and the workers' context switches per request, failed requests during 2 reloads under load"
 }
 
 // -http-app's values for the deployment's stack (stack.go): httpAppStack's requests carry a
@@ -210,50 +210,50 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 				if err != nil {
 					return err
 				}
-				n0, err := readCost(pid, before)
-				if err != nil {
-					return fmt.Errorf("%s: %w", m.name, err)
+				// measured runs a load for the measured duration and reads what serving it cost.
+				measured := func(keepAlive bool) (LoadResult, cost, error) {
+					c0, err := readCost(pid, before)
+					if err != nil {
+						return LoadResult{}, cost{}, fmt.Errorf("%s: %w", m.name, err)
+					}
+					res := RunLoad(ctx, cfg(keepAlive), o.HTTPDuration)
+					c1, err := readCost(pid, before)
+					if err != nil {
+						return LoadResult{}, cost{}, fmt.Errorf("%s: %w", m.name, err)
+					}
+					return res, c1.since(c0), nil
 				}
-				nc := RunLoad(ctx, cfg(false), o.HTTPDuration)
-				n1, err := readCost(pid, before)
+				nc, nCost, err := measured(false)
 				if err != nil {
-					return fmt.Errorf("%s: %w", m.name, err)
+					return err
 				}
 				RunLoad(ctx, cfg(true), o.HTTPWarmup)
-				k0, err := readCost(pid, before)
+				ka, kCost, err := measured(true)
 				if err != nil {
-					return fmt.Errorf("%s: %w", m.name, err)
-				}
-				ka := RunLoad(ctx, cfg(true), o.HTTPDuration)
-				k1, err := readCost(pid, before)
-				if err != nil {
-					return fmt.Errorf("%s: %w", m.name, err)
+					return err
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				c0, c1 := n0.primary, n1.primary
 				if nc.Requests > 0 {
-					srvNew[m.name] = append(srvNew[m.name], (n1.servers()-n0.servers())/float64(nc.Requests)*10000)
-					switchesNew[m.name] = append(switchesNew[m.name], float64(n1.switches-n0.switches)/float64(nc.Requests))
+					cpu[m.name] = append(cpu[m.name], nCost.primary/float64(nc.Requests)*10000)
+					t := cpuTotal[m.name]
+					cpuTotal[m.name] = [2]float64{t[0] + nCost.primary, t[1] + float64(nc.Requests)}
+					srvNew[m.name] = append(srvNew[m.name], nCost.servers()/float64(nc.Requests)*10000)
+					switchesNew[m.name] = append(switchesNew[m.name], float64(nCost.switches)/float64(nc.Requests))
 				}
-				if n1.ticks > n0.ticks {
-					idleNew[m.name] = append(idleNew[m.name], float64(n1.idle-n0.idle)/float64(n1.ticks-n0.ticks)*100)
+				if nCost.ticks > 0 {
+					idleNew[m.name] = append(idleNew[m.name], float64(nCost.idle)/float64(nCost.ticks)*100)
 				}
 				if ka.Requests > 0 {
-					srvKA[m.name] = append(srvKA[m.name], (k1.servers()-k0.servers())/float64(ka.Requests)*10000)
+					srvKA[m.name] = append(srvKA[m.name], kCost.servers()/float64(ka.Requests)*10000)
 				}
 				b.Log.Printf("http: run %d/%d, %s: new connection %.0f req/s (failed: %s), keep-alive %.0f req/s (failed: %s), primary %.2f CPU s over %d connections",
-					r, o.HTTPRuns, m.name, nc.RPS(), nc.ErrorSummary(), ka.RPS(), ka.ErrorSummary(), c1-c0, nc.Requests)
+					r, o.HTTPRuns, m.name, nc.RPS(), nc.ErrorSummary(), ka.RPS(), ka.ErrorSummary(), nCost.primary, nc.Requests)
 				rpsNew[m.name] = append(rpsNew[m.name], nc.RPS())
 				rpsKA[m.name] = append(rpsKA[m.name], ka.RPS())
 				failNew[m.name] = append(failNew[m.name], float64(nc.Failed()))
 				failKA[m.name] = append(failKA[m.name], float64(ka.Failed()))
-				if nc.Requests > 0 {
-					cpu[m.name] = append(cpu[m.name], (c1-c0)/float64(nc.Requests)*10000)
-					t := cpuTotal[m.name]
-					cpuTotal[m.name] = [2]float64{t[0] + c1 - c0, t[1] + float64(nc.Requests)}
-				}
 				for _, x := range []struct {
 					tot map[string]*LoadResult
 					res LoadResult
@@ -396,7 +396,7 @@ func (s httpScenario) Run(ctx context.Context, b *Bench) ([]Metric, error) {
 		"the machine's idle and iowait time over each new-connection run (/proc/stat), of all its CPUs: with clients always waiting, what the contender left unused",
 		idleNew, nil, nil)
 	add("workers' context switches per request, new connection per request", "switches", "lower", "",
-		"voluntary and not, of the 2 workers over each new-connection run (/proc/<pid>/status), per request served: a worker that finds several connections waiting when it wakes takes them all for one wake-up",
+		"voluntary and not, of the 2 workers' main threads (the event loops) over each new-connection run (/proc/<pid>/status), per request served: a worker that finds several connections waiting when it wakes takes them all for one wake-up",
 		switchesNew, nil, nil)
 	add("failed requests per run, new connection per request", "requests", "lower", "0", "", failNew, sum(totNew), nil)
 	add("failed requests per run, keep-alive", "requests", "lower", "0", "", failKA, sum(totKA), nil)

@@ -105,8 +105,9 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(st.CPU) / float64(procstat.ClockTicks()), nil
 }
 
-// cost is what serving costs, read before and after a run: the CPU time of the primary and
-// of the workers, the workers' context switches, and the machine's idle and total CPU ticks.
+// cost is what serving costs: the CPU time of the primary and of the workers, the workers'
+// context switches, and the machine's idle and total CPU ticks; the totals so far (readCost),
+// or what a run spent (since).
 type cost struct {
 	primary, workers float64 // CPU seconds
 	switches         uint64
@@ -115,6 +116,17 @@ type cost struct {
 
 // servers is the CPU time of the primary and the workers together.
 func (c cost) servers() float64 { return c.primary + c.workers }
+
+// since is what was spent between an earlier reading and c.
+func (c cost) since(earlier cost) cost {
+	return cost{
+		primary:  c.primary - earlier.primary,
+		workers:  c.workers - earlier.workers,
+		switches: c.switches - earlier.switches,
+		idle:     c.idle - earlier.idle,
+		ticks:    c.ticks - earlier.ticks,
+	}
+}
 
 // readCost reads the cost so far of a primary and its workers.
 func readCost(primary int, workers []int) (cost, error) {
@@ -151,10 +163,9 @@ func cpuTimes() (idle, total uint64, err error) {
 	if len(f) < 6 || f[0] != "cpu" {
 		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
 	}
-	for i, v := range f[1:] {
-		if i >= 8 { // guest and guest_nice are already counted in user and nice
-			break
-		}
+	// user nice system idle iowait irq softirq steal; guest and guest_nice, after them, are
+	// already counted in user and nice.
+	for i, v := range f[1:min(len(f), 9)] {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
@@ -168,22 +179,19 @@ func cpuTimes() (idle, total uint64, err error) {
 }
 
 // contextSwitches is how many times the processes in pids left a CPU, summed: voluntary (to
-// wait, such as for the next connection) and not (preempted), from /proc/<pid>/status.
+// wait, such as for the next connection) and not (preempted), from /proc/<pid>/status, which
+// counts the main thread only (a Node worker's event loop), not the process's other threads.
 func contextSwitches(pids []int) (uint64, error) {
 	var sum uint64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		st, err := procStatus(pid, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 		if err != nil {
 			return 0, err
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
-				continue
-			}
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		for k, v := range st {
+			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, line, err)
+				return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, k, err)
 			}
 			sum += n
 		}

@@ -26,3 +26,13 @@ func TestReadCost(t *testing.T) {
 		t.Error("a worker that does not exist was read without an error")
 	}
 }
+
+// since is what a run spent: every figure of the later reading less the earlier one's.
+func TestCostSince(t *testing.T) {
+	earlier := cost{primary: 1, workers: 2, switches: 30, idle: 40, ticks: 100}
+	later := cost{primary: 1.5, workers: 4, switches: 45, idle: 50, ticks: 140}
+	want := cost{primary: 0.5, workers: 2, switches: 15, idle: 10, ticks: 40}
+	if got := later.since(earlier); got != want {
+		t.Errorf("since: %+v, want %+v", got, want)
+	}
+}

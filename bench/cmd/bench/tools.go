@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -293,17 +294,29 @@ func poll(ctx context.Context, timeout, every time.Duration, try func() error) e
 
 // rssKB reads VmRSS of pid, in kB.
 func rssKB(pid int) (int, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	st, err := procStatus(pid, "VmRSS")
 	if err != nil {
 		return 0, err
 	}
+	f := strings.Fields(st["VmRSS"])
+	if len(f) == 0 {
+		return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	}
+	return strconv.Atoi(f[0])
+}
+
+// procStatus reads /proc/<pid>/status once and returns the fields of it named in names that
+// it has, each value trimmed ("1234 kB", "56").
+func procStatus(pid int, names ...string) (map[string]string, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(names))
 	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				return strconv.Atoi(f[0])
-			}
+		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(names, k) {
+			out[k] = strings.TrimSpace(v)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	return out, nil
 }
