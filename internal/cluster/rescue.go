@@ -95,10 +95,17 @@ func (h *handle) watchQueues(stop <-chan struct{}) {
 	}
 }
 
-// stalledLocked reports whether w accepts on a socket whose queue stalled lately. h.mu held.
+// stalledLately reports whether the queue was found stalled less than stalledFor before at,
+// and its worker not seen accepting since.
+func (w *queueWatch) stalledLately(at time.Time) bool {
+	return !w.stalledAt.IsZero() && at.Sub(w.stalledAt) < stalledFor
+}
+
+// stalledLocked reports whether w accepts on a socket whose queue stalled lately, as of the
+// last look. h.mu held.
 func (h *handle) stalledLocked(w *worker) bool {
 	for _, s := range h.socks {
-		if s.owners[w] && !s.watch.stalledAt.IsZero() && h.lookedAt.Sub(s.watch.stalledAt) < stalledFor {
+		if s.owners[w] && s.watch.stalledLately(h.lookedAt) {
 			return true
 		}
 	}
@@ -144,7 +151,7 @@ func (h *handle) rescueLocked(now time.Time) {
 		}
 		// A worker keeps up when its queue is empty or shrinking, unless it stalled lately:
 		// an empty queue the daemon drained says nothing of its worker.
-		w.keepingUp = (q == 0 || accepted) && (w.stalledAt.IsZero() || now.Sub(w.stalledAt) >= stalledFor)
+		w.keepingUp = (q == 0 || accepted) && !w.stalledLately(now)
 		keepingUp = keepingUp || w.keepingUp
 		looked = append(looked, s)
 	}
