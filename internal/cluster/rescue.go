@@ -115,8 +115,7 @@ func (h *handle) stalledLocked(w *worker) bool {
 // rescueLocked looks at every queue once and drains those whose worker has stalled. h.mu held.
 func (h *handle) rescueLocked(now time.Time) {
 	h.lookedAt = now
-	var looked []*slotSock
-	keepingUp := false
+	keepingUp := false // some worker keeps up: there is someone to hand to
 	for _, s := range h.socks {
 		w := &s.watch
 		if len(s.owners) == 0 {
@@ -153,15 +152,14 @@ func (h *handle) rescueLocked(now time.Time) {
 		// an empty queue the daemon drained says nothing of its worker.
 		w.keepingUp = (q == 0 || accepted) && !w.stalledLately(now)
 		keepingUp = keepingUp || w.keepingUp
-		looked = append(looked, s)
 	}
-	if len(looked) < 2 || !keepingUp {
-		return
+	if !keepingUp {
+		return // (a queue found stalled does not keep up: the one that does is another's)
 	}
-	for _, s := range looked {
+	for _, s := range h.socks {
 		w := &s.watch
-		if w.last == 0 || !w.stalledAt.Equal(now) {
-			continue
+		if !w.stalledAt.Equal(now) {
+			continue // not found stalled at this look, or not looked at
 		}
 		// Still stuck at the next look (the queue did not shrink below what is left), it is
 		// drained again then, without waiting anew.
