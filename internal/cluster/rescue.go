@@ -206,7 +206,6 @@ func (h *handle) keepsUpLocked(w *worker) bool {
 func (h *handle) drainLocked(s *slotSock, n uint32, now time.Time) uint32 {
 	skip := func(w *worker) bool { return s.owners[w] || !h.keepsUpLocked(w) }
 	var took uint32
-drain:
 	for took < n {
 		i := h.pickExceptLocked(now, skip)
 		if i < 0 {
@@ -221,10 +220,10 @@ drain:
 			took++
 			continue
 		case unix.EAGAIN: // its worker took the rest
-			break drain
+			return took
 		default: // EMFILE, ENFILE, ENOBUFS...: the connection stays queued; the next look retries
 			h.g.logThrottled("accept on %s: %v", h.addr, err)
-			break drain
+			return took
 		}
 		took++
 		c := &pendingConn{fd: fd}
@@ -232,7 +231,7 @@ drain:
 			if i = h.pickExceptLocked(now, skip); i < 0 {
 				h.pending = append([]*pendingConn{c}, h.pending...)
 				h.dispatchLocked()
-				break drain
+				return took
 			}
 		}
 	}
