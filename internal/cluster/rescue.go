@@ -13,13 +13,13 @@ import (
 // expression) the connections hashed to it wait in its queue until it is free, though the
 // other workers are idle. The daemon holds every socket, so it watches their queues: a queue
 // that is not empty and has not shrunk for rescueAfter (its worker accepts nothing), while
-// another worker's queue empties or shrinks (that one keeps up), is drained by the daemon,
-// which hands the connections to the other workers as round-robin does, until the worker
-// accepts again. A worker that keeps up is never touched, and when every queue grows (the
-// whole app is saturated) there is nobody to hand to, so nothing is done either. A worker whose
-// queue stalled is given no connection by the daemon (a rescue, an orphaned socket's, a
-// refused one's) while another can take it, until it is seen accepting again or stalledFor
-// passes without a stall.
+// another worker's queue empties or shrinks (that one keeps up, unless it stalled lately), is
+// drained by the daemon, which hands the connections to the workers that keep up as
+// round-robin does, at every look while the queue stays stuck. A worker that keeps up is never
+// touched, and when no queue keeps up (the whole app is saturated) there is nobody to hand to,
+// so nothing is done either. A worker whose queue stalled is given no connection by the daemon
+// (a rescue, an orphaned socket's, a refused one's) while another can take it, until it is
+// seen accepting again or stalledFor passes without a stall.
 //
 // Watching costs a wake-up every rescueTick and one getsockopt per socket that has a worker;
 // nothing per connection.
