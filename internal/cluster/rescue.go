@@ -201,8 +201,9 @@ func (h *handle) keepsUpLocked(w *worker) bool {
 }
 
 // drainLocked accepts up to n connections waiting on s and hands each to a worker that does
-// not accept on s and keeps up with its own socket, while one has room (pickExceptLocked);
-// it returns how many it took. h.mu held.
+// not accept on s and keeps up with its own socket, while one has room (pickExceptLocked); one
+// accepted for a worker that then left, with no such worker left to take it, goes to the line
+// (dispatchLocked) and ends the drain. It returns how many it took. h.mu held.
 func (h *handle) drainLocked(s *slotSock, n uint32, now time.Time) uint32 {
 	skip := func(w *worker) bool { return s.owners[w] || !h.keepsUpLocked(w) }
 	var took uint32
