@@ -251,10 +251,8 @@ func (h *handle) dispatchLocked() {
 		if i < 0 {
 			break
 		}
-		c := h.pending[0]
-		h.pending = h.pending[1:]
-		if !h.handLocked(i, c, now) {
-			h.pending = append([]*pendingConn{c}, h.pending...) // for the next worker
+		if h.handLocked(i, h.pending[0], now) { // if not, it stays first, for the next worker
+			h.pending = h.pending[1:]
 		}
 	}
 	if len(h.pending) < maxPending {

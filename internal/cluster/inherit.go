@@ -168,13 +168,13 @@ func (s *Sockets) Restore(kept map[string]json.RawMessage, files map[string]*os.
 		if sp := s.specs[m.Index]; sp.Network == "unix" {
 			path = sp.Address
 		}
-		sf, err := socketFileFrom(f, m.Spec, path, false) // blocking, as programs expect them
+		fd, err := keptFD(f, false) // blocking, as programs expect them
 		if err != nil {
 			closeSocketFiles(out)
 			closeAll()
 			return fmt.Errorf("kept socket %s: %w", m.Spec, err)
 		}
-		out[m.Index] = sf
+		out[m.Index] = &socketFile{raw: fd, path: path} // held, as openListener opens it
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

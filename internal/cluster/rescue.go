@@ -13,13 +13,13 @@ import (
 // expression) the connections hashed to it wait in its queue until it is free, though the
 // other workers are idle. The daemon holds every socket, so it watches their queues: a queue
 // that is not empty and has not shrunk for rescueAfter (its worker accepts nothing), while
-// another worker's queue empties or shrinks (that one keeps up), is drained by the daemon,
-// which hands the connections to the other workers as round-robin does, until the worker
-// accepts again. A worker that keeps up is never touched, and when every queue grows (the
-// whole app is saturated) there is nobody to hand to, so nothing is done either. A worker whose
-// queue stalled is given no connection by the daemon (a rescue, an orphaned socket's, a
-// refused one's) while another can take it, until it is seen accepting again or stalledFor
-// passes without a stall.
+// another worker's queue empties or shrinks (that one keeps up, unless it stalled lately), is
+// drained by the daemon, which hands the connections to the workers that keep up as
+// round-robin does, at every look while the queue stays stuck. A worker that keeps up is never
+// touched, and when no queue keeps up (the whole app is saturated) there is nobody to hand to,
+// so nothing is done either. A worker whose queue stalled is given no connection by the daemon
+// (a rescue, an orphaned socket's, a refused one's) while another can take it, until it is
+// seen accepting again or stalledFor passes without a stall.
 //
 // Watching costs a wake-up every rescueTick and one getsockopt per socket that has a worker;
 // nothing per connection.
@@ -95,10 +95,17 @@ func (h *handle) watchQueues(stop <-chan struct{}) {
 	}
 }
 
-// stalledLocked reports whether w accepts on a socket whose queue stalled lately. h.mu held.
+// stalledLately reports whether the queue was found stalled less than stalledFor before at,
+// and its worker not seen accepting since.
+func (w *queueWatch) stalledLately(at time.Time) bool {
+	return !w.stalledAt.IsZero() && at.Sub(w.stalledAt) < stalledFor
+}
+
+// stalledLocked reports whether w accepts on a socket whose queue stalled lately, as of the
+// last look. h.mu held.
 func (h *handle) stalledLocked(w *worker) bool {
 	for _, s := range h.socks {
-		if s.owners[w] && !s.watch.stalledAt.IsZero() && h.lookedAt.Sub(s.watch.stalledAt) < stalledFor {
+		if s.owners[w] && s.watch.stalledLately(h.lookedAt) {
 			return true
 		}
 	}
@@ -108,8 +115,7 @@ func (h *handle) stalledLocked(w *worker) bool {
 // rescueLocked looks at every queue once and drains those whose worker has stalled. h.mu held.
 func (h *handle) rescueLocked(now time.Time) {
 	h.lookedAt = now
-	var looked []*slotSock
-	keepingUp := false
+	keepingUp := false // some worker keeps up: there is someone to hand to
 	for _, s := range h.socks {
 		w := &s.watch
 		if len(s.owners) == 0 {
@@ -144,17 +150,16 @@ func (h *handle) rescueLocked(now time.Time) {
 		}
 		// A worker keeps up when its queue is empty or shrinking, unless it stalled lately:
 		// an empty queue the daemon drained says nothing of its worker.
-		w.keepingUp = (q == 0 || accepted) && (w.stalledAt.IsZero() || now.Sub(w.stalledAt) >= stalledFor)
+		w.keepingUp = (q == 0 || accepted) && !w.stalledLately(now)
 		keepingUp = keepingUp || w.keepingUp
-		looked = append(looked, s)
 	}
-	if len(looked) < 2 || !keepingUp {
-		return
+	if !keepingUp {
+		return // (a queue found stalled does not keep up: the one that does is another's)
 	}
-	for _, s := range looked {
+	for _, s := range h.socks {
 		w := &s.watch
-		if w.last == 0 || !w.stalledAt.Equal(now) {
-			continue
+		if !w.stalledAt.Equal(now) {
+			continue // not found stalled at this look, or not looked at
 		}
 		// Still stuck at the next look (the queue did not shrink below what is left), it is
 		// drained again then, without waiting anew.
@@ -196,12 +201,12 @@ func (h *handle) keepsUpLocked(w *worker) bool {
 }
 
 // drainLocked accepts up to n connections waiting on s and hands each to a worker that does
-// not accept on s and keeps up with its own socket, while one has room (pickExceptLocked);
-// it returns how many it took. h.mu held.
+// not accept on s and keeps up with its own socket, while one has room (pickExceptLocked); one
+// accepted for a worker that then left, with no such worker left to take it, goes to the line
+// (dispatchLocked) and ends the drain. It returns how many it took. h.mu held.
 func (h *handle) drainLocked(s *slotSock, n uint32, now time.Time) uint32 {
 	skip := func(w *worker) bool { return s.owners[w] || !h.keepsUpLocked(w) }
 	var took uint32
-drain:
 	for took < n {
 		i := h.pickExceptLocked(now, skip)
 		if i < 0 {
@@ -216,10 +221,10 @@ drain:
 			took++
 			continue
 		case unix.EAGAIN: // its worker took the rest
-			break drain
+			return took
 		default: // EMFILE, ENFILE, ENOBUFS...: the connection stays queued; the next look retries
 			h.g.logThrottled("accept on %s: %v", h.addr, err)
-			break drain
+			return took
 		}
 		took++
 		c := &pendingConn{fd: fd}
@@ -227,7 +232,7 @@ drain:
 			if i = h.pickExceptLocked(now, skip); i < 0 {
 				h.pending = append([]*pendingConn{c}, h.pending...)
 				h.dispatchLocked()
-				break drain
+				return took
 			}
 		}
 	}

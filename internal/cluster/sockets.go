@@ -141,16 +141,6 @@ func newSocketFile(fd int, name, path string) (*socketFile, error) {
 	return &socketFile{f: f, rc: rc, path: path}, nil
 }
 
-// socketFileFrom takes over f, a socket the daemon's keeper kept for it (keptFD), in an
-// os.File.
-func socketFileFrom(f *os.File, name, path string, nonblock bool) (*socketFile, error) {
-	fd, err := keptFD(f, nonblock)
-	if err != nil {
-		return nil, err
-	}
-	return newSocketFile(fd, name, path) // which closes fd if it fails
-}
-
 // keptFD takes over f, a socket the daemon's keeper kept for it (docs/daemon-survival.md): it
 // returns the daemon's own copy as a raw fd, close-on-exec and outside the poller (f is closed:
 // its finalizer would close the fd it wraps), duplicated through SyscallConn rather than f.Fd(),
