@@ -61,9 +61,13 @@ func (s *Sockets) openLocked() error {
 	return nil
 }
 
+// closeSocketFiles closes files, skipping the nil slots of a set only partly taken over
+// (Restore refusing a kept set midway).
 func closeSocketFiles(files []*socketFile) {
 	for _, f := range files {
-		f.close()
+		if f != nil {
+			f.close()
+		}
 	}
 }
 
