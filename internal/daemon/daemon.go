@@ -512,7 +512,7 @@ func (d *Daemon) sampleOnce(sampler *procstat.Sampler) {
 	stats := groupStats{} // each cluster group's statistics, read once for the whole sample
 	d.sampleClusters(all, stats)
 	d.evaluateAlerts(byID, stats, now)
-	d.webSample(stats, now)
+	d.webSample(all, stats, now)
 	d.historySampled()
 }
 

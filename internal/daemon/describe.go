@@ -31,12 +31,12 @@ func (d *Daemon) listing() []listed {
 
 // Processes lists every process, by id. Secrets are masked unless reveal.
 func (d *Daemon) Processes(reveal bool) []api.Process {
-	return d.processes(reveal, groupStats{})
+	return d.describeAll(d.listing(), reveal, groupStats{})
 }
 
-// processes is Processes with the cluster statistics read so far (the sampler's).
-func (d *Daemon) processes(reveal bool, stats groupStats) []api.Process {
-	all := d.listing()
+// describeAll describes every process of a listing (the sampler's, with the cluster
+// statistics it read).
+func (d *Daemon) describeAll(all []listed, reveal bool, stats groupStats) []api.Process {
 	out := make([]api.Process, 0, len(all))
 	for _, l := range all {
 		out = append(out, d.describe(l, reveal, stats))

@@ -141,14 +141,14 @@ func (d *Daemon) webInit() *webState {
 }
 
 // webSample records the sampler's figures in the dashboard's history and wakes its streams.
-// Called by sampleOnce, with the sample's cluster statistics; nothing when the dashboard is not
-// served.
-func (d *Daemon) webSample(stats groupStats, now time.Time) {
+// Called by sampleOnce, with the sample's listing and cluster statistics; nothing when the
+// dashboard is not served.
+func (d *Daemon) webSample(all []listed, stats groupStats, now time.Time) {
 	ws := d.web.Load()
 	if ws == nil {
 		return
 	}
-	procs := d.processes(false, stats)
+	procs := d.describeAll(all, false, stats)
 	points := make(map[int]web.Point, len(procs))
 	for _, p := range procs {
 		pt := web.Point{T: now.UnixMilli(), CPU: p.CPU, Mem: p.Memory}

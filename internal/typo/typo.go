@@ -1,6 +1,6 @@
 // Package typo measures how far apart two spellings are, for the "did you mean" hints of
-// the CLI, the daemon and the ecosystem loader: one measure, so that every hint treats a typo
-// alike.
+// the daemon (an unknown app or namespace) and the ecosystem loader (an unknown attribute):
+// one measure, so that every hint treats a typo alike.
 package typo
 
 // Distance is the Damerau-Levenshtein distance between a and b, in runes: the insertions,
